@@ -1,0 +1,233 @@
+//! JSON handlers and their wire types: reports, health and the admin endpoints.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::SecondsFormat;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+use crate::cache::Deps;
+use crate::encoded::{Encoded, Quality};
+use crate::error::AppError;
+use crate::i18n::Lang;
+use crate::pages::{PER_PAGE, parse_page};
+use crate::render::title;
+use crate::reports::Report;
+
+const JSON: &str = "application/json";
+
+#[derive(Serialize)]
+struct ReportSummary {
+    id: u64,
+    created_at: String,
+    title_vi: String,
+    title_en: String,
+    excerpt_vi: String,
+    excerpt_en: String,
+    has_english: bool,
+    url: String,
+}
+
+impl ReportSummary {
+    fn new(r: &Report) -> Self {
+        ReportSummary {
+            id: r.id,
+            created_at: r.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            title_vi: title(r, Lang::Vi),
+            title_en: title(r, Lang::En),
+            excerpt_vi: r.excerpt(Lang::Vi, 220),
+            excerpt_en: r.excerpt(Lang::En, 220),
+            has_english: r.has_english(),
+            url: format!("/crypto_report/{}", r.id),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ReportPage {
+    page: u64,
+    per_page: u64,
+    pages: u64,
+    total: u64,
+    reports: Vec<ReportSummary>,
+}
+
+fn json_body<T: Serialize>(value: &T) -> Result<Encoded, AppError> {
+    let bytes = serde_json::to_vec(value).map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(Encoded::new(JSON, bytes, Quality::Fast))
+}
+
+pub async fn reports(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let page_no = parse_page(&q)?;
+    let state = s.clone();
+    let page = s
+        .pages
+        .get_or_render(format!("api:reports:{page_no}"), async move {
+            let (reports, total) = state
+                .store
+                .call(move |st| {
+                    let offset = (page_no - 1).saturating_mul(PER_PAGE);
+                    let reports = st
+                        .newest(offset, PER_PAGE as usize)?
+                        .into_iter()
+                        .filter_map(|r| st.report(r.id).transpose())
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((reports, st.count()?))
+                })
+                .await?;
+            let pages = total.div_ceil(PER_PAGE).max(1);
+            if page_no > pages {
+                return Err(AppError::NotFound);
+            }
+            let body = json_body(&ReportPage {
+                page: page_no,
+                per_page: PER_PAGE,
+                pages,
+                total,
+                reports: reports.iter().map(ReportSummary::new).collect(),
+            })?;
+            Ok((
+                body,
+                Deps {
+                    reports: Vec::new(),
+                    listing: true,
+                },
+            ))
+        })
+        .await?;
+    Ok(page.body.respond(&headers))
+}
+
+pub async fn report(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let id = match raw.parse::<u64>() {
+        Ok(id) if id > 0 => id,
+        _ => {
+            return Err(AppError::bad_request(
+                "report id must be a positive integer",
+            ));
+        }
+    };
+    let state = s.clone();
+    let page = s
+        .pages
+        .get_or_render(format!("api:report:{id}"), async move {
+            let report = state
+                .store
+                .call(move |st| st.report(id))
+                .await?
+                .ok_or(AppError::NotFound)?;
+            #[derive(Serialize)]
+            struct Full<'a> {
+                #[serde(flatten)]
+                report: &'a Report,
+                title_vi: String,
+                title_en: String,
+                url: String,
+            }
+            let body = json_body(&Full {
+                report: &report,
+                title_vi: title(&report, Lang::Vi),
+                title_en: title(&report, Lang::En),
+                url: format!("/crypto_report/{id}"),
+            })?;
+            Ok((
+                body,
+                Deps {
+                    reports: vec![id],
+                    listing: false,
+                },
+            ))
+        })
+        .await?;
+    Ok(page.body.respond(&headers))
+}
+
+pub async fn health(State(s): State<AppState>) -> Response {
+    let store = s
+        .store
+        .call(|st| {
+            st.probe()?;
+            st.count()
+        })
+        .await;
+    let cache = s.pages.stats().await;
+    let (status, store_json) = match &store {
+        Ok(count) => (
+            StatusCode::OK,
+            serde_json::json!({ "ok": true, "reports": count }),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "health probe failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({ "ok": false, "error": "store cannot be read or written" }),
+            )
+        }
+    };
+    let body = serde_json::json!({
+        "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": s.started.elapsed().as_secs(),
+        "demo": s.settings.demo,
+        "store": store_json,
+        "cache": cache,
+    });
+    (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+/// Admin endpoints need `Authorization: Bearer <token>`; without a configured token they are
+/// refused outright.
+fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(expected) = &s.settings.admin_token else {
+        return Err(AppError::Forbidden(
+            "admin endpoints are disabled: no admin token is configured",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AppError::Unauthorized)?;
+    if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+pub async fn cache_stats(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize(&s, &headers)?;
+    let stats = s.pages.stats().await;
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "l1_pages": stats })),
+    )
+        .into_response())
+}
+
+pub async fn clear_cache(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize(&s, &headers)?;
+    s.pages.clear();
+    let l2 = s.store.call(|st| st.cache_remove(None)).await?;
+    tracing::info!(l2_removed = l2, "cache cleared by admin");
+    Ok(Json(serde_json::json!({ "cleared": true, "l2_removed": l2 })).into_response())
+}

@@ -1,0 +1,224 @@
+//! In-memory page cache (L1): rendered responses with their compressed variants, bounded by
+//! bytes, one render per key under concurrent misses, invalidated by the reports they show.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+use serde::Serialize;
+
+use crate::encoded::Encoded;
+
+/// What a cached page was built from, so a change invalidates exactly the pages it affects.
+#[derive(Debug, Clone, Default)]
+pub struct Deps {
+    /// Reports whose content or position the page shows.
+    pub reports: Vec<u64>,
+    /// The page lists reports (home, list pages, feeds, the latest report), so any new or
+    /// changed report affects it.
+    pub listing: bool,
+}
+
+/// A change to the set of reports.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    /// Reports that were added or whose content changed, plus their neighbours in time
+    /// (whose previous/next links move).
+    pub reports: Vec<u64>,
+}
+
+#[derive(Debug)]
+pub struct CachedPage {
+    pub body: Encoded,
+    pub deps: Deps,
+    /// The invalidation epoch when its render started.
+    epoch: u64,
+}
+
+#[derive(Debug, Default, Serialize, Clone, Copy)]
+pub struct CacheStats {
+    pub entries: u64,
+    pub weighted_bytes: u64,
+    pub capacity_bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub renders: u64,
+    pub invalidations: u64,
+}
+
+pub struct PageCache {
+    pages: Cache<String, Arc<CachedPage>>,
+    capacity_bytes: u64,
+    /// Bumped by every invalidation; a render that straddles one is not kept.
+    epoch: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    renders: AtomicU64,
+    invalidations: AtomicU64,
+}
+
+impl PageCache {
+    pub fn new(capacity_bytes: u64, ttl: Duration) -> Self {
+        let pages = Cache::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|key: &String, page: &Arc<CachedPage>| {
+                u32::try_from(key.len() + page.body.weight()).unwrap_or(u32::MAX)
+            })
+            .time_to_live(ttl)
+            .support_invalidation_closures()
+            .build();
+        PageCache {
+            pages,
+            capacity_bytes,
+            epoch: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            renders: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
+        }
+    }
+
+    /// The cached page for `key`, or renders it. Concurrent callers for one missing key wait
+    /// for a single render; an error is returned to all of them and nothing is cached.
+    pub async fn get_or_render<E, F>(
+        &self,
+        key: String,
+        render: F,
+    ) -> Result<Arc<CachedPage>, Arc<E>>
+    where
+        E: Send + Sync + 'static,
+        F: Future<Output = Result<(Encoded, Deps), E>>,
+    {
+        if let Some(page) = self.pages.get(&key).await {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(page);
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let page = self
+            .pages
+            .try_get_with_by_ref(&key, async {
+                self.renders.fetch_add(1, Ordering::Relaxed);
+                let epoch = self.epoch.load(Ordering::Acquire);
+                let (body, deps) = render.await?;
+                Ok(Arc::new(CachedPage { body, deps, epoch }))
+            })
+            .await?;
+        if page.epoch != self.epoch.load(Ordering::Acquire) {
+            // The store changed while this page was rendered from it: serve it this once.
+            self.pages.invalidate(&key).await;
+        }
+        Ok(page)
+    }
+
+    /// Drops every page that shows one of the changed reports or lists reports.
+    pub fn invalidate(&self, change: &Change) {
+        if change.reports.is_empty() {
+            return;
+        }
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let changed = change.reports.clone();
+        let result = self.pages.invalidate_entries_if(move |_, page| {
+            page.deps.listing || page.deps.reports.iter().any(|id| changed.contains(id))
+        });
+        if result.is_err() {
+            // Only possible without support_invalidation_closures; fall back to everything.
+            self.pages.invalidate_all();
+        }
+    }
+
+    pub fn clear(&self) {
+        self.invalidations.fetch_add(1, Ordering::Relaxed);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.pages.invalidate_all();
+    }
+
+    pub async fn stats(&self) -> CacheStats {
+        self.pages.run_pending_tasks().await;
+        CacheStats {
+            entries: self.pages.entry_count(),
+            weighted_bytes: self.pages.weighted_size(),
+            capacity_bytes: self.capacity_bytes,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            renders: self.renders.load(Ordering::Relaxed),
+            invalidations: self.invalidations.load(Ordering::Relaxed),
+        }
+    }
+
+    #[cfg(test)]
+    async fn contains(&self, key: &str) -> bool {
+        self.pages.run_pending_tasks().await;
+        self.pages.contains_key(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encoded::Quality;
+    use std::sync::atomic::AtomicUsize;
+
+    fn page(text: &str) -> Encoded {
+        Encoded::new("text/plain", text.to_owned(), Quality::Fast)
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_render_once() {
+        let cache = Arc::new(PageCache::new(1 << 20, Duration::from_secs(60)));
+        let renders = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let cache = Arc::clone(&cache);
+            let renders = Arc::clone(&renders);
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_render("k".into(), async {
+                        renders.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        Ok::<_, ()>((page("hello"), Deps::default()))
+                    })
+                    .await
+                    .map(|p| p.body.identity().clone())
+            }));
+        }
+        for t in tasks {
+            assert_eq!(&t.await.expect("join").expect("render")[..], b"hello");
+        }
+        assert_eq!(renders.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn errors_are_not_cached() {
+        let cache = PageCache::new(1 << 20, Duration::from_secs(60));
+        let failed = cache
+            .get_or_render("k".into(), async { Err::<(Encoded, Deps), _>("boom") })
+            .await;
+        assert!(failed.is_err());
+        assert!(!cache.contains("k").await);
+    }
+
+    #[tokio::test]
+    async fn invalidation_hits_only_affected_pages() {
+        let cache = PageCache::new(1 << 20, Duration::from_secs(60));
+        let entries = [
+            ("report-1", vec![1, 2], false),
+            ("report-5", vec![5], false),
+            ("list", vec![], true),
+        ];
+        for (key, reports, listing) in entries {
+            cache
+                .get_or_render(key.into(), async move {
+                    Ok::<_, ()>((page(key), Deps { reports, listing }))
+                })
+                .await
+                .expect("render");
+        }
+        cache.invalidate(&Change { reports: vec![2] });
+        assert!(!cache.contains("report-1").await);
+        assert!(cache.contains("report-5").await);
+        assert!(!cache.contains("list").await);
+    }
+}

@@ -1,0 +1,294 @@
+//! Command line and environment configuration: parsing, fallbacks, validation, redaction.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// A value that must never reach a log line, an error message or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Never fails: clap echoes rejected values, so secrets are validated after parsing.
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "crypto-report",
+    version,
+    about = "Publishes crypto market reports next to a live market dashboard",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `serve`, which runs when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the production server (the default).
+    Serve(ServeArgs),
+    /// Run the server on a throw-away store seeded with the bundled sample reports and a
+    /// simulated market feed. Makes no outbound connection.
+    Demo(DemoArgs),
+    /// Import reports from a JSONL file into the store.
+    Import(ImportArgs),
+    /// Export every report of the store to a JSONL file.
+    Export(ExportArgs),
+    /// Open the store read-only, verify it and print what it holds.
+    Check(StoreArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub market: MarketArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// Source to import from: a `.jsonl` file, one report per line.
+    #[arg(long)]
+    pub from: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// File to write, one report per line (`-` for standard output).
+    #[arg(long)]
+    pub to: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Directory that holds the store file `crypto-report.redb`.
+    #[arg(long, env = "CR_DATA_DIR", default_value = "crypto-report-data")]
+    pub data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join(crate::store::FILE_NAME)
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HttpArgs {
+    /// Address to listen on [default: 127.0.0.1:8000, or HOST and PORT].
+    #[arg(long, env = "CR_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Public base URL used in RSS, the sitemap and robots.txt.
+    #[arg(long, env = "CR_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+    /// Bearer token for the admin endpoints; they are refused while it is unset.
+    #[arg(long, env = "CR_ADMIN_TOKEN")]
+    pub admin_token: Option<Secret>,
+    /// Memory budget of the in-process page cache, in MiB.
+    #[arg(long, env = "CR_CACHE_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub cache_mb: u64,
+    /// Most simultaneous connections; further ones wait in the kernel's backlog.
+    #[arg(long, env = "CR_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
+    pub max_connections: u64,
+    /// Seconds a request may take before it is answered with 408.
+    #[arg(long, env = "CR_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_timeout: u64,
+}
+
+impl HttpArgs {
+    /// The listen address: the flag or `CR_LISTEN`, else the upstream's `HOST`/`PORT`.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        if let Some(addr) = self.listen {
+            return Ok(addr);
+        }
+        let host = match std::env::var("HOST") {
+            Ok(h) => IpAddr::from_str(h.trim()).map_err(|_| ConfigError::new("HOST", &h))?,
+            Err(_) => IpAddr::from([127, 0, 0, 1]),
+        };
+        let port = match std::env::var("PORT") {
+            Ok(p) => p.trim().parse().map_err(|_| ConfigError::new("PORT", &p))?,
+            Err(_) => 8000,
+        };
+        Ok(SocketAddr::new(host, port))
+    }
+
+    /// Checks what clap cannot check without echoing a secret.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(token) = &self.admin_token
+            && token.expose().len() < 16
+        {
+            return Err(ConfigError {
+                option: "--admin-token / CR_ADMIN_TOKEN",
+                reason: "must be at least 16 characters long".into(),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn public_url_or(&self, listen: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout)
+    }
+}
+
+/// Provider credentials and base URLs of the market refresher.
+#[derive(Args, Debug, Clone)]
+pub struct MarketArgs {
+    /// CoinGecko demo API key (sent as `x-cg-demo-api-key`).
+    #[arg(long, env = "CR_COINGECKO_API_KEY")]
+    pub coingecko_api_key: Option<Secret>,
+    /// CoinGecko pro API key; switches to the pro host.
+    #[arg(long, env = "CR_COINGECKO_PRO_API_KEY")]
+    pub coingecko_pro_api_key: Option<Secret>,
+    /// CoinMarketCap API key [fallback: CMC_API_KEY].
+    #[arg(long, env = "CR_CMC_API_KEY")]
+    pub cmc_api_key: Option<Secret>,
+    /// TAAPI.IO secret [fallback: TAAPI_SECRET].
+    #[arg(long, env = "CR_TAAPI_SECRET")]
+    pub taapi_secret: Option<Secret>,
+    /// Finnhub API key [fallback: FINNHUB_API_KEY].
+    #[arg(long, env = "CR_FINNHUB_API_KEY")]
+    pub finnhub_api_key: Option<Secret>,
+}
+
+impl MarketArgs {
+    /// Fills unset keys from the upstream project's variable names.
+    pub fn with_upstream_fallbacks(mut self) -> Self {
+        let fallback = |current: &mut Option<Secret>, name: &str| {
+            if current.is_none() {
+                *current = std::env::var(name)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                    .map(Secret);
+            }
+        };
+        fallback(&mut self.cmc_api_key, "CMC_API_KEY");
+        fallback(&mut self.taapi_secret, "TAAPI_SECRET");
+        fallback(&mut self.finnhub_api_key, "FINNHUB_API_KEY");
+        self
+    }
+}
+
+/// An option whose value cannot be used; names the option, never echoes a secret.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {option}: {reason}")]
+pub struct ConfigError {
+    pub option: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(option: &'static str, value: &str) -> Self {
+        Self {
+            option,
+            reason: format!("{value:?} is not valid"),
+        }
+    }
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let trimmed = s.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) || rest.contains(['?', '#']) {
+        return Err("must be an absolute URL without query or fragment".into());
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let s = Secret::new("hunter2-very-secret");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        let args = MarketArgs {
+            coingecko_api_key: None,
+            coingecko_pro_api_key: None,
+            cmc_api_key: Some(s),
+            taapi_secret: None,
+            finnhub_api_key: None,
+        };
+        assert!(!format!("{args:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn public_url_is_validated_and_normalised() {
+        assert_eq!(
+            parse_public_url("https://example.org/").as_deref(),
+            Ok("https://example.org")
+        );
+        assert!(parse_public_url("example.org").is_err());
+        assert!(parse_public_url("https://").is_err());
+        assert!(parse_public_url("https://a.b/?x=1").is_err());
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let err = Cli::try_parse_from(["crypto-report", "serve", "--listen", "nonsense"])
+            .expect_err("must fail");
+        assert!(err.to_string().contains("--listen"), "{err}");
+        let cli = Cli::try_parse_from(["crypto-report", "--admin-token", "short-secret"])
+            .expect("parses");
+        let err = cli.serve.http.validate().expect_err("too short");
+        assert!(err.to_string().contains("CR_ADMIN_TOKEN"), "{err}");
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+    }
+
+    #[test]
+    fn no_subcommand_means_serve() {
+        let cli = Cli::try_parse_from(["crypto-report", "--cache-mb", "8"]).expect("parses");
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.http.cache_mb, 8);
+    }
+}

@@ -1,0 +1,99 @@
+//! The one error type at the HTTP edge. Its response carries only a status and a short
+//! message; the `error_pages` middleware turns it into a localized HTML page or JSON.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::render::RenderError;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    TooManyRequests(&'static str),
+    #[error("temporarily unavailable")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// Marks a response as an error for the middleware that dresses it.
+#[derive(Debug, Clone)]
+pub struct ErrorMarker {
+    pub status: StatusCode,
+    /// Safe to show a client.
+    pub message: String,
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        AppError::BadRequest(message.into())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Locked(_) | StoreError::Join(_) => AppError::Unavailable(e.to_string()),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<RenderError> for AppError {
+    fn from(e: RenderError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<Arc<AppError>> for AppError {
+    fn from(e: Arc<AppError>) -> Self {
+        (*e).clone()
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            AppError::Internal(detail) | AppError::Unavailable(detail) => {
+                tracing::error!(%status, detail, "request failed");
+            }
+            _ => tracing::debug!(%status, error = %self, "request refused"),
+        }
+        let message = self.to_string();
+        let mut response = (status, message.clone()).into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorMarker { status, message });
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,271 @@
+//! Reader languages: negotiation, UI strings and dates shown in the audience's time zone.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    Vi,
+    En,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 2] = [Lang::Vi, Lang::En];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Vi => "vi",
+            Lang::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "vi" => Some(Lang::Vi),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    pub fn other(self) -> Lang {
+        match self {
+            Lang::Vi => Lang::En,
+            Lang::En => Lang::Vi,
+        }
+    }
+
+    /// `?lang=`, then the `lang` cookie, then `Accept-Language`, then Vietnamese.
+    pub fn negotiate(query: Option<&str>, cookie: Option<&str>, accept: Option<&str>) -> Lang {
+        query
+            .and_then(Lang::parse)
+            .or_else(|| cookie.and_then(Lang::parse))
+            .or_else(|| accept.and_then(from_accept_language))
+            .unwrap_or(Lang::Vi)
+    }
+}
+
+/// Picks the supported language with the highest q-value (ties go to the earlier entry).
+fn from_accept_language(header: &str) -> Option<Lang> {
+    let mut best: Option<(Lang, f32)> = None;
+    for item in header.split(',') {
+        let mut parts = item.split(';');
+        let tag = parts.next().unwrap_or("").trim();
+        let primary = tag.split('-').next().unwrap_or("");
+        let q = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if let Some(lang) = Lang::parse(primary)
+            && q > 0.0
+            && best.is_none_or(|(_, bq)| q > bq)
+        {
+            best = Some((lang, q));
+        }
+    }
+    best.map(|(l, _)| l)
+}
+
+/// The audience's clock: Vietnam, UTC+7, no daylight saving.
+pub fn local_offset() -> FixedOffset {
+    FixedOffset::east_opt(7 * 3600).expect("UTC+7 is a valid offset")
+}
+
+const MONTHS_EN: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+
+/// A calendar date as readers write it: "20 tháng 11, 2026" / "November 20, 2026".
+pub fn format_date(at: DateTime<Utc>, lang: Lang) -> String {
+    let t = at.with_timezone(&local_offset());
+    match lang {
+        Lang::Vi => format!("{} tháng {}, {}", t.day(), t.month(), t.year()),
+        Lang::En => format!(
+            "{} {}, {}",
+            MONTHS_EN[t.month0() as usize],
+            t.day(),
+            t.year()
+        ),
+    }
+}
+
+/// Date and time with the zone label: "20/11/2026 15:00 (UTC+7)" / "Nov 20, 2026, 15:00 (UTC+7)".
+pub fn format_datetime(at: DateTime<Utc>, lang: Lang) -> String {
+    let t = at.with_timezone(&local_offset());
+    match lang {
+        Lang::Vi => format!(
+            "{:02}/{:02}/{} {:02}:{:02} (UTC+7)",
+            t.day(),
+            t.month(),
+            t.year(),
+            t.hour(),
+            t.minute()
+        ),
+        Lang::En => format!(
+            "{} {}, {}, {:02}:{:02} (UTC+7)",
+            &MONTHS_EN[t.month0() as usize][..3],
+            t.day(),
+            t.year(),
+            t.hour(),
+            t.minute()
+        ),
+    }
+}
+
+/// UI strings: key, Vietnamese, English. Templates use `t.<key>`; the page script swaps them.
+const STRINGS: &[(&str, &str, &str)] = &[
+    ("site_name", "Báo cáo Crypto", "Crypto Report"),
+    (
+        "site_tagline",
+        "Phân tích thị trường tiền mã hoá mỗi ngày",
+        "Daily crypto market analysis",
+    ),
+    ("nav_home", "Trang chủ", "Home"),
+    ("nav_latest", "Báo cáo mới nhất", "Latest report"),
+    ("nav_reports", "Tất cả báo cáo", "All reports"),
+    (
+        "toggle_theme",
+        "Đổi giao diện sáng/tối",
+        "Toggle light/dark theme",
+    ),
+    ("toggle_lang", "Switch to English", "Chuyển sang tiếng Việt"),
+    ("toggle_lang_short", "EN", "VI"),
+    (
+        "report_title",
+        "Báo cáo thị trường crypto",
+        "Crypto market report",
+    ),
+    ("published", "Xuất bản", "Published"),
+    ("toc", "Mục lục", "Contents"),
+    ("read_report", "Đọc báo cáo", "Read the report"),
+    ("recent_reports", "Báo cáo gần đây", "Recent reports"),
+    ("latest_report", "Báo cáo mới nhất", "Latest report"),
+    ("all_reports", "Xem tất cả báo cáo", "See all reports"),
+    ("prev_report", "Báo cáo trước", "Previous report"),
+    ("next_report", "Báo cáo sau", "Next report"),
+    ("print_pdf", "In / Lưu PDF", "Print / Save as PDF"),
+    ("print", "In", "Print"),
+    ("back_to_report", "Quay lại báo cáo", "Back to the report"),
+    ("no_reports", "Chưa có báo cáo nào.", "No reports yet."),
+    ("reports_total", "Tổng số báo cáo", "Reports in total"),
+    ("page", "Trang", "Page"),
+    ("page_prev", "Trang trước", "Previous page"),
+    ("page_next", "Trang sau", "Next page"),
+    (
+        "english_missing",
+        "Báo cáo này chỉ có bản tiếng Việt.",
+        "This report is only available in Vietnamese.",
+    ),
+    ("market_title", "Thị trường", "Market"),
+    (
+        "market_pending",
+        "Bảng thị trường trực tiếp sẽ hiển thị tại đây.",
+        "The live market dashboard appears here.",
+    ),
+    (
+        "disclaimer_title",
+        "Tuyên bố miễn trừ trách nhiệm",
+        "Disclaimer",
+    ),
+    (
+        "disclaimer",
+        "Nội dung chỉ nhằm mục đích thông tin, không phải lời khuyên đầu tư. Tiền mã hoá biến động mạnh; hãy tự nghiên cứu trước khi quyết định.",
+        "This content is for information only and is not investment advice. Crypto assets are highly volatile; do your own research before deciding.",
+    ),
+    ("error_400_title", "Yêu cầu không hợp lệ", "Bad request"),
+    (
+        "error_400_text",
+        "Địa chỉ này không hợp lệ. Hãy kiểm tra lại đường dẫn.",
+        "This address is not valid. Please check the link.",
+    ),
+    ("error_404_title", "Không tìm thấy", "Not found"),
+    (
+        "error_404_text",
+        "Trang bạn tìm không tồn tại hoặc đã bị xoá.",
+        "The page you are looking for does not exist or was removed.",
+    ),
+    ("error_500_title", "Lỗi máy chủ", "Server error"),
+    (
+        "error_500_text",
+        "Đã có lỗi xảy ra. Vui lòng thử lại sau.",
+        "Something went wrong. Please try again later.",
+    ),
+    (
+        "error_503_title",
+        "Tạm thời không khả dụng",
+        "Temporarily unavailable",
+    ),
+    (
+        "error_503_text",
+        "Máy chủ đang bận. Vui lòng thử lại sau giây lát.",
+        "The server is busy. Please try again shortly.",
+    ),
+    ("go_home", "Về trang chủ", "Go to the home page"),
+    ("skip_to_content", "Bỏ qua đến nội dung", "Skip to content"),
+    ("report_frame_title", "Nội dung báo cáo", "Report content"),
+    (
+        "time_zone_note",
+        "Giờ Việt Nam (UTC+7)",
+        "Vietnam time (UTC+7)",
+    ),
+];
+
+/// The UI strings of one language, keyed for templates and the page script.
+pub fn strings(lang: Lang) -> BTreeMap<&'static str, &'static str> {
+    STRINGS
+        .iter()
+        .map(|(k, vi, en)| (*k, if lang == Lang::Vi { *vi } else { *en }))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation_order() {
+        assert_eq!(Lang::negotiate(Some("en"), Some("vi"), None), Lang::En);
+        assert_eq!(Lang::negotiate(Some("xx"), Some("en"), None), Lang::En);
+        assert_eq!(
+            Lang::negotiate(None, None, Some("fr, en-US;q=0.8")),
+            Lang::En
+        );
+        assert_eq!(
+            Lang::negotiate(None, None, Some("en;q=0.5, vi;q=0.9")),
+            Lang::Vi
+        );
+        assert_eq!(Lang::negotiate(None, None, Some("en;q=0")), Lang::Vi);
+        assert_eq!(Lang::negotiate(None, None, None), Lang::Vi);
+    }
+
+    #[test]
+    fn dates_are_shown_in_vietnam_time() {
+        let at: DateTime<Utc> = "2026-11-20T20:30:00Z".parse().expect("valid");
+        assert_eq!(format_date(at, Lang::Vi), "21 tháng 11, 2026");
+        assert_eq!(format_date(at, Lang::En), "November 21, 2026");
+        assert_eq!(format_datetime(at, Lang::Vi), "21/11/2026 03:30 (UTC+7)");
+        assert_eq!(format_datetime(at, Lang::En), "Nov 21, 2026, 03:30 (UTC+7)");
+    }
+
+    #[test]
+    fn both_languages_have_every_key() {
+        let vi = strings(Lang::Vi);
+        let en = strings(Lang::En);
+        assert_eq!(vi.len(), STRINGS.len(), "duplicate key");
+        assert_eq!(vi.keys().collect::<Vec<_>>(), en.keys().collect::<Vec<_>>());
+        assert!(vi.values().chain(en.values()).all(|v| !v.is_empty()));
+    }
+}

@@ -1,0 +1,168 @@
+//! crypto-report: AI-written crypto market reports next to a live market dashboard, served
+//! from one binary over one embedded redb store.
+
+pub mod api;
+pub mod assets;
+pub mod cache;
+pub mod config;
+pub mod demo;
+pub mod encoded;
+pub mod error;
+pub mod i18n;
+pub mod import;
+pub mod pages;
+pub mod render;
+pub mod reports;
+pub mod routes;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+
+use crate::assets::Assets;
+use crate::cache::{Change, PageCache};
+use crate::config::Secret;
+use crate::render::Renderer;
+use crate::store::{ReportRef, Store, StoreError, UpsertOutcome};
+
+pub use crate::routes::app;
+
+/// Settings the request handlers need, fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub admin_token: Option<Secret>,
+    pub public_url: String,
+    pub cache_bytes: u64,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    /// Running `demo`: market data is simulated and badged as such.
+    pub demo: bool,
+}
+
+impl Settings {
+    pub fn new(public_url: impl Into<String>) -> Settings {
+        Settings {
+            admin_token: None,
+            public_url: public_url.into(),
+            cache_bytes: 64 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+            demo: false,
+        }
+    }
+}
+
+/// Everything a handler can reach; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub pages: Arc<PageCache>,
+    pub assets: Arc<Assets>,
+    pub renderer: Arc<Renderer>,
+    pub settings: Arc<Settings>,
+    pub started: Instant,
+}
+
+/// How long a rendered page may live in memory even without an invalidation.
+const PAGE_TTL: Duration = Duration::from_secs(600);
+
+impl AppState {
+    pub fn new(store: Store, settings: Settings) -> Result<AppState, render::RenderError> {
+        let assets = Assets::load();
+        let renderer = Renderer::new(&assets, &settings.public_url)?;
+        Ok(AppState {
+            store: Arc::new(store),
+            pages: Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL)),
+            assets: Arc::new(assets),
+            renderer: Arc::new(renderer),
+            settings: Arc::new(settings),
+            started: Instant::now(),
+        })
+    }
+
+    /// Stores reports and invalidates exactly the cached pages they affect.
+    pub async fn publish(
+        &self,
+        batch: Vec<reports::Report>,
+        cursor: Option<(String, u64)>,
+    ) -> Result<Vec<UpsertOutcome>, StoreError> {
+        let (outcomes, change) = self
+            .store
+            .call(move |s| {
+                let outcomes =
+                    s.upsert_reports(&batch, cursor.as_ref().map(|(k, v)| (k.as_str(), *v)))?;
+                let change = affected(s, &batch, &outcomes)?;
+                Ok((outcomes, change))
+            })
+            .await?;
+        self.pages.invalidate(&change);
+        Ok(outcomes)
+    }
+}
+
+/// The reports whose pages change when `batch` lands: the changed ones and their neighbours.
+pub fn affected(
+    store: &Store,
+    batch: &[reports::Report],
+    outcomes: &[UpsertOutcome],
+) -> Result<Change, StoreError> {
+    let mut ids = Vec::new();
+    for (report, outcome) in batch.iter().zip(outcomes) {
+        if *outcome == UpsertOutcome::Unchanged {
+            continue;
+        }
+        ids.push(report.id);
+        let (older, newer) = store.neighbours(report)?;
+        ids.extend(
+            [older, newer]
+                .into_iter()
+                .flatten()
+                .map(|r: ReportRef| r.id),
+        );
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(Change { reports: ids })
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let max = state.settings.max_connections;
+    let router = app(state);
+    let listener = routes::LimitedListener::new(listener, max);
+    axum::serve(listener, router.into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received, draining connections");
+}

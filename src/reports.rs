@@ -1,0 +1,366 @@
+//! Report domain: the generator's data model, validation, language fallbacks and section outline.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::i18n::Lang;
+
+/// Largest report accepted (all text fields together); real reports are well under 1 MiB.
+pub const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;
+
+/// One report, as the generator writes it (column names kept).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub id: u64,
+    pub html_content: String,
+    pub css_content: Option<String>,
+    pub js_content: Option<String>,
+    pub html_content_en: Option<String>,
+    pub js_content_en: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum InvalidReport {
+    #[error("id must be a positive integer")]
+    BadId,
+    #[error("html_content is empty")]
+    EmptyHtml,
+    #[error("report is {0} bytes, more than the {MAX_REPORT_BYTES} allowed")]
+    TooLarge(usize),
+    #[error("{0} contains a NUL character")]
+    NulByte(&'static str),
+}
+
+/// One `<section id>` of a report with its heading, for the table of contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Section {
+    pub id: String,
+    pub title: String,
+}
+
+impl Report {
+    pub fn validate(&self) -> Result<(), InvalidReport> {
+        if self.id == 0 || self.id > i64::MAX as u64 {
+            return Err(InvalidReport::BadId);
+        }
+        if self.html_content.trim().is_empty() {
+            return Err(InvalidReport::EmptyHtml);
+        }
+        let size = self.byte_len();
+        if size > MAX_REPORT_BYTES {
+            return Err(InvalidReport::TooLarge(size));
+        }
+        for (name, text) in self.text_fields() {
+            if text.contains('\0') {
+                return Err(InvalidReport::NulByte(name));
+            }
+        }
+        Ok(())
+    }
+
+    fn text_fields(&self) -> [(&'static str, &str); 5] {
+        fn opt(o: &Option<String>) -> &str {
+            o.as_deref().unwrap_or("")
+        }
+        [
+            ("html_content", &self.html_content),
+            ("css_content", opt(&self.css_content)),
+            ("js_content", opt(&self.js_content)),
+            ("html_content_en", opt(&self.html_content_en)),
+            ("js_content_en", opt(&self.js_content_en)),
+        ]
+    }
+
+    pub fn byte_len(&self) -> usize {
+        self.text_fields().iter().map(|(_, t)| t.len()).sum()
+    }
+
+    /// Hash of everything a reader sees; decides "updated" versus "unchanged" on import.
+    pub fn content_hash(&self) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        for (_, text) in self.text_fields() {
+            h.update(&(text.len() as u64).to_le_bytes());
+            h.update(text.as_bytes());
+        }
+        h.update(&self.created_at.timestamp_micros().to_le_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    pub fn has_english(&self) -> bool {
+        self.html_content_en
+            .as_deref()
+            .is_some_and(|h| !h.trim().is_empty())
+    }
+
+    /// The language whose HTML is shown for a reader of `lang` (English falls back to Vietnamese).
+    pub fn content_lang(&self, lang: Lang) -> Lang {
+        match lang {
+            Lang::En if self.has_english() => Lang::En,
+            _ => Lang::Vi,
+        }
+    }
+
+    pub fn html(&self, lang: Lang) -> &str {
+        match self.content_lang(lang) {
+            Lang::En => self
+                .html_content_en
+                .as_deref()
+                .unwrap_or(&self.html_content),
+            Lang::Vi => &self.html_content,
+        }
+    }
+
+    pub fn sections(&self, lang: Lang) -> Vec<Section> {
+        sections(self.html(lang))
+    }
+
+    /// Plain-text opening of the report for lists and feeds, at most `max_chars` characters.
+    pub fn excerpt(&self, lang: Lang, max_chars: usize) -> String {
+        excerpt(self.html(lang), max_chars)
+    }
+}
+
+/// Lists the `<section id="…">` blocks of a report with the text of their first `<h2>`.
+pub fn sections(html: &str) -> Vec<Section> {
+    let lower = html.to_ascii_lowercase();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(start) = lower[pos..].find("<section").map(|i| i + pos) {
+        let Some(tag_end) = lower[start..].find('>').map(|i| i + start) else {
+            break;
+        };
+        pos = tag_end + 1;
+        let Some(id) = attribute(&html[start..tag_end], "id") else {
+            continue;
+        };
+        let next_section = lower[pos..]
+            .find("<section")
+            .map_or(lower.len(), |i| i + pos);
+        let title = lower[pos..next_section]
+            .find("<h2")
+            .map(|i| i + pos)
+            .and_then(|h| {
+                let open_end = lower[h..].find('>')? + h + 1;
+                let close = lower[open_end..].find("</h2")? + open_end;
+                Some(plain_text(&html[open_end..close]))
+            })
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| id.clone());
+        out.push(Section { id, title });
+    }
+    out
+}
+
+/// Value of an attribute inside one start tag (quoted with `"` or `'`), entity-decoded.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(name).map(|i| i + from) {
+        from = i + name.len();
+        let preceded = lower[..i].chars().last().is_some_and(char::is_whitespace);
+        let rest = lower[from..].trim_start();
+        if !preceded || !rest.starts_with('=') {
+            continue;
+        }
+        let value_start = tag.len() - rest.len() + 1;
+        let value = tag[value_start..].trim_start();
+        let quote = value.chars().next()?;
+        let inner = if quote == '"' || quote == '\'' {
+            let end = value[1..].find(quote)? + 1;
+            &value[1..end]
+        } else {
+            value.split(|c: char| c.is_whitespace()).next()?
+        };
+        return Some(decode_entities(inner));
+    }
+    None
+}
+
+/// Text content of an HTML fragment: tags, comments, scripts and styles removed, whitespace folded.
+pub fn plain_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let lower = html.to_ascii_lowercase();
+    let mut i = 0;
+    while i < html.len() {
+        let rest = &lower[i..];
+        if rest.starts_with("<!--") {
+            i += rest.find("-->").map_or(rest.len(), |e| e + 3);
+        } else if rest.starts_with("<script") || rest.starts_with("<style") {
+            let close = if rest.starts_with("<script") {
+                "</script"
+            } else {
+                "</style"
+            };
+            i += rest.find(close).map_or(rest.len(), |e| e + close.len());
+            i += lower[i..].find('>').map_or(lower.len() - i, |e| e + 1);
+        } else if rest.starts_with('<') {
+            i += rest.find('>').map_or(rest.len(), |e| e + 1);
+            out.push(' ');
+        } else {
+            let end = rest.find('<').map_or(html.len(), |e| e + i);
+            out.push_str(&html[i..end]);
+            i = end;
+        }
+    }
+    decode_entities(&out)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn excerpt(html: &str, max_chars: usize) -> String {
+    // Skip headings: the excerpt is the first prose, not the section titles.
+    let lower = html.to_ascii_lowercase();
+    let body_start = lower.find("<p").unwrap_or(0);
+    let text = plain_text(&html[body_start..]);
+    if text.chars().count() <= max_chars {
+        return text;
+    }
+    let cut: String = text.chars().take(max_chars).collect();
+    let trimmed = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
+    format!("{}…", trimmed.trim_end_matches([',', '.', ';', ':']))
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..semi];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" | "#39" => Some('\''),
+            "nbsp" => Some(' '),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+pub(crate) fn sample(id: u64, created_at: &str) -> Report {
+    Report {
+        id,
+        html_content: format!(
+            "<section id=\"tong-quan\"><h2>Tổng quan {id}</h2><p>Thị trường &amp; xu hướng.</p></section>"
+        ),
+        css_content: None,
+        js_content: None,
+        html_content_en: Some(format!(
+            "<section id=\"overview\"><h2>Overview {id}</h2><p>Market &amp; trend.</p></section>"
+        )),
+        js_content_en: None,
+        created_at: created_at.parse().expect("valid timestamp"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_take_ids_and_headings() {
+        let html = r#"<section id="a"><h2 class="x"><i class="fas fa-coins"></i> Giá &amp; <b>cung</b></h2></section>
+            <SECTION data-x='1' id='b-2'><p>no heading</p></SECTION><section><h2>no id</h2></section>"#;
+        assert_eq!(
+            sections(html),
+            vec![
+                Section {
+                    id: "a".into(),
+                    title: "Giá & cung".into()
+                },
+                Section {
+                    id: "b-2".into(),
+                    title: "b-2".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn attribute_matching_needs_a_word_boundary() {
+        assert_eq!(
+            attribute(r#"<section data-id="x" id="y""#, "id"),
+            Some("y".into())
+        );
+        assert_eq!(attribute(r#"<section grid="x""#, "id"), None);
+    }
+
+    #[test]
+    fn plain_text_drops_markup_scripts_and_comments() {
+        let html = "<p>A<script>var x='<p>';</script> b <!-- CHART_DATA: {} --><style>p{}</style>&lt;c&gt;</p>";
+        assert_eq!(plain_text(html), "A b <c>");
+    }
+
+    #[test]
+    fn english_falls_back_to_vietnamese() {
+        let mut r = sample(1, "2026-11-20T08:00:00Z");
+        assert_eq!(r.content_lang(Lang::En), Lang::En);
+        r.html_content_en = Some("  ".into());
+        assert_eq!(r.content_lang(Lang::En), Lang::Vi);
+        assert!(r.html(Lang::En).contains("Tổng quan"));
+    }
+
+    #[test]
+    fn validation_rejects_empty_and_oversized() {
+        let mut r = sample(1, "2026-11-20T08:00:00Z");
+        assert_eq!(r.validate(), Ok(()));
+        r.html_content = " \n".into();
+        assert_eq!(r.validate(), Err(InvalidReport::EmptyHtml));
+        r.html_content = "x".repeat(MAX_REPORT_BYTES + 1);
+        assert!(matches!(r.validate(), Err(InvalidReport::TooLarge(_))));
+        r.html_content = "a\0b".into();
+        assert_eq!(r.validate(), Err(InvalidReport::NulByte("html_content")));
+        r.html_content = "ok".into();
+        r.id = 0;
+        assert_eq!(r.validate(), Err(InvalidReport::BadId));
+    }
+
+    #[test]
+    fn excerpt_is_cut_on_a_word() {
+        let r = sample(1, "2026-11-20T08:00:00Z");
+        assert_eq!(r.excerpt(Lang::En, 100), "Market & trend.");
+        assert_eq!(r.excerpt(Lang::En, 9), "Market &…");
+    }
+
+    #[test]
+    fn content_hash_tracks_every_field() {
+        let a = sample(1, "2026-11-20T08:00:00Z");
+        let mut b = a.clone();
+        assert_eq!(a.content_hash(), b.content_hash());
+        b.js_content = Some(String::new());
+        // An empty field and a missing one render the same.
+        assert_eq!(a.content_hash(), b.content_hash());
+        b.css_content = Some("p{}".into());
+        assert_ne!(a.content_hash(), b.content_hash());
+    }
+}

@@ -1,0 +1,258 @@
+//! Every route and middleware layer on one screen, plus the connection-capped listener.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ErrorMarker;
+use crate::{AppState, api, pages};
+
+/// The site's own pages run no inline script and load nothing from elsewhere.
+const SITE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'";
+
+/// Largest request body accepted anywhere (only admin POSTs carry one).
+const MAX_BODY: usize = 64 * 1024;
+
+pub fn app(state: AppState) -> Router {
+    let timeout = state.settings.request_timeout;
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/crypto_report", get(pages::latest))
+        .route("/crypto_report/{id}", get(pages::report))
+        .route("/crypto_report/{id}/frame", get(pages::frame))
+        .route("/crypto_report/{id}/pdf", get(pages::print))
+        .route("/pdf-template/{id}", get(pages::print))
+        .route("/crypto_reports_list", get(pages::list))
+        .route("/rss.xml", get(pages::rss))
+        .route("/rss", get(pages::rss))
+        .route("/sitemap.xml", get(pages::sitemap))
+        .route("/robots.txt", get(pages::robots))
+        .route("/assets/{*path}", get(pages::asset))
+        .route("/favicon.ico", get(pages::favicon))
+        .route("/api/reports", get(api::reports))
+        .route("/api/reports/{id}", get(api::report))
+        .route("/health", get(api::health))
+        .route("/cache-stats", get(api::cache_stats))
+        .route("/admin/cache/stats", get(api::cache_stats))
+        .route("/clear-cache", post(api::clear_cache))
+        .route("/admin/cache/clear", post(api::clear_cache))
+        .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), error_pages))
+        .layer(middleware::from_fn(security_headers))
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("<unmatched>", MatchedPath::as_str);
+                tracing::info_span!("request", method = %req.method(), route, status = tracing::field::Empty)
+            }).on_response(|res: &Response, latency: std::time::Duration, span: &tracing::Span| {
+                span.record("status", res.status().as_u16());
+                tracing::debug!(latency_us = latency.as_micros() as u64, "response");
+            }),
+        )
+        .with_state(state)
+}
+
+/// Dresses error responses: a localized HTML page for browsers, JSON for the API.
+async fn error_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let lang = pages::reader_lang(req.uri().query(), req.headers());
+    let response = next.run(req).await;
+    let marker = match response.extensions().get::<ErrorMarker>() {
+        Some(m) => m.clone(),
+        None if response.status() == StatusCode::METHOD_NOT_ALLOWED => ErrorMarker {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: "method not allowed".into(),
+        },
+        None => return response,
+    };
+    let mut dressed = if wants_json(&path) {
+        (
+            marker.status,
+            axum::Json(
+                serde_json::json!({ "error": marker.message, "status": marker.status.as_u16() }),
+            ),
+        )
+            .into_response()
+    } else {
+        match state.renderer.error(lang, marker.status.as_u16()) {
+            Ok(html) => (
+                marker.status,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html,
+            )
+                .into_response(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot render the error page");
+                (marker.status, marker.message).into_response()
+            }
+        }
+    };
+    for name in [header::WWW_AUTHENTICATE, header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = response.headers().get(&name) {
+            dressed.headers_mut().insert(name, v.clone());
+        }
+    }
+    dressed
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    dressed
+}
+
+fn wants_json(path: &str) -> bool {
+    path.starts_with("/api/")
+        || path.starts_with("/admin/")
+        || matches!(path, "/health" | "/cache-stats" | "/clear-cache")
+}
+
+/// Security headers on every response, errors included. A response that brings its own CSP
+/// (the sandboxed report documents) keeps it.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(SITE_CSP),
+        );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("strict-origin-when-cross-origin"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
+    );
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// A listener that holds at most `max` connections open; further ones wait in the backlog.
+pub struct LimitedListener {
+    inner: TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl LimitedListener {
+    pub fn new(inner: TcpListener, max: usize) -> Self {
+        LimitedListener {
+            inner,
+            permits: Arc::new(Semaphore::new(max.max(1))),
+        }
+    }
+}
+
+impl axum::serve::Listener for LimitedListener {
+    type Io = LimitedStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                std::future::pending::<()>().await;
+                continue;
+            };
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (
+                        LimitedStream {
+                            stream,
+                            _permit: permit,
+                        },
+                        addr,
+                    );
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    drop(permit);
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A connection that returns its slot to the listener when dropped.
+pub struct LimitedStream {
+    stream: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for LimitedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LimitedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}

@@ -1,0 +1,586 @@
+//! The embedded redb store: the only module that touches redb. Every call here blocks; async
+//! callers go through [`Store::call`], which runs it on the blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redb::{
+    Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::reports::Report;
+
+pub const FILE_NAME: &str = "crypto-report.redb";
+/// Bumped whenever a table or an encoded value changes shape.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// id -> postcard [`StoredReport`].
+const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
+/// (created_at in µs, id) -> (); newest last, so paging walks it backwards.
+const BY_TIME: TableDefinition<(i64, u64), ()> = TableDefinition::new("reports_by_time");
+/// key -> postcard [`CacheEntry`]: the second cache tier.
+const CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("cache");
+/// market field -> postcard last good value (shape owned by the market module).
+const MARKET: TableDefinition<&str, &[u8]> = TableDefinition::new("market");
+/// unix ms -> postcard snapshot, for sparklines.
+const HISTORY: TableDefinition<i64, &[u8]> = TableDefinition::new("market_history");
+/// import source -> last id committed.
+const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("import_cursors");
+
+const SCHEMA_KEY: &str = "schema_version";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store {0} is in use by another process (is `crypto-report serve` running?); stop it first, or import into the running server with `serve --sync-from`"
+    )]
+    Locked(PathBuf),
+    #[error(
+        "the store {path} has schema version {found}, this binary understands version {expected}; use a matching release of crypto-report (or export with it and import here)"
+    )]
+    SchemaMismatch {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    #[error("the store {0} does not exist")]
+    Missing(PathBuf),
+    #[error("cannot create the store directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("store: {0}")]
+    Db(#[from] redb::Error),
+    #[error("store holds an undecodable value in {table} for key {key}: {source}")]
+    Decode {
+        table: &'static str,
+        key: String,
+        source: postcard::Error,
+    },
+    #[error("store: {0}")]
+    Encode(#[from] postcard::Error),
+    #[error("store task failed: {0}")]
+    Join(String),
+}
+
+impl StoreError {
+    /// Exit code for the command line: 75 (EX_TEMPFAIL) when another process holds the file.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StoreError::Locked(_) => 75,
+            _ => 1,
+        }
+    }
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db(e.into())
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A report as stored: the generator's fields plus the hash that detects changes.
+#[derive(Serialize, Deserialize)]
+struct StoredReport {
+    html_content: String,
+    css_content: Option<String>,
+    js_content: Option<String>,
+    html_content_en: Option<String>,
+    js_content_en: Option<String>,
+    created_at_us: i64,
+    hash: [u8; 32],
+}
+
+impl StoredReport {
+    fn from_report(r: &Report) -> Self {
+        StoredReport {
+            html_content: r.html_content.clone(),
+            css_content: r.css_content.clone(),
+            js_content: r.js_content.clone(),
+            html_content_en: r.html_content_en.clone(),
+            js_content_en: r.js_content_en.clone(),
+            created_at_us: r.created_at.timestamp_micros(),
+            hash: r.content_hash(),
+        }
+    }
+
+    fn into_report(self, id: u64) -> Report {
+        Report {
+            id,
+            html_content: self.html_content,
+            css_content: self.css_content,
+            js_content: self.js_content,
+            html_content_en: self.html_content_en,
+            js_content_en: self.js_content_en,
+            created_at: DateTime::from_timestamp_micros(self.created_at_us).unwrap_or_default(),
+        }
+    }
+}
+
+/// Identity and date of a report, enough for links, feeds and the sitemap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportRef {
+    pub id: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ReportRef {
+    fn from_key((us, id): (i64, u64)) -> Self {
+        ReportRef {
+            id,
+            created_at: DateTime::from_timestamp_micros(us).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    New,
+    Updated,
+    Unchanged,
+}
+
+/// What `check` found.
+#[derive(Debug)]
+pub struct CheckSummary {
+    pub schema_version: u32,
+    pub reports: u64,
+    pub index_entries: u64,
+    pub cache_entries: u64,
+    pub market_fields: u64,
+    pub history_points: u64,
+    pub problems: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheEntry<'a> {
+    expires_at_ms: i64,
+    #[serde(borrow)]
+    bytes: &'a [u8],
+}
+
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store for writing, checking its schema version.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_owned()),
+            other => db_err(other),
+        })?;
+        let store = Store {
+            db,
+            path: path.to_owned(),
+        };
+        store.init_schema()?;
+        Ok(store)
+    }
+
+    fn init_schema(&self) -> Result<()> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let found = meta
+                .get(SCHEMA_KEY)
+                .map_err(db_err)?
+                .map(|v| decode_version(v.value()));
+            match found {
+                Some(v) if v == SCHEMA_VERSION => {}
+                Some(found) => {
+                    return Err(StoreError::SchemaMismatch {
+                        path: self.path.clone(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+                None => {
+                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())
+                        .map_err(db_err)?;
+                }
+            }
+            // Create every table so readers never meet a missing one.
+            tx.open_table(REPORTS).map_err(db_err)?;
+            tx.open_table(BY_TIME).map_err(db_err)?;
+            tx.open_table(CACHE).map_err(db_err)?;
+            tx.open_table(MARKET).map_err(db_err)?;
+            tx.open_table(HISTORY).map_err(db_err)?;
+            tx.open_table(CURSORS).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs a blocking store operation on the blocking thread pool.
+    pub async fn call<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+    {
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    pub fn report(&self, id: u64) -> Result<Option<Report>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        let Some(value) = table.get(id).map_err(db_err)? else {
+            return Ok(None);
+        };
+        decode_report(id, value.value()).map(Some)
+    }
+
+    pub fn count(&self) -> Result<u64> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        tx.open_table(REPORTS)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)
+    }
+
+    /// Newest-first references, skipping `offset`, at most `limit`.
+    pub fn newest(&self, offset: u64, limit: usize) -> Result<Vec<ReportRef>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let mut out = Vec::with_capacity(limit);
+        for entry in index
+            .iter()
+            .map_err(db_err)?
+            .rev()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit)
+        {
+            let (key, _) = entry.map_err(db_err)?;
+            out.push(ReportRef::from_key(key.value()));
+        }
+        Ok(out)
+    }
+
+    /// The reports next to `id` in time: (older, newer).
+    pub fn neighbours(&self, report: &Report) -> Result<(Option<ReportRef>, Option<ReportRef>)> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let key = (report.created_at.timestamp_micros(), report.id);
+        let older = match index.range(..key).map_err(db_err)?.next_back() {
+            Some(e) => Some(ReportRef::from_key(e.map_err(db_err)?.0.value())),
+            None => None,
+        };
+        let mut after = index.range(key..).map_err(db_err)?;
+        let newer = match after.nth(1) {
+            Some(e) => Some(ReportRef::from_key(e.map_err(db_err)?.0.value())),
+            None => None,
+        };
+        Ok((older, newer))
+    }
+
+    /// Inserts or replaces reports and moves the import cursor, all in one transaction.
+    pub fn upsert_reports(
+        &self,
+        reports: &[Report],
+        cursor: Option<(&str, u64)>,
+    ) -> Result<Vec<UpsertOutcome>> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let mut outcomes = Vec::with_capacity(reports.len());
+        {
+            let mut table = tx.open_table(REPORTS).map_err(db_err)?;
+            let mut index = tx.open_table(BY_TIME).map_err(db_err)?;
+            for report in reports {
+                let stored = StoredReport::from_report(report);
+                let previous = match table.get(report.id).map_err(db_err)? {
+                    Some(v) => Some(decode::<StoredReport>("reports", report.id, v.value())?),
+                    None => None,
+                };
+                let outcome = match &previous {
+                    None => UpsertOutcome::New,
+                    Some(p) if p.hash == stored.hash => UpsertOutcome::Unchanged,
+                    Some(_) => UpsertOutcome::Updated,
+                };
+                if outcome != UpsertOutcome::Unchanged {
+                    if let Some(p) = previous {
+                        index.remove((p.created_at_us, report.id)).map_err(db_err)?;
+                    }
+                    let bytes = postcard::to_allocvec(&stored)?;
+                    table.insert(report.id, bytes.as_slice()).map_err(db_err)?;
+                    index
+                        .insert((stored.created_at_us, report.id), ())
+                        .map_err(db_err)?;
+                }
+                outcomes.push(outcome);
+            }
+            if let Some((source, id)) = cursor {
+                tx.open_table(CURSORS)
+                    .map_err(db_err)?
+                    .insert(source, id)
+                    .map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(outcomes)
+    }
+
+    pub fn cursor(&self, source: &str) -> Result<Option<u64>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(CURSORS).map_err(db_err)?;
+        Ok(table.get(source).map_err(db_err)?.map(|v| v.value()))
+    }
+
+    /// Visits every report in id order without loading them all at once.
+    pub fn for_each_report(&self, mut f: impl FnMut(Report) -> Result<()>) -> Result<()> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        for entry in table.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            f(decode_report(k.value(), v.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Second-tier cache read; an expired entry reads as absent.
+    pub fn cache_get(&self, key: &str, now_ms: i64) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(CACHE).map_err(db_err)?;
+        let Some(v) = table.get(key).map_err(db_err)? else {
+            return Ok(None);
+        };
+        let entry: CacheEntry = decode("cache", key, v.value())?;
+        Ok((entry.expires_at_ms > now_ms).then(|| entry.bytes.to_vec()))
+    }
+
+    pub fn cache_put(&self, key: &str, bytes: &[u8], expires_at_ms: i64) -> Result<()> {
+        let entry = postcard::to_allocvec(&CacheEntry {
+            expires_at_ms,
+            bytes,
+        })?;
+        self.write(|tx| {
+            tx.open_table(CACHE)
+                .map_err(db_err)?
+                .insert(key, entry.as_slice())
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    /// Removes the given keys, or every key when `keys` is `None`; returns how many went.
+    pub fn cache_remove(&self, keys: Option<&[String]>) -> Result<u64> {
+        self.write(|tx| {
+            let mut table = tx.open_table(CACHE).map_err(db_err)?;
+            match keys {
+                Some(keys) => {
+                    let mut n = 0;
+                    for k in keys {
+                        n += u64::from(table.remove(k.as_str()).map_err(db_err)?.is_some());
+                    }
+                    Ok(n)
+                }
+                None => {
+                    let n = table.len().map_err(db_err)?;
+                    table.retain(|_, _| false).map_err(db_err)?;
+                    Ok(n)
+                }
+            }
+        })
+    }
+
+    /// Drops expired second-tier entries; returns how many.
+    pub fn cache_purge_expired(&self, now_ms: i64) -> Result<u64> {
+        self.write(|tx| {
+            let mut table = tx.open_table(CACHE).map_err(db_err)?;
+            let before = table.len().map_err(db_err)?;
+            table
+                .retain(|_, v| {
+                    postcard::from_bytes::<CacheEntry>(v).is_ok_and(|e| e.expires_at_ms > now_ms)
+                })
+                .map_err(db_err)?;
+            Ok(before - table.len().map_err(db_err)?)
+        })
+    }
+
+    pub fn market_put(&self, values: &[(String, Vec<u8>)]) -> Result<()> {
+        self.write(|tx| {
+            let mut table = tx.open_table(MARKET).map_err(db_err)?;
+            for (field, bytes) in values {
+                table
+                    .insert(field.as_str(), bytes.as_slice())
+                    .map_err(db_err)?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn market_all(&self) -> Result<Vec<(String, Vec<u8>)>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(MARKET).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Appends a history point and drops those older than `keep_from_ms`.
+    pub fn history_push(&self, at_ms: i64, bytes: &[u8], keep_from_ms: i64) -> Result<()> {
+        self.write(|tx| {
+            let mut table = tx.open_table(HISTORY).map_err(db_err)?;
+            table.insert(at_ms, bytes).map_err(db_err)?;
+            table
+                .retain_in(..keep_from_ms, |_, _| false)
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    pub fn history_since(&self, from_ms: i64) -> Result<Vec<(i64, Vec<u8>)>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(HISTORY).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.range(from_ms..).map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push((k.value(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Proves the store can still be written and read (for `/health`).
+    pub fn probe(&self) -> Result<()> {
+        let stamp = Utc::now().timestamp_millis().to_le_bytes();
+        self.write(|tx| {
+            tx.open_table(META)
+                .map_err(db_err)?
+                .insert("health_probe", stamp.as_slice())
+                .map_err(db_err)?;
+            Ok(())
+        })?;
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let meta = tx.open_table(META).map_err(db_err)?;
+        meta.get("health_probe").map_err(db_err)?;
+        Ok(())
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T>) -> Result<T> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(db_err)?;
+        Ok(out)
+    }
+}
+
+/// Opens an existing store read-only and verifies every value and the date index.
+pub fn check(path: &Path) -> Result<CheckSummary> {
+    if !path.exists() {
+        return Err(StoreError::Missing(path.to_owned()));
+    }
+    let db = ReadOnlyDatabase::open(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_owned()),
+        other => db_err(other),
+    })?;
+    let tx = db.begin_read().map_err(db_err)?;
+    let mut problems = Vec::new();
+    let meta = tx.open_table(META).map_err(db_err)?;
+    let schema_version = meta
+        .get(SCHEMA_KEY)
+        .map_err(db_err)?
+        .map_or(0, |v| decode_version(v.value()));
+    if schema_version != SCHEMA_VERSION {
+        return Err(StoreError::SchemaMismatch {
+            path: path.to_owned(),
+            found: schema_version,
+            expected: SCHEMA_VERSION,
+        });
+    }
+    let reports = tx.open_table(REPORTS).map_err(db_err)?;
+    let index = tx.open_table(BY_TIME).map_err(db_err)?;
+    for entry in reports.iter().map_err(db_err)? {
+        let (k, v) = entry.map_err(db_err)?;
+        let id = k.value();
+        match decode::<StoredReport>("reports", id, v.value()) {
+            Ok(r) => {
+                if index.get((r.created_at_us, id)).map_err(db_err)?.is_none() {
+                    problems.push(format!("report {id} is missing from the date index"));
+                }
+                if let Err(e) = r.into_report(id).validate() {
+                    problems.push(format!("report {id} is invalid: {e}"));
+                }
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    for entry in index.iter().map_err(db_err)? {
+        let (k, _) = entry.map_err(db_err)?;
+        let (_, id) = k.value();
+        if reports.get(id).map_err(db_err)?.is_none() {
+            problems.push(format!(
+                "date index names report {id}, which does not exist"
+            ));
+        }
+    }
+    Ok(CheckSummary {
+        schema_version,
+        reports: reports.len().map_err(db_err)?,
+        index_entries: index.len().map_err(db_err)?,
+        cache_entries: tx
+            .open_table(CACHE)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)?,
+        market_fields: tx
+            .open_table(MARKET)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)?,
+        history_points: tx
+            .open_table(HISTORY)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)?,
+        problems,
+    })
+}
+
+fn decode_version(bytes: &[u8]) -> u32 {
+    bytes.try_into().map(u32::from_le_bytes).unwrap_or(u32::MAX)
+}
+
+fn decode<'a, T: Deserialize<'a>>(
+    table: &'static str,
+    key: impl ToString,
+    bytes: &'a [u8],
+) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|source| StoreError::Decode {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}
+
+fn decode_report(id: u64, bytes: &[u8]) -> Result<Report> {
+    decode::<StoredReport>("reports", id, bytes).map(|r| r.into_report(id))
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,183 @@
+use super::*;
+use crate::reports::sample;
+
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join(FILE_NAME)).expect("open");
+    (dir, store)
+}
+
+#[test]
+fn reports_survive_reopen_and_page_newest_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nested").join(FILE_NAME);
+    {
+        let store = Store::open(&path).expect("open");
+        let reports = [
+            sample(1, "2026-11-18T08:00:00Z"),
+            sample(3, "2026-11-20T08:00:00Z"),
+            sample(2, "2026-11-19T08:00:00Z"),
+        ];
+        let outcomes = store
+            .upsert_reports(&reports, Some(("file", 3)))
+            .expect("upsert");
+        assert_eq!(outcomes, vec![UpsertOutcome::New; 3]);
+    }
+    let store = Store::open(&path).expect("reopen");
+    assert_eq!(store.count().expect("count"), 3);
+    assert_eq!(store.cursor("file").expect("cursor"), Some(3));
+    let ids: Vec<u64> = store
+        .newest(0, 10)
+        .expect("newest")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, vec![3, 2, 1]);
+    let page2: Vec<u64> = store
+        .newest(2, 2)
+        .expect("page")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(page2, vec![1]);
+    assert!(store.newest(3, 10).expect("past the end").is_empty());
+    assert_eq!(
+        store.report(2).expect("read"),
+        Some(sample(2, "2026-11-19T08:00:00Z"))
+    );
+    assert_eq!(store.report(9).expect("read"), None);
+}
+
+#[test]
+fn upsert_detects_changes_and_moves_the_index() {
+    let (_dir, store) = temp_store();
+    let a = sample(1, "2026-11-18T08:00:00Z");
+    let b = sample(2, "2026-11-19T08:00:00Z");
+    store
+        .upsert_reports(&[a.clone(), b.clone()], None)
+        .expect("first");
+    assert_eq!(
+        store.upsert_reports(&[a.clone()], None).expect("again"),
+        vec![UpsertOutcome::Unchanged]
+    );
+    let mut moved = a.clone();
+    moved.created_at = "2026-11-21T08:00:00Z".parse().expect("date");
+    assert_eq!(
+        store
+            .upsert_reports(&[moved.clone()], None)
+            .expect("update"),
+        vec![UpsertOutcome::Updated]
+    );
+    let refs = store.newest(0, 10).expect("newest");
+    assert_eq!(refs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(store.count().expect("count"), 2);
+    let (older, newer) = store.neighbours(&b).expect("neighbours");
+    assert_eq!((older, newer.map(|r| r.id)), (None, Some(1)));
+    let (older, newer) = store.neighbours(&moved).expect("neighbours");
+    assert_eq!((older.map(|r| r.id), newer), (Some(2), None));
+}
+
+#[test]
+fn schema_mismatch_is_refused_not_rewritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    {
+        let store = Store::open(&path).expect("open");
+        store
+            .write(|tx| {
+                tx.open_table(META)
+                    .map_err(db_err)?
+                    .insert(SCHEMA_KEY, 99u32.to_le_bytes().as_slice())
+                    .map_err(db_err)?;
+                Ok(())
+            })
+            .expect("write");
+    }
+    let err = Store::open(&path).expect_err("must refuse");
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaMismatch {
+                found: 99,
+                expected: SCHEMA_VERSION,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(matches!(
+        check(&path),
+        Err(StoreError::SchemaMismatch { .. })
+    ));
+    // Still 99 afterwards: nothing was rewritten.
+    assert!(matches!(
+        Store::open(&path),
+        Err(StoreError::SchemaMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_second_writer_is_told_the_store_is_locked() {
+    let (dir, _store) = temp_store();
+    let err = Store::open(&dir.path().join(FILE_NAME)).expect_err("locked");
+    assert!(matches!(err, StoreError::Locked(_)), "{err}");
+    assert_eq!(err.exit_code(), 75);
+    assert!(err.to_string().contains("--sync-from"), "{err}");
+}
+
+#[test]
+fn check_counts_and_finds_nothing_wrong() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    {
+        let store = Store::open(&path).expect("open");
+        store
+            .upsert_reports(&[sample(1, "2026-11-18T08:00:00Z")], None)
+            .expect("upsert");
+        store.cache_put("k", b"v", i64::MAX).expect("cache");
+    }
+    let summary = check(&path).expect("check");
+    assert_eq!(summary.reports, 1);
+    assert_eq!(summary.index_entries, 1);
+    assert_eq!(summary.cache_entries, 1);
+    assert!(summary.problems.is_empty(), "{:?}", summary.problems);
+    assert!(matches!(
+        check(&dir.path().join("absent.redb")),
+        Err(StoreError::Missing(_))
+    ));
+}
+
+#[test]
+fn cache_entries_expire_and_clear() {
+    let (_dir, store) = temp_store();
+    store.cache_put("a", b"1", 1_000).expect("put");
+    store.cache_put("b", b"2", 5_000).expect("put");
+    assert_eq!(store.cache_get("a", 999).expect("get"), Some(b"1".to_vec()));
+    assert_eq!(store.cache_get("a", 1_000).expect("get"), None);
+    assert_eq!(store.cache_purge_expired(2_000).expect("purge"), 1);
+    assert_eq!(store.cache_remove(None).expect("clear"), 1);
+    assert_eq!(store.cache_get("b", 0).expect("get"), None);
+}
+
+#[test]
+fn history_keeps_only_the_window() {
+    let (_dir, store) = temp_store();
+    for t in [1_000, 2_000, 3_000] {
+        store.history_push(t, b"x", t - 1_500).expect("push");
+    }
+    let kept: Vec<i64> = store
+        .history_since(0)
+        .expect("range")
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(kept, vec![2_000, 3_000]);
+}
+
+#[test]
+fn a_file_that_is_not_a_store_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(&path, b"definitely not redb").expect("write");
+    assert!(Store::open(&path).is_err());
+}
