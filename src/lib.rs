@@ -10,6 +10,8 @@ pub mod encoded;
 pub mod error;
 pub mod i18n;
 pub mod import;
+pub mod live;
+pub mod market;
 pub mod pages;
 pub mod render;
 pub mod reports;
@@ -63,6 +65,8 @@ pub struct AppState {
     pub assets: Arc<Assets>,
     pub renderer: Arc<Renderer>,
     pub settings: Arc<Settings>,
+    pub market: market::Market,
+    pub live: live::Hub,
     pub started: Instant,
 }
 
@@ -79,6 +83,8 @@ impl AppState {
             assets: Arc::new(assets),
             renderer: Arc::new(renderer),
             settings: Arc::new(settings),
+            market: market::Market::idle(),
+            live: live::Hub::default(),
             started: Instant::now(),
         })
     }
@@ -89,6 +95,7 @@ impl AppState {
         batch: Vec<reports::Report>,
         cursor: Option<(String, u64)>,
     ) -> Result<Vec<UpsertOutcome>, StoreError> {
+        let batch_refs: Vec<_> = batch.iter().map(|r| (r.id, r.created_at)).collect();
         let (outcomes, change) = self
             .store
             .call(move |s| {
@@ -99,6 +106,11 @@ impl AppState {
             })
             .await?;
         self.pages.invalidate(&change);
+        for (report, outcome) in batch_refs.iter().zip(&outcomes) {
+            if *outcome == UpsertOutcome::New {
+                self.live.report_published(report.0, report.1);
+            }
+        }
         Ok(outcomes)
     }
 }

@@ -101,7 +101,14 @@ fn run_server(state: AppState, listen: std::net::SocketAddr) -> anyhow::Result<(
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(address = %listener.local_addr()?, "listening");
-        serve(listener, state, shutdown_signal()).await?;
+        // Tell systemd (Type=notify) we are ready: the store is open and the socket bound.
+        // Outside systemd NOTIFY_SOCKET is unset and this does nothing.
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        let shutdown = async {
+            shutdown_signal().await;
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        };
+        serve(listener, state, shutdown).await?;
         tracing::info!("stopped cleanly");
         Ok(())
     })

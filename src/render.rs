@@ -155,6 +155,7 @@ pub struct Renderer {
 impl Renderer {
     pub fn new(assets: &Assets, public_url: &str) -> Result<Renderer, RenderError> {
         let mut tera = Tera::default();
+        tera.set_escape_fn(escape_html);
         let mut files = Vec::new();
         for name in Templates::iter() {
             let file = Templates::get(&name).ok_or_else(|| RenderError {
@@ -415,6 +416,23 @@ impl Renderer {
     }
 }
 
+/// Escapes text for HTML and XML bodies and quoted attributes. Unlike tera's default it leaves
+/// `/` alone, so URLs stay readable and byte-identical to what the router serves.
+fn escape_html(input: &str) -> String {
+    let mut out = String::with_capacity(input.len() + input.len() / 8);
+    for c in input.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Keeps report text from closing the element it is embedded in (`</script` -> `<\/script`).
 fn guard(text: &str, closing: &str) -> String {
     let lower = text.to_ascii_lowercase();
@@ -457,6 +475,14 @@ mod tests {
             "x = '<\\/script>' + '<\\/script>'"
         );
         assert_eq!(guard("plain", "</style"), "plain");
+    }
+
+    #[test]
+    fn escaping_covers_markup_but_not_slashes() {
+        assert_eq!(
+            escape_html("<a href=\"/x?a=1&b='2'\">"),
+            "&lt;a href=&quot;/x?a=1&amp;b=&#39;2&#39;&quot;&gt;"
+        );
     }
 
     #[test]

@@ -51,25 +51,28 @@ pub fn app(state: AppState) -> Router {
         .route("/clear-cache", post(api::clear_cache))
         .route("/admin/cache/clear", post(api::clear_cache))
         .fallback(pages::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), error_pages))
-        .layer(middleware::from_fn(security_headers))
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        // Outside the limits, so their refusals are dressed and carry the headers too.
+        .layer(middleware::from_fn_with_state(state.clone(), error_pages))
+        .layer(middleware::from_fn(security_headers))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let route = req
-                    .extensions()
-                    .get::<MatchedPath>()
-                    .map_or("<unmatched>", MatchedPath::as_str);
-                tracing::info_span!("request", method = %req.method(), route, status = tracing::field::Empty)
-            }).on_response(|res: &Response, latency: std::time::Duration, span: &tracing::Span| {
-                span.record("status", res.status().as_u16());
-                tracing::debug!(latency_us = latency.as_micros() as u64, "response");
-            }),
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let route = req
+                        .extensions()
+                        .get::<MatchedPath>()
+                        .map_or("<unmatched>", MatchedPath::as_str);
+                    tracing::info_span!("request", method = %req.method(), route, status = tracing::field::Empty)
+                })
+                .on_response(|res: &Response, latency: std::time::Duration, span: &tracing::Span| {
+                    span.record("status", res.status().as_u16());
+                    tracing::debug!(latency_us = latency.as_micros() as u64, "response");
+                }),
         )
         .with_state(state)
 }
@@ -79,11 +82,16 @@ async fn error_pages(State(state): State<AppState>, req: Request, next: Next) ->
     let path = req.uri().path().to_owned();
     let lang = pages::reader_lang(req.uri().query(), req.headers());
     let response = next.run(req).await;
+    let status = response.status();
     let marker = match response.extensions().get::<ErrorMarker>() {
         Some(m) => m.clone(),
-        None if response.status() == StatusCode::METHOD_NOT_ALLOWED => ErrorMarker {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            message: "method not allowed".into(),
+        // Refusals produced by axum and tower-http layers rather than by our handlers.
+        None if matches!(status.as_u16(), 405 | 408 | 413 | 500) => ErrorMarker {
+            status,
+            message: status
+                .canonical_reason()
+                .unwrap_or("error")
+                .to_ascii_lowercase(),
         },
         None => return response,
     };

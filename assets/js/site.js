@@ -1,0 +1,259 @@
+// The site's own page script: theme and language switching without a reload, dates in the
+// reader's language, and the conversation with the sandboxed report frame.
+(function () {
+  'use strict';
+
+  const root = document.documentElement;
+  const TIME_ZONE = 'Asia/Ho_Chi_Minh';
+  const MAX_FRAME_HEIGHT = 200000;
+  const MONTHS_EN = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const MONTHS_EN_LONG = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August',
+    'September', 'October', 'November', 'December'];
+
+  const strings = (() => {
+    const el = document.getElementById('i18n-strings');
+    try {
+      return el ? JSON.parse(el.textContent) : {};
+    } catch (e) {
+      return {};
+    }
+  })();
+
+  function currentLang() {
+    return root.getAttribute('data-lang') === 'en' ? 'en' : 'vi';
+  }
+
+  function currentTheme() {
+    return root.getAttribute('data-theme') === 'dark' ? 'dark' : 'light';
+  }
+
+  function store(key, value) {
+    try {
+      window.localStorage.setItem(key, value);
+    } catch (e) {
+      // Private mode or storage disabled: the choice lasts for this page only.
+    }
+  }
+
+  // ---- dates ---------------------------------------------------------------------------
+
+  function localParts(date) {
+    const parts = {};
+    new Intl.DateTimeFormat('en-GB', {
+      timeZone: TIME_ZONE, year: 'numeric', month: 'numeric', day: 'numeric',
+      hour: '2-digit', minute: '2-digit', hourCycle: 'h23',
+    }).formatToParts(date).forEach((p) => { parts[p.type] = p.value; });
+    return {
+      year: parts.year, month: Number(parts.month), day: Number(parts.day),
+      hour: parts.hour, minute: parts.minute,
+    };
+  }
+
+  function pad(n) {
+    return String(n).padStart(2, '0');
+  }
+
+  // Mirrors the server's formatting (src/i18n.rs) so a switch changes only the language.
+  function formatDate(date, lang, kind) {
+    const p = localParts(date);
+    if (kind === 'datetime') {
+      return lang === 'vi'
+        ? `${pad(p.day)}/${pad(p.month)}/${p.year} ${p.hour}:${p.minute} (UTC+7)`
+        : `${MONTHS_EN[p.month - 1]} ${p.day}, ${p.year}, ${p.hour}:${p.minute} (UTC+7)`;
+    }
+    return lang === 'vi'
+      ? `${p.day} tháng ${p.month}, ${p.year}`
+      : `${MONTHS_EN_LONG[p.month - 1]} ${p.day}, ${p.year}`;
+  }
+
+  function refreshDates(lang) {
+    document.querySelectorAll('time[datetime][data-format]').forEach((el) => {
+      const date = new Date(el.getAttribute('datetime'));
+      if (!Number.isNaN(date.getTime())) {
+        el.textContent = formatDate(date, lang, el.getAttribute('data-format'));
+      }
+    });
+  }
+
+  // ---- language ------------------------------------------------------------------------
+
+  function applyLanguage(lang) {
+    const table = strings[lang] || {};
+    root.setAttribute('lang', lang);
+    root.setAttribute('data-lang', lang);
+    document.querySelectorAll('[data-i18n]').forEach((el) => {
+      const text = table[el.getAttribute('data-i18n')];
+      if (text) el.textContent = text;
+    });
+    document.querySelectorAll('[data-i18n-label]').forEach((el) => {
+      const text = table[el.getAttribute('data-i18n-label')];
+      if (text) {
+        el.setAttribute('aria-label', text);
+        el.setAttribute('title', text);
+      }
+    });
+    document.querySelectorAll('[data-vi][data-en]').forEach((el) => {
+      el.textContent = el.getAttribute(`data-${lang}`);
+    });
+    refreshDates(lang);
+    const other = lang === 'vi' ? 'en' : 'vi';
+    const toggle = document.getElementById('lang-toggle');
+    if (toggle) {
+      toggle.setAttribute('href', `${window.location.pathname}?lang=${other}`);
+      toggle.setAttribute('hreflang', other);
+    }
+    document.querySelectorAll('a[href*="lang="]').forEach((a) => {
+      if (a === toggle) return;
+      const url = new URL(a.getAttribute('href'), window.location.href);
+      if (url.origin !== window.location.origin) return;
+      url.searchParams.set('lang', lang);
+      a.setAttribute('href', url.pathname + url.search + url.hash);
+    });
+    const report = document.getElementById('report');
+    const missing = document.getElementById('english-missing');
+    if (report && missing) {
+      missing.hidden = !(lang === 'en' && report.getAttribute('data-has-en') !== 'true');
+    }
+    document.cookie = `lang=${lang}; Path=/; Max-Age=31536000; SameSite=Lax`;
+    const url = new URL(window.location.href);
+    if (url.searchParams.has('lang')) {
+      url.searchParams.delete('lang');
+      window.history.replaceState(null, '', url.pathname + url.search + url.hash);
+    }
+    document.dispatchEvent(new CustomEvent('cr:language', { detail: { lang } }));
+    frame.post({ type: 'cr:set-language', lang });
+  }
+
+  // ---- theme ---------------------------------------------------------------------------
+
+  function applyTheme(theme) {
+    root.setAttribute('data-theme', theme);
+    store('theme', theme);
+    document.dispatchEvent(new CustomEvent('cr:theme', { detail: { theme } }));
+    frame.post({ type: 'cr:set-theme', theme });
+  }
+
+  // ---- report frame --------------------------------------------------------------------
+
+  const frame = (() => {
+    const el = document.getElementById('report-frame');
+    let ready = false;
+    let pendingScroll = null;
+
+    function post(message) {
+      if (el && ready && el.contentWindow) el.contentWindow.postMessage(message, '*');
+    }
+
+    function renderToc(sections) {
+      const list = document.getElementById('toc-list');
+      if (!list || !Array.isArray(sections)) return;
+      list.replaceChildren(...sections.slice(0, 200).map((s) => {
+        const li = document.createElement('li');
+        const a = document.createElement('a');
+        a.href = `#${String(s.id)}`;
+        a.setAttribute('data-section', String(s.id));
+        a.textContent = String(s.title || s.id).slice(0, 300);
+        li.appendChild(a);
+        return li;
+      }));
+    }
+
+    function scrollTo(id) {
+      if (!ready) {
+        pendingScroll = id;
+        return;
+      }
+      post({ type: 'cr:scroll-to', id });
+    }
+
+    function onMessage(event) {
+      // The frame has an opaque origin; trust only messages from its window, and only the
+      // kinds a frame may send.
+      if (!el || event.source !== el.contentWindow) return;
+      const msg = event.data;
+      if (!msg || typeof msg !== 'object') return;
+      switch (msg.type) {
+        case 'cr:ready':
+          ready = true;
+          renderToc(msg.sections);
+          if (msg.lang !== currentLang()) post({ type: 'cr:set-language', lang: currentLang() });
+          if (pendingScroll) {
+            post({ type: 'cr:scroll-to', id: pendingScroll });
+            pendingScroll = null;
+          }
+          break;
+        case 'cr:sections':
+          renderToc(msg.sections);
+          break;
+        case 'cr:height': {
+          const h = Number(msg.height);
+          if (Number.isFinite(h) && h > 0) el.style.height = `${Math.min(Math.ceil(h), MAX_FRAME_HEIGHT)}px`;
+          break;
+        }
+        case 'cr:section-offset': {
+          const top = Number(msg.top);
+          if (!Number.isFinite(top)) return;
+          const header = document.querySelector('.site-header');
+          const offset = header ? header.getBoundingClientRect().height + 12 : 12;
+          const y = el.getBoundingClientRect().top + window.scrollY + top - offset;
+          window.scrollTo({ top: Math.max(0, y), behavior: 'smooth' });
+          if (typeof msg.id === 'string') window.history.replaceState(null, '', `#${msg.id}`);
+          break;
+        }
+        default:
+          break;
+      }
+    }
+
+    function start() {
+      if (!el) return;
+      window.addEventListener('message', onMessage);
+      const src = el.getAttribute('data-src');
+      if (src) {
+        const url = new URL(src, window.location.href);
+        url.searchParams.set('lang', currentLang());
+        url.searchParams.set('theme', currentTheme());
+        el.src = url.pathname + url.search;
+      }
+      const toc = document.getElementById('toc-list');
+      if (toc) {
+        toc.addEventListener('click', (event) => {
+          const a = event.target.closest('a[data-section]');
+          if (!a) return;
+          event.preventDefault();
+          scrollTo(a.getAttribute('data-section'));
+        });
+      }
+      if (window.location.hash.length > 1) {
+        scrollTo(decodeURIComponent(window.location.hash.slice(1)));
+      }
+    }
+
+    return { post, start };
+  })();
+
+  // ---- wiring --------------------------------------------------------------------------
+
+  function start() {
+    const themeButton = document.getElementById('theme-toggle');
+    if (themeButton) {
+      themeButton.addEventListener('click', () => applyTheme(currentTheme() === 'dark' ? 'light' : 'dark'));
+    }
+    const langToggle = document.getElementById('lang-toggle');
+    if (langToggle) {
+      langToggle.addEventListener('click', (event) => {
+        event.preventDefault();
+        applyLanguage(currentLang() === 'vi' ? 'en' : 'vi');
+      });
+    }
+    frame.start();
+  }
+
+  window.crSite = { currentLang, currentTheme, formatDate };
+
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', start);
+  } else {
+    start();
+  }
+})();

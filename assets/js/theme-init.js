@@ -1,0 +1,14 @@
+// Runs in <head> before the first paint, so the page never flashes the wrong theme.
+(function () {
+  'use strict';
+  var theme = null;
+  try {
+    theme = window.localStorage.getItem('theme');
+  } catch (e) {
+    theme = null;
+  }
+  if (theme !== 'light' && theme !== 'dark') {
+    theme = window.matchMedia && window.matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+  }
+  document.documentElement.setAttribute('data-theme', theme);
+})();

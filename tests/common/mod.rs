@@ -1,0 +1,124 @@
+//! Shared fixtures for the integration tests: a temp store with reports and a request helper.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use crypto_report::config::Secret;
+use crypto_report::reports::Report;
+use crypto_report::store::{FILE_NAME, Store};
+use crypto_report::{AppState, Settings};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+pub fn report(id: u64, created_at: &str) -> Report {
+    Report {
+        id,
+        html_content: format!(
+            "<section id=\"tong-quan\"><h2>Tổng quan {id}</h2><p>Thị trường hôm nay số {id}.</p></section><section id=\"btc\"><h2>Phân tích BTC</h2><p>Giá BTC.</p></section>"
+        ),
+        css_content: Some(".x{color:red}".into()),
+        js_content: Some("function initializeAllVisuals_report(l){}".into()),
+        html_content_en: Some(format!(
+            "<section id=\"overview\"><h2>Overview {id}</h2><p>Today's market number {id}.</p></section>"
+        )),
+        js_content_en: None,
+        created_at: created_at.parse().expect("timestamp"),
+    }
+}
+
+pub struct TestApp {
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    /// A store with `n` reports, ids 1..=n, one day apart (id n is the newest).
+    pub fn with_reports(n: u64) -> TestApp {
+        Self::build(n, true)
+    }
+
+    pub fn build(n: u64, admin: bool) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join(FILE_NAME)).expect("store");
+        let reports: Vec<Report> = (1..=n)
+            .map(|i| {
+                let day = chrono::DateTime::parse_from_rfc3339("2026-01-01T08:00:00Z")
+                    .expect("date")
+                    .to_utc()
+                    + chrono::Duration::days(i as i64);
+                let mut r = report(i, "2026-01-01T08:00:00Z");
+                r.created_at = day;
+                r
+            })
+            .collect();
+        if !reports.is_empty() {
+            store.upsert_reports(&reports, None).expect("seed");
+        }
+        let mut settings = Settings::new("https://reports.example");
+        if admin {
+            settings.admin_token = Some(Secret::new(ADMIN_TOKEN));
+        }
+        let state = AppState::new(store, settings).expect("state");
+        TestApp { state, _dir: dir }
+    }
+
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.request(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+    }
+
+    pub async fn get_with(&self, uri: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut builder = Request::get(uri);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        self.request(builder.body(Body::empty()).expect("request"))
+            .await
+    }
+
+    pub async fn request(&self, req: Request<Body>) -> Reply {
+        let response = crypto_report::app(self.state.clone())
+            .oneshot(req)
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("json body")
+    }
+}

@@ -1,0 +1,493 @@
+//! Handler tests against `app(state)`: every route, the status codes, the headers.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{ADMIN_TOKEN, TestApp, report};
+
+fn assert_security_headers(r: &common::Reply) {
+    assert_eq!(r.header("x-content-type-options"), "nosniff");
+    assert!(!r.header("content-security-policy").is_empty());
+    assert!(!r.header("referrer-policy").is_empty());
+    assert_eq!(r.header("x-frame-options"), "SAMEORIGIN");
+}
+
+#[tokio::test]
+async fn home_lists_the_latest_and_recent_reports() {
+    let app = TestApp::with_reports(8);
+    let r = app.get("/").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), "text/html; charset=utf-8");
+    assert!(r.header("etag").starts_with('"'));
+    assert!(r.header("vary").contains("Accept-Language"));
+    assert_security_headers(&r);
+    let csp = r.header("content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let html = r.text();
+    assert!(
+        html.contains("href=\"/crypto_report/8\""),
+        "latest report linked"
+    );
+    assert!(
+        html.contains("href=\"/crypto_report/3\""),
+        "recent reports linked"
+    );
+    assert!(
+        !html.contains("href=\"/crypto_report/2\""),
+        "only six shown"
+    );
+    assert!(html.contains("<html lang=\"vi\""));
+    assert!(
+        !html.contains("<script>"),
+        "no inline script on the site's pages"
+    );
+    assert!(
+        html.contains("id=\"market-dashboard\""),
+        "a place for the live dashboard"
+    );
+}
+
+#[tokio::test]
+async fn language_comes_from_query_then_cookie_then_accept_language() {
+    let app = TestApp::with_reports(2);
+    let en = app.get("/crypto_report/1?lang=en").await;
+    assert!(en.text().contains("<html lang=\"en\""));
+    assert!(en.text().contains("Overview 1"));
+    assert!(en.header("set-cookie").starts_with("lang=en"));
+    let cookie = app
+        .get_with("/crypto_report/1", &[("cookie", "theme=dark; lang=en")])
+        .await;
+    assert!(cookie.text().contains("<html lang=\"en\""));
+    let accept = app
+        .get_with("/crypto_report/1", &[("accept-language", "en-GB,en;q=0.9")])
+        .await;
+    assert!(accept.text().contains("<html lang=\"en\""));
+    let vi = app
+        .get_with("/crypto_report/1", &[("accept-language", "fr")])
+        .await;
+    assert!(vi.text().contains("<html lang=\"vi\""));
+    assert!(vi.text().contains("Tổng quan 1"));
+    assert!(vi.header("set-cookie").is_empty());
+}
+
+#[tokio::test]
+async fn report_page_has_toc_frame_neighbours_and_print_link() {
+    let app = TestApp::with_reports(3);
+    let r = app.get("/crypto_report/2").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let html = r.text();
+    assert!(html.contains("data-src=\"/crypto_report/2/frame?lang=vi\""));
+    assert!(html.contains("sandbox=\"allow-scripts"));
+    assert!(!html.contains("allow-same-origin"));
+    assert!(html.contains("data-section=\"tong-quan\""));
+    assert!(html.contains("data-section=\"btc\""));
+    assert!(html.contains("rel=\"prev\" class=\"report-nav-prev\" href=\"/crypto_report/1\""));
+    assert!(html.contains("rel=\"next\" class=\"report-nav-next\" href=\"/crypto_report/3\""));
+    assert!(html.contains("/crypto_report/2/pdf?lang=vi"));
+    // The report's own markup never lands in the site's origin.
+    assert!(!html.contains("<section id=\"tong-quan\">"));
+    assert!(!html.contains("initializeAllVisuals_report"));
+}
+
+#[tokio::test]
+async fn latest_report_is_the_newest() {
+    let app = TestApp::with_reports(3);
+    let r = app.get("/crypto_report").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("data-src=\"/crypto_report/3/frame"));
+    let empty = TestApp::with_reports(0);
+    assert_eq!(
+        empty.get("/crypto_report").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(empty.get("/").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn malformed_and_unknown_ids_get_localized_pages() {
+    let app = TestApp::with_reports(1);
+    for uri in [
+        "/crypto_report/abc",
+        "/crypto_report/-1",
+        "/crypto_report/0",
+        "/crypto_report/1.5",
+        "/crypto_report/99999999999999999999999",
+    ] {
+        let r = app.get(uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(r.text().contains("Yêu cầu không hợp lệ"), "{uri}");
+        assert_eq!(r.header("content-type"), "text/html; charset=utf-8");
+        assert_security_headers(&r);
+    }
+    let r = app.get("/crypto_report/42?lang=en").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text().contains("Not found"));
+    assert!(r.text().contains("<html lang=\"en\""));
+    let r = app.get("/no/such/page").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text().contains("Không tìm thấy"));
+    assert_security_headers(&r);
+    for uri in [
+        "/crypto_report/x/frame",
+        "/crypto_report/x/pdf",
+        "/pdf-template/x",
+    ] {
+        assert_eq!(app.get(uri).await.status, StatusCode::BAD_REQUEST, "{uri}");
+    }
+    for uri in [
+        "/crypto_report/9/frame",
+        "/crypto_report/9/pdf",
+        "/pdf-template/9",
+    ] {
+        assert_eq!(app.get(uri).await.status, StatusCode::NOT_FOUND, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn report_document_is_sandboxed_with_its_own_csp() {
+    let app = TestApp::with_reports(1);
+    let r = app.get("/crypto_report/1/frame?lang=en&theme=dark").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let csp = r.header("content-security-policy");
+    assert!(csp.starts_with("sandbox allow-scripts"), "{csp}");
+    assert!(!csp.contains("allow-same-origin"), "{csp}");
+    assert!(csp.contains("connect-src 'none'"), "{csp}");
+    let html = r.text();
+    assert!(html.contains("data-mode=\"frame\""));
+    assert!(html.contains("data-lang=\"en\""));
+    assert!(html.contains("data-theme=\"dark\""));
+    assert!(
+        html.contains("Thị trường hôm nay số 1"),
+        "both languages in the frame"
+    );
+    assert!(html.contains("Today's market number 1"));
+    assert!(html.contains("<style>.x{color:red}</style>"));
+    assert!(html.contains("function initializeAllVisuals_report(l){}"));
+    let bogus = app
+        .get("/crypto_report/1/frame?lang=xx&theme=%3Cscript%3E")
+        .await;
+    assert!(bogus.text().contains("data-theme=\"light\""));
+}
+
+#[tokio::test]
+async fn print_view_and_its_alias() {
+    let app = TestApp::with_reports(1);
+    for uri in ["/crypto_report/1/pdf?lang=en", "/pdf-template/1?lang=en"] {
+        let r = app.get(uri).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        let csp = r.header("content-security-policy");
+        assert!(
+            csp.contains("allow-modals") && !csp.contains("allow-same-origin"),
+            "{csp}"
+        );
+        let html = r.text();
+        assert!(html.contains("data-mode=\"print\""));
+        assert!(html.contains("id=\"print-button\""));
+        assert!(html.contains("Today's market number 1"));
+        assert!(
+            !html.contains("Thị trường hôm nay"),
+            "only the reader's language"
+        );
+        assert!(!html.contains("site-nav"), "no navigation");
+    }
+}
+
+#[tokio::test]
+async fn report_closing_tags_cannot_break_out_of_their_element() {
+    let app = TestApp::with_reports(0);
+    let mut r = report(5, "2026-11-20T08:00:00Z");
+    r.js_content = Some("var s = '</script><script>alert(1)</script>';".into());
+    r.css_content = Some("p{} </style><script>alert(2)</script>".into());
+    app.state.publish(vec![r], None).await.expect("publish");
+    let html = app.get("/crypto_report/5/frame").await.text();
+    assert!(html.contains("var s = '<\\/script><script>alert(1)<\\/script>';"));
+    assert!(html.contains("p{} <\\/style>"));
+}
+
+#[tokio::test]
+async fn list_pages_and_bad_page_numbers() {
+    let app = TestApp::with_reports(23);
+    let r = app.get("/crypto_reports_list").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let html = r.text();
+    assert!(html.contains("id=\"reports-total\">23<"));
+    assert!(html.contains("href=\"/crypto_report/23\""));
+    assert!(html.contains("href=\"/crypto_report/14\""));
+    assert!(!html.contains("href=\"/crypto_report/13\""));
+    assert!(html.contains("href=\"/crypto_reports_list?page=2\""));
+    let p3 = app.get("/crypto_reports_list?page=3").await;
+    assert_eq!(p3.status, StatusCode::OK);
+    assert!(p3.text().contains("href=\"/crypto_report/1\""));
+    assert!(p3.text().contains("rel=\"prev\""));
+    for bad in ["abc", "0", "-2", "1e3", "%FF"] {
+        let r = app.get(&format!("/crypto_reports_list?page={bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "page={bad}");
+    }
+    assert_eq!(
+        app.get("/crypto_reports_list?page=4").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let empty = TestApp::with_reports(0);
+    assert_eq!(
+        empty.get("/crypto_reports_list").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn json_api_mirrors_the_pages() {
+    let app = TestApp::with_reports(12);
+    let r = app.get("/api/reports?page=2").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), "application/json");
+    let v = r.json();
+    assert_eq!(v["total"], 12);
+    assert_eq!(v["pages"], 2);
+    assert_eq!(v["reports"].as_array().map(Vec::len), Some(2));
+    assert_eq!(v["reports"][0]["id"], 2);
+    let one = app.get("/api/reports/7").await.json();
+    assert_eq!(one["id"], 7);
+    assert!(
+        one["html_content"]
+            .as_str()
+            .is_some_and(|h| h.contains("Tổng quan 7"))
+    );
+    assert_eq!(one["js_content_en"], serde_json::Value::Null);
+    assert_eq!(one["created_at"], "2026-01-08T08:00:00Z");
+    let bad = app.get("/api/reports/abc").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.json()["error"].is_string());
+    assert_eq!(
+        app.get("/api/reports/99").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/api/reports?page=x").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/api/reports?page=3").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn feeds_sitemap_and_robots_use_the_public_url() {
+    let app = TestApp::with_reports(3);
+    for uri in ["/rss.xml", "/rss"] {
+        let r = app.get(uri).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.header("content-type").starts_with("application/rss+xml"));
+        let xml = r.text();
+        assert!(xml.contains("<link>https://reports.example/crypto_report/3</link>"));
+        assert!(xml.contains("<pubDate>"));
+        assert!(
+            xml.find("/crypto_report/3<") < xml.find("/crypto_report/1<"),
+            "newest first"
+        );
+    }
+    let sitemap = app.get("/sitemap.xml").await;
+    assert!(
+        sitemap
+            .header("content-type")
+            .starts_with("application/xml")
+    );
+    assert!(
+        sitemap
+            .text()
+            .contains("<loc>https://reports.example/crypto_report/2</loc>")
+    );
+    let robots = app.get("/robots.txt").await.text();
+    assert!(robots.contains("Sitemap: https://reports.example/sitemap.xml"));
+}
+
+#[tokio::test]
+async fn conditional_get_and_compression() {
+    let app = TestApp::with_reports(2);
+    let first = app
+        .get_with("/crypto_report/1", &[("accept-encoding", "gzip, br")])
+        .await;
+    assert_eq!(first.header("content-encoding"), "br");
+    assert!(first.header("vary").contains("Accept-Encoding"));
+    let etag = first.header("etag").to_owned();
+    let again = app
+        .get_with(
+            "/crypto_report/1",
+            &[("accept-encoding", "gzip, br"), ("if-none-match", &etag)],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert!(again.body.is_empty());
+    assert_eq!(again.header("etag"), etag);
+    let gz = app
+        .get_with("/crypto_report/1", &[("accept-encoding", "gzip")])
+        .await;
+    assert_eq!(gz.header("content-encoding"), "gzip");
+    let plain = app.get("/crypto_report/1").await;
+    assert!(plain.header("content-encoding").is_empty());
+    assert!(plain.text().contains("<!doctype html>"));
+}
+
+#[tokio::test]
+async fn assets_are_fingerprinted_immutable_and_confined() {
+    let app = TestApp::with_reports(1);
+    let html = app.get("/").await.text();
+    let start = html.find("/assets/css/site.").expect("stylesheet link");
+    let end = start + html[start..].find('"').expect("closing quote");
+    let url = &html[start..end];
+    let r = app.get_with(url, &[("accept-encoding", "br")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), "text/css; charset=utf-8");
+    assert!(r.header("cache-control").contains("immutable"));
+    assert_eq!(r.header("content-encoding"), "br");
+    let plain = app.get("/assets/css/site.css").await;
+    assert_eq!(plain.header("cache-control"), "no-cache");
+    for uri in [
+        "/assets/../Cargo.toml",
+        "/assets/%2e%2e/Cargo.toml",
+        "/assets/",
+        "/assets/css/",
+        "/assets/nope.js",
+    ] {
+        let r = app.get(uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn publishing_invalidates_the_pages_it_affects() {
+    let app = TestApp::with_reports(2);
+    let home = app.get("/").await.text();
+    assert!(!home.contains("/crypto_report/3\""));
+    let page2 = app.get("/crypto_report/2").await.text();
+    assert!(!page2.contains("rel=\"next\""));
+    let unrelated = app
+        .get("/crypto_report/1/frame")
+        .await
+        .header("etag")
+        .to_owned();
+
+    app.state
+        .publish(vec![report(3, "2026-01-05T08:00:00Z")], None)
+        .await
+        .expect("publish");
+    assert!(app.get("/").await.text().contains("/crypto_report/3\""));
+    assert!(
+        app.get("/crypto_report")
+            .await
+            .text()
+            .contains("/crypto_report/3/frame")
+    );
+    assert!(
+        app.get("/crypto_report/2")
+            .await
+            .text()
+            .contains("rel=\"next\" class=\"report-nav-next\" href=\"/crypto_report/3\"")
+    );
+    assert!(
+        app.get("/rss.xml")
+            .await
+            .text()
+            .contains("/crypto_report/3<")
+    );
+    assert!(
+        app.get("/sitemap.xml")
+            .await
+            .text()
+            .contains("/crypto_report/3<")
+    );
+    assert_eq!(
+        app.get("/crypto_report/1/frame").await.header("etag"),
+        unrelated
+    );
+
+    let mut changed = report(1, "2026-01-02T08:00:00Z");
+    changed.html_content = "<section id=\"new\"><h2>Đã sửa</h2></section>".into();
+    app.state
+        .publish(vec![changed], None)
+        .await
+        .expect("publish");
+    assert!(
+        app.get("/crypto_report/1")
+            .await
+            .text()
+            .contains("data-section=\"new\"")
+    );
+    assert!(
+        app.get("/crypto_report/1/frame")
+            .await
+            .text()
+            .contains("Đã sửa")
+    );
+}
+
+#[tokio::test]
+async fn admin_endpoints_need_the_token() {
+    let app = TestApp::with_reports(1);
+    let r = app.get("/cache-stats").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.header("www-authenticate"), "Bearer");
+    let wrong = app
+        .get_with("/cache-stats", &[("authorization", "Bearer nope")])
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let ok = app
+        .get_with("/admin/cache/stats", &[("authorization", &bearer)])
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(ok.json()["l1_pages"]["capacity_bytes"].is_u64());
+    let get_clear = app
+        .get_with("/clear-cache", &[("authorization", &bearer)])
+        .await;
+    assert_eq!(get_clear.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_security_headers(&get_clear);
+    let clear = app
+        .request(
+            Request::post("/admin/cache/clear")
+                .header("authorization", &bearer)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(clear.status, StatusCode::OK);
+    assert_eq!(clear.json()["cleared"], true);
+
+    let no_token = TestApp::build(1, false);
+    let refused = no_token
+        .get_with("/cache-stats", &[("authorization", "Bearer anything")])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let app = TestApp::with_reports(1);
+    let big = vec![b'x'; 1024 * 1024];
+    let r = app
+        .request(
+            Request::post("/clear-cache")
+                .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+                .header("content-length", big.len())
+                .body(Body::from(big))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_security_headers(&r);
+}
+
+#[tokio::test]
+async fn health_reports_store_and_cache() {
+    let app = TestApp::with_reports(4);
+    let r = app.get("/health").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["store"]["reports"], 4);
+    assert!(v["version"].is_string());
+}
