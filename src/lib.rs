@@ -149,10 +149,31 @@ pub async fn serve(
     let max = state.settings.max_connections;
     let router = app(state);
     let listener = routes::LimitedListener::new(listener, max);
-    axum::serve(listener, router.into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = fired_tx.send(());
+    };
+    let server = axum::serve(listener, router.into_make_service()).with_graceful_shutdown(signal);
+    // In-flight requests get a bounded grace period; a stuck client cannot hold the exit.
+    let deadline = async move {
+        if fired_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
+            Ok(())
+        }
+    }
 }
+
+/// How long shutdown waits for in-flight requests before dropping them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

@@ -1,0 +1,144 @@
+//! The binary's subcommands, run as real processes: import, export, check, the lock held by
+//! another process, configuration errors.
+
+use std::process::{Command, Output};
+
+use crypto_report::store::{FILE_NAME, Store};
+
+const BIN: &str = env!("CARGO_BIN_EXE_crypto-report");
+
+fn run(args: &[&str], data_dir: &std::path::Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("CR_DATA_DIR", data_dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run binary")
+}
+
+fn line(id: u64, created_at: &str) -> String {
+    serde_json::json!({
+        "id": id,
+        "html_content": format!("<section id=\"s\"><h2>Báo cáo {id}</h2><p>Nội dung.</p></section>"),
+        "css_content": null,
+        "js_content": null,
+        "html_content_en": null,
+        "js_content_en": null,
+        "created_at": created_at,
+    })
+    .to_string()
+}
+
+#[test]
+fn import_export_check_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("in.jsonl");
+    let text = [
+        line(1, "2026-11-18T08:00:00Z"),
+        "{\"id\": 2, \"html_content\": ".into(),
+        line(3, "2026-11-19T08:00:00"),
+    ]
+    .join("\n");
+    std::fs::write(&file, text).expect("write");
+    let out = run(
+        &["import", "--from", file.to_str().expect("utf8")],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("new 2, updated 0, unchanged 0, skipped 1"),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("skipped line 2"), "{stderr}");
+
+    let again = run(
+        &["import", "--from", file.to_str().expect("utf8")],
+        dir.path(),
+    );
+    assert!(String::from_utf8_lossy(&again.stdout).contains("new 0, updated 0, unchanged 2"));
+
+    let check = run(&["check"], dir.path());
+    assert!(check.status.success(), "{check:?}");
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        report.contains("reports: 2")
+            && report.contains("schema version: 1")
+            && report.contains("ok"),
+        "{report}"
+    );
+
+    let backup = dir.path().join("out.jsonl");
+    let export = run(
+        &["export", "--to", backup.to_str().expect("utf8")],
+        dir.path(),
+    );
+    assert!(export.status.success(), "{export:?}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&backup)
+        .expect("backup")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1]["id"], 3);
+    assert_eq!(lines[1]["created_at"], "2026-11-19T08:00:00Z");
+    let keys: Vec<&String> = lines[0].as_object().expect("object").keys().collect();
+    assert_eq!(keys.len(), 7, "exactly the generator's columns: {keys:?}");
+}
+
+#[test]
+fn a_second_writer_process_exits_75_with_advice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _held = Store::open(&dir.path().join(FILE_NAME)).expect("open");
+    let file = dir.path().join("in.jsonl");
+    std::fs::write(&file, line(1, "2026-11-18T08:00:00Z")).expect("write");
+    let out = run(
+        &["import", "--from", file.to_str().expect("utf8")],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+    assert!(stderr.contains("serve"), "{stderr}");
+}
+
+#[test]
+fn check_fails_on_a_missing_or_foreign_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(&["check"], dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    std::fs::write(dir.path().join(FILE_NAME), b"this is not a database").expect("write");
+    let out = run(&["check"], dir.path());
+    assert!(!out.status.success());
+}
+
+#[test]
+fn bad_configuration_names_the_option_and_hides_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(&["serve", "--listen", "not-an-address"], dir.path());
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CR_DATA_DIR", dir.path())
+        .env("CR_ADMIN_TOKEN", "tiny-secret")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CR_ADMIN_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("tiny-secret"), "{stderr}");
+    let out = Command::new(BIN)
+        .args(["serve"])
+        .env("CR_DATA_DIR", dir.path())
+        .env_remove("CR_LISTEN")
+        .env("PORT", "seventy")
+        .output()
+        .expect("run");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PORT"),
+        "{out:?}"
+    );
+}

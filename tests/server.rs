@@ -1,0 +1,117 @@
+//! A real server on 127.0.0.1:0: requests over TCP, graceful shutdown, the connection cap.
+
+mod common;
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+async fn start(
+    app: &common::TestApp,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = app.state.clone();
+    let server = tokio::spawn(crypto_report::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    (addr, tx, server)
+}
+
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("response in time")
+        .expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn serves_over_tcp_and_stops_gracefully() {
+    let app = common::TestApp::with_reports(3);
+    let (addr, stop, server) = start(&app).await;
+    let response = raw_get(addr, "/crypto_report/2").await;
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("content-security-policy:")
+    );
+
+    // A connection that is open but idle when shutdown starts must not hold the server.
+    let idle = TcpStream::connect(addr).await.expect("connect");
+    stop.send(()).expect("signal");
+    let result = tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("shutdown within the bound")
+        .expect("join");
+    assert!(result.is_ok(), "{result:?}");
+    drop(idle);
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn in_flight_requests_finish_during_shutdown() {
+    let app = common::TestApp::with_reports(2);
+    let (addr, stop, server) = start(&app).await;
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    // Send the request head in two parts so it is in flight when shutdown begins.
+    stream
+        .write_all(b"GET /crypto_report/1 HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.send(()).expect("signal");
+    stream
+        .write_all(b"Connection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("shutdown within the bound")
+        .expect("join")
+        .expect("clean stop");
+}
+
+#[tokio::test]
+async fn malformed_http_gets_an_error_not_a_hang() {
+    let app = common::TestApp::with_reports(1);
+    let (addr, stop, server) = start(&app).await;
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(b"GARBAGE \x00\x01\x02 nonsense\r\n\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out)).await;
+    assert!(read.is_ok(), "connection closed or answered in time");
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 400"),
+        "{text}"
+    );
+    // The server is still healthy afterwards.
+    assert!(raw_get(addr, "/health").await.starts_with("HTTP/1.1 200"));
+    stop.send(()).expect("signal");
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}
