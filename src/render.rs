@@ -289,17 +289,17 @@ impl Renderer {
         #[derive(Serialize)]
         struct Part<'a> {
             lang: &'static str,
-            html: &'a str,
+            html: std::borrow::Cow<'a, str>,
         }
         let content_lang = report.content_lang(lang);
         let mut parts = vec![Part {
             lang: "vi",
-            html: &report.html_content,
+            html: defuse_meta(&report.html_content),
         }];
         if report.has_english() && (mode == DocumentMode::Frame || content_lang == Lang::En) {
             parts.push(Part {
                 lang: "en",
-                html: report.html_content_en.as_deref().unwrap_or_default(),
+                html: defuse_meta(report.html_content_en.as_deref().unwrap_or_default()),
             });
         }
         if mode == DocumentMode::Print {
@@ -433,6 +433,30 @@ fn escape_html(input: &str) -> String {
     out
 }
 
+/// Disarms `<meta http-equiv>` in report HTML: neither the sandbox nor the CSP stops a
+/// `refresh` from navigating the report's frame away, so the attribute is renamed.
+fn defuse_meta(html: &str) -> std::borrow::Cow<'_, str> {
+    let lower = html.to_ascii_lowercase();
+    if !lower.contains("http-equiv") {
+        return std::borrow::Cow::Borrowed(html);
+    }
+    let mut out = String::with_capacity(html.len() + 16);
+    let mut last = 0;
+    let mut from = 0;
+    while let Some(start) = lower[from..].find("<meta").map(|i| i + from) {
+        let end = lower[start..].find('>').map_or(lower.len(), |i| i + start);
+        for (i, _) in lower[start..end].match_indices("http-equiv") {
+            let at = start + i;
+            out.push_str(&html[last..at]);
+            out.push_str("data-disabled-");
+            last = at;
+        }
+        from = end;
+    }
+    out.push_str(&html[last..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Keeps report text from closing the element it is embedded in (`</script` -> `<\/script`).
 fn guard(text: &str, closing: &str) -> String {
     let lower = text.to_ascii_lowercase();
@@ -483,6 +507,19 @@ mod tests {
             escape_html("<a href=\"/x?a=1&b='2'\">"),
             "&lt;a href=&quot;/x?a=1&amp;b=&#39;2&#39;&quot;&gt;"
         );
+    }
+
+    #[test]
+    fn meta_refresh_is_disarmed_but_text_is_kept() {
+        let html = "<p>http-equiv is a word</p><META HTTP-EQUIV=\"refresh\" content=\"0;url=x\"><meta charset=utf-8>";
+        assert_eq!(
+            defuse_meta(html),
+            "<p>http-equiv is a word</p><META data-disabled-HTTP-EQUIV=\"refresh\" content=\"0;url=x\"><meta charset=utf-8>"
+        );
+        assert!(matches!(
+            defuse_meta("<p>plain</p>"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
