@@ -14,6 +14,13 @@ use crate::encoded::{Encoded, Quality};
 #[exclude = "*.md"]
 struct Embedded;
 
+/// Maximum compression in release builds; unoptimized test builds would spend seconds on it.
+const ASSET_QUALITY: Quality = if cfg!(debug_assertions) {
+    Quality::Fast
+} else {
+    Quality::Best
+};
+
 /// Every embedded asset, addressable by its plain and by its fingerprinted path.
 pub struct Assets {
     by_path: HashMap<String, Encoded>,
@@ -33,7 +40,7 @@ impl Assets {
                 continue;
             };
             let content_type = content_type(&path);
-            let encoded = Encoded::new(content_type, file.data.into_owned(), Quality::Best);
+            let encoded = Encoded::new(content_type, file.data.into_owned(), ASSET_QUALITY);
             let hashed = fingerprint(&path, encoded.digest());
             urls.insert(path.to_string(), format!("/assets/{hashed}"));
             let immutable = encoded

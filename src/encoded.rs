@@ -10,20 +10,36 @@ use axum::response::Response;
 /// Bodies below this size are not worth compressing.
 const MIN_COMPRESS: usize = 512;
 
-/// One resource in every encoding we serve.
+/// One resource in every encoding we serve, with its response headers prepared once so that
+/// serving it is a handful of reference-count increments.
 #[derive(Debug, Clone)]
 pub struct Encoded {
-    pub content_type: &'static str,
-    pub cache_control: &'static str,
+    content_type: HeaderValue,
+    cache_control: HeaderValue,
     /// Extra headers set by the producer (e.g. a sandboxing CSP).
-    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
     /// Hex digest of the identity body; each representation's ETag derives from it.
     tag: String,
-    identity: Bytes,
-    gzip: Option<Bytes>,
-    br: Option<Bytes>,
+    identity: Representation,
+    gzip: Option<Representation>,
+    br: Option<Representation>,
     /// Whether the body varies with language negotiation (cookie, Accept-Language).
     vary_language: bool,
+    vary: Option<HeaderValue>,
+}
+
+#[derive(Debug, Clone)]
+struct Representation {
+    body: Bytes,
+    etag: HeaderValue,
+}
+
+impl Representation {
+    fn new(body: Bytes, tag: &str, suffix: &str) -> Self {
+        let etag = HeaderValue::from_str(&format!("\"{tag}{suffix}\""))
+            .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+        Representation { body, etag }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,26 +59,29 @@ impl Encoded {
             let gz = gzip(&identity, quality);
             let br = brotli(&identity, quality);
             (
-                (gz.len() < identity.len()).then(|| Bytes::from(gz)),
-                (br.len() < identity.len()).then(|| Bytes::from(br)),
+                (gz.len() < identity.len()).then(|| Representation::new(gz.into(), &tag, "-gz")),
+                (br.len() < identity.len()).then(|| Representation::new(br.into(), &tag, "-br")),
             )
         } else {
             (None, None)
         };
-        Encoded {
-            content_type,
-            cache_control: "no-cache",
+        let mut encoded = Encoded {
+            content_type: HeaderValue::from_static(content_type),
+            cache_control: HeaderValue::from_static("no-cache"),
             headers: Vec::new(),
+            identity: Representation::new(identity, &tag, ""),
             tag,
-            identity,
             gzip,
             br,
             vary_language: false,
-        }
+            vary: None,
+        };
+        encoded.vary = encoded.vary_header();
+        encoded
     }
 
     pub fn with_cache_control(mut self, value: &'static str) -> Self {
-        self.cache_control = value;
+        self.cache_control = HeaderValue::from_static(value);
         self
     }
 
@@ -73,7 +92,19 @@ impl Encoded {
 
     pub fn varying_by_language(mut self) -> Self {
         self.vary_language = true;
+        self.vary = self.vary_header();
         self
+    }
+
+    fn vary_header(&self) -> Option<HeaderValue> {
+        let compressed = self.gzip.is_some() || self.br.is_some();
+        match (compressed, self.vary_language) {
+            (true, true) => Some("Accept-Encoding, Accept-Language, Cookie"),
+            (true, false) => Some("Accept-Encoding"),
+            (false, true) => Some("Accept-Language, Cookie"),
+            (false, false) => None,
+        }
+        .map(HeaderValue::from_static)
     }
 
     /// Short content digest, used to fingerprint asset URLs.
@@ -83,71 +114,58 @@ impl Encoded {
 
     /// Bytes held in memory by all representations, for the cache's weigher.
     pub fn weight(&self) -> usize {
-        self.identity.len()
-            + self.gzip.as_ref().map_or(0, Bytes::len)
-            + self.br.as_ref().map_or(0, Bytes::len)
+        self.identity.body.len()
+            + self.gzip.as_ref().map_or(0, |r| r.body.len())
+            + self.br.as_ref().map_or(0, |r| r.body.len())
             + self.tag.len()
-            + 256
+            + 512
     }
 
     pub fn identity(&self) -> &Bytes {
-        &self.identity
+        &self.identity.body
     }
 
     /// Builds the response for a request: picks the encoding, answers 304 when the client's
     /// copy is current, and sets the caching headers.
     pub fn respond(&self, request: &HeaderMap) -> Response {
-        let coding = self.choose(request);
-        let etag = match coding {
-            Coding::Identity => format!("\"{}\"", self.tag),
-            Coding::Gzip => format!("\"{}-gz\"", self.tag),
-            Coding::Br => format!("\"{}-br\"", self.tag),
+        let (coding, rep) = match self.choose(request) {
+            Coding::Br => ("br", self.br.as_ref().unwrap_or(&self.identity)),
+            Coding::Gzip => ("gzip", self.gzip.as_ref().unwrap_or(&self.identity)),
+            Coding::Identity => ("", &self.identity),
         };
+        let etag = rep.etag.as_bytes();
         let not_modified = request
             .get_all(header::IF_NONE_MATCH)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim().trim_start_matches("W/"))
-            .any(|t| t == etag || t == "*");
-        let (status, body) = if not_modified {
-            (StatusCode::NOT_MODIFIED, Bytes::new())
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(|t| {
+                let t = t.trim_ascii();
+                t.strip_prefix(b"W/").unwrap_or(t)
+            })
+            .any(|t| t == etag || t == b"*");
+        let mut response = if not_modified {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r
         } else {
-            let body = match coding {
-                Coding::Identity => self.identity.clone(),
-                Coding::Gzip => self.gzip.clone().unwrap_or_default(),
-                Coding::Br => self.br.clone().unwrap_or_default(),
-            };
-            (StatusCode::OK, body)
+            let mut r = Response::new(Body::from(rep.body.clone()));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, self.content_type.clone());
+            r
         };
-        let mut builder = Response::builder()
-            .status(status)
-            .header(header::ETAG, etag)
-            .header(header::CACHE_CONTROL, self.cache_control);
-        if !not_modified {
-            builder = builder.header(header::CONTENT_TYPE, self.content_type);
+        let h = response.headers_mut();
+        h.insert(header::ETAG, rep.etag.clone());
+        h.insert(header::CACHE_CONTROL, self.cache_control.clone());
+        if !coding.is_empty() {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
         }
-        match coding {
-            Coding::Identity => {}
-            Coding::Gzip => builder = builder.header(header::CONTENT_ENCODING, "gzip"),
-            Coding::Br => builder = builder.header(header::CONTENT_ENCODING, "br"),
-        }
-        let vary = match (self.gzip.is_some() || self.br.is_some(), self.vary_language) {
-            (true, true) => Some("Accept-Encoding, Accept-Language, Cookie"),
-            (true, false) => Some("Accept-Encoding"),
-            (false, true) => Some("Accept-Language, Cookie"),
-            (false, false) => None,
-        };
-        if let Some(vary) = vary {
-            builder = builder.header(header::VARY, vary);
+        if let Some(vary) = &self.vary {
+            h.insert(header::VARY, vary.clone());
         }
         for (name, value) in &self.headers {
-            builder = builder.header(name, value);
+            h.insert(name.clone(), value.clone());
         }
-        // Every header above is built from valid static or hex text.
-        builder
-            .body(Body::from(body))
-            .unwrap_or_else(|_| Response::new(Body::empty()))
+        response
     }
 
     fn choose(&self, request: &HeaderMap) -> Coding {
@@ -267,12 +285,13 @@ mod tests {
         let r = e.respond(&req(&[]));
         assert!(r.headers().get(header::CONTENT_ENCODING).is_none());
         let mut out = String::new();
-        flate2::read::GzDecoder::new(&e.gzip.clone().expect("gz")[..])
+        flate2::read::GzDecoder::new(&e.gzip.clone().expect("gz").body[..])
             .read_to_string(&mut out)
             .expect("gunzip");
         assert_eq!(out, body_text());
         let mut out = Vec::new();
-        brotli::BrotliDecompress(&mut &e.br.clone().expect("br")[..], &mut out).expect("unbrotli");
+        brotli::BrotliDecompress(&mut &e.br.clone().expect("br").body[..], &mut out)
+            .expect("unbrotli");
         assert_eq!(out, body_text().as_bytes());
     }
 

@@ -1,10 +1,8 @@
 //! HTML handlers: negotiate the reader's language, fetch from the store, render once into
 //! the page cache, answer from it.
 
-use std::collections::HashMap;
-
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
@@ -25,16 +23,18 @@ const FRAME_CSP: &str = "sandbox allow-scripts allow-popups allow-popups-to-esca
 /// The print view is a top-level document: it may also open the print dialog.
 const PRINT_CSP: &str = "sandbox allow-scripts allow-modals; default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'none'; frame-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
-type Params = Query<HashMap<String, String>>;
+/// The raw value of one query parameter (the ones we read are plain ASCII tokens).
+pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
 
 /// `?lang=`, then the `lang` cookie, then `Accept-Language`, then Vietnamese.
 pub fn reader_lang(query: Option<&str>, headers: &HeaderMap) -> Lang {
-    let from_query = query.and_then(|q| {
-        q.split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == "lang")
-            .map(|(_, v)| v)
-    });
+    let from_query = query_param(query, "lang");
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -49,14 +49,9 @@ pub fn reader_lang(query: Option<&str>, headers: &HeaderMap) -> Lang {
     Lang::negotiate(from_query, cookie, accept)
 }
 
-fn lang_of(params: &HashMap<String, String>, headers: &HeaderMap) -> Lang {
-    let query = params.get("lang").map(|l| format!("lang={l}"));
-    reader_lang(query.as_deref(), headers)
-}
-
 /// Remembers an explicit `?lang=` choice for the next visit.
-fn remember_lang(mut response: Response, params: &HashMap<String, String>) -> Response {
-    if let Some(lang) = params.get("lang").and_then(|l| Lang::parse(l)) {
+fn remember_lang(mut response: Response, uri: &Uri) -> Response {
+    if let Some(lang) = query_param(uri.query(), "lang").and_then(Lang::parse) {
         let cookie = format!(
             "lang={}; Path=/; Max-Age=31536000; SameSite=Lax",
             lang.code()
@@ -78,8 +73,8 @@ fn parse_id(raw: &str) -> Result<u64, AppError> {
 }
 
 /// `page` from the query: absent means 1; anything but a positive integer is a 400.
-pub fn parse_page(params: &HashMap<String, String>) -> Result<u64, AppError> {
-    match params.get("page").map(|p| p.trim()) {
+pub fn parse_page(query: Option<&str>) -> Result<u64, AppError> {
+    match query_param(query, "page").map(str::trim) {
         None | Some("") => Ok(1),
         Some(p) => match p.parse::<u64>() {
             Ok(n) if n > 0 => Ok(n),
@@ -94,10 +89,10 @@ fn html_page(html: String) -> Encoded {
 
 pub async fn home(
     State(s): State<AppState>,
-    Query(q): Params,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let lang = lang_of(&q, &headers);
+    let lang = reader_lang(uri.query(), &headers);
     let state = s.clone();
     let page = s
         .pages
@@ -121,28 +116,28 @@ pub async fn home(
             Ok::<_, AppError>((html_page(html), deps))
         })
         .await?;
-    Ok(remember_lang(page.body.respond(&headers), &q))
+    Ok(remember_lang(page.body.respond(&headers), &uri))
 }
 
 pub async fn latest(
     State(s): State<AppState>,
-    Query(q): Params,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let lang = lang_of(&q, &headers);
-    report_response(&s, None, lang, "/crypto_report", &headers, &q).await
+    let lang = reader_lang(uri.query(), &headers);
+    report_response(&s, None, lang, "/crypto_report", &headers, &uri).await
 }
 
 pub async fn report(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    Query(q): Params,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let id = parse_id(&raw)?;
-    let lang = lang_of(&q, &headers);
+    let lang = reader_lang(uri.query(), &headers);
     let path = format!("/crypto_report/{id}");
-    report_response(&s, Some(id), lang, &path, &headers, &q).await
+    report_response(&s, Some(id), lang, &path, &headers, &uri).await
 }
 
 /// A report page; `None` means the latest report, which any new report replaces.
@@ -152,7 +147,7 @@ async fn report_response(
     lang: Lang,
     path: &str,
     headers: &HeaderMap,
-    q: &HashMap<String, String>,
+    uri: &Uri,
 ) -> Result<Response, AppError> {
     let listing = id.is_none();
     let state = s.clone();
@@ -198,7 +193,7 @@ async fn report_response(
             ))
         })
         .await?;
-    Ok(remember_lang(page.body.respond(headers), q))
+    Ok(remember_lang(page.body.respond(headers), uri))
 }
 
 async fn load_report(s: &AppState, id: u64) -> Result<Report, AppError> {
@@ -212,17 +207,15 @@ async fn load_report(s: &AppState, id: u64) -> Result<Report, AppError> {
 pub async fn frame(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    Query(q): Params,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let id = parse_id(&raw)?;
-    let lang = q
-        .get("lang")
-        .and_then(|l| Lang::parse(l))
+    let lang = query_param(uri.query(), "lang")
+        .and_then(Lang::parse)
         .unwrap_or(Lang::Vi);
-    let theme = q
-        .get("theme")
-        .and_then(|t| Theme::parse(t))
+    let theme = query_param(uri.query(), "theme")
+        .and_then(Theme::parse)
         .unwrap_or(Theme::Light);
     let key = format!("frame:{id}:{}:{theme:?}", lang.code());
     let state = s.clone();
@@ -253,11 +246,11 @@ pub async fn frame(
 pub async fn print(
     State(s): State<AppState>,
     Path(raw): Path<String>,
-    Query(q): Params,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let id = parse_id(&raw)?;
-    let lang = lang_of(&q, &headers);
+    let lang = reader_lang(uri.query(), &headers);
     let key = format!("print:{id}:{}", lang.code());
     let state = s.clone();
     let page = s
@@ -286,11 +279,11 @@ pub async fn print(
 
 pub async fn list(
     State(s): State<AppState>,
-    Query(q): Params,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let lang = lang_of(&q, &headers);
-    let page_no = parse_page(&q)?;
+    let lang = reader_lang(uri.query(), &headers);
+    let page_no = parse_page(uri.query())?;
     let state = s.clone();
     let page = s
         .pages
@@ -322,7 +315,7 @@ pub async fn list(
             ))
         })
         .await?;
-    Ok(remember_lang(page.body.respond(&headers), &q))
+    Ok(remember_lang(page.body.respond(&headers), &uri))
 }
 
 pub async fn rss(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {

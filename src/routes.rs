@@ -22,7 +22,9 @@ use crate::error::ErrorMarker;
 use crate::{AppState, api, pages};
 
 /// The site's own pages run no inline script and load nothing from elsewhere.
-const SITE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'";
+const SITE_CSP: HeaderValue = HeaderValue::from_static(
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'",
+);
 
 /// Largest request body accepted anywhere (only admin POSTs carry one).
 const MAX_BODY: usize = 64 * 1024;
@@ -45,7 +47,14 @@ pub fn app(state: AppState) -> Router {
         .route("/favicon.ico", get(pages::favicon))
         .route("/api/reports", get(api::reports))
         .route("/api/reports/{id}", get(api::report))
+        .route("/api/crypto/dashboard-summary", get(api::dashboard_summary))
+        .route("/api/dashboard/data", get(api::dashboard_summary))
+        .route(
+            "/api/crypto/dashboard-summary/refresh",
+            post(api::dashboard_refresh),
+        )
         .route("/health", get(api::health))
+        .route("/ws", get(crate::live::ws))
         .route("/cache-stats", get(api::cache_stats))
         .route("/admin/cache/stats", get(api::cache_stats))
         .route("/clear-cache", post(api::clear_cache))
@@ -58,8 +67,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         // Outside the limits, so their refusals are dressed and carry the headers too.
-        .layer(middleware::from_fn_with_state(state.clone(), error_pages))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), edge))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request| {
@@ -77,25 +85,60 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Dresses error responses: a localized HTML page for browsers, JSON for the API.
-async fn error_pages(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    let lang = pages::reader_lang(req.uri().query(), req.headers());
-    let response = next.run(req).await;
+/// The outermost layer of every response: security headers on all of them, and error
+/// responses dressed as a localized HTML page for browsers or JSON for the API.
+async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Only what language negotiation needs, kept for the rare error page.
+    let uri = req.uri().clone();
+    let cookie = req.headers().get(header::COOKIE).cloned();
+    let accept = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
+    let mut response = next.run(req).await;
     let status = response.status();
-    let marker = match response.extensions().get::<ErrorMarker>() {
-        Some(m) => m.clone(),
-        // Refusals produced by axum and tower-http layers rather than by our handlers.
-        None if matches!(status.as_u16(), 405 | 408 | 413 | 500) => ErrorMarker {
-            status,
-            message: status
-                .canonical_reason()
-                .unwrap_or("error")
-                .to_ascii_lowercase(),
-        },
-        None => return response,
-    };
-    let mut dressed = if wants_json(&path) {
+    if status.is_client_error() || status.is_server_error() {
+        let marker = match response.extensions().get::<ErrorMarker>() {
+            Some(m) => Some(m.clone()),
+            // Refusals produced by axum and tower-http layers rather than by our handlers.
+            None if matches!(status.as_u16(), 405 | 408 | 413 | 500) => Some(ErrorMarker {
+                status,
+                message: status
+                    .canonical_reason()
+                    .unwrap_or("error")
+                    .to_ascii_lowercase(),
+            }),
+            None => None,
+        };
+        if let Some(marker) = marker {
+            let mut headers = axum::http::HeaderMap::new();
+            if let Some(c) = cookie {
+                headers.insert(header::COOKIE, c);
+            }
+            if let Some(a) = accept {
+                headers.insert(header::ACCEPT_LANGUAGE, a);
+            }
+            let lang = pages::reader_lang(uri.query(), &headers);
+            response = dress(&state, &uri, lang, marker, &response);
+        }
+    }
+    let h = response.headers_mut();
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, SITE_CSP);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
+    h.insert(header::REFERRER_POLICY, REFERRER);
+    h.insert(header::X_FRAME_OPTIONS, SAMEORIGIN);
+    h.insert(PERMISSIONS_POLICY, PERMISSIONS);
+    h.insert(COOP, SAME_ORIGIN);
+    response
+}
+
+fn dress(
+    state: &AppState,
+    uri: &axum::http::Uri,
+    lang: crate::i18n::Lang,
+    marker: ErrorMarker,
+    original: &Response,
+) -> Response {
+    let mut dressed = if wants_json(uri.path()) {
         (
             marker.status,
             axum::Json(
@@ -118,7 +161,7 @@ async fn error_pages(State(state): State<AppState>, req: Request, next: Next) ->
         }
     };
     for name in [header::WWW_AUTHENTICATE, header::ALLOW, header::RETRY_AFTER] {
-        if let Some(v) = response.headers().get(&name) {
+        if let Some(v) = original.headers().get(&name) {
             dressed.headers_mut().insert(name, v.clone());
         }
     }
@@ -134,39 +177,15 @@ fn wants_json(path: &str) -> bool {
         || matches!(path, "/health" | "/cache-stats" | "/clear-cache")
 }
 
-/// Security headers on every response, errors included. A response that brings its own CSP
-/// (the sandboxed report documents) keeps it.
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    let h = response.headers_mut();
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(SITE_CSP),
-        );
-    }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("strict-origin-when-cross-origin"),
-    );
-    h.insert(
-        header::X_FRAME_OPTIONS,
-        HeaderValue::from_static("SAMEORIGIN"),
-    );
-    h.insert(
-        "permissions-policy",
-        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
-    );
-    h.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    response
-}
+const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+const REFERRER: HeaderValue = HeaderValue::from_static("strict-origin-when-cross-origin");
+const SAMEORIGIN: HeaderValue = HeaderValue::from_static("SAMEORIGIN");
+const PERMISSIONS_POLICY: header::HeaderName =
+    header::HeaderName::from_static("permissions-policy");
+const PERMISSIONS: HeaderValue =
+    HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()");
+const COOP: header::HeaderName = header::HeaderName::from_static("cross-origin-opener-policy");
+const SAME_ORIGIN: HeaderValue = HeaderValue::from_static("same-origin");
 
 /// A listener that holds at most `max` connections open; further ones wait in the backlog.
 pub struct LimitedListener {

@@ -57,7 +57,9 @@ fn upsert_detects_changes_and_moves_the_index() {
         .upsert_reports(&[a.clone(), b.clone()], None)
         .expect("first");
     assert_eq!(
-        store.upsert_reports(&[a.clone()], None).expect("again"),
+        store
+            .upsert_reports(std::slice::from_ref(&a), None)
+            .expect("again"),
         vec![UpsertOutcome::Unchanged]
     );
     let mut moved = a.clone();
