@@ -252,7 +252,16 @@
       return;
     }
     const href = link.getAttribute('href').trim();
-    if (!href.startsWith('#') || !talksToParent) return;
+    if (!href.startsWith('#')) {
+      // The sandbox grants no pop-ups: in the frame, the parent opens web links for the
+      // reader (after checking them), with this click as the user gesture.
+      if (talksToParent) {
+        event.preventDefault();
+        post({ type: 'cr:open-link', href: new URL(href, document.baseURI).href });
+      }
+      return;
+    }
+    if (!talksToParent) return;
     event.preventDefault();
     let id = href.slice(1);
     try {

@@ -5,7 +5,7 @@
 
   const root = document.documentElement;
   const TIME_ZONE = 'Asia/Ho_Chi_Minh';
-  const MAX_FRAME_HEIGHT = 200000;
+  const MAX_FRAME_HEIGHT = 120000;
   const MONTHS_EN = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
   const MONTHS_EN_LONG = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August',
     'September', 'October', 'November', 'December'];
@@ -188,6 +188,19 @@
         case 'cr:height': {
           const h = Number(msg.height);
           if (Number.isFinite(h) && h > 0) el.style.height = `${Math.min(Math.ceil(h), MAX_FRAME_HEIGHT)}px`;
+          break;
+        }
+        case 'cr:open-link': {
+          // Reports run without pop-up rights; web links open here, never other schemes.
+          let url = null;
+          try {
+            url = new URL(String(msg.href));
+          } catch (e) {
+            url = null;
+          }
+          if (url && (url.protocol === 'https:' || url.protocol === 'http:')) {
+            window.open(url.href, '_blank', 'noopener,noreferrer');
+          }
           break;
         }
         case 'cr:section-offset': {
