@@ -1,9 +1,7 @@
 //! JSON handlers and their wire types: reports, health and the admin endpoints.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::SecondsFormat;
@@ -15,6 +13,7 @@ use crate::cache::Deps;
 use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
 use crate::i18n::Lang;
+use crate::market::Refresh;
 use crate::pages::{PER_PAGE, parse_page};
 use crate::render::title;
 use crate::reports::Report;
@@ -64,10 +63,10 @@ fn json_body<T: Serialize>(value: &T) -> Result<Encoded, AppError> {
 
 pub async fn reports(
     State(s): State<AppState>,
-    Query(q): Query<HashMap<String, String>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let page_no = parse_page(&q)?;
+    let page_no = parse_page(uri.query())?;
     let state = s.clone();
     let page = s
         .pages
@@ -184,6 +183,7 @@ pub async fn health(State(s): State<AppState>) -> Response {
         "demo": s.settings.demo,
         "store": store_json,
         "cache": cache,
+        "market": s.market.health(),
     });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
@@ -230,4 +230,62 @@ pub async fn clear_cache(
     let l2 = s.store.call(|st| st.cache_remove(None)).await?;
     tracing::info!(l2_removed = l2, "cache cleared by admin");
     Ok(Json(serde_json::json!({ "cleared": true, "l2_removed": l2 })).into_response())
+}
+
+/// The current market snapshot (SPEC §5.1). Never calls a provider: it serializes what the
+/// refresher last published, once per snapshot version however many readers ask at once.
+pub async fn dashboard_summary(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let snapshot = s.market.current();
+    let key = format!(
+        "api:dashboard:{}:{}",
+        if snapshot.demo { "demo" } else { "live" },
+        snapshot.version
+    );
+    let page = s
+        .pages
+        .get_or_render(key, async move {
+            Ok::<_, AppError>((json_body(&*snapshot)?, Deps::default()))
+        })
+        .await?;
+    Ok(page.body.respond(&headers))
+}
+
+/// Forces one coalesced refresh of every market group (admin only, rate limited).
+pub async fn dashboard_refresh(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize(&s, &headers)?;
+    let outcome = s.market.refresh().await;
+    let coalesced = match outcome {
+        Refresh::Ran => false,
+        Refresh::Joined => true,
+        Refresh::TooSoon(wait) => {
+            let mut response =
+                AppError::TooManyRequests("a market refresh ran moments ago; try again later")
+                    .into_response();
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs.max(1)));
+            return Ok(response);
+        }
+        Refresh::Unavailable => {
+            return Err(AppError::Unavailable("no market feed is running".into()));
+        }
+    };
+    let snapshot = s.market.current();
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({
+            "refreshed": true,
+            "coalesced": coalesced,
+            "last_updated": snapshot.last_updated(),
+            "partial_failure": snapshot.partial_failure(),
+        })),
+    )
+        .into_response())
 }

@@ -53,6 +53,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up; size does not matter
 pub enum Command {
     /// Run the production server (the default).
     Serve(ServeArgs),
@@ -81,6 +82,9 @@ pub struct ServeArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub http: HttpArgs,
+    /// Milliseconds between two simulated market ticks (benchmarks use a fast feed).
+    #[arg(long, env = "CR_DEMO_INTERVAL_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    pub demo_interval_ms: u64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -131,6 +135,9 @@ pub struct HttpArgs {
     /// Most simultaneous connections; further ones wait in the kernel's backlog.
     #[arg(long, env = "CR_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub max_connections: u64,
+    /// Most simultaneous live-update (WebSocket) clients; further ones are answered with 503.
+    #[arg(long, env = "CR_WS_MAX_CLIENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub ws_max_clients: u64,
     /// Seconds a request may take before it is answered with 408.
     #[arg(long, env = "CR_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub request_timeout: u64,
@@ -195,6 +202,26 @@ pub struct MarketArgs {
     /// Finnhub API key [fallback: FINNHUB_API_KEY].
     #[arg(long, env = "CR_FINNHUB_API_KEY")]
     pub finnhub_api_key: Option<Secret>,
+    /// CoinGecko base URL [default: https://api.coingecko.com, or
+    /// https://pro-api.coingecko.com with a pro key].
+    #[arg(long, env = "CR_COINGECKO_URL", value_parser = parse_base_url)]
+    pub coingecko_url: Option<String>,
+    /// CoinMarketCap base URL.
+    #[arg(long, env = "CR_COINMARKETCAP_URL", default_value = "https://pro-api.coinmarketcap.com", value_parser = parse_base_url)]
+    pub coinmarketcap_url: String,
+    /// Binance base URL: the market-data-only host, which also answers where api.binance.com
+    /// refuses the server's location (HTTP 451).
+    #[arg(long, env = "CR_BINANCE_URL", default_value = "https://data-api.binance.vision", value_parser = parse_base_url)]
+    pub binance_url: String,
+    /// alternative.me base URL (fear & greed index).
+    #[arg(long, env = "CR_ALTERNATIVE_ME_URL", default_value = "https://api.alternative.me", value_parser = parse_base_url)]
+    pub alternative_me_url: String,
+    /// TAAPI.IO base URL.
+    #[arg(long, env = "CR_TAAPI_URL", default_value = "https://api.taapi.io", value_parser = parse_base_url)]
+    pub taapi_url: String,
+    /// Finnhub base URL.
+    #[arg(long, env = "CR_FINNHUB_URL", default_value = "https://finnhub.io", value_parser = parse_base_url)]
+    pub finnhub_url: String,
 }
 
 impl MarketArgs {
@@ -232,6 +259,11 @@ impl ConfigError {
     }
 }
 
+/// A provider's base URL: absolute http(s), no query or fragment, path prefix allowed.
+fn parse_base_url(s: &str) -> Result<String, String> {
+    parse_public_url(s)
+}
+
 fn parse_public_url(s: &str) -> Result<String, String> {
     let trimmed = s.trim().trim_end_matches('/');
     let rest = trimmed
@@ -258,6 +290,12 @@ mod tests {
             cmc_api_key: Some(s),
             taapi_secret: None,
             finnhub_api_key: None,
+            coingecko_url: None,
+            coinmarketcap_url: String::new(),
+            binance_url: String::new(),
+            alternative_me_url: String::new(),
+            taapi_url: String::new(),
+            finnhub_url: String::new(),
         };
         assert!(!format!("{args:?}").contains("hunter2"));
     }

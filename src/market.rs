@@ -5,39 +5,358 @@
 //! - [`Market::current`] returns the latest [`Snapshot`];
 //! - [`Market::subscribe`] yields every new snapshot (the WebSocket hub listens here);
 //! - [`Market::refresh`] forces one coalesced refresh of every group.
+//!
+//! Page and API requests only ever read the snapshot; only the refresher's tasks call
+//! providers.
 
-use std::sync::Arc;
+pub mod alternative_me;
+pub mod binance;
+pub mod coingecko;
+pub mod coinmarketcap;
+pub mod config;
+pub mod demo;
+pub mod finnhub;
+pub mod guard;
+pub mod http;
+mod refresher;
+pub mod rsi;
+pub mod snapshot;
+pub mod taapi;
 
-use serde::Serialize;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared, join_all};
+use serde_json::json;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-/// Everything the dashboard shows, serialized with the field names of SPEC §5.1.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Snapshot {
-    pub last_updated: Option<String>,
-    pub demo: bool,
+pub use self::config::Config;
+use self::refresher::Live;
+pub use self::snapshot::{Coin, Group, Index, Snapshot};
+use crate::store::Store;
+
+/// Seed and tick of the `demo` command's simulated feed.
+pub const DEMO_SEED: u64 = 0x00C0_FFEE;
+pub const DEMO_TICK: Duration = Duration::from_secs(3);
+/// How long [`Market::stop`] waits for the background tasks.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Run = Shared<BoxFuture<'static, ()>>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a call to [`Market::refresh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// This call started a refresh and waited for it.
+    Ran,
+    /// A refresh was already running; this call waited for it instead of starting another.
+    Joined,
+    /// The previous forced refresh was too recent; try again after this long.
+    TooSoon(Duration),
+    /// There is no feed to refresh (an idle market).
+    Unavailable,
+}
+
+enum Feed {
+    Idle,
+    Live(Box<Live>),
+    Demo(Mutex<demo::Walk>),
+}
+
+#[derive(Default)]
+struct Forced {
+    running: Option<Run>,
+    last_started: Option<Instant>,
+}
+
+struct Inner {
+    feed: Feed,
+    tx: watch::Sender<Arc<Snapshot>>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    forced: Mutex<Forced>,
+    /// One in-flight run per group, shared by the poll loop and forced refreshes.
+    runs: [Mutex<Option<Run>>; 5],
+    min_refresh: Duration,
 }
 
 /// Handle to the market data; cheap to clone.
 #[derive(Clone)]
 pub struct Market {
-    tx: Arc<watch::Sender<Arc<Snapshot>>>,
+    inner: Arc<Inner>,
 }
 
 impl Market {
-    /// A market with nothing fetched yet.
+    fn with_feed(feed: Feed, min_refresh: Duration) -> Market {
+        let demo = matches!(feed, Feed::Demo(_));
+        let (tx, _) = watch::channel(Arc::new(Snapshot {
+            demo,
+            ..Snapshot::default()
+        }));
+        let (shutdown, _) = watch::channel(false);
+        Market {
+            inner: Arc::new(Inner {
+                feed,
+                tx,
+                shutdown,
+                tasks: Mutex::new(Vec::new()),
+                forced: Mutex::new(Forced::default()),
+                runs: Default::default(),
+                min_refresh,
+            }),
+        }
+    }
+
+    /// A market with nothing fetched yet and no feed.
     pub fn idle() -> Market {
-        let (tx, _) = watch::channel(Arc::new(Snapshot::default()));
-        Market { tx: Arc::new(tx) }
+        Market::with_feed(Feed::Idle, Duration::ZERO)
+    }
+
+    /// The live feed: restores the last good values from `store` (stale until refreshed), then
+    /// polls every group on its cadence. Must be called inside a Tokio runtime.
+    pub fn start(config: Config, store: Arc<Store>) -> Market {
+        let min_refresh = config.refresh_min_interval;
+        let market = Market::with_feed(Feed::Live(Box::new(Live::new(config, store))), min_refresh);
+        let inner = Arc::clone(&market.inner);
+        let supervisor = tokio::spawn(async move {
+            let Feed::Live(live) = &inner.feed else {
+                return;
+            };
+            live.restore().await;
+            inner.publish();
+            for group in Group::ALL {
+                let every = live.config.cadence.of(group);
+                let task = tokio::spawn(poll(Arc::clone(&inner), group, every));
+                lock(&inner.tasks).push(task);
+            }
+        });
+        lock(&market.inner.tasks).push(supervisor);
+        market
+    }
+
+    /// The simulated feed of `demo`: a deterministic walk from `seed`, one step every `tick`,
+    /// badged `demo: true`. Opens no connection. Must be called inside a Tokio runtime.
+    pub fn demo(seed: u64, tick: Duration) -> Market {
+        let walk = demo::Walk::new(seed, Utc::now());
+        let market = Market::with_feed(Feed::Demo(Mutex::new(walk)), tick);
+        market.inner.publish();
+        let inner = Arc::clone(&market.inner);
+        let task = tokio::spawn(async move {
+            let mut stop = inner.shutdown.subscribe();
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(tick) => inner.demo_step(),
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        });
+        lock(&market.inner.tasks).push(task);
+        market
     }
 
     pub fn current(&self) -> Arc<Snapshot> {
-        self.tx.borrow().clone()
+        self.inner.tx.borrow().clone()
     }
 
+    /// Sees a new value whenever the snapshot changes.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
-        self.tx.subscribe()
+        self.inner.tx.subscribe()
     }
 
-    pub async fn refresh(&self) {}
+    /// Refreshes every group now. Concurrent callers share one run, and a new run starts at
+    /// most once per `refresh_min_interval`, so this cannot be used to hammer the providers
+    /// (their own budgets and breakers still apply).
+    pub async fn refresh(&self) -> Refresh {
+        let (run, joined) = {
+            let mut forced = lock(&self.inner.forced);
+            if let Some(run) = &forced.running {
+                (run.clone(), true)
+            } else {
+                if matches!(self.inner.feed, Feed::Idle) {
+                    return Refresh::Unavailable;
+                }
+                if let Some(at) = forced.last_started {
+                    let since = at.elapsed();
+                    if since < self.inner.min_refresh {
+                        return Refresh::TooSoon(self.inner.min_refresh - since);
+                    }
+                }
+                let inner = Arc::clone(&self.inner);
+                let task = tokio::spawn(async move {
+                    inner.refresh_all().await;
+                    lock(&inner.forced).running = None;
+                });
+                let run = async move {
+                    let _ = task.await;
+                }
+                .boxed()
+                .shared();
+                forced.running = Some(run.clone());
+                forced.last_started = Some(Instant::now());
+                (run, false)
+            }
+        };
+        run.await;
+        if joined {
+            Refresh::Joined
+        } else {
+            Refresh::Ran
+        }
+    }
+
+    /// Stops the background tasks (in-flight provider calls are abandoned) and waits for them,
+    /// at most a few seconds.
+    pub async fn stop(&self) {
+        self.inner.shutdown.send_replace(true);
+        let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
+        loop {
+            let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                let abort = task.abort_handle();
+                if tokio::time::timeout_at(deadline, task).await.is_err() {
+                    abort.abort();
+                }
+            }
+        }
+        // Runs in flight see the signal too; wait for them so the store is let go.
+        let forced = lock(&self.inner.forced).running.clone();
+        let runs: Vec<Run> = self
+            .inner
+            .runs
+            .iter()
+            .filter_map(|slot| lock(slot).clone())
+            .chain(forced)
+            .collect();
+        for run in runs {
+            let _ = tokio::time::timeout_at(deadline, run).await;
+        }
+    }
+
+    /// Feed mode, per-group and per-provider state (breaker, last success and failure, errors)
+    /// and the age of the data, for `/health`.
+    pub fn health(&self) -> serde_json::Value {
+        let snap = self.current();
+        let running = !*self.inner.shutdown.borrow();
+        let base = json!({
+            "running": running,
+            "partial_failure": snap.partial_failure(),
+            "last_updated": snap.last_updated(),
+        });
+        let extra = match &self.inner.feed {
+            Feed::Idle => json!({ "mode": "idle" }),
+            Feed::Demo(_) => json!({ "mode": "demo", "data_age_seconds": 0 }),
+            Feed::Live(live) => {
+                let mut v = live.health();
+                v["mode"] = json!("live");
+                for g in Group::ALL {
+                    let running = lock(&self.inner.runs[g as usize]).is_some();
+                    v["groups"][g.name()]["running"] = json!(running);
+                }
+                v
+            }
+        };
+        let mut out = base;
+        if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), extra) {
+            out.extend(extra);
+        }
+        out
+    }
+}
+
+/// The poll loop of one group.
+async fn poll(inner: Arc<Inner>, group: Group, every: Duration) {
+    let mut stop = inner.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            () = inner.run_group(group) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+}
+
+impl Inner {
+    /// Runs `group` once, or joins the run already in flight. The run is a task of its own, so
+    /// a caller that gives up does not cancel it for the others.
+    fn run_group(self: &Arc<Self>, group: Group) -> Run {
+        let mut slot = lock(&self.runs[group as usize]);
+        if let Some(run) = &*slot {
+            return run.clone();
+        }
+        let inner = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let mut stop = inner.shutdown.subscribe();
+            if let Feed::Live(live) = &inner.feed {
+                tokio::select! {
+                    () = live.run(group) => inner.publish(),
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+            }
+            *lock(&inner.runs[group as usize]) = None;
+        });
+        let run = async move {
+            let _ = task.await;
+        }
+        .boxed()
+        .shared();
+        *slot = Some(run.clone());
+        run
+    }
+
+    async fn refresh_all(self: &Arc<Self>) {
+        match &self.feed {
+            Feed::Idle => {}
+            Feed::Demo(_) => self.demo_step(),
+            Feed::Live(_) => {
+                join_all(Group::ALL.map(|g| self.run_group(g))).await;
+            }
+        }
+    }
+
+    fn demo_step(&self) {
+        if let Feed::Demo(walk) = &self.feed {
+            lock(walk).step(Utc::now());
+            self.publish();
+        }
+    }
+
+    /// Rebuilds the snapshot from the feed and sends it if anything changed.
+    fn publish(&self) {
+        let (values, btc_sparkline, demo) = match &self.feed {
+            Feed::Idle => return,
+            Feed::Live(live) => (live.values(), live.sparkline(), false),
+            Feed::Demo(walk) => {
+                let walk = lock(walk);
+                let now = Utc::now();
+                let spark = snapshot::downsample(walk.history(), 15 * 60 * 1000);
+                (walk.book(now), spark, true)
+            }
+        };
+        self.tx.send_if_modified(|current| {
+            let mut next = Snapshot {
+                values,
+                btc_sparkline,
+                demo,
+                version: current.version,
+            };
+            if **current == next {
+                return false;
+            }
+            next.version += 1;
+            *current = Arc::new(next);
+            true
+        });
+    }
 }

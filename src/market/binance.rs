@@ -1,0 +1,165 @@
+//! Binance (keyless): the 24 h ticker as the last price fallback, and daily BTC klines from
+//! which RSI(14) is computed locally when TAAPI is unavailable. Numbers are decimal strings.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::http::Call;
+use super::snapshot::{Coin, Invalid, Quote, check_change, check_price};
+
+pub const NAME: &str = "binance";
+/// Source name of the RSI computed here from Binance's klines.
+pub const KLINES_RSI: &str = "binance_klines";
+pub const DEFAULT_URL: &str = "https://data-api.binance.vision";
+/// Daily candles fetched for the local RSI: plenty for Wilder's smoothing to settle.
+pub const KLINES: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct Binance {
+    pub base: String,
+}
+
+impl Binance {
+    /// `symbols=["BTCUSDT",…]`, URL-encoded; costs weight 2 for up to 20 symbols.
+    pub fn ticker(&self, coins: &[Coin]) -> Result<Call, Invalid> {
+        let symbols: Vec<String> = coins
+            .iter()
+            .map(|c| format!("\"{}\"", c.binance_symbol()))
+            .collect();
+        Call::get(
+            &self.base,
+            "/api/v3/ticker/24hr",
+            &[("symbols", &format!("[{}]", symbols.join(",")))],
+        )
+    }
+
+    pub fn daily_klines(&self) -> Result<Call, Invalid> {
+        Call::get(
+            &self.base,
+            "/api/v3/klines",
+            &[
+                ("symbol", "BTCUSDT"),
+                ("interval", "1d"),
+                ("limit", &KLINES.to_string()),
+            ],
+        )
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Ticker {
+    symbol: String,
+    last_price: Option<String>,
+    price_change_percent: Option<String>,
+}
+
+fn decimal(s: Option<&str>) -> Option<f64> {
+    s.and_then(|s| s.trim().parse::<f64>().ok())
+}
+
+pub fn parse_ticker(body: &[u8], coins: &[Coin]) -> Result<Vec<(Coin, Quote)>, Invalid> {
+    let tickers: Vec<Ticker> = serde_json::from_slice(body).map_err(Invalid::json)?;
+    let quotes = coins.iter().map(|&coin| {
+        let quote = match tickers.iter().find(|t| t.symbol == coin.binance_symbol()) {
+            None => Err(Invalid(format!("{} is missing", coin.binance_symbol()))),
+            Some(t) => check_price(
+                coin.binance_symbol(),
+                decimal(t.last_price.as_deref()),
+                coin.max_price(),
+            )
+            .and_then(|price| {
+                let change = match t.price_change_percent.as_deref() {
+                    None => None,
+                    Some(s) => {
+                        Some(decimal(Some(s)).ok_or_else(|| Invalid(format!("bad change {s:?}")))?)
+                    }
+                };
+                Ok(Quote {
+                    price,
+                    change_24h: check_change("priceChangePercent", change)?,
+                })
+            }),
+        };
+        (coin, quote)
+    });
+    super::snapshot::some_quotes(quotes)
+}
+
+/// Closing prices, oldest first, each a believable BTC price.
+pub fn parse_closes(body: &[u8]) -> Result<Vec<f64>, Invalid> {
+    let rows: Vec<Vec<Value>> = serde_json::from_slice(body).map_err(Invalid::json)?;
+    let mut last_open = i64::MIN;
+    rows.iter()
+        .map(|row| {
+            let open = row
+                .first()
+                .and_then(Value::as_i64)
+                .ok_or_else(|| Invalid("kline without open time".into()))?;
+            if open <= last_open {
+                return Err(Invalid("klines out of order".into()));
+            }
+            last_open = open;
+            check_price(
+                "close",
+                decimal(row.get(4).and_then(Value::as_str)),
+                Coin::Btc.max_price(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICKER: &[u8] = include_bytes!("../../tests/fixtures/providers/binance_ticker_24hr.json");
+    const KLINES_BODY: &[u8] =
+        include_bytes!("../../tests/fixtures/providers/binance_klines_btcusdt_1d.json");
+
+    #[test]
+    fn ticker_strings_are_decimals() {
+        let q = parse_ticker(TICKER, &Coin::ALL).expect("ticker");
+        assert_eq!(q.len(), 7);
+        assert_eq!(
+            q[0],
+            (
+                Coin::Btc,
+                Quote {
+                    price: 84251.37,
+                    change_24h: Some(-1.851)
+                }
+            )
+        );
+        for bad in ["\"NaN\"", "\"0.00000000\"", "\"-3\"", "\"abc\"", "null"] {
+            let body =
+                format!(r#"[{{"symbol":"BTCUSDT","lastPrice":{bad},"priceChangePercent":"1.0"}}]"#);
+            assert!(
+                parse_ticker(body.as_bytes(), &[Coin::Btc]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn symbols_are_url_encoded() {
+        let call = Binance {
+            base: DEFAULT_URL.into(),
+        }
+        .ticker(&[Coin::Btc, Coin::Eth])
+        .expect("call");
+        assert_eq!(
+            call.url.query(),
+            Some("symbols=%5B%22BTCUSDT%22%2C%22ETHUSDT%22%5D")
+        );
+    }
+
+    #[test]
+    fn klines_closes() {
+        let closes = parse_closes(KLINES_BODY).expect("closes");
+        assert_eq!(closes.len(), KLINES);
+        assert!(closes.iter().all(|c| *c > 10_000.0));
+        assert!(parse_closes(br#"[[2,"1","1","1","0","1"]]"#).is_err());
+        assert!(parse_closes(br#"[[2,"1","1","1","5","1"],[1,"1","1","1","5","1"]]"#).is_err());
+    }
+}

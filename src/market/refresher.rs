@@ -1,0 +1,472 @@
+//! The live feed: polls each group through its provider chain in the fallback order of SPEC
+//! §5.2, keeps the last good value of every field (in memory and in the store) and the rolling
+//! price history behind the sparkline.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::config::Config;
+use super::guard::Provider;
+use super::http::{Call, FetchError, Upstream};
+use super::rsi::{PERIOD, wilder};
+use super::snapshot::{Book, Coin, Entry, Group, Index, Invalid, Quote, downsample};
+use super::{alternative_me, binance, coingecko, coinmarketcap, finnhub, taapi};
+use crate::store::Store;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One row of the rolling history: every coin's price at one moment.
+#[derive(Serialize, Deserialize)]
+struct HistoryPoint {
+    prices: [Option<f64>; 7],
+}
+
+#[derive(Debug, Default, Clone)]
+struct GroupStatus {
+    last_attempt: Option<DateTime<Utc>>,
+    last_success: Option<DateTime<Utc>>,
+    /// Every field of the group got a fresh value in the last attempt.
+    complete: Option<bool>,
+    errors: Vec<String>,
+}
+
+struct Providers {
+    coingecko: Provider,
+    coinmarketcap: Provider,
+    binance: Provider,
+    alternative_me: Provider,
+    taapi: Provider,
+    finnhub: Provider,
+}
+
+impl Providers {
+    fn all(&self) -> [&Provider; 6] {
+        [
+            &self.coingecko,
+            &self.coinmarketcap,
+            &self.binance,
+            &self.alternative_me,
+            &self.taapi,
+            &self.finnhub,
+        ]
+    }
+}
+
+pub(super) struct Live {
+    pub config: Config,
+    store: Arc<Store>,
+    /// `None` only if the TLS stack could not be initialised; every call then fails.
+    upstream: Option<Upstream>,
+    providers: Providers,
+    book: Mutex<Book>,
+    history: Mutex<VecDeque<(i64, f64)>>,
+    status: Mutex<[GroupStatus; 5]>,
+}
+
+impl Live {
+    pub fn new(config: Config, store: Arc<Store>) -> Live {
+        let upstream = Upstream::new(config.http)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot build the outbound HTTP client"))
+            .ok();
+        let b = &config.budgets;
+        let p = |name, budget| Provider::new(name, budget, config.breaker);
+        let providers = Providers {
+            coingecko: p(coingecko::NAME, b.coingecko),
+            coinmarketcap: p(coinmarketcap::NAME, b.coinmarketcap),
+            binance: p(binance::NAME, b.binance),
+            alternative_me: p(alternative_me::NAME, b.alternative_me),
+            taapi: p(taapi::NAME, b.taapi),
+            finnhub: p(finnhub::NAME, b.finnhub),
+        };
+        Live {
+            config,
+            store,
+            upstream,
+            providers,
+            book: Mutex::new(Book::default()),
+            history: Mutex::new(VecDeque::new()),
+            status: Mutex::new(Default::default()),
+        }
+    }
+
+    pub fn values(&self) -> Book {
+        lock(&self.book).clone()
+    }
+
+    pub fn sparkline(&self) -> Vec<(i64, f64)> {
+        let bucket = i64::try_from(self.config.sparkline_bucket.as_millis()).unwrap_or(i64::MAX);
+        downsample(lock(&self.history).iter().copied(), bucket)
+    }
+
+    fn history_ms(&self) -> i64 {
+        i64::try_from(self.config.history.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Puts back the last good values and the history from the store, all marked stale.
+    pub async fn restore(&self) {
+        let since = Utc::now()
+            .timestamp_millis()
+            .saturating_sub(self.history_ms());
+        let loaded = self
+            .store
+            .call(move |s| Ok((s.market_all()?, s.history_since(since)?)))
+            .await;
+        let (fields, points) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot restore the last market values");
+                return;
+            }
+        };
+        let mut book = lock(&self.book);
+        for (key, bytes) in &fields {
+            if let Err(e) = book.restore(key, bytes) {
+                tracing::warn!(key, error = %e, "skipping an unreadable stored market value");
+            }
+        }
+        let mut history = lock(&self.history);
+        for (t, bytes) in points {
+            if let Ok(HistoryPoint {
+                prices: [Some(btc), ..],
+            }) = postcard::from_bytes(&bytes)
+            {
+                history.push_back((t, btc));
+            }
+        }
+        tracing::info!(
+            fields = fields.len(),
+            history = history.len(),
+            "restored market values"
+        );
+    }
+
+    async fn call<T>(
+        &self,
+        provider: &Provider,
+        call: Result<Call, Invalid>,
+        parse: impl Fn(&[u8]) -> Result<T, Invalid>,
+    ) -> Result<T, FetchError> {
+        let Some(upstream) = &self.upstream else {
+            return Err(FetchError::Transport("no HTTP client".into()));
+        };
+        let call = call.map_err(|e| FetchError::Invalid(e.0))?;
+        upstream.fetch(provider, &call, parse).await
+    }
+
+    /// Polls `group` once through its chain and records what came back.
+    pub async fn run(&self, group: Group) {
+        let started = Utc::now();
+        let (errors, complete, fresh) = match group {
+            Group::Prices => self.prices().await,
+            Group::Global => self.global().await,
+            Group::Fng => self.fng().await,
+            Group::Rsi => self.rsi().await,
+            Group::Indices => self.indices().await,
+        };
+        let records = {
+            let mut book = lock(&self.book);
+            book.failing[group as usize] = !complete;
+            if fresh {
+                book.records(group)
+            } else {
+                Vec::new()
+            }
+        };
+        {
+            let mut status = lock(&self.status);
+            let s = &mut status[group as usize];
+            s.last_attempt = Some(started);
+            if fresh {
+                s.last_success = Some(Utc::now());
+            }
+            s.complete = Some(complete);
+            s.errors = errors;
+        }
+        if !records.is_empty()
+            && let Err(e) = self.store.call(move |s| s.market_put(&records)).await
+        {
+            tracing::warn!(error = %e, "cannot persist market values");
+        }
+    }
+
+    /// CoinGecko, then CoinMarketCap, then Binance; each asked only for the coins still missing.
+    async fn prices(&self) -> (Vec<String>, bool, bool) {
+        let mut missing = Coin::ALL.to_vec();
+        let mut got: Vec<(Coin, Quote, &'static str)> = Vec::new();
+        let mut errors = Vec::new();
+        let mut take =
+            |missing: &mut Vec<Coin>, result: Result<Vec<(Coin, Quote)>, FetchError>, name| {
+                match result {
+                    Ok(quotes) => {
+                        missing.retain(|c| !quotes.iter().any(|(q, _)| q == c));
+                        got.extend(quotes.into_iter().map(|(c, q)| (c, q, name)));
+                    }
+                    Err(e) => errors.push(format!("{name}: {e}")),
+                }
+            };
+        let cg = &self.config.coingecko;
+        let want = missing.clone();
+        let r = self
+            .call(&self.providers.coingecko, cg.prices(&want), |b| {
+                coingecko::parse_prices(b, &want)
+            })
+            .await;
+        take(&mut missing, r, coingecko::NAME);
+        if let Some(cmc) = self
+            .config
+            .coinmarketcap
+            .as_ref()
+            .filter(|_| !missing.is_empty())
+        {
+            let want = missing.clone();
+            let r = self
+                .call(&self.providers.coinmarketcap, cmc.quotes(&want), |b| {
+                    coinmarketcap::parse_quotes(b, &want)
+                })
+                .await;
+            take(&mut missing, r, coinmarketcap::NAME);
+        }
+        if !missing.is_empty() {
+            let want = missing.clone();
+            let bn = &self.config.binance;
+            let r = self
+                .call(&self.providers.binance, bn.ticker(&want), |b| {
+                    binance::parse_ticker(b, &want)
+                })
+                .await;
+            take(&mut missing, r, binance::NAME);
+        }
+        let now = Utc::now();
+        let mut btc = None;
+        {
+            let mut book = lock(&self.book);
+            for (coin, quote, source) in &got {
+                book.prices[*coin as usize] = Some(Entry::new(*quote, source, now));
+                if *coin == Coin::Btc {
+                    btc = Some(quote.price);
+                }
+            }
+            for coin in &missing {
+                if let Some(e) = &mut book.prices[*coin as usize] {
+                    e.stale = true;
+                }
+            }
+        }
+        if btc.is_some() {
+            self.push_history(now, &got).await;
+        }
+        (errors, missing.is_empty(), !got.is_empty())
+    }
+
+    async fn push_history(&self, now: DateTime<Utc>, got: &[(Coin, Quote, &'static str)]) {
+        let mut prices = [None; 7];
+        for (c, q, _) in got {
+            prices[*c as usize] = Some(q.price);
+        }
+        let at = now.timestamp_millis();
+        let keep_from = at.saturating_sub(self.history_ms());
+        {
+            let mut h = lock(&self.history);
+            if let Some(btc) = prices[0] {
+                h.push_back((at, btc));
+            }
+            while h.front().is_some_and(|(t, _)| *t < keep_from) {
+                h.pop_front();
+            }
+        }
+        let Ok(bytes) = postcard::to_allocvec(&HistoryPoint { prices }) else {
+            return;
+        };
+        if let Err(e) = self
+            .store
+            .call(move |s| s.history_push(at, &bytes, keep_from))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot persist market history");
+        }
+    }
+
+    /// CoinGecko, then CoinMarketCap.
+    async fn global(&self) -> (Vec<String>, bool, bool) {
+        let mut errors = Vec::new();
+        let mut found = None;
+        match self
+            .call(
+                &self.providers.coingecko,
+                self.config.coingecko.global(),
+                coingecko::parse_global,
+            )
+            .await
+        {
+            Ok(g) => found = Some((g, coingecko::NAME)),
+            Err(e) => errors.push(format!("{}: {e}", coingecko::NAME)),
+        }
+        if let (None, Some(cmc)) = (&found, &self.config.coinmarketcap) {
+            match self
+                .call(
+                    &self.providers.coinmarketcap,
+                    cmc.global(),
+                    coinmarketcap::parse_global,
+                )
+                .await
+            {
+                Ok(g) => found = Some((g, coinmarketcap::NAME)),
+                Err(e) => errors.push(format!("{}: {e}", coinmarketcap::NAME)),
+            }
+        }
+        let mut book = lock(&self.book);
+        match found {
+            Some((g, source)) => book.global = Some(Entry::new(g, source, Utc::now())),
+            None => book.mark_stale(Group::Global),
+        }
+        (errors, found.is_some(), found.is_some())
+    }
+
+    async fn fng(&self) -> (Vec<String>, bool, bool) {
+        let am = &self.config.alternative_me;
+        let result = self
+            .call(
+                &self.providers.alternative_me,
+                am.fng(),
+                alternative_me::parse_fng,
+            )
+            .await;
+        let mut book = lock(&self.book);
+        match result {
+            Ok(f) => {
+                book.fng = Some(Entry::new(f, alternative_me::NAME, Utc::now()));
+                (Vec::new(), true, true)
+            }
+            Err(e) => {
+                book.mark_stale(Group::Fng);
+                (vec![format!("{}: {e}", alternative_me::NAME)], false, false)
+            }
+        }
+    }
+
+    /// TAAPI when it has a secret, else (or when it fails) RSI(14) from Binance daily klines.
+    async fn rsi(&self) -> (Vec<String>, bool, bool) {
+        let mut errors = Vec::new();
+        let mut found = None;
+        if let Some(t) = &self.config.taapi {
+            match self
+                .call(&self.providers.taapi, t.rsi(), taapi::parse_rsi)
+                .await
+            {
+                Ok(v) => found = Some((v, taapi::NAME)),
+                Err(e) => errors.push(format!("{}: {e}", taapi::NAME)),
+            }
+        }
+        if found.is_none() {
+            let local = |b: &[u8]| {
+                let closes = binance::parse_closes(b)?;
+                wilder(&closes, PERIOD).ok_or_else(|| Invalid("too few klines for RSI".into()))
+            };
+            match self
+                .call(
+                    &self.providers.binance,
+                    self.config.binance.daily_klines(),
+                    local,
+                )
+                .await
+            {
+                Ok(v) => found = Some((v, binance::KLINES_RSI)),
+                Err(e) => errors.push(format!("{}: {e}", binance::KLINES_RSI)),
+            }
+        }
+        let mut book = lock(&self.book);
+        match found {
+            Some((v, source)) => book.rsi = Some(Entry::new(v, source, Utc::now())),
+            None => book.mark_stale(Group::Rsi),
+        }
+        (errors, found.is_some(), found.is_some())
+    }
+
+    /// Finnhub, one call per symbol: one failing does not drop the others.
+    async fn indices(&self) -> (Vec<String>, bool, bool) {
+        let Some(fh) = &self.config.finnhub else {
+            return (Vec::new(), true, false);
+        };
+        let results = join_all(Index::ALL.map(|i| async move {
+            (
+                i,
+                self.call(&self.providers.finnhub, fh.quote(i), finnhub::parse_quote)
+                    .await,
+            )
+        }))
+        .await;
+        let now = Utc::now();
+        let mut book = lock(&self.book);
+        let mut errors = Vec::new();
+        let mut fresh = false;
+        for (i, result) in results {
+            match result {
+                Ok(q) => {
+                    book.indices[i as usize] = Some(Entry::new(q, finnhub::NAME, now));
+                    fresh = true;
+                }
+                Err(e) => {
+                    errors.push(format!("{} {}: {e}", finnhub::NAME, i.symbol()));
+                    if let Some(e) = &mut book.indices[i as usize] {
+                        e.stale = true;
+                    }
+                }
+            }
+        }
+        let complete = errors.is_empty();
+        (errors, complete, fresh)
+    }
+
+    pub fn health(&self) -> Value {
+        let now = Utc::now();
+        let ts = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+        let status = lock(&self.status).clone();
+        let book = self.values();
+        let groups: serde_json::Map<String, Value> = Group::ALL
+            .into_iter()
+            .map(|g| {
+                let s = &status[g as usize];
+                let v = json!({
+                    "cadence_seconds": self.config.cadence.of(g).as_secs_f64(),
+                    "last_attempt": ts(s.last_attempt),
+                    "last_success": ts(s.last_success),
+                    "complete": s.complete,
+                    "errors": s.errors,
+                });
+                (g.name().to_owned(), v)
+            })
+            .collect();
+        let configured = self.config.configured();
+        let providers: serde_json::Map<String, Value> = self
+            .providers
+            .all()
+            .into_iter()
+            .zip(configured)
+            .map(|(p, (_, on))| {
+                let mut v = p.health();
+                v["configured"] = json!(on);
+                (p.name.to_owned(), v)
+            })
+            .collect();
+        let newest = book
+            .prices
+            .iter()
+            .flatten()
+            .map(|e| e.fetched_at_ms)
+            .chain(book.global.iter().map(|e| e.fetched_at_ms))
+            .max();
+        json!({
+            "client": self.upstream.is_some(),
+            "data_age_seconds": newest.map(|t| (now.timestamp_millis() - t).max(0) / 1000),
+            "groups": groups,
+            "providers": providers,
+        })
+    }
+}

@@ -1,0 +1,1376 @@
+//! The market refresher against a fake provider server on 127.0.0.1:0 that serves the recorded
+//! fixtures (tests/fixtures/providers, a copy of shared/fixtures/providers) and injects faults
+//! per test. Nothing here touches the internet; every wait is bounded.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use crypto_report::config::Secret;
+use crypto_report::market::alternative_me::AlternativeMe;
+use crypto_report::market::binance::{self, Binance};
+use crypto_report::market::coingecko::{CoinGecko, Key};
+use crypto_report::market::coinmarketcap::CoinMarketCap;
+use crypto_report::market::config::{Budgets, Cadence};
+use crypto_report::market::finnhub::Finnhub;
+use crypto_report::market::guard::{BreakerPolicy, Budget};
+use crypto_report::market::http::HttpPolicy;
+use crypto_report::market::taapi::Taapi;
+use crypto_report::market::{Config, Group, Market, Refresh, Snapshot, rsi};
+use crypto_report::store::{FILE_NAME, Store};
+use crypto_report::{AppState, Settings};
+use futures_util::future::join_all;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/providers");
+const SHARED_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/providers");
+const ADMIN: &str = "market-test-admin-token-0123";
+const CG_KEY: &str = "cg-demo-SECRET-0001";
+const CMC_KEY: &str = "cmc-SECRET-0002";
+const TAAPI_SECRET: &str = "taapi-SECRET-0003";
+const FINNHUB_KEY: &str = "finnhub-SECRET-0004";
+/// Upper bound of every wait; generous so a loaded CI machine does not flake.
+const WAIT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------------
+// The fake provider server
+
+#[derive(Clone, Debug)]
+enum Fault {
+    /// Status, body (a fixture file name or literal JSON), Retry-After seconds.
+    Status(u16, &'static str, Option<u64>),
+    /// 200 with this body.
+    Body(String),
+    /// Never answers.
+    Stall,
+    /// 200 with a valid body, one byte every 100 ms.
+    Drip,
+    /// 200 with a 3 MiB streamed body and no Content-Length.
+    Huge,
+    /// The normal answer, after this long.
+    Delay(Duration),
+}
+
+#[derive(Default)]
+struct FakeState {
+    hits: HashMap<String, Vec<Instant>>,
+    queries: HashMap<String, String>,
+    headers: HashMap<String, HeaderMap>,
+    once: HashMap<String, VecDeque<Fault>>,
+    sticky: HashMap<String, Fault>,
+    fixture: HashMap<String, &'static str>,
+}
+
+#[derive(Clone)]
+struct Fake {
+    addr: SocketAddr,
+    state: Arc<Mutex<FakeState>>,
+}
+
+fn default_fixture(key: &str) -> &'static str {
+    match key {
+        "cg.price" => "coingecko_simple_price.json",
+        "cg.global" => "coingecko_global.json",
+        "cmc.quotes" => "cmc_v2_quotes_latest_btc.json",
+        "cmc.global" => "cmc_global_metrics.json",
+        "bn.ticker" => "binance_ticker_24hr.json",
+        "bn.klines" => "binance_klines_btcusdt_1d.json",
+        "fng" => "alternative_me_fng.json",
+        "taapi" => "taapi_rsi.json",
+        "fh.DIA" => "finnhub_quote_dia.json",
+        "fh.SPY" => "finnhub_quote_spy.json",
+        "fh.QQQM" => "finnhub_quote_qqqm.json",
+        _ => "none",
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    if name.starts_with('{') || name.starts_with('[') {
+        return name.as_bytes().to_vec();
+    }
+    std::fs::read(format!("{FIXTURES}/{name}")).unwrap_or_else(|e| panic!("fixture {name}: {e}"))
+}
+
+fn key_of(path: &str, query: &str) -> String {
+    let symbol = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("symbol="))
+        .unwrap_or("");
+    match path {
+        "/cg/api/v3/simple/price" => "cg.price".into(),
+        "/cg/api/v3/global" => "cg.global".into(),
+        "/cmc/v2/cryptocurrency/quotes/latest" => "cmc.quotes".into(),
+        "/cmc/v1/global-metrics/quotes/latest" => "cmc.global".into(),
+        "/bn/api/v3/ticker/24hr" => "bn.ticker".into(),
+        "/bn/api/v3/klines" => "bn.klines".into(),
+        "/am/fng/" => "fng".into(),
+        "/taapi/rsi" => "taapi".into(),
+        "/fh/api/v1/quote" => format!("fh.{symbol}"),
+        other => format!("unknown {other}"),
+    }
+}
+
+async fn serve_fake(State(fake): State<Fake>, req: Request) -> Response {
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let key = key_of(req.uri().path(), &query);
+    let (fault, body) = {
+        let mut st = fake.state.lock().expect("fake state");
+        st.hits.entry(key.clone()).or_default().push(Instant::now());
+        st.queries.insert(key.clone(), query);
+        st.headers.insert(key.clone(), req.headers().clone());
+        let fault = match st.once.get_mut(&key).and_then(VecDeque::pop_front) {
+            Some(f) => Some(f),
+            None => st.sticky.get(&key).cloned(),
+        };
+        let name = st
+            .fixture
+            .get(&key)
+            .copied()
+            .unwrap_or(default_fixture(&key));
+        (fault, name)
+    };
+    let ok = || {
+        (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            fixture(body),
+        )
+            .into_response()
+    };
+    match fault {
+        None => ok(),
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            ok()
+        }
+        Some(Fault::Status(code, body, retry_after)) => {
+            let mut r =
+                (StatusCode::from_u16(code).expect("status"), fixture(body)).into_response();
+            if let Some(s) = retry_after {
+                r.headers_mut().insert(header::RETRY_AFTER, s.into());
+            }
+            r
+        }
+        Some(Fault::Body(b)) => (StatusCode::OK, b).into_response(),
+        Some(Fault::Stall) => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            ok()
+        }
+        Some(Fault::Drip) => {
+            let bytes = fixture(body);
+            let stream = futures_util::stream::unfold(0usize, move |i| {
+                let bytes = bytes.clone();
+                async move {
+                    if i >= bytes.len() {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Some((Ok::<_, std::io::Error>(Bytes::from(vec![bytes[i]])), i + 1))
+                }
+            });
+            Body::from_stream(stream).into_response()
+        }
+        Some(Fault::Huge) => {
+            let chunk = Bytes::from(vec![b' '; 64 * 1024]);
+            let stream = futures_util::stream::iter(
+                (0..48).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+            );
+            Body::from_stream(stream).into_response()
+        }
+    }
+}
+
+impl Fake {
+    async fn start() -> Fake {
+        logs();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let fake = Fake {
+            addr: listener.local_addr().expect("addr"),
+            state: Arc::default(),
+        };
+        let app = Router::new().fallback(serve_fake).with_state(fake.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        fake
+    }
+
+    fn url(&self, prefix: &str) -> String {
+        format!("http://{}{prefix}", self.addr)
+    }
+
+    fn st(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state.lock().expect("fake state")
+    }
+
+    fn sticky(&self, key: &str, fault: Fault) {
+        self.st().sticky.insert(key.into(), fault);
+    }
+
+    fn once(&self, key: &str, fault: Fault) {
+        self.st()
+            .once
+            .entry(key.into())
+            .or_default()
+            .push_back(fault);
+    }
+
+    fn heal(&self, key: &str) {
+        let mut st = self.st();
+        st.sticky.remove(key);
+        st.once.remove(key);
+    }
+
+    fn serve(&self, key: &str, fixture: &'static str) {
+        self.st().fixture.insert(key.into(), fixture);
+    }
+
+    fn hits(&self, key: &str) -> usize {
+        self.st().hits.get(key).map_or(0, Vec::len)
+    }
+
+    fn times(&self, key: &str) -> Vec<Instant> {
+        self.st().hits.get(key).cloned().unwrap_or_default()
+    }
+
+    fn all_hits(&self) -> HashMap<String, usize> {
+        self.st()
+            .hits
+            .iter()
+            .map(|(k, v)| (k.clone(), v.len()))
+            .collect()
+    }
+
+    fn reset_hits(&self) {
+        self.st().hits.clear();
+    }
+
+    fn query(&self, key: &str) -> String {
+        self.st().queries.get(key).cloned().unwrap_or_default()
+    }
+
+    fn header(&self, key: &str, name: &str) -> Option<String> {
+        let st = self.st();
+        let v = st.headers.get(key)?.get(name)?;
+        v.to_str().ok().map(str::to_owned)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// Every provider at the fake, keys for all of them but CoinMarketCap, one poll per group (long
+/// cadences), short timeouts, generous budgets.
+fn config(fake: &Fake) -> Config {
+    let generous = Budget::new(1000, 1);
+    Config {
+        coingecko: CoinGecko {
+            base: fake.url("/cg"),
+            key: Some(Key::Demo(Secret::new(CG_KEY))),
+        },
+        coinmarketcap: None,
+        binance: Binance {
+            base: fake.url("/bn"),
+        },
+        alternative_me: AlternativeMe {
+            base: fake.url("/am"),
+        },
+        taapi: Some(Taapi {
+            base: fake.url("/taapi"),
+            secret: Secret::new(TAAPI_SECRET),
+        }),
+        finnhub: Some(Finnhub {
+            base: fake.url("/fh"),
+            key: Secret::new(FINNHUB_KEY),
+        }),
+        cadence: Cadence {
+            prices: HOUR,
+            global: HOUR,
+            fng: HOUR,
+            rsi: HOUR,
+            indices: HOUR,
+        },
+        budgets: Budgets {
+            coingecko: generous,
+            coinmarketcap: generous,
+            binance: generous,
+            alternative_me: generous,
+            taapi: generous,
+            finnhub: generous,
+        },
+        http: HttpPolicy {
+            connect_timeout: Duration::from_millis(500),
+            total_timeout: Duration::from_millis(1500),
+            max_body: 256 * 1024,
+            attempts: 2,
+            backoff_base: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(50),
+            max_retry_after: Duration::from_secs(2),
+        },
+        breaker: BreakerPolicy {
+            threshold: 3,
+            cooldown: Duration::from_secs(60),
+        },
+        refresh_min_interval: Duration::ZERO,
+        ..Config::default()
+    }
+}
+
+fn with_cmc(mut c: Config, fake: &Fake) -> Config {
+    c.coinmarketcap = Some(CoinMarketCap {
+        base: fake.url("/cmc"),
+        key: Secret::new(CMC_KEY),
+    });
+    c
+}
+
+struct Running {
+    market: Market,
+    _dir: tempfile::TempDir,
+}
+
+fn start(config: Config) -> Running {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    Running {
+        market: Market::start(config, store),
+        _dir: dir,
+    }
+}
+
+/// Waits until every group has been attempted and none is in flight.
+async fn settle(m: &Market) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let h = m.health();
+        let done = Group::ALL.iter().all(|g| {
+            let s = &h["groups"][g.name()];
+            !s["last_attempt"].is_null() && s["running"] == false
+        });
+        if done {
+            return json(&m.current());
+        }
+        assert!(Instant::now() < deadline, "market never settled: {h:#}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls `check` on the market until it holds.
+async fn until(m: &Market, what: &str, check: impl Fn(&Value, &Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (snap, health) = (json(&m.current()), m.health());
+        if check(&snap, &health) {
+            return snap;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {snap:#}\n{health:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn json(s: &Snapshot) -> Value {
+    serde_json::to_value(s).expect("snapshot json")
+}
+
+fn source(snap: &Value, field: &str) -> String {
+    snap["freshness"][field]["source"]
+        .as_str()
+        .unwrap_or("none")
+        .to_owned()
+}
+
+/// A port where nothing listens.
+async fn dead_url() -> String {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    format!("http://{addr}")
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+async fn request(state: &AppState, req: axum::http::Request<Body>) -> Reply {
+    let res = crypto_report::app(state.clone())
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn get(uri: &str) -> axum::http::Request<Body> {
+    axum::http::Request::get(uri)
+        .body(Body::empty())
+        .expect("request")
+}
+
+fn post(uri: &str, token: Option<&str>) -> axum::http::Request<Body> {
+    let mut b = axum::http::Request::post(uri);
+    if let Some(t) = token {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    b.body(Body::empty()).expect("request")
+}
+
+/// An application state on its own store; a live market is started on `state.store`.
+fn app_state(admin: bool) -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join(FILE_NAME)).expect("store");
+    let mut settings = Settings::new("https://reports.example");
+    if admin {
+        settings.admin_token = Some(Secret::new(ADMIN));
+    }
+    (AppState::new(store, settings).expect("state"), dir)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn primary_providers_fill_every_field() {
+    let fake = Fake::start().await;
+    let run = start(with_cmc(config(&fake), &fake));
+    let s = settle(&run.market).await;
+
+    let expect = [
+        ("btc_price_usd", 84250.0),
+        ("btc_change_24h", -1.8423516724190832),
+        ("eth_price_usd", 2953.41),
+        ("sol_price_usd", 142.63),
+        ("bnb_price_usd", 865.12),
+        ("xrp_price_usd", 2.18),
+        ("ada_price_usd", 0.641827),
+        ("link_price_usd", 17.86),
+        ("link_change_24h", 1.2679331877291),
+        ("market_cap_usd", 2893417720518.4),
+        ("market_cap_change_percentage_24h_usd", -1.27304881170432),
+        ("volume_24h_usd", 118402665193.61),
+        ("btc_market_cap_percentage", 58.1447105113275),
+        ("eth_market_cap_percentage", 12.3291846603172),
+        ("fng_value", 38.0),
+        ("rsi_14", 44.87126034991531),
+        ("btc_rsi_14", 44.87126034991531),
+    ];
+    for (field, want) in expect {
+        assert_eq!(s[field].as_f64(), Some(want), "{field}");
+        assert_eq!(s["freshness"][field]["stale"], false, "{field}");
+    }
+    assert_eq!(s["fng_value_classification"], "Fear");
+    let dia = &s["us_stock_indices"]["DIA"];
+    assert_eq!(
+        (dia["symbol"].as_str(), dia["price"].as_f64()),
+        (Some("DIA"), Some(481.27))
+    );
+    assert_eq!(
+        (dia["change"].as_f64(), dia["change_percent"].as_f64()),
+        (Some(-1.78), Some(-0.3685))
+    );
+    assert_eq!(
+        s["us_stock_indices"]["QQQM"]["price"].as_f64(),
+        Some(262.41)
+    );
+    assert_eq!(
+        s["data_sources"],
+        serde_json::json!({
+            "prices": "coingecko", "global": "coingecko", "fng": "alternative.me",
+            "rsi": "taapi", "us_stock_indices": "finnhub"
+        })
+    );
+    assert_eq!(s["partial_failure"], false);
+    assert_eq!(s["demo"], false);
+    assert!(s["last_updated"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(s["btc_sparkline"].as_array().map(Vec::len), Some(1));
+    assert_eq!(s["btc_sparkline"][0][1].as_f64(), Some(84250.0));
+
+    // The fallbacks were never needed.
+    for key in ["cmc.quotes", "cmc.global", "bn.ticker", "bn.klines"] {
+        assert_eq!(fake.hits(key), 0, "{key}");
+    }
+    // Credentials where each provider wants them; Finnhub's never in the URL.
+    assert_eq!(
+        fake.header("cg.price", "x-cg-demo-api-key").as_deref(),
+        Some(CG_KEY)
+    );
+    assert_eq!(
+        fake.header("fh.SPY", "x-finnhub-token").as_deref(),
+        Some(FINNHUB_KEY)
+    );
+    assert_eq!(fake.query("fh.SPY"), "symbol=SPY");
+    assert!(
+        fake.query("taapi")
+            .contains(&format!("secret={TAAPI_SECRET}"))
+    );
+    assert!(
+        fake.query("taapi").contains("symbol=BTC%2FUSDT")
+            && fake.query("taapi").contains("interval=1d")
+    );
+    assert!(fake.query("cg.price").contains("include_24hr_change=true"));
+    let ua = fake.header("fng", "user-agent").unwrap_or_default();
+    assert!(ua.starts_with("crypto-report/"), "{ua}");
+
+    let h = run.market.health();
+    assert_eq!(h["mode"], "live");
+    assert_eq!(h["providers"]["coingecko"]["breaker"], "closed");
+    assert_eq!(h["providers"]["coinmarketcap"]["configured"], true);
+    assert!(h["data_age_seconds"].as_i64().is_some_and(|a| a < 5));
+    run.market.stop().await;
+}
+
+#[tokio::test]
+async fn prices_fall_back_coingecko_then_cmc_then_binance() {
+    for cmc_shape in [
+        "cmc_v2_quotes_latest_btc.json",
+        "cmc_v1_quotes_latest_btc.json",
+    ] {
+        let fake = Fake::start().await;
+        fake.sticky("cg.price", Fault::Status(500, "{}", None));
+        fake.serve("cmc.quotes", cmc_shape);
+        let run = start(with_cmc(config(&fake), &fake));
+        let s = settle(&run.market).await;
+        // The CMC fixture knows only BTC (and, in v2, an impostor BTC it must skip).
+        assert_eq!(
+            s["btc_price_usd"].as_f64(),
+            Some(84262.91374027163),
+            "{cmc_shape}"
+        );
+        assert_eq!(s["btc_change_24h"].as_f64(), Some(-1.79211466));
+        assert_eq!(source(&s, "btc_price_usd"), "coinmarketcap");
+        assert_eq!(s["eth_price_usd"].as_f64(), Some(2953.42));
+        assert_eq!(s["eth_change_24h"].as_f64(), Some(-2.62));
+        assert_eq!(source(&s, "eth_price_usd"), "binance");
+        assert_eq!(s["data_sources"]["prices"], "coinmarketcap,binance");
+        assert_eq!(s["partial_failure"], false);
+        // Order: CoinGecko (retried once), then CMC for all, then Binance for what was left.
+        let (cg, cmc, bn) = (
+            fake.times("cg.price"),
+            fake.times("cmc.quotes"),
+            fake.times("bn.ticker"),
+        );
+        assert_eq!((cg.len(), cmc.len(), bn.len()), (2, 1, 1));
+        assert!(cg[1] <= cmc[0] && cmc[0] <= bn[0]);
+        assert_eq!(
+            fake.query("cmc.quotes"),
+            "symbol=BTC%2CETH%2CSOL%2CBNB%2CXRP%2CADA%2CLINK"
+        );
+        assert_eq!(
+            fake.header("cmc.quotes", "x-cmc_pro_api_key").as_deref(),
+            Some(CMC_KEY)
+        );
+        let q = fake.query("bn.ticker");
+        assert!(
+            q.starts_with("symbols=%5B%22ETHUSDT%22") && !q.contains("BTC"),
+            "{q}"
+        );
+        run.market.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn global_falls_back_to_cmc_and_is_null_without_it() {
+    let fake = Fake::start().await;
+    fake.sticky("cg.global", Fault::Status(503, "{}", None));
+    let run = start(with_cmc(config(&fake), &fake));
+    let s = settle(&run.market).await;
+    assert_eq!(s["market_cap_usd"].as_f64(), Some(2911640317724.118));
+    assert_eq!(
+        s["market_cap_change_percentage_24h_usd"].as_f64(),
+        Some(-1.309833089572121)
+    );
+    assert_eq!(
+        s["btc_market_cap_percentage"].as_f64(),
+        Some(57.831923370142)
+    );
+    assert_eq!(s["data_sources"]["global"], "coinmarketcap");
+    assert_eq!(
+        fake.header("cmc.global", "x-cmc_pro_api_key").as_deref(),
+        Some(CMC_KEY)
+    );
+    run.market.stop().await;
+
+    let run = start(config(&fake));
+    let s = settle(&run.market).await;
+    assert!(s["market_cap_usd"].is_null() && s["volume_24h_usd"].is_null());
+    assert!(s["data_sources"]["global"].is_null());
+    assert_eq!(s["partial_failure"], true);
+    assert_eq!(
+        s["btc_price_usd"].as_f64(),
+        Some(84250.0),
+        "other groups unaffected"
+    );
+    run.market.stop().await;
+}
+
+#[tokio::test]
+async fn rsi_falls_back_to_local_klines() {
+    let closes = binance::parse_closes(&fixture("binance_klines_btcusdt_1d.json")).expect("closes");
+    let local = rsi::wilder(&closes, rsi::PERIOD).expect("rsi");
+
+    // TAAPI's free tier answers a rate limit with 200 and an error body.
+    let fake = Fake::start().await;
+    fake.sticky(
+        "taapi",
+        Fault::Body(
+            String::from_utf8(fixture("taapi_error_ratelimit_http200.json")).expect("utf8"),
+        ),
+    );
+    let run = start(config(&fake));
+    let s = settle(&run.market).await;
+    assert_eq!(s["rsi_14"].as_f64(), Some(local));
+    assert_eq!(s["btc_rsi_14"].as_f64(), Some(local));
+    assert_eq!(s["data_sources"]["rsi"], "binance_klines");
+    assert_eq!(fake.hits("taapi"), 1, "an error body is not retried");
+    assert_eq!(
+        fake.query("bn.klines"),
+        "symbol=BTCUSDT&interval=1d&limit=100"
+    );
+    run.market.stop().await;
+
+    // Without a TAAPI secret the klines are the only source, and TAAPI is never called.
+    let fake = Fake::start().await;
+    let mut c = config(&fake);
+    c.taapi = None;
+    let run = start(c);
+    let s = settle(&run.market).await;
+    assert_eq!(s["rsi_14"].as_f64(), Some(local));
+    assert_eq!((fake.hits("taapi"), fake.hits("bn.klines")), (0, 1));
+    assert_eq!(s["partial_failure"], false);
+    run.market.stop().await;
+}
+
+#[tokio::test]
+async fn a_finnhub_symbol_without_data_fails_alone() {
+    let fake = Fake::start().await;
+    fake.serve("fh.QQQM", "finnhub_quote_unknown_symbol.json");
+    let run = start(config(&fake));
+    let s = settle(&run.market).await;
+    let idx = &s["us_stock_indices"];
+    assert_eq!(idx["SPY"]["price"].as_f64(), Some(702.84));
+    assert_eq!(idx["DIA"]["price"].as_f64(), Some(481.27));
+    assert!(idx["QQQM"]["price"].is_null() && idx["QQQM"]["change"].is_null());
+    assert_eq!(idx["QQQM"]["symbol"], "QQQM");
+    assert!(s["freshness"]["us_stock_indices.QQQM"].is_null());
+    assert_eq!(s["partial_failure"], true);
+    assert_eq!(
+        (
+            fake.hits("fh.DIA"),
+            fake.hits("fh.SPY"),
+            fake.hits("fh.QQQM")
+        ),
+        (1, 1, 1)
+    );
+    run.market.stop().await;
+}
+
+#[tokio::test]
+async fn a_null_change_stays_null() {
+    let fake = Fake::start().await;
+    fake.serve("cg.price", "coingecko_simple_price_null_change.json");
+    let run = start(config(&fake));
+    let s = settle(&run.market).await;
+    assert_eq!(s["sol_price_usd"].as_f64(), Some(142.63));
+    assert!(s["sol_change_24h"].is_null(), "{}", s["sol_change_24h"]);
+    assert_eq!(source(&s, "sol_change_24h"), "coingecko");
+    // Coins CoinGecko left out came from the next provider, with their own changes.
+    assert_eq!(source(&s, "bnb_price_usd"), "binance");
+    assert_eq!(s["bnb_change_24h"].as_f64(), Some(0.788));
+    run.market.stop().await;
+}
+
+#[tokio::test]
+async fn bad_answers_are_failures_that_trigger_the_fallback() {
+    let cases: Vec<(&str, Fault)> = vec![
+        (
+            "zero",
+            Fault::Body(r#"{"bitcoin":{"usd":0,"usd_24h_change":1.0}}"#.into()),
+        ),
+        (
+            "negative",
+            Fault::Body(r#"{"bitcoin":{"usd":-84250,"usd_24h_change":1.0}}"#.into()),
+        ),
+        (
+            "NaN",
+            Fault::Body(r#"{"bitcoin":{"usd":NaN,"usd_24h_change":1.0}}"#.into()),
+        ),
+        (
+            "absurd",
+            Fault::Body(r#"{"bitcoin":{"usd":2.5e7,"usd_24h_change":1.0}}"#.into()),
+        ),
+        (
+            "missing",
+            Fault::Body(r#"{"bitcoin":{"usd_24h_change":1.0}}"#.into()),
+        ),
+        (
+            "invalid JSON",
+            Fault::Body(r#"{"bitcoin": {"usd": 84250"#.into()),
+        ),
+        ("oversized", Fault::Huge),
+        ("dripping", Fault::Drip),
+        ("stalled", Fault::Stall),
+        ("500", Fault::Status(500, "{}", None)),
+    ];
+    let started = Instant::now();
+    join_all(cases.into_iter().map(|(name, fault)| async move {
+        let fake = Fake::start().await;
+        fake.sticky("cg.price", fault);
+        let mut c = config(&fake);
+        if name == "oversized" {
+            // Time enough that only the size cap can stop it, even on a loaded machine.
+            c.http.total_timeout = Duration::from_secs(5);
+        }
+        let run = start(c);
+        let s = settle(&run.market).await;
+        assert_eq!(s["btc_price_usd"].as_f64(), Some(84251.37), "{name}");
+        assert_eq!(source(&s, "btc_price_usd"), "binance", "{name}");
+        let h = run.market.health();
+        let err = h["providers"]["coingecko"]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        assert!(!err.is_empty(), "{name}: failure recorded");
+        if name == "oversized" {
+            assert!(err.contains("larger than"), "{err}");
+        }
+        if name == "stalled" || name == "dripping" {
+            assert!(err.contains("timed out"), "{name}: {err}");
+        }
+        run.market.stop().await;
+    }))
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "timeouts bound every call"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_client_errors_are_not_retried() {
+    // 429 with Retry-After: 1 s, then success: two calls at least a second apart.
+    let fake = Fake::start().await;
+    fake.once(
+        "cg.price",
+        Fault::Status(429, "coingecko_error_429.json", Some(1)),
+    );
+    let run = start(config(&fake));
+    let s = settle(&run.market).await;
+    let t = fake.times("cg.price");
+    assert_eq!(t.len(), 2);
+    assert!(
+        t[1] - t[0] >= Duration::from_millis(1000),
+        "{:?}",
+        t[1] - t[0]
+    );
+    assert_eq!(source(&s, "btc_price_usd"), "coingecko");
+    run.market.stop().await;
+
+    // A Retry-After longer than we wait inside a call: fall back now, leave the provider
+    // alone until it passes.
+    let fake = Fake::start().await;
+    fake.sticky(
+        "cg.price",
+        Fault::Status(429, "coingecko_error_429.json", Some(30)),
+    );
+    let run = start(config(&fake));
+    let s = settle(&run.market).await;
+    assert_eq!(source(&s, "btc_price_usd"), "binance");
+    assert_eq!(run.market.refresh().await, Refresh::Ran);
+    assert_eq!(fake.hits("cg.price"), 1, "cooling down, not called again");
+    let h = run.market.health();
+    let wait = h["providers"]["coingecko"]["retry_after_seconds"].as_u64();
+    assert!(wait.is_some_and(|s| s > 20), "{h}");
+    run.market.stop().await;
+
+    // 401 from CMC and 400 from Binance: one call each, no retry.
+    let fake = Fake::start().await;
+    fake.sticky("cg.price", Fault::Status(500, "{}", None));
+    fake.sticky("cmc.quotes", Fault::Status(401, "cmc_error_401.json", None));
+    fake.sticky(
+        "bn.ticker",
+        Fault::Status(400, "binance_error_400_invalid_symbol.json", None),
+    );
+    let run = start(with_cmc(config(&fake), &fake));
+    let s = settle(&run.market).await;
+    assert_eq!(
+        (
+            fake.hits("cg.price"),
+            fake.hits("cmc.quotes"),
+            fake.hits("bn.ticker")
+        ),
+        (2, 1, 1)
+    );
+    assert!(s["btc_price_usd"].is_null());
+    let h = run.market.health();
+    let err = h["providers"]["coinmarketcap"]["last_error"]
+        .as_str()
+        .unwrap_or("");
+    assert!(
+        err.contains("401") && err.contains("This API Key is invalid."),
+        "{err}"
+    );
+    run.market.stop().await;
+}
+
+#[tokio::test]
+async fn the_breaker_opens_and_recovers_through_a_half_open_probe() {
+    let fake = Fake::start().await;
+    fake.sticky("cg.price", Fault::Status(500, "{}", None));
+    fake.sticky("cg.global", Fault::Status(500, "{}", None));
+    let cg_hits = || fake.hits("cg.price") + fake.hits("cg.global");
+    let mut c = config(&fake);
+    c.cadence.prices = Duration::from_millis(20);
+    c.http.attempts = 1;
+    c.breaker = BreakerPolicy {
+        threshold: 2,
+        cooldown: Duration::from_millis(400),
+    };
+    let run = start(c);
+    let breaker = |h: &Value| {
+        h["providers"]["coingecko"]["breaker"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    until(&run.market, "the breaker to open", |_, h| {
+        breaker(h) == "open"
+    })
+    .await;
+    let opened = cg_hits();
+    assert_eq!(
+        opened, 2,
+        "opens after exactly `threshold` consecutive failures"
+    );
+    // Open: no calls, yet prices keep coming from the fallback.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(cg_hits(), opened);
+    let s = json(&run.market.current());
+    assert_eq!(source(&s, "btc_price_usd"), "binance");
+    // After the cool-down one probe goes out; it fails, so the circuit opens again.
+    until(&run.market, "a failed probe", |_, _| {
+        cg_hits() == opened + 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(cg_hits(), opened + 1, "only one probe");
+    assert_eq!(breaker(&run.market.health()), "open");
+    // The provider heals: the next probe closes the circuit and CoinGecko is primary again.
+    fake.heal("cg.price");
+    fake.heal("cg.global");
+    until(&run.market, "recovery", |s, h| {
+        breaker(h) == "closed" && source(s, "btc_price_usd") == "coingecko"
+    })
+    .await;
+    run.market.stop().await;
+}
+
+#[tokio::test]
+async fn last_good_values_are_kept_and_marked_stale() {
+    let fake = Fake::start().await;
+    let run = start(config(&fake));
+    settle(&run.market).await;
+    for key in [
+        "cg.price",
+        "bn.ticker",
+        "cg.global",
+        "fng",
+        "taapi",
+        "bn.klines",
+        "fh.SPY",
+    ] {
+        fake.sticky(key, Fault::Status(500, "{}", None));
+    }
+    assert_eq!(run.market.refresh().await, Refresh::Ran);
+    let s = json(&run.market.current());
+    assert_eq!(s["btc_price_usd"].as_f64(), Some(84250.0));
+    assert_eq!(s["market_cap_usd"].as_f64(), Some(2893417720518.4));
+    assert_eq!(s["fng_value"].as_u64(), Some(38));
+    assert_eq!(s["rsi_14"].as_f64(), Some(44.87126034991531));
+    assert_eq!(s["us_stock_indices"]["SPY"]["price"].as_f64(), Some(702.84));
+    for field in [
+        "btc_price_usd",
+        "market_cap_usd",
+        "fng_value",
+        "rsi_14",
+        "us_stock_indices.SPY",
+    ] {
+        assert_eq!(s["freshness"][field]["stale"], true, "{field}");
+    }
+    assert_eq!(s["freshness"]["us_stock_indices.DIA"]["stale"], false);
+    assert_eq!(s["freshness"]["btc_price_usd"]["source"], "coingecko");
+    assert_eq!(s["partial_failure"], true);
+    // Healing clears the marks.
+    for key in [
+        "cg.price",
+        "bn.ticker",
+        "cg.global",
+        "fng",
+        "taapi",
+        "bn.klines",
+        "fh.SPY",
+    ] {
+        fake.heal(key);
+    }
+    assert_eq!(run.market.refresh().await, Refresh::Ran);
+    let s = json(&run.market.current());
+    assert_eq!(s["freshness"]["btc_price_usd"]["stale"], false);
+    assert_eq!(s["partial_failure"], false);
+    run.market.stop().await;
+}
+
+#[tokio::test]
+async fn nothing_is_made_up() {
+    // Every provider unreachable: every field null, never a zero.
+    let dead = dead_url().await;
+    let fake = Fake::start().await;
+    let mut c = with_cmc(config(&fake), &fake);
+    c.coingecko.base = dead.clone();
+    c.binance.base = dead.clone();
+    c.alternative_me.base = dead.clone();
+    for p in [
+        c.taapi.as_mut().map(|t| &mut t.base),
+        c.finnhub.as_mut().map(|f| &mut f.base),
+        c.coinmarketcap.as_mut().map(|m| &mut m.base),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        *p = dead.clone();
+    }
+    let run = start(c);
+    let s = settle(&run.market).await;
+    let obj = s.as_object().expect("object");
+    for (k, v) in obj {
+        let allowed_non_null = [
+            "us_stock_indices",
+            "data_sources",
+            "freshness",
+            "partial_failure",
+            "demo",
+            "btc_sparkline",
+        ];
+        if !allowed_non_null.contains(&k.as_str()) {
+            assert!(v.is_null(), "{k} = {v}");
+        }
+    }
+    for (_, idx) in s["us_stock_indices"].as_object().expect("indices") {
+        assert!(
+            idx["price"].is_null() && idx["change"].is_null() && idx["change_percent"].is_null()
+        );
+    }
+    assert!(
+        s["data_sources"]
+            .as_object()
+            .expect("sources")
+            .values()
+            .all(Value::is_null)
+    );
+    assert!(
+        s["freshness"]
+            .as_object()
+            .expect("freshness")
+            .values()
+            .all(Value::is_null)
+    );
+    assert_eq!(s["btc_sparkline"], serde_json::json!([]));
+    assert_eq!(s["partial_failure"], true);
+    let h = run.market.health();
+    let err = h["groups"]["prices"]["errors"][0].as_str().unwrap_or("");
+    assert!(err.contains("cannot connect"), "{err}");
+    run.market.stop().await;
+
+    // A NaN decimal string from Binance leaves BTC unknown and the rest intact.
+    let fake = Fake::start().await;
+    fake.sticky("cg.price", Fault::Status(500, "{}", None));
+    let ticker = String::from_utf8(fixture("binance_ticker_24hr.json"))
+        .expect("utf8")
+        .replace("\"84251.37000000\"", "\"NaN\"");
+    fake.sticky("bn.ticker", Fault::Body(ticker));
+    let run = start(config(&fake));
+    let s = settle(&run.market).await;
+    assert!(s["btc_price_usd"].is_null() && s["btc_change_24h"].is_null());
+    assert_eq!(s["eth_price_usd"].as_f64(), Some(2953.42));
+    run.market.stop().await;
+}
+
+#[tokio::test]
+async fn outbound_budgets_cap_the_calls() {
+    let fake = Fake::start().await;
+    let mut c = config(&fake);
+    // The prices loop asks far more often than the budgets allow.
+    c.cadence.prices = Duration::from_millis(5);
+    let budget = Budget::new(2, 200);
+    c.budgets.coingecko = budget;
+    c.budgets.binance = budget;
+    let window = Instant::now();
+    let run = start(c);
+    let skips = |h: &Value, p: &str| h["providers"][p]["budget_skips"].as_u64().unwrap_or(0);
+    until(&run.market, "demand well over the budget", |_, h| {
+        skips(h, "coingecko") >= 20 && skips(h, "binance") >= 20
+    })
+    .await;
+    run.market.stop().await;
+    let elapsed = window.elapsed();
+    // At most the burst plus one token per 200 ms of the window, for each provider (the
+    // global call shares CoinGecko's bucket), however fast the loop runs.
+    let cap = 2 + (elapsed.as_millis() / 200) as usize;
+    let cg = fake.hits("cg.price") + fake.hits("cg.global");
+    let bn = fake.hits("bn.ticker") + fake.hits("bn.klines");
+    assert!(
+        cg <= cap && bn <= cap,
+        "coingecko {cg}, binance {bn}, cap {cap} in {elapsed:?}"
+    );
+    assert!(
+        cg >= 2 && bn >= 1,
+        "the budget is used, not just refused: {cg}, {bn}"
+    );
+}
+
+#[tokio::test]
+async fn values_and_history_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    let fake = Fake::start().await;
+    {
+        let store = Arc::new(Store::open(&path).expect("store"));
+        let market = Market::start(config(&fake), Arc::clone(&store));
+        settle(&market).await;
+        market.stop().await;
+    }
+    // Reopening the file proves the stopped market let go of the store.
+    let store = Arc::new(Store::open(&path).expect("reopen after stop"));
+    let dead = dead_url().await;
+    let mut c = config(&fake);
+    c.coingecko.base = dead.clone();
+    c.binance.base = dead.clone();
+    c.alternative_me.base = dead.clone();
+    c.taapi = None;
+    c.finnhub = None;
+    let market = Market::start(c, store);
+    let s = settle(&market).await;
+    assert_eq!(s["btc_price_usd"].as_f64(), Some(84250.0));
+    assert_eq!(s["market_cap_usd"].as_f64(), Some(2893417720518.4));
+    assert_eq!(s["fng_value_classification"], "Fear");
+    assert_eq!(s["rsi_14"].as_f64(), Some(44.87126034991531));
+    assert_eq!(s["us_stock_indices"]["DIA"]["price"].as_f64(), Some(481.27));
+    assert_eq!(s["freshness"]["btc_price_usd"]["stale"], true);
+    assert_eq!(s["freshness"]["btc_price_usd"]["source"], "coingecko");
+    assert_eq!(s["partial_failure"], true);
+    assert_eq!(s["btc_sparkline"][0][1].as_f64(), Some(84250.0));
+    market.stop().await;
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_reads_during_a_refresh_cost_one_call_per_key() {
+    let fake = Fake::start().await;
+    let (state, _dir) = app_state(true);
+    let market = Market::start(with_cmc(config(&fake), &fake), Arc::clone(&state.store));
+    let state = state.with_market(market.clone());
+    settle(&market).await;
+    fake.reset_hits();
+    for key in [
+        "cg.price",
+        "cg.global",
+        "fng",
+        "taapi",
+        "fh.DIA",
+        "fh.SPY",
+        "fh.QQQM",
+    ] {
+        fake.sticky(key, Fault::Delay(Duration::from_millis(300)));
+    }
+    let refreshes = (0..5).map(|_| {
+        request(
+            &state,
+            post("/api/crypto/dashboard-summary/refresh", Some(ADMIN)),
+        )
+    });
+    let reads = (0..1000).map(|i| {
+        let uri = if i % 2 == 0 {
+            "/api/crypto/dashboard-summary"
+        } else {
+            "/api/dashboard/data"
+        };
+        request(&state, get(uri))
+    });
+    let (refreshes, reads) = tokio::join!(join_all(refreshes), join_all(reads));
+    assert!(reads.iter().all(|r| r.status == StatusCode::OK));
+    let statuses: Vec<u16> = refreshes.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(statuses, vec![200; 5]);
+    let ran = refreshes
+        .iter()
+        .filter(|r| serde_json::from_slice::<Value>(&r.body).expect("json")["coalesced"] == false)
+        .count();
+    assert_eq!(ran, 1, "one refresh ran, the others joined it");
+    let mut hits = fake.all_hits();
+    hits.retain(|_, n| *n > 0);
+    let want: HashMap<String, usize> = [
+        "cg.price",
+        "cg.global",
+        "fng",
+        "taapi",
+        "fh.DIA",
+        "fh.SPY",
+        "fh.QQQM",
+    ]
+    .into_iter()
+    .map(|k| (k.to_owned(), 1))
+    .collect();
+    assert_eq!(hits, want);
+    market.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_serves_the_snapshot_and_guards_the_refresh() {
+    let market = Market::demo(7, Duration::from_secs(60));
+    let (state, _dir) = app_state(true);
+    let state = state.with_market(market.clone());
+
+    let a = request(&state, get("/api/crypto/dashboard-summary")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.headers[header::CACHE_CONTROL], "no-cache");
+    assert!(
+        a.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap_or("")
+            .starts_with("application/json")
+    );
+    let etag = a.headers[header::ETAG].clone();
+    let b = request(&state, get("/api/dashboard/data")).await;
+    assert_eq!(a.body, b.body, "the alias serves the same snapshot");
+    let mut conditional = get("/api/crypto/dashboard-summary");
+    conditional
+        .headers_mut()
+        .insert(header::IF_NONE_MATCH, etag);
+    assert_eq!(
+        request(&state, conditional).await.status,
+        StatusCode::NOT_MODIFIED
+    );
+    let s: Value = serde_json::from_slice(&a.body).expect("json");
+    assert_eq!(s["demo"], true);
+
+    let uri = "/api/crypto/dashboard-summary/refresh";
+    assert_eq!(
+        request(&state, post(uri, None)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        request(&state, post(uri, Some("wrong-token-wrong-token")))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        request(&state, get(uri)).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    let ok = request(&state, post(uri, Some(ADMIN))).await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let again = request(&state, post(uri, Some(ADMIN))).await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = again.headers[header::RETRY_AFTER]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait), "{wait}");
+    let after = request(&state, get("/api/crypto/dashboard-summary")).await;
+    assert_ne!(after.body, a.body, "the forced refresh moved the demo feed");
+
+    // Without a configured token the endpoint is refused outright.
+    let (closed, _dir2) = app_state(false);
+    let closed = closed.with_market(market.clone());
+    assert_eq!(
+        request(&closed, post(uri, Some(ADMIN))).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let health: Value =
+        serde_json::from_slice(&request(&state, get("/health")).await.body).expect("json");
+    assert_eq!(health["market"]["mode"], "demo");
+    market.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_feed_is_deterministic_badged_and_moving() {
+    let strip = |mut v: Value| {
+        let obj = v.as_object_mut().expect("object");
+        for k in ["freshness", "last_updated", "btc_sparkline"] {
+            obj.remove(k);
+        }
+        v
+    };
+    let (a, b) = (
+        Market::demo(42, Duration::from_millis(50)),
+        Market::demo(42, Duration::from_millis(50)),
+    );
+    let (sa, sb) = (json(&a.current()), json(&b.current()));
+    assert_eq!(strip(sa.clone()), strip(sb));
+    assert_eq!(sa["demo"], true);
+    assert!(
+        sa["data_sources"]
+            .as_object()
+            .expect("sources")
+            .values()
+            .all(|v| v == "demo")
+    );
+    for field in ["btc_price_usd", "market_cap_usd", "fng_value", "rsi_14"] {
+        assert!(sa[field].is_number(), "{field}");
+    }
+    assert!(
+        sa["btc_sparkline"]
+            .as_array()
+            .is_some_and(|s| s.len() >= 90)
+    );
+    let mut rx = a.subscribe();
+    let changed = tokio::time::timeout(Duration::from_secs(2), rx.changed()).await;
+    assert!(matches!(changed, Ok(Ok(()))), "a new snapshot every tick");
+    assert_ne!(json(&a.current())["btc_price_usd"], sa["btc_price_usd"]);
+    assert_eq!(a.health()["mode"], "demo");
+    a.stop().await;
+    b.stop().await;
+}
+
+/// A `MakeWriter` that keeps every log line in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Every log line of this test binary. A global subscriber, installed before any market starts:
+/// a thread-scoped one misses events whose call sites other tests registered first.
+fn logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        logs
+    })
+}
+
+#[tokio::test]
+async fn secrets_never_reach_logs_errors_or_health() {
+    let logs = logs();
+    let fake = Fake::start().await;
+    // Each provider echoes its own credential in its error body.
+    for (key, secret) in [
+        ("taapi", TAAPI_SECRET),
+        ("fh.SPY", FINNHUB_KEY),
+        ("cmc.quotes", CMC_KEY),
+        ("cg.price", CG_KEY),
+        ("cg.global", CG_KEY),
+    ] {
+        let echo = format!(r#"{{"error":"bad secret {secret}"}}"#);
+        fake.sticky(
+            key,
+            Fault::Status(401, Box::leak(echo.into_boxed_str()), None),
+        );
+    }
+    fake.sticky("fh.DIA", Fault::Stall);
+    let run = start(with_cmc(config(&fake), &fake));
+    let s = settle(&run.market).await;
+    let health = run.market.health().to_string();
+    let snapshot = s.to_string();
+    let config_debug = format!("{:?}", with_cmc(config(&fake), &fake));
+    let logged = String::from_utf8(logs.0.lock().expect("log").clone()).expect("utf8");
+    assert!(
+        logged.contains("provider call failed"),
+        "the failures were logged: {logged}"
+    );
+    assert!(
+        logged.contains("secret=***"),
+        "TAAPI's URL is logged redacted: {logged}"
+    );
+    for secret in [TAAPI_SECRET, FINNHUB_KEY, CMC_KEY, CG_KEY] {
+        for (what, text) in [
+            ("health", &health),
+            ("snapshot", &snapshot),
+            ("config", &config_debug),
+            ("logs", &logged),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "{secret} leaked into {what}: {text}"
+            );
+        }
+    }
+    assert!(health.contains("bad secret ***"), "{health}");
+    run.market.stop().await;
+}
+
+#[test]
+fn the_fixture_copy_matches_shared() {
+    let Ok(entries) = std::fs::read_dir(SHARED_FIXTURES) else {
+        return; // shared/ is not beside this clone; the copy stands alone
+    };
+    for entry in entries {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if !name.ends_with(".json") {
+            continue;
+        }
+        let ours = std::fs::read(format!("{FIXTURES}/{name}"))
+            .unwrap_or_else(|e| panic!("{name} missing from the copy: {e}"));
+        assert_eq!(
+            ours,
+            std::fs::read(&path).expect("shared fixture"),
+            "{name} differs from shared/"
+        );
+    }
+}
