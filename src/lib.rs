@@ -89,6 +89,12 @@ impl AppState {
         })
     }
 
+    /// The same state serving `market` (the live refresher or the demo feed).
+    pub fn with_market(mut self, market: market::Market) -> AppState {
+        self.market = market;
+        self
+    }
+
     /// Stores reports and invalidates exactly the cached pages they affect.
     pub async fn publish(
         &self,
@@ -147,11 +153,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let max = state.settings.max_connections;
+    let hub = state.live.clone();
+    let closing = hub.clone();
     let router = app(state);
     let listener = routes::LimitedListener::new(listener, max);
     let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
+        // Upgraded connections are not part of axum's drain: the hub closes them itself.
+        closing.shutdown();
         let _ = fired_tx.send(());
     };
     let server = axum::serve(listener, router.into_make_service()).with_graceful_shutdown(signal);
@@ -163,13 +173,15 @@ pub async fn serve(
             std::future::pending::<()>().await;
         }
     };
-    tokio::select! {
+    let result = tokio::select! {
         result = server => result,
         () = deadline => {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
             Ok(())
         }
-    }
+    };
+    hub.drained(live::CLOSE_DRAIN).await;
+    result
 }
 
 /// How long shutdown waits for in-flight requests before dropping them.

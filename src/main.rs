@@ -8,7 +8,7 @@ use clap::Parser;
 use crypto_report::config::{Cli, Command, ConfigError, HttpArgs, ServeArgs, StoreArgs};
 use crypto_report::import::{ImportError, export_jsonl, import_jsonl};
 use crypto_report::store::{self, Store, StoreError};
-use crypto_report::{AppState, Settings, demo, serve, shutdown_signal};
+use crypto_report::{AppState, Settings, demo, live, market, serve, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -25,7 +25,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         None => run_serve(cli.serve),
         Some(Command::Serve(args)) => run_serve(args),
-        Some(Command::Demo(args)) => run_demo(args.http),
+        Some(Command::Demo(args)) => run_demo(
+            args.http,
+            std::time::Duration::from_millis(args.demo_interval_ms),
+        ),
         Some(Command::Import(args)) => run_import(&args.from, &args.store),
         Some(Command::Export(args)) => run_export(&args.to, &args.store),
         Some(Command::Check(args)) => run_check(&args),
@@ -73,30 +76,51 @@ fn settings(http: &HttpArgs, listen: std::net::SocketAddr, demo: bool) -> Settin
     }
 }
 
+fn hub(http: &HttpArgs) -> live::Hub {
+    live::Hub::new(live::HubSettings {
+        max_clients: usize::try_from(http.ws_max_clients).unwrap_or(usize::MAX),
+        ..live::HubSettings::default()
+    })
+}
+
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     args.http.validate()?;
     let listen = args.http.listen_addr()?;
-    let _market = args.market.clone().with_upstream_fallbacks();
+    let market = market::Config::from_args(&args.market.clone().with_upstream_fallbacks());
     let path = args.store.store_path();
     let store = Store::open(&path)?;
     tracing::info!(store = %path.display(), "store open");
-    let state = AppState::new(store, settings(&args.http, listen, false))?;
-    run_server(state, listen)
+    let mut state = AppState::new(store, settings(&args.http, listen, false))?;
+    state.live = hub(&args.http);
+    run_server(state, listen, move |store| {
+        market::Market::start(market, store)
+    })
 }
 
-fn run_demo(http: HttpArgs) -> anyhow::Result<()> {
+fn run_demo(http: HttpArgs, tick: std::time::Duration) -> anyhow::Result<()> {
     http.validate()?;
     let listen = http.listen_addr()?;
     let (dir, store, summary) = demo::open_seeded()?;
     tracing::info!(store = %dir.path().display(), %summary, "demo store seeded with the sample reports");
-    let state = AppState::new(store, settings(&http, listen, true))?;
-    let result = run_server(state, listen);
+    let mut state = AppState::new(store, settings(&http, listen, true))?;
+    state.live = hub(&http);
+    let result = run_server(state, listen, |_| {
+        market::Market::demo(market::DEMO_SEED, tick)
+    });
     drop(dir);
     result
 }
 
-fn run_server(state: AppState, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+/// Serves `state` until a shutdown signal; `market` starts the market feed inside the runtime
+/// and is stopped after the last request.
+fn run_server(
+    state: AppState,
+    listen: std::net::SocketAddr,
+    market: impl FnOnce(std::sync::Arc<Store>) -> market::Market,
+) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
+        let market = market(state.store.clone());
+        let state = state.with_market(market.clone());
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -108,7 +132,9 @@ fn run_server(state: AppState, listen: std::net::SocketAddr) -> anyhow::Result<(
             shutdown_signal().await;
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         };
-        serve(listener, state, shutdown).await?;
+        let served = serve(listener, state, shutdown).await;
+        market.stop().await;
+        served?;
         tracing::info!("stopped cleanly");
         Ok(())
     })

@@ -1,0 +1,166 @@
+// The live market dashboard in headless Chromium against a real `crypto-report demo` with a
+// fast simulated feed: pushed updates change the numbers without a reload, both languages
+// format numbers as readers expect, report pages get the compact cards, and a lost server
+// turns the connection indicator from live to reconnecting.
+//
+// Env: CR_BIN (default target/debug/crypto-report), CHROMIUM (default /usr/bin/chromium).
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const BIN = process.env.CR_BIN || path.join(ROOT, 'target', 'debug', 'crypto-report');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const START_TIMEOUT_MS = 30_000;
+const TEST_TIMEOUT_MS = 60_000;
+const WAIT_MS = 10_000;
+
+let server = null; // { proc, base, cwd, log }
+let browser = null;
+const problems = [];
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const alive = (proc) => proc && proc.exitCode === null && proc.signalCode === null;
+
+async function startServer() {
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'cr-market-'));
+  const proc = spawn(BIN, ['demo', '--listen', '127.0.0.1:0'], {
+    cwd,
+    env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1', CR_DEMO_INTERVAL_MS: '400' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = [];
+  server = { proc, base: '', cwd, log };
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`demo did not start:\n${log.slice(-20).join('\n')}`)), START_TIMEOUT_MS);
+    proc.once('error', (e) => { clearTimeout(timer); reject(e); });
+    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`demo exited (${code}):\n${log.slice(-20).join('\n')}`)); });
+    for (const stream of [proc.stderr, proc.stdout]) {
+      readline.createInterface({ input: stream }).on('line', (line) => {
+        log.push(line);
+        if (log.length > 2000) log.splice(0, 500);
+        const m = /listening.*address=127\.0\.0\.1:(\d+)/.exec(line);
+        if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+      });
+    }
+  });
+  server.base = `http://127.0.0.1:${port}`;
+}
+
+async function stopServer() {
+  if (!server) return;
+  const { proc } = server;
+  if (alive(proc)) {
+    const exited = once(proc, 'exit');
+    proc.kill('SIGTERM');
+    await Promise.race([exited, sleep(8_000)]);
+    if (alive(proc)) proc.kill('SIGKILL');
+  }
+  proc.stdout.destroy();
+  proc.stderr.destroy();
+}
+
+process.on('exit', () => {
+  if (server && alive(server.proc)) {
+    try { process.kill(server.proc.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+});
+
+async function newPage(lang = 'vi') {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  // Nothing leaves 127.0.0.1.
+  await context.route((url) => url.hostname !== '127.0.0.1', (route) => route.abort());
+  const page = await context.newPage();
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/ERR_CONNECTION_REFUSED|WebSocket connection/.test(m.text())) {
+      problems.push(`console: ${m.text()}`);
+    }
+  });
+  await page.goto(`${server.base}/?lang=${lang}`);
+  return { context, page };
+}
+
+const text = (page, selector) => page.locator(selector).first().textContent();
+
+before(async () => {
+  await startServer();
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+}, { timeout: START_TIMEOUT_MS + 10_000 });
+
+after(async () => {
+  if (browser) await browser.close();
+  await stopServer();
+  if (server) fs.rmSync(server.cwd, { recursive: true, force: true });
+});
+
+test('a pushed update changes the numbers without a reload', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const { context, page } = await newPage('en');
+  await page.waitForSelector('.mk-status[data-status="live"]', { timeout: WAIT_MS });
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const field = '#market-mount [data-field="btc_price_usd"]';
+  const first = await text(page, field);
+  assert.match(first, /^\$\d{1,3}(,\d{3})*\.\d{2}$/);
+  await page.waitForFunction(([sel, before]) => document.querySelector(sel)?.textContent !== before,
+    [field, first], { timeout: WAIT_MS });
+  assert.equal(await page.evaluate(() => window.__sameDocument), true, 'the page reloaded');
+  // Everything the dashboard promises is on the page.
+  assert.equal(await page.locator('#market-mount .mk-demo').isVisible(), true, 'demo badge');
+  assert.equal(await page.locator('#market-mount svg.mk-gauge').count(), 2);
+  assert.equal(await page.locator('#market-mount svg.mk-doughnut').count(), 1);
+  assert.equal(await page.locator('#market-mount svg.mk-spark').count(), 1);
+  assert.match(await text(page, '#market-mount [data-field="market_cap_usd"]'), /^\$\d+(\.\d+)?T$/);
+  for (const sym of ['eth', 'sol', 'bnb', 'xrp', 'ada', 'link']) {
+    assert.match(await text(page, `#market-mount [data-field="${sym}_price_usd"]`), /^\$[\d,.]+$/, sym);
+  }
+  for (const sym of ['dia', 'spy', 'qqqm']) {
+    assert.match(await text(page, `#market-mount [data-field="${sym}_price"]`), /^\$[\d,.]+$/, sym);
+  }
+  assert.match(await text(page, '#market-mount .mk-updated'), /\(UTC\+7\)/);
+  await context.close();
+});
+
+test('the language switches live, with Vietnamese number units', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const { context, page } = await newPage('en');
+  await page.waitForSelector('.mk-status[data-status="live"]', { timeout: WAIT_MS });
+  assert.equal((await text(page, '.mk-status')).trim(), 'Live');
+  await page.click('#lang-toggle');
+  await page.waitForFunction(() => document.querySelector('.mk-status')?.textContent.trim() === 'Trực tiếp',
+    null, { timeout: WAIT_MS });
+  assert.match(await text(page, '#market-mount [data-field="market_cap_usd"]'), /^\d+(,\d+)? nghìn tỷ USD$/);
+  assert.match(await text(page, '#market-mount [data-field="volume_24h_usd"]'), /^\d+(,\d+)? tỷ USD$/);
+  assert.match(await text(page, '#market-mount [data-field="btc_price_usd"]'), /^\d{1,3}(\.\d{3})*,\d{2} USD$/);
+  assert.match(await text(page, '#market-mount .mk-demo'), /Dữ liệu demo/i);
+  await context.close();
+});
+
+test('report pages show the compact cards', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const { context, page } = await newPage('vi');
+  await page.goto(`${server.base}/crypto_report`);
+  await page.waitForSelector('#market-cards .mk-mini', { timeout: WAIT_MS });
+  assert.equal(await page.locator('#market-cards .mk-mini').count(), 15);
+  assert.equal(await page.locator('#market-cards .mk-demo').isVisible(), true);
+  await context.close();
+});
+
+test('the indicator leaves "live" when the server goes away, keeping the last numbers', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const { context, page } = await newPage('en');
+  await page.waitForSelector('.mk-status[data-status="live"]', { timeout: WAIT_MS });
+  await stopServer();
+  await page.waitForSelector('.mk-status[data-status="reconnecting"], .mk-status[data-status="polling"]',
+    { timeout: WAIT_MS });
+  assert.match(await text(page, '#market-mount [data-field="btc_price_usd"]'), /^\$[\d,.]+$/);
+  await context.close();
+});
+
+test('no page errors from the dashboard', { timeout: 5_000 }, () => {
+  assert.deepEqual(problems, []);
+});

@@ -1,0 +1,429 @@
+//! `GET /ws` on a real server bound to 127.0.0.1:0: greeting, snapshots, updates, pings,
+//! announcements, slow and silent clients, the connection cap and shutdown.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestApp;
+use crypto_report::live::{Hub, HubSettings};
+use crypto_report::market::{DEMO_SEED, Market, Snapshot};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+struct Server {
+    addr: SocketAddr,
+    app: TestApp,
+    snapshots: watch::Sender<Arc<Snapshot>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// A server whose hub follows a snapshot channel the test drives.
+    async fn start(settings: HubSettings) -> Server {
+        Self::build(settings, None).await
+    }
+
+    /// A server on a real market feed: the hub finds it on the first connection.
+    async fn with_market(market: Market) -> Server {
+        Self::build(HubSettings::default(), Some(market)).await
+    }
+
+    async fn build(settings: HubSettings, market: Option<Market>) -> Server {
+        let mut app = TestApp::with_reports(2);
+        app.state.live = Hub::new(settings);
+        let (snapshots, rx) = watch::channel(Arc::new(snapshot(true)));
+        match market {
+            Some(market) => app.state.market = market,
+            None => app.state.live.follow(rx),
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(crypto_report::serve(listener, app.state.clone(), async {
+            let _ = stopped.await;
+        }));
+        Server {
+            addr,
+            app,
+            snapshots,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    fn hub(&self) -> &Hub {
+        &self.app.state.live
+    }
+
+    async fn connect(&self) -> Client {
+        let (ws, _) = timeout(WAIT, connect_async(self.url()))
+            .await
+            .expect("connect in time")
+            .expect("connect");
+        ws
+    }
+
+    /// Connects and consumes the greeting: `connected`, then `dashboard_data`.
+    async fn client(&self) -> (Client, Value) {
+        let mut ws = self.connect().await;
+        let hello = next_json(&mut ws).await;
+        assert_eq!(hello["type"], "connected", "{hello}");
+        let data = next_json(&mut ws).await;
+        assert_eq!(data["type"], "dashboard_data", "{data}");
+        (ws, data)
+    }
+
+    async fn wait_clients(&self, n: usize) {
+        let deadline = Instant::now() + WAIT;
+        while self.hub().clients() != n {
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} clients, have {}",
+                self.hub().clients()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = timeout(Duration::from_secs(15), &mut self.task)
+            .await
+            .expect("server stops in time");
+    }
+}
+
+/// A snapshot told apart by its `demo` flag, the one field every shape of it has.
+fn snapshot(demo: bool) -> Snapshot {
+    Snapshot {
+        demo,
+        ..Snapshot::default()
+    }
+}
+
+fn quick() -> HubSettings {
+    HubSettings::default()
+}
+
+/// The next text frame as JSON, skipping control frames; fails after `WAIT`.
+async fn next_json(ws: &mut Client) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = timeout(left, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("stream open")
+            .expect("valid frame");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("json"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// Reads until the stream ends; returns the close frame if one came. Bounded by `WAIT`.
+async fn read_to_end(ws: &mut Client) -> (Vec<Value>, Option<Message>) {
+    let mut texts = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, ws.next()).await.expect("stream ends in time") {
+            Some(Ok(Message::Text(text))) => {
+                texts.push(serde_json::from_str(text.as_str()).expect("json"))
+            }
+            Some(Ok(message @ Message::Close(_))) => return (texts, Some(message)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return (texts, None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn connect_sends_connected_then_the_snapshot() {
+    let server = Server::start(quick()).await;
+    let (_ws, data) = server.client().await;
+    assert_eq!(data["data"]["demo"], true);
+    assert_eq!(data["source"], "demo");
+    assert!(data["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
+    server.wait_clients(1).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_changed_snapshot_reaches_the_client() {
+    let server = Server::start(quick()).await;
+    let (mut ws, first) = server.client().await;
+    server.snapshots.send_replace(Arc::new(snapshot(false)));
+    let update = next_json(&mut ws).await;
+    assert_eq!(update["type"], "dashboard_update", "{update}");
+    assert_eq!(update["data"]["demo"], false);
+    assert_eq!(update["source"], "live");
+    assert!(update["seq"].as_u64() > first["seq"].as_u64());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_demo_market_feeds_the_hub() {
+    let server = Server::with_market(Market::demo(DEMO_SEED, Duration::from_millis(50))).await;
+    let (mut ws, first) = server.client().await;
+    assert_eq!(first["data"]["demo"], true);
+    assert!(
+        first["data"]["btc_price_usd"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0),
+        "{first}"
+    );
+    let update = next_json(&mut ws).await;
+    assert_eq!(update["type"], "dashboard_update", "{update}");
+    assert!(update["seq"].as_u64() > first["seq"].as_u64());
+    assert!(update["data"]["btc_price_usd"].is_number());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn both_ping_forms_get_a_pong() {
+    let server = Server::start(quick()).await;
+    let (mut ws, _) = server.client().await;
+    for ping in ["ping", r#"{"type":"ping"}"#] {
+        ws.send(Message::text(ping)).await.expect("send");
+        let pong = next_json(&mut ws).await;
+        assert_eq!(pong["type"], "pong", "{pong}");
+        assert!(pong["timestamp"].is_string());
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_report_is_announced() {
+    let server = Server::start(quick()).await;
+    let (mut ws, _) = server.client().await;
+    let report = common::report(99, "2026-11-21T08:00:00Z");
+    server
+        .app
+        .state
+        .publish(vec![report.clone()], None)
+        .await
+        .expect("publish");
+    let message = next_json(&mut ws).await;
+    assert_eq!(message["type"], "report_published", "{message}");
+    assert_eq!(message["data"]["id"], 99);
+    assert_eq!(message["data"]["created_at"], "2026-11-21T08:00:00Z");
+    // Publishing the same report again is no news.
+    server
+        .app
+        .state
+        .publish(vec![report], None)
+        .await
+        .expect("publish");
+    ws.send(Message::text("ping")).await.expect("send");
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_client_messages_are_closed_with_1009() {
+    let server = Server::start(quick()).await;
+    let (mut ws, _) = server.client().await;
+    server.wait_clients(1).await;
+    let _ = ws.send(Message::text("x".repeat(64 * 1024))).await;
+    let (_, close) = read_to_end(&mut ws).await;
+    match close {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Size),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    server.wait_clients(0).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn protocol_pings_and_client_closes_are_answered() {
+    let server = Server::start(quick()).await;
+    let (mut ws, _) = server.client().await;
+    ws.send(Message::Ping(b"abc".to_vec().into()))
+        .await
+        .expect("ping");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match timeout(left, ws.next()).await.expect("pong in time") {
+            Some(Ok(Message::Pong(payload))) => {
+                assert_eq!(&payload[..], b"abc");
+                break;
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+    ws.close(None).await.expect("close");
+    let (_, close) = read_to_end(&mut ws).await;
+    assert!(matches!(close, Some(Message::Close(_))), "{close:?}");
+    server.wait_clients(0).await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_plain_request_is_not_upgraded() {
+    let server = Server::start(quick()).await;
+    let reply = server.app.get("/ws").await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(server.hub().clients(), 0);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_connection_cap_refuses_with_503() {
+    let server = Server::start(HubSettings {
+        max_clients: 2,
+        ..quick()
+    })
+    .await;
+    let (_a, _) = server.client().await;
+    let (b, _) = server.client().await;
+    match connect_async(server.url()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        Err(e) => panic!("expected 503, got {e}"),
+        Ok(_) => panic!("a third client got in past a cap of 2"),
+    }
+    assert_eq!(server.hub().clients(), 2);
+    // A slot frees up when a client leaves.
+    drop(b);
+    server.wait_clients(1).await;
+    let (_c, _) = server.client().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_dropped_and_a_live_one_kept() {
+    let server = Server::start(HubSettings {
+        ping_interval: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(300),
+        ..quick()
+    })
+    .await;
+    // Reading keeps answering the server's pings (tungstenite pongs automatically).
+    let (mut live, _) = server.client().await;
+    // Never read again after the greeting: no pongs.
+    let (mut silent, _) = server.client().await;
+    server.wait_clients(2).await;
+    let reader = tokio::spawn(async move {
+        let mut pings = 0;
+        let until = Instant::now() + Duration::from_millis(1200);
+        while let Ok(Some(Ok(message))) = tokio::time::timeout_at(until, live.next()).await {
+            if matches!(message, Message::Ping(_)) {
+                pings += 1;
+            }
+        }
+        (live, pings)
+    });
+    server.wait_clients(1).await;
+    let (texts, _) = read_to_end(&mut silent).await;
+    assert!(texts.is_empty(), "{texts:?}");
+    let (_live, pings) = reader.await.expect("reader");
+    assert!(pings >= 3, "only {pings} pings");
+    assert_eq!(server.hub().clients(), 1);
+    server.stop().await;
+}
+
+/// RSS of this process in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_gets_only_the_newest_snapshot() {
+    const UPDATES: u64 = 2000;
+    const PAYLOAD: usize = 64 * 1024;
+    let server = Server::start(quick()).await;
+    let (mut stuck, first) = server.client().await;
+    let base = first["seq"].as_u64().expect("seq");
+    let (mut reader, _) = server.client().await;
+    let before = rss_kib();
+
+    // 2000 × 64 KiB = 125 MiB offered to a client that reads nothing, in lockstep with a
+    // client that reads everything, so the stuck client's task is offered every update too.
+    let filler = "x".repeat(PAYLOAD);
+    let mut delivered = 0;
+    for i in 1..=UPDATES {
+        let data = serde_json::json!({ "n": i, "filler": filler });
+        server.hub().publish(&data, "test");
+        let m = next_json(&mut reader).await;
+        if m["seq"].as_u64() == Some(base + i) {
+            delivered += 1;
+        }
+    }
+    let last = base + UPDATES;
+    assert!(delivered > UPDATES / 2, "the reader got only {delivered}");
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 48,
+        "server memory grew by {grown_mib} MiB for a stuck client"
+    );
+
+    // The stuck client resumes: what sat in the socket buffers, then the newest, no backlog.
+    let mut received = 0;
+    let mut newest = 0;
+    while newest != last {
+        let m = next_json(&mut stuck).await;
+        assert_eq!(m["type"], "dashboard_update");
+        newest = m["seq"].as_u64().expect("seq");
+        received += 1;
+    }
+    assert!(
+        received < UPDATES / 2,
+        "{received} of {UPDATES} updates were queued for a client that was not reading"
+    );
+    assert_eq!(server.hub().clients(), 2);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_sends_a_close_frame() {
+    let server = Server::start(quick()).await;
+    let (mut ws, _) = server.client().await;
+    server.wait_clients(1).await;
+    let hub = server.hub().clone();
+    let stopping = tokio::spawn(server.stop());
+    let (_, close) = read_to_end(&mut ws).await;
+    match close {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    timeout(Duration::from_secs(15), stopping)
+        .await
+        .expect("stopped in time")
+        .expect("stop task");
+    assert_eq!(hub.clients(), 0);
+}
