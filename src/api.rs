@@ -184,6 +184,7 @@ pub async fn health(State(s): State<AppState>) -> Response {
         "store": store_json,
         "cache": cache,
         "market": s.market.health(),
+        "websocket": { "clients": s.live.clients() },
     });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

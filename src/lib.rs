@@ -57,9 +57,23 @@ impl Settings {
     }
 }
 
-/// Everything a handler can reach; cheap to clone.
+/// Everything a handler can reach. One reference count: axum clones the state for every
+/// request (handler and middleware), and one atomic increment is far cheaper than one per
+/// field on counters that both cores keep pulling from each other.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     pub store: Arc<Store>,
     pub pages: Arc<PageCache>,
     pub assets: Arc<Assets>,
@@ -77,7 +91,7 @@ impl AppState {
     pub fn new(store: Store, settings: Settings) -> Result<AppState, render::RenderError> {
         let assets = Assets::load();
         let renderer = Renderer::new(&assets, &settings.public_url)?;
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             store: Arc::new(store),
             pages: Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL)),
             assets: Arc::new(assets),
@@ -86,13 +100,21 @@ impl AppState {
             market: market::Market::idle(),
             live: live::Hub::default(),
             started: Instant::now(),
-        })
+        })))
     }
 
     /// The same state serving `market` (the live refresher or the demo feed).
-    pub fn with_market(mut self, market: market::Market) -> AppState {
-        self.market = market;
-        self
+    pub fn with_market(self, market: market::Market) -> AppState {
+        let mut shared = (*self.0).clone();
+        shared.market = market;
+        AppState(Arc::new(shared))
+    }
+
+    /// The same state with another WebSocket hub.
+    pub fn with_live(self, live: live::Hub) -> AppState {
+        let mut shared = (*self.0).clone();
+        shared.live = live;
+        AppState(Arc::new(shared))
     }
 
     /// Stores reports and invalidates exactly the cached pages they affect.

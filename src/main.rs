@@ -90,8 +90,8 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let path = args.store.store_path();
     let store = Store::open(&path)?;
     tracing::info!(store = %path.display(), "store open");
-    let mut state = AppState::new(store, settings(&args.http, listen, false))?;
-    state.live = hub(&args.http);
+    let state =
+        AppState::new(store, settings(&args.http, listen, false))?.with_live(hub(&args.http));
     run_server(state, listen, move |store| {
         market::Market::start(market, store)
     })
@@ -102,8 +102,7 @@ fn run_demo(http: HttpArgs, tick: std::time::Duration) -> anyhow::Result<()> {
     let listen = http.listen_addr()?;
     let (dir, store, summary) = demo::open_seeded()?;
     tracing::info!(store = %dir.path().display(), %summary, "demo store seeded with the sample reports");
-    let mut state = AppState::new(store, settings(&http, listen, true))?;
-    state.live = hub(&http);
+    let state = AppState::new(store, settings(&http, listen, true))?.with_live(hub(&http));
     let result = run_server(state, listen, |_| {
         market::Market::demo(market::DEMO_SEED, tick)
     });
