@@ -1,36 +1,51 @@
 //! Live updates over WebSocket: one hub fans market snapshots and report announcements out
-//! to every connected browser.
+//! to every connected browser, over axum's WebSocket.
 //!
 //! Memory stays bounded per client whatever the client does:
 //! - snapshots go through one `watch` channel: a client that falls behind skips straight to
-//!   the newest snapshot, which is serialized once per update and written to every socket
-//!   from that one shared buffer (see `wire`: no per-client copy, no per-client queue);
+//!   the newest snapshot, which is serialized once per update into shared buffers that every
+//!   client's message points at (no per-client serialization, no per-client queue);
+//! - a market update carries only what changed since the previous snapshot (see `patch`); a
+//!   client that skipped snapshots gets the whole newest one instead, so what a browser
+//!   merges always adds up to the current snapshot. This matters for memory too: the socket
+//!   copies each message into a write buffer that never shrinks and grows by doubling, so
+//!   updates smaller than the greeting snapshot keep it at the greeting's size;
 //! - other messages (`report_published`) go through one small `broadcast` ring shared by all
 //!   clients; a client that lags past it loses the oldest announcements, never buffers them;
 //! - a send that does not complete within the idle timeout drops the client, so a peer that
-//!   stops reading holds at most the kernel's socket buffers.
+//!   stops reading holds at most one message and the kernel's socket buffers;
+//! - the socket's own buffers are sized for a server that mostly writes (see `configure`).
 
-mod wire;
+mod patch;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use self::wire::{Incoming, Refusal, Socket, WireError, close};
+use self::patch::merge_patch;
 use crate::AppState;
 use crate::error::ErrorMarker;
 use crate::market::{Market, Snapshot};
 
 /// Clients only ever send pings: a bigger message closes the connection (1009).
 const MAX_INCOMING: usize = 4 * 1024;
+/// Read buffer of each socket; client frames are tiny.
+const READ_BUFFER: usize = 1024;
+/// Most bytes a socket may hold unsent: a message (and a queued pong) that does not fit drops
+/// the client. Far above any snapshot; sends are awaited one at a time, so this is a ceiling,
+/// not a queue.
+const MAX_WRITE_BUFFER: usize = 256 * 1024;
 /// Announcements a lagging client may still catch up on.
 const EVENT_BACKLOG: usize = 16;
 /// How long a client gets to answer our close frame at shutdown.
@@ -60,22 +75,47 @@ impl Default for HubSettings {
     }
 }
 
-/// One serialized snapshot, shared by every client.
+/// One serialized snapshot, shared by every client: cloning a message is a reference count.
 #[derive(Debug)]
 struct Frame {
+    /// Position in the hub's sequence of snapshots, from 1.
+    seq: u64,
     /// The `dashboard_data` message that greets a new client.
-    data: String,
-    /// The `dashboard_update` message pushed to connected clients.
-    update: String,
+    data: Utf8Bytes,
+    /// `dashboard_update` with the whole snapshot, for a client that skipped snapshots.
+    update: Utf8Bytes,
+    /// `dashboard_update` with what changed since snapshot `seq - 1`; `None` when the frame
+    /// only exists whole.
+    patch: Option<Utf8Bytes>,
+}
+
+impl Frame {
+    /// The message for a client whose last snapshot was `seen`: the greeting for one that has
+    /// none yet (it connected before the first snapshot), the patch for one that has the
+    /// snapshot before, the whole update for one that skipped some.
+    fn message_after(&self, seen: u64) -> &Utf8Bytes {
+        match &self.patch {
+            _ if seen == 0 => &self.data,
+            Some(patch) if seen + 1 == self.seq => patch,
+            _ => &self.update,
+        }
+    }
+}
+
+/// The last published snapshot, which the next patch is computed against.
+#[derive(Default)]
+struct Chain {
+    seq: u64,
+    last: Option<Value>,
 }
 
 struct Inner {
     settings: HubSettings,
     clients: AtomicUsize,
-    seq: AtomicU64,
+    chain: Mutex<Chain>,
     started: AtomicBool,
     frames: watch::Sender<Option<Arc<Frame>>>,
-    events: broadcast::Sender<Arc<str>>,
+    events: broadcast::Sender<Utf8Bytes>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -109,7 +149,7 @@ impl Hub {
             inner: Arc::new(Inner {
                 settings,
                 clients: AtomicUsize::new(0),
-                seq: AtomicU64::new(0),
+                chain: Mutex::default(),
                 started: AtomicBool::new(false),
                 frames,
                 events,
@@ -141,7 +181,7 @@ impl Hub {
             return;
         }
         let first = snapshots.borrow_and_update().clone();
-        self.publish(&*first, source_of(first.demo));
+        self.push(&*first, source_of(first.demo), true);
         let hub = self.clone();
         let mut shutdown = self.inner.shutdown.subscribe();
         tokio::spawn(async move {
@@ -152,7 +192,7 @@ impl Hub {
                             break;
                         }
                         let snapshot = snapshots.borrow_and_update().clone();
-                        hub.publish(&*snapshot, source_of(snapshot.demo));
+                        hub.push(&*snapshot, source_of(snapshot.demo), true);
                     }
                     () = stopped(&mut shutdown) => break,
                 }
@@ -160,20 +200,47 @@ impl Hub {
         });
     }
 
-    /// Pushes `data` to every client as `dashboard_update`, serialized once; a client still
-    /// busy with an older snapshot gets only this one.
+    /// Pushes `data` to every client as a whole `dashboard_update`, serialized once; a client
+    /// still busy with an older snapshot gets only this one.
     pub fn publish<T: Serialize + ?Sized>(&self, data: &T, source: &'static str) {
-        let data = match serde_json::to_string(data) {
-            Ok(json) => json,
+        self.push(data, source, false);
+    }
+
+    /// Publishes `data` as the next snapshot; with `diff`, clients that have the previous one
+    /// get only the changes, and an unchanged snapshot is not published at all.
+    fn push<T: Serialize + ?Sized>(&self, data: &T, source: &'static str, diff: bool) {
+        // The value to diff against the next snapshot, and the text in its own field order.
+        let serialized =
+            serde_json::to_value(data).and_then(|v| Ok((serde_json::to_string(data)?, v)));
+        let (whole, value) = match serialized {
+            Ok(both) => both,
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialize the market snapshot");
                 return;
             }
         };
-        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        // Held until the frame is out, so frames leave in sequence and each patch is against
+        // the frame before it.
+        let mut chain = self
+            .inner
+            .chain
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let patch = match (&chain.last, diff) {
+            (Some(last), true) => match merge_patch(last, &value) {
+                Some(patch) => Some(patch.to_string()),
+                None => return,
+            },
+            _ => None,
+        };
+        chain.seq += 1;
+        chain.last = Some(value);
+        let seq = chain.seq;
         let frame = Frame {
-            data: envelope("dashboard_data", Some(&data), seq, source),
-            update: envelope("dashboard_update", Some(&data), seq, source),
+            seq,
+            data: envelope("dashboard_data", Some(&whole), seq, source).into(),
+            update: envelope("dashboard_update", Some(&whole), seq, source).into(),
+            patch: patch.map(|p| envelope("dashboard_update", Some(&p), seq, source).into()),
         };
         self.inner.frames.send_replace(Some(Arc::new(frame)));
     }
@@ -278,10 +345,14 @@ fn envelope(kind: &str, data: Option<&str>, seq: u64, source: &str) -> String {
 }
 
 /// `GET /ws`: upgrades to a live-update socket, or 503 when the hub is full or closing.
-pub async fn ws(State(state): State<AppState>, mut req: Request) -> Response {
-    let accept = match wire::accept(req.version(), req.headers()) {
-        Ok(accept) => accept,
-        Err(Refusal::Version) => {
+pub async fn ws(
+    State(state): State<AppState>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(WebSocketUpgradeRejection::InvalidWebSocketVersionHeader(_)) => {
+            // RFC 6455 §4.4: name the version we speak.
             let mut response =
                 (StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 only").into_response();
             response.headers_mut().insert(
@@ -290,34 +361,37 @@ pub async fn ws(State(state): State<AppState>, mut req: Request) -> Response {
             );
             return response;
         }
-        Err(Refusal::NotUpgrade) => {
-            return (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade").into_response();
+        Err(WebSocketUpgradeRejection::ConnectionNotUpgradable(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                "this connection cannot be upgraded",
+            )
+                .into_response();
         }
-    };
-    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
-        return (
-            StatusCode::BAD_REQUEST,
-            "this connection cannot be upgraded",
-        )
-            .into_response();
+        Err(_) => return (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade").into_response(),
     };
     let hub = state.live.clone();
+    // Before the upgrade: a refused client gets a plain 503, not a socket to close.
     let Some(slot) = hub.admit() else {
         return refuse();
     };
     hub.start(&state.market);
-    tokio::spawn(async move {
-        match on_upgrade.await {
-            Ok(io) => run_client(Socket::new(io, MAX_INCOMING), hub, slot).await,
-            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
-        }
-    });
-    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
-    response
+    configure(upgrade)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
+        .on_upgrade(move |socket| run_client(socket, hub, slot))
+}
+
+/// Socket buffers for a server that writes shared messages and reads only pings: a small read
+/// buffer, no write batching (each message goes straight to the kernel), a hard ceiling on
+/// what may wait unsent, and client messages capped at [`MAX_INCOMING`].
+fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_WRITE_BUFFER)
+        .max_message_size(MAX_INCOMING)
+        .max_frame_size(MAX_INCOMING)
+        .accept_unmasked_frames(false)
 }
 
 fn refuse() -> Response {
@@ -350,15 +424,15 @@ fn is_ping(text: &str) -> bool {
 enum End {
     /// The peer vanished, went silent or stopped reading: nothing more to say.
     Gone,
-    /// The peer sent a close frame (its code, if any): answer it.
-    ClosedByPeer(Option<u16>),
+    /// The peer sent a close frame; the socket has queued the answer.
+    ClosedByPeer,
     /// The peer broke the protocol: close with this code.
     Violation(u16),
     /// The server is shutting down.
     Shutdown,
 }
 
-async fn run_client(mut socket: Socket, hub: Hub, _slot: Slot) {
+async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot) {
     let settings = hub.inner.settings.clone();
     let mut frames = hub.inner.frames.subscribe();
     let mut events = hub.inner.events.subscribe();
@@ -370,14 +444,18 @@ async fn run_client(mut socket: Socket, hub: Hub, _slot: Slot) {
         settings.ping_interval.as_millis(),
         now()
     );
-    if !send(socket.send_text(&greeting), limit).await {
+    if !send(&mut socket, Message::Text(greeting.into()), limit).await {
         return;
     }
+    // The sequence number of the last snapshot this client was sent.
+    let mut seen = 0;
     let first = frames.borrow_and_update().clone();
-    if let Some(frame) = first
-        && !send(socket.send_text(&frame.data), limit).await
-    {
-        return;
+    if let Some(frame) = first {
+        let data = frame.message_after(seen).clone();
+        if !send(&mut socket, Message::Text(data), limit).await {
+            return;
+        }
+        seen = frame.seq;
     }
 
     let mut ping = tokio::time::interval_at(
@@ -392,23 +470,25 @@ async fn run_client(mut socket: Socket, hub: Hub, _slot: Slot) {
             () = stopped(&mut shutdown) => break End::Shutdown,
             incoming = socket.recv() => {
                 last_seen = Instant::now();
-                let sent = match incoming {
-                    Ok(Incoming::Text(text)) if is_ping(&text) => {
+                match incoming {
+                    Some(Ok(Message::Text(text))) if is_ping(text.as_str()) => {
                         let pong = envelope("pong", None, 0, "");
-                        send(socket.send_text(&pong), limit).await
+                        if !send(&mut socket, Message::Text(pong.into()), limit).await {
+                            break End::Gone;
+                        }
                     }
-                    Ok(Incoming::Ping(payload)) => send(socket.send_pong(&payload), limit).await,
-                    Ok(Incoming::Close(code)) => break End::ClosedByPeer(code),
-                    // Pongs and anything else only prove the client is alive.
-                    Ok(_) => true,
-                    Err(WireError::Protocol { code, reason }) => {
-                        tracing::debug!(code, reason, "closing a WebSocket client");
-                        break End::Violation(code);
-                    }
-                    Err(_) => break End::Gone,
-                };
-                if !sent {
-                    break End::Gone;
+                    Some(Ok(Message::Close(_))) => break End::ClosedByPeer,
+                    // Protocol pings are answered by the socket itself; pongs and anything
+                    // else only prove the client is alive.
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => match violation(&e) {
+                        Some(code) => {
+                            tracing::debug!(code, error = %e, "closing a WebSocket client");
+                            break End::Violation(code);
+                        }
+                        None => break End::Gone,
+                    },
+                    None => break End::Gone,
                 }
             }
             changed = frames.changed() => {
@@ -416,15 +496,17 @@ async fn run_client(mut socket: Socket, hub: Hub, _slot: Slot) {
                     break End::Gone;
                 }
                 let frame = frames.borrow_and_update().clone();
-                if let Some(frame) = frame
-                    && !send(socket.send_text(&frame.update), limit).await
-                {
-                    break End::Gone;
+                if let Some(frame) = frame {
+                    let update = frame.message_after(seen).clone();
+                    seen = frame.seq;
+                    if !send(&mut socket, Message::Text(update), limit).await {
+                        break End::Gone;
+                    }
                 }
             }
             event = events.recv() => match event {
                 Ok(text) => {
-                    if !send(socket.send_text(&text), limit).await {
+                    if !send(&mut socket, Message::Text(text), limit).await {
                         break End::Gone;
                     }
                 }
@@ -438,7 +520,7 @@ async fn run_client(mut socket: Socket, hub: Hub, _slot: Slot) {
                     tracing::debug!("dropping a silent WebSocket client");
                     break End::Gone;
                 }
-                if !send(socket.send_ping(), limit).await {
+                if !send(&mut socket, Message::Ping(Default::default()), limit).await {
                     break End::Gone;
                 }
             }
@@ -446,24 +528,44 @@ async fn run_client(mut socket: Socket, hub: Hub, _slot: Slot) {
     };
     match end {
         End::Gone => {}
-        End::ClosedByPeer(code) => {
-            // Echo the peer's code when it is one we may send back (RFC 6455 §5.5.1).
-            let code = code.filter(|c| {
-                (1000..=1003).contains(c) || (1007..=1014).contains(c) || (3000..5000).contains(c)
-            });
-            let _ = send(
-                socket.send_close(code.unwrap_or(close::NORMAL), ""),
+        // Reading on sends the queued answer and ends the stream.
+        End::ClosedByPeer => drain(&mut socket).await,
+        // The stream is unusable after the error: say why and hang up.
+        End::Violation(code) => {
+            let _ = send(&mut socket, close(code, ""), CLOSE_GRACE).await;
+        }
+        End::Shutdown => {
+            if send(
+                &mut socket,
+                close(close_code::AWAY, "server shutting down"),
                 CLOSE_GRACE,
             )
-            .await;
-            socket.shutdown().await;
+            .await
+            {
+                drain(&mut socket).await;
+            }
         }
-        End::Violation(code) => {
-            let _ = send(socket.send_close(code, ""), CLOSE_GRACE).await;
-            socket.shutdown().await;
-        }
-        End::Shutdown => close_for_shutdown(&mut socket).await,
     }
+}
+
+/// The close code for a read error that is the client's fault; `None` when the connection
+/// simply failed.
+fn violation(error: &axum::Error) -> Option<u16> {
+    use tungstenite::Error as E;
+    let inner = std::error::Error::source(error)?.downcast_ref::<E>()?;
+    match inner {
+        E::Capacity(_) => Some(close_code::SIZE),
+        E::Utf8(_) => Some(close_code::INVALID),
+        E::Protocol(_) | E::AttackAttempt => Some(close_code::PROTOCOL),
+        _ => None,
+    }
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
 }
 
 /// Resolves once the hub is shutting down (or gone).
@@ -471,32 +573,78 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// Sends a close frame (1001) and waits briefly for the peer's answer.
-async fn close_for_shutdown(socket: &mut Socket) {
-    if !send(
-        socket.send_close(close::AWAY, "server shutting down"),
-        CLOSE_GRACE,
-    )
-    .await
-    {
-        return;
-    }
+/// Reads until the close handshake completes or the peer goes, at most [`CLOSE_GRACE`].
+async fn drain(socket: &mut WebSocket) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        loop {
-            match socket.recv().await {
-                Ok(Incoming::Close(_)) | Err(_) => break,
-                Ok(_) => {}
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
             }
         }
     })
     .await;
-    socket.shutdown().await;
 }
 
-/// Runs one send; false when the peer is gone or has not taken it within `limit`.
-async fn send(
-    sending: impl std::future::Future<Output = std::io::Result<()>>,
-    limit: Duration,
-) -> bool {
-    matches!(tokio::time::timeout(limit, sending).await, Ok(Ok(())))
+/// Sends one message; false when the peer is gone or has not taken it within `limit`.
+async fn send(socket: &mut WebSocket, message: Message, limit: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(limit, socket.send(message)).await,
+        Ok(Ok(()))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_client_gets_what_it_lacks() {
+        let frame = Frame {
+            seq: 5,
+            data: Utf8Bytes::from_static("data"),
+            update: Utf8Bytes::from_static("whole"),
+            patch: Some(Utf8Bytes::from_static("patch")),
+        };
+        assert_eq!(frame.message_after(4).as_str(), "patch");
+        // Skipped snapshot 4.
+        assert_eq!(frame.message_after(3).as_str(), "whole");
+        // Connected before there was any snapshot.
+        assert_eq!(frame.message_after(0).as_str(), "data");
+        let whole_only = Frame {
+            patch: None,
+            ..frame
+        };
+        assert_eq!(whole_only.message_after(4).as_str(), "whole");
+    }
+
+    #[test]
+    fn only_market_snapshots_that_changed_are_published_as_patches() {
+        let hub = Hub::default();
+        let mut frames = hub.inner.frames.subscribe();
+        hub.push(&serde_json::json!({ "a": 1, "b": [1] }), "demo", true);
+        let first = frames.borrow_and_update().clone().expect("frame");
+        assert_eq!((first.seq, first.patch.is_none()), (1, true));
+
+        hub.push(&serde_json::json!({ "a": 1, "b": [1] }), "demo", true);
+        assert!(
+            !frames.has_changed().expect("open"),
+            "unchanged, yet published"
+        );
+
+        hub.push(&serde_json::json!({ "a": 2, "b": [1] }), "demo", true);
+        let second = frames.borrow_and_update().clone().expect("frame");
+        let patch: Value = serde_json::from_str(second.message_after(1).as_str()).expect("json");
+        assert_eq!(patch["type"], "dashboard_update");
+        assert_eq!(patch["data"], serde_json::json!({ "a": 2 }));
+        assert_eq!(patch["seq"], 2);
+
+        // `publish` sends the whole value, and the next patch is against it.
+        hub.publish(&serde_json::json!({ "a": 3, "b": [1] }), "test");
+        let third = frames.borrow_and_update().clone().expect("frame");
+        assert!(third.patch.is_none());
+        hub.push(&serde_json::json!({ "a": 3, "b": [2] }), "demo", true);
+        let fourth = frames.borrow_and_update().clone().expect("frame");
+        let patch: Value = serde_json::from_str(fourth.message_after(3).as_str()).expect("json");
+        assert_eq!(patch["data"], serde_json::json!({ "b": [2] }));
+    }
 }

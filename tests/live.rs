@@ -45,10 +45,10 @@ impl Server {
 
     async fn build(settings: HubSettings, market: Option<Market>) -> Server {
         let mut app = TestApp::with_reports(2);
-        app.state.live = Hub::new(settings);
+        app.state = app.state.clone().with_live(Hub::new(settings));
         let (snapshots, rx) = watch::channel(Arc::new(snapshot(true)));
         match market {
-            Some(market) => app.state.market = market,
+            Some(market) => app.state = app.state.clone().with_market(market),
             None => app.state.live.follow(rx),
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -426,4 +426,66 @@ async fn shutdown_sends_a_close_frame() {
         .expect("stopped in time")
         .expect("stop task");
     assert_eq!(hub.clients(), 0);
+}
+
+/// What a browser does with an update: objects merge member by member, the rest replaces.
+fn merge(base: &Value, patch: &Value) -> Value {
+    match (base, patch) {
+        (Value::Object(base), Value::Object(patch)) => {
+            let mut out = base.clone();
+            for (key, value) in patch {
+                let merged = merge(base.get(key).unwrap_or(&Value::Null), value);
+                out.insert(key.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        _ => patch.clone(),
+    }
+}
+
+#[tokio::test]
+async fn a_market_update_carries_only_what_changed() {
+    let server = Server::start(quick()).await;
+    let (mut ws, first) = server.client().await;
+    // The same snapshot again is no news.
+    server.snapshots.send_replace(Arc::new(snapshot(true)));
+    ws.send(Message::text("ping")).await.expect("send");
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+
+    let newer = Snapshot {
+        btc_sparkline: vec![(1, 84_000.0), (2, 84_100.5)],
+        ..snapshot(false)
+    };
+    server.snapshots.send_replace(Arc::new(newer.clone()));
+    let update = next_json(&mut ws).await;
+    assert_eq!(update["type"], "dashboard_update", "{update}");
+    assert_eq!(update["seq"].as_u64(), first["seq"].as_u64().map(|s| s + 1));
+    let changed: Vec<&str> = update["data"]
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(changed, ["btc_sparkline", "demo"], "{update}");
+    let whole = serde_json::to_value(&newer).expect("json");
+    assert_eq!(merge(&first["data"], &update["data"]), whole);
+
+    // A client arriving now gets the whole snapshot.
+    let (_late, data) = server.client().await;
+    assert_eq!(data["data"], whole);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_at_the_limit_still_gets_an_answer() {
+    let server = Server::start(quick()).await;
+    let (mut ws, _) = server.client().await;
+    // 4 KiB in all: four times the socket's read buffer, within the message limit.
+    let ping = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(4096 - 24));
+    assert_eq!(ping.len(), 4096);
+    ws.send(Message::text(ping)).await.expect("send");
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    ws.send(Message::text("ping")).await.expect("send");
+    assert_eq!(next_json(&mut ws).await["type"], "pong");
+    server.stop().await;
 }

@@ -575,6 +575,22 @@
     state.prev = null;
   }
 
+  function isPlainObject(v) {
+    return v !== null && typeof v === 'object' && !Array.isArray(v);
+  }
+
+  // A `dashboard_update` carries only what changed since the previous snapshot: objects merge
+  // member by member, anything else (numbers, strings, null, arrays) replaces the old value.
+  // Returns a new object, so the previous state stays intact for the values-that-moved flash.
+  function merge(base, patch) {
+    if (!isPlainObject(base) || !isPlainObject(patch)) return patch;
+    const out = { ...base };
+    Object.keys(patch).forEach((key) => {
+      out[key] = merge(base[key], patch[key]);
+    });
+    return out;
+  }
+
   function setStatus(status) {
     if (state.status === status) return;
     state.status = status;
@@ -632,8 +648,10 @@
       if (!msg || typeof msg !== 'object') return;
       switch (msg.type) {
         case 'dashboard_data':
-        case 'dashboard_update':
           setData(msg.data);
+          break;
+        case 'dashboard_update':
+          if (state.data) setData(merge(state.data, msg.data));
           break;
         case 'report_published':
           if (msg.data && Number.isSafeInteger(Number(msg.data.id))) {

@@ -1,7 +1,8 @@
 // The live market dashboard in headless Chromium against a real `crypto-report demo` with a
-// fast simulated feed: pushed updates change the numbers without a reload, both languages
-// format numbers as readers expect, report pages get the compact cards, and a lost server
-// turns the connection indicator from live to reconnecting.
+// fast simulated feed: pushed updates change the numbers without a reload (and carry only
+// what changed, which the page merges), both languages format numbers as readers expect,
+// report pages get the compact cards, and a lost server turns the connection indicator from
+// live to reconnecting.
 //
 // Env: CR_BIN (default target/debug/crypto-report), CHROMIUM (default /usr/bin/chromium).
 
@@ -125,6 +126,44 @@ test('a pushed update changes the numbers without a reload', { timeout: TEST_TIM
     assert.match(await text(page, `#market-mount [data-field="${sym}_price"]`), /^\$[\d,.]+$/, sym);
   }
   assert.match(await text(page, '#market-mount .mk-updated'), /\(UTC\+7\)/);
+  await context.close();
+});
+
+test('updates carry only what changed and the page merges them', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  await context.route((url) => url.hostname !== '127.0.0.1', (route) => route.abort());
+  const page = await context.newPage();
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  const messages = [];
+  page.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => {
+    try { messages.push(JSON.parse(payload)); } catch { /* not JSON */ }
+  }));
+  await page.goto(`${server.base}/?lang=en`);
+  await page.waitForSelector('.mk-status[data-status="live"]', { timeout: WAIT_MS });
+  const updates = () => messages.filter((m) => m.type === 'dashboard_update');
+  const deadline = Date.now() + WAIT_MS;
+  while (updates().length < 3 && Date.now() < deadline) await sleep(100);
+  const data = messages.find((m) => m.type === 'dashboard_data');
+  assert.ok(data, 'no dashboard_data');
+  assert.ok(updates().length >= 3, `only ${updates().length} updates`);
+  // The demo feed moves prices, never the badge or the source list.
+  const partial = updates().filter((m) => !('demo' in m.data) && !('data_sources' in m.data));
+  assert.ok(partial.length > 0, 'every update carried the whole snapshot');
+  assert.ok(updates().every((m) => typeof m.data.btc_price_usd === 'number'));
+  // What the page shows is the merge: a price from the updates next to values only the
+  // greeting carried.
+  const usd = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const field = '#market-mount [data-field="btc_price_usd"]';
+  let shown = '';
+  while (Date.now() < deadline + WAIT_MS) {
+    shown = await text(page, field);
+    if (updates().some((m) => `$${usd.format(m.data.btc_price_usd)}` === shown)) break;
+    await sleep(50);
+  }
+  assert.ok(updates().some((m) => `$${usd.format(m.data.btc_price_usd)}` === shown), `shown ${shown}`);
+  assert.equal(await page.locator('#market-mount .mk-demo').isVisible(), true, 'demo badge');
+  assert.match(await text(page, '#market-mount [data-field="spy_price"]'), /^\$[\d,.]+$/);
+  assert.equal(await page.locator('#market-mount svg.mk-spark').count(), 1);
   await context.close();
 });
 
