@@ -14,7 +14,7 @@ use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::market::Refresh;
-use crate::pages::{PER_PAGE, parse_page};
+use crate::pages::{PER_PAGE, cached, parse_id, parse_page};
 use crate::render::title;
 use crate::reports::Report;
 
@@ -67,42 +67,23 @@ pub async fn reports(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let page_no = parse_page(uri.query())?;
-    let state = s.clone();
-    let page = s
-        .pages
-        .get_or_render(format!("api:reports:{page_no}"), async move {
-            let (reports, total) = state
-                .store
-                .call(move |st| {
-                    let offset = (page_no - 1).saturating_mul(PER_PAGE);
-                    let reports = st
-                        .newest(offset, PER_PAGE as usize)?
-                        .into_iter()
-                        .filter_map(|r| st.report(r.id).transpose())
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok((reports, st.count()?))
-                })
-                .await?;
-            let pages = total.div_ceil(PER_PAGE).max(1);
-            if page_no > pages {
-                return Err(AppError::NotFound);
-            }
-            let body = json_body(&ReportPage {
-                page: page_no,
-                per_page: PER_PAGE,
-                pages,
-                total,
-                reports: reports.iter().map(ReportSummary::new).collect(),
-            })?;
-            Ok((
-                body,
-                Deps {
-                    reports: Vec::new(),
-                    listing: true,
-                },
-            ))
-        })
-        .await?;
+    let page = cached(&s, format!("api:reports:{page_no}"), move |st| {
+        let offset = (page_no - 1).saturating_mul(PER_PAGE);
+        let (reports, total) = st.store.newest_reports(offset, PER_PAGE as usize)?;
+        let pages = total.div_ceil(PER_PAGE).max(1);
+        if page_no > pages {
+            return Err(AppError::NotFound);
+        }
+        let body = json_body(&ReportPage {
+            page: page_no,
+            per_page: PER_PAGE,
+            pages,
+            total,
+            reports: reports.iter().map(ReportSummary::new).collect(),
+        })?;
+        Ok((body, Deps::listing()))
+    })
+    .await?;
     Ok(page.body.respond(&headers))
 }
 
@@ -111,57 +92,59 @@ pub async fn report(
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let id = match raw.parse::<u64>() {
-        Ok(id) if id > 0 => id,
-        _ => {
-            return Err(AppError::bad_request(
-                "report id must be a positive integer",
-            ));
-        }
-    };
-    let state = s.clone();
-    let page = s
-        .pages
-        .get_or_render(format!("api:report:{id}"), async move {
-            let report = state
-                .store
-                .call(move |st| st.report(id))
-                .await?
-                .ok_or(AppError::NotFound)?;
-            #[derive(Serialize)]
-            struct Full<'a> {
-                #[serde(flatten)]
-                report: &'a Report,
-                title_vi: String,
-                title_en: String,
-                url: String,
-            }
-            let body = json_body(&Full {
-                report: &report,
-                title_vi: title(&report, Lang::Vi),
-                title_en: title(&report, Lang::En),
-                url: format!("/crypto_report/{id}"),
-            })?;
-            Ok((
-                body,
-                Deps {
-                    reports: vec![id],
-                    listing: false,
-                },
-            ))
-        })
-        .await?;
+    #[derive(Serialize)]
+    struct Full<'a> {
+        #[serde(flatten)]
+        report: &'a Report,
+        title_vi: String,
+        title_en: String,
+        url: String,
+    }
+    let id = parse_id(&raw)?;
+    let page = cached(&s, format!("api:report:{id}"), move |st| {
+        let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
+        let body = json_body(&Full {
+            report: &report,
+            title_vi: title(&report, Lang::Vi),
+            title_en: title(&report, Lang::En),
+            url: format!("/crypto_report/{id}"),
+        })?;
+        Ok((body, Deps::reports(vec![id])))
+    })
+    .await?;
     Ok(page.body.respond(&headers))
 }
 
+/// The last store probe, reused for a few seconds: the probe is a durable write, and an
+/// unauthenticated endpoint must not be a way to queue fsyncs.
+#[derive(Default)]
+pub struct HealthProbe(tokio::sync::Mutex<Option<(std::time::Instant, Result<u64, String>)>>);
+
+const PROBE_REUSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl HealthProbe {
+    async fn check(&self, store: &std::sync::Arc<crate::store::Store>) -> Result<u64, String> {
+        // Holding the lock across the probe also makes concurrent health checks share one.
+        let mut last = self.0.lock().await;
+        if let Some((at, result)) = last.as_ref()
+            && at.elapsed() < PROBE_REUSE
+        {
+            return result.clone();
+        }
+        let result = store
+            .call(|st| {
+                st.probe()?;
+                st.count()
+            })
+            .await
+            .map_err(|e| e.to_string());
+        *last = Some((std::time::Instant::now(), result.clone()));
+        result
+    }
+}
+
 pub async fn health(State(s): State<AppState>) -> Response {
-    let store = s
-        .store
-        .call(|st| {
-            st.probe()?;
-            st.count()
-        })
-        .await;
+    let store = s.health.check(&s.store).await;
     let cache = s.pages.stats().await;
     let (status, store_json) = match &store {
         Ok(count) => (
@@ -245,10 +228,14 @@ pub async fn dashboard_summary(
         if snapshot.demo { "demo" } else { "live" },
         snapshot.version
     );
+    let pages = s.pages.clone();
+    let current = key.clone();
     let page = s
         .pages
         .get_or_render(key, async move {
-            Ok::<_, AppError>((json_body(&*snapshot)?, Deps::default()))
+            let body = json_body(&*snapshot)?;
+            pages.drop_older("api:dashboard:", &current);
+            Ok::<_, AppError>((body, Deps::default()))
         })
         .await?;
     Ok(page.body.respond(&headers))

@@ -77,10 +77,6 @@ impl Assets {
             .or_else(|| self.by_path.get(path))
             .map(|a| a.respond(request))
     }
-
-    pub fn get(&self, path: &str) -> Option<&Encoded> {
-        self.by_path.get(path)
-    }
 }
 
 fn fingerprint(path: &str, digest: &str) -> String {

@@ -21,6 +21,22 @@ pub struct Deps {
     pub listing: bool,
 }
 
+impl Deps {
+    pub fn listing() -> Deps {
+        Deps {
+            reports: Vec::new(),
+            listing: true,
+        }
+    }
+
+    pub fn reports(ids: Vec<u64>) -> Deps {
+        Deps {
+            reports: ids,
+            listing: false,
+        }
+    }
+}
+
 /// A change to the set of reports.
 #[derive(Debug, Clone, Default)]
 pub struct Change {
@@ -127,6 +143,15 @@ impl PageCache {
             // Only possible without support_invalidation_closures; fall back to everything.
             self.pages.invalidate_all();
         }
+    }
+
+    /// Drops every page whose key starts with `prefix` except `current`: for resources
+    /// keyed by version, whose older versions will never be asked for again.
+    pub fn drop_older(&self, prefix: &str, current: &str) {
+        let (prefix, current) = (prefix.to_owned(), current.to_owned());
+        let _ = self
+            .pages
+            .invalidate_entries_if(move |key, _| key.starts_with(&prefix) && *key != current);
     }
 
     pub fn clear(&self) {

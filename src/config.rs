@@ -127,13 +127,14 @@ pub struct HttpArgs {
     #[arg(long, env = "CR_PUBLIC_URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
     /// Bearer token for the admin endpoints; they are refused while it is unset.
-    #[arg(long, env = "CR_ADMIN_TOKEN")]
+    #[arg(long, hide_env_values = true, env = "CR_ADMIN_TOKEN")]
     pub admin_token: Option<Secret>,
     /// Memory budget of the in-process page cache, in MiB.
     #[arg(long, env = "CR_CACHE_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub cache_mb: u64,
-    /// Most simultaneous connections; further ones wait in the kernel's backlog.
-    #[arg(long, env = "CR_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
+    /// Most simultaneous connections, WebSockets included; further ones wait in the kernel's
+    /// backlog. Must leave room for page requests above --ws-max-clients.
+    #[arg(long, env = "CR_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub max_connections: u64,
     /// Most simultaneous live-update (WebSocket) clients; further ones are answered with 503.
     #[arg(long, env = "CR_WS_MAX_CLIENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
@@ -142,6 +143,9 @@ pub struct HttpArgs {
     #[arg(long, env = "CR_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub request_timeout: u64,
 }
+
+/// Connections always left to page requests by the WebSocket cap.
+const PAGE_HEADROOM: u64 = 256;
 
 impl HttpArgs {
     /// The listen address: the flag or `CR_LISTEN`, else the upstream's `HOST`/`PORT`.
@@ -170,6 +174,17 @@ impl HttpArgs {
                 reason: "must be at least 16 characters long".into(),
             });
         }
+        // Upgraded sockets keep their connection slot: live clients must not be able to take
+        // every slot from page readers.
+        if self.ws_max_clients + PAGE_HEADROOM > self.max_connections {
+            return Err(ConfigError {
+                option: "--ws-max-clients / CR_WS_MAX_CLIENTS",
+                reason: format!(
+                    "{} leaves fewer than {PAGE_HEADROOM} of --max-connections {} for page requests",
+                    self.ws_max_clients, self.max_connections
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -188,19 +203,19 @@ impl HttpArgs {
 #[derive(Args, Debug, Clone)]
 pub struct MarketArgs {
     /// CoinGecko demo API key (sent as `x-cg-demo-api-key`).
-    #[arg(long, env = "CR_COINGECKO_API_KEY")]
+    #[arg(long, hide_env_values = true, env = "CR_COINGECKO_API_KEY")]
     pub coingecko_api_key: Option<Secret>,
     /// CoinGecko pro API key; switches to the pro host.
-    #[arg(long, env = "CR_COINGECKO_PRO_API_KEY")]
+    #[arg(long, hide_env_values = true, env = "CR_COINGECKO_PRO_API_KEY")]
     pub coingecko_pro_api_key: Option<Secret>,
     /// CoinMarketCap API key [fallback: CMC_API_KEY].
-    #[arg(long, env = "CR_CMC_API_KEY")]
+    #[arg(long, hide_env_values = true, env = "CR_CMC_API_KEY")]
     pub cmc_api_key: Option<Secret>,
     /// TAAPI.IO secret [fallback: TAAPI_SECRET].
-    #[arg(long, env = "CR_TAAPI_SECRET")]
+    #[arg(long, hide_env_values = true, env = "CR_TAAPI_SECRET")]
     pub taapi_secret: Option<Secret>,
     /// Finnhub API key [fallback: FINNHUB_API_KEY].
-    #[arg(long, env = "CR_FINNHUB_API_KEY")]
+    #[arg(long, hide_env_values = true, env = "CR_FINNHUB_API_KEY")]
     pub finnhub_api_key: Option<Secret>,
     /// CoinGecko base URL [default: https://api.coingecko.com, or
     /// https://pro-api.coingecko.com with a pro key].
@@ -321,6 +336,25 @@ mod tests {
         let err = cli.serve.http.validate().expect_err("too short");
         assert!(err.to_string().contains("CR_ADMIN_TOKEN"), "{err}");
         assert!(!err.to_string().contains("short-secret"), "{err}");
+    }
+
+    #[test]
+    fn websocket_cap_leaves_room_for_pages() {
+        let ok = Cli::try_parse_from(["crypto-report"]).expect("defaults parse");
+        assert!(
+            ok.serve.http.validate().is_ok(),
+            "the defaults are consistent"
+        );
+        let cli = Cli::try_parse_from([
+            "crypto-report",
+            "--max-connections",
+            "1000",
+            "--ws-max-clients",
+            "900",
+        ])
+        .expect("parses");
+        let err = cli.serve.http.validate().expect_err("no headroom");
+        assert!(err.to_string().contains("--ws-max-clients"), "{err}");
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub struct Shared {
     pub settings: Arc<Settings>,
     pub market: market::Market,
     pub live: live::Hub,
+    pub health: Arc<api::HealthProbe>,
     pub started: Instant,
 }
 
@@ -99,6 +100,7 @@ impl AppState {
             settings: Arc::new(settings),
             market: market::Market::idle(),
             live: live::Hub::default(),
+            health: Arc::default(),
             started: Instant::now(),
         })))
     }
@@ -143,7 +145,9 @@ impl AppState {
     }
 }
 
-/// The reports whose pages change when `batch` lands: the changed ones and their neighbours.
+/// The reports whose pages change when `batch` lands: the changed ones and their new
+/// neighbours. Pages of former neighbours list the changed id among their dependencies, so a
+/// report moving in time invalidates them too.
 pub fn affected(
     store: &Store,
     batch: &[reports::Report],

@@ -38,9 +38,8 @@ use self::refresher::Live;
 pub use self::snapshot::{Coin, Group, Index, Snapshot};
 use crate::store::Store;
 
-/// Seed and tick of the `demo` command's simulated feed.
+/// Seed of the `demo` command's simulated feed (its tick is `--demo-interval-ms`).
 pub const DEMO_SEED: u64 = 0x00C0_FFEE;
-pub const DEMO_TICK: Duration = Duration::from_secs(3);
 /// How long [`Market::stop`] waits for the background tasks.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -6,17 +6,20 @@ use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::cache::Deps;
+use std::sync::Arc;
+
+use crate::cache::{CachedPage, Deps};
 use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::render::{DocumentMode, Theme};
-use crate::reports::Report;
 
 pub const HTML: &str = "text/html; charset=utf-8";
 pub const PER_PAGE: u64 = 10;
 const HOME_RECENT: usize = 6;
 const FEED_ITEMS: usize = 30;
+/// The sitemap protocol's limit of URLs per file.
+const SITEMAP_MAX: usize = 50_000;
 
 /// Sandbox for a report document: an opaque origin that may run its own scripts and nothing else.
 const FRAME_CSP: &str = "sandbox allow-scripts; default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'none'; frame-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'";
@@ -63,7 +66,7 @@ fn remember_lang(mut response: Response, uri: &Uri) -> Response {
     response
 }
 
-fn parse_id(raw: &str) -> Result<u64, AppError> {
+pub(crate) fn parse_id(raw: &str) -> Result<u64, AppError> {
     match raw.parse::<u64>() {
         Ok(id) if id > 0 => Ok(id),
         _ => Err(AppError::bad_request(
@@ -87,35 +90,40 @@ fn html_page(html: String) -> Encoded {
     Encoded::new(HTML, html, Quality::Fast).varying_by_language()
 }
 
+/// The cached page for `key`, or renders it: store reads, templates and compression run
+/// together on the blocking pool (a large report costs milliseconds of CPU, which must not
+/// stall an async worker), once however many requests ask at the same time.
+pub(crate) async fn cached(
+    s: &AppState,
+    key: String,
+    render: impl FnOnce(&AppState) -> Result<(Encoded, Deps), AppError> + Send + 'static,
+) -> Result<Arc<CachedPage>, AppError> {
+    let state = s.clone();
+    let page = s
+        .pages
+        .get_or_render(key, async move {
+            tokio::task::spawn_blocking(move || render(&state))
+                .await
+                .map_err(|e| AppError::Internal(format!("render task failed: {e}")))?
+        })
+        .await?;
+    Ok(page)
+}
+
 pub async fn home(
     State(s): State<AppState>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let lang = reader_lang(uri.query(), &headers);
-    let state = s.clone();
-    let page = s
-        .pages
-        .get_or_render(format!("home:{}", lang.code()), async move {
-            let recent = state
-                .store
-                .call(|st| {
-                    st.newest(0, HOME_RECENT)?
-                        .into_iter()
-                        .filter_map(|r| st.report(r.id).transpose())
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .await?;
-            let html = state
-                .renderer
-                .home(lang, recent.first(), recent.get(1..).unwrap_or(&[]))?;
-            let deps = Deps {
-                reports: Vec::new(),
-                listing: true,
-            };
-            Ok::<_, AppError>((html_page(html), deps))
-        })
-        .await?;
+    let page = cached(&s, format!("home:{}", lang.code()), move |st| {
+        let (recent, _) = st.store.newest_reports(0, HOME_RECENT)?;
+        let html = st
+            .renderer
+            .home(lang, recent.first(), recent.get(1..).unwrap_or(&[]))?;
+        Ok((html_page(html), Deps::listing()))
+    })
+    .await?;
     Ok(remember_lang(page.body.respond(&headers), &uri))
 }
 
@@ -149,61 +157,69 @@ async fn report_response(
     headers: &HeaderMap,
     uri: &Uri,
 ) -> Result<Response, AppError> {
-    let listing = id.is_none();
-    let state = s.clone();
     let path = path.to_owned();
     let key = format!("report:{path}:{}", lang.code());
-    let page = s
-        .pages
-        .get_or_render(key, async move {
-            let (report, neighbours) = state
-                .store
-                .call(move |st| {
-                    let id = match id {
-                        Some(id) => id,
-                        None => match st.newest(0, 1)?.first() {
-                            Some(r) => r.id,
-                            None => return Ok(None),
-                        },
-                    };
-                    let Some(report) = st.report(id)? else {
-                        return Ok(None);
-                    };
-                    let neighbours = st.neighbours(&report)?;
-                    Ok(Some((report, neighbours)))
-                })
-                .await?
-                .ok_or(AppError::NotFound)?;
-            let html = state
-                .renderer
-                .report_page(lang, &path, &report, neighbours)?;
-            let mut deps = vec![report.id];
-            deps.extend(
-                [neighbours.0, neighbours.1]
-                    .into_iter()
-                    .flatten()
-                    .map(|r| r.id),
-            );
-            Ok::<_, AppError>((
-                html_page(html),
-                Deps {
-                    reports: deps,
-                    listing,
-                },
-            ))
-        })
-        .await?;
+    let listing = id.is_none();
+    let page = cached(s, key, move |st| {
+        let id = match id {
+            Some(id) => id,
+            None => st.store.newest(0, 1)?.first().ok_or(AppError::NotFound)?.id,
+        };
+        let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
+        let neighbours = st.store.neighbours(&report)?;
+        let html = st.renderer.report_page(lang, &path, &report, neighbours)?;
+        let mut deps = vec![report.id];
+        deps.extend(
+            [neighbours.0, neighbours.1]
+                .into_iter()
+                .flatten()
+                .map(|r| r.id),
+        );
+        Ok((
+            html_page(html),
+            Deps {
+                reports: deps,
+                listing,
+            },
+        ))
+    })
+    .await?;
     Ok(remember_lang(page.body.respond(headers), uri))
 }
 
-async fn load_report(s: &AppState, id: u64) -> Result<Report, AppError> {
-    s.store
-        .call(move |st| st.report(id))
-        .await?
-        .ok_or(AppError::NotFound)
+/// A report's own sandboxed document: the frame of the report page, or the print view.
+async fn document(
+    s: &AppState,
+    id: u64,
+    lang: Lang,
+    mode: DocumentMode,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
+    let (key, csp) = match mode {
+        DocumentMode::Frame => (format!("frame:{id}:{}", lang.code()), FRAME_CSP),
+        DocumentMode::Print => (format!("print:{id}:{}", lang.code()), PRINT_CSP),
+    };
+    let page = cached(s, key, move |st| {
+        let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
+        // The frame's theme is applied in the browser from its URL, so both themes share one
+        // document; paper is always light.
+        let html = st
+            .renderer
+            .report_document(&report, lang, mode, Theme::Light)?;
+        let mut body = Encoded::new(HTML, html, Quality::Fast).with_header(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        );
+        if mode == DocumentMode::Print {
+            body = body.varying_by_language();
+        }
+        Ok((body, Deps::reports(vec![id])))
+    })
+    .await?;
+    Ok(page.body.respond(headers))
 }
 
-/// The report's own document for the page's sandboxed frame.
+/// The report's own document for the page's sandboxed frame (language from the URL only).
 pub async fn frame(
     State(s): State<AppState>,
     Path(raw): Path<String>,
@@ -214,32 +230,7 @@ pub async fn frame(
     let lang = query_param(uri.query(), "lang")
         .and_then(Lang::parse)
         .unwrap_or(Lang::Vi);
-    let theme = query_param(uri.query(), "theme")
-        .and_then(Theme::parse)
-        .unwrap_or(Theme::Light);
-    let key = format!("frame:{id}:{}:{theme:?}", lang.code());
-    let state = s.clone();
-    let page = s
-        .pages
-        .get_or_render(key, async move {
-            let report = load_report(&state, id).await?;
-            let html = state
-                .renderer
-                .report_document(&report, lang, DocumentMode::Frame, theme)?;
-            let body = Encoded::new(HTML, html, Quality::Fast).with_header(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(FRAME_CSP),
-            );
-            Ok::<_, AppError>((
-                body,
-                Deps {
-                    reports: vec![id],
-                    listing: false,
-                },
-            ))
-        })
-        .await?;
-    Ok(page.body.respond(&headers))
+    document(&s, id, lang, DocumentMode::Frame, &headers).await
 }
 
 /// The print view: A4, every detail expanded, no navigation; sandboxed like the frame.
@@ -251,30 +242,7 @@ pub async fn print(
 ) -> Result<Response, AppError> {
     let id = parse_id(&raw)?;
     let lang = reader_lang(uri.query(), &headers);
-    let key = format!("print:{id}:{}", lang.code());
-    let state = s.clone();
-    let page = s
-        .pages
-        .get_or_render(key, async move {
-            let report = load_report(&state, id).await?;
-            let html =
-                state
-                    .renderer
-                    .report_document(&report, lang, DocumentMode::Print, Theme::Light)?;
-            let body = html_page(html).with_header(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(PRINT_CSP),
-            );
-            Ok::<_, AppError>((
-                body,
-                Deps {
-                    reports: vec![id],
-                    listing: false,
-                },
-            ))
-        })
-        .await?;
-    Ok(page.body.respond(&headers))
+    document(&s, id, lang, DocumentMode::Print, &headers).await
 }
 
 pub async fn list(
@@ -284,85 +252,40 @@ pub async fn list(
 ) -> Result<Response, AppError> {
     let lang = reader_lang(uri.query(), &headers);
     let page_no = parse_page(uri.query())?;
-    let state = s.clone();
-    let page = s
-        .pages
-        .get_or_render(format!("list:{page_no}:{}", lang.code()), async move {
-            let (reports, total) = state
-                .store
-                .call(move |st| {
-                    let total = st.count()?;
-                    let offset = (page_no - 1).saturating_mul(PER_PAGE);
-                    let reports = st
-                        .newest(offset, PER_PAGE as usize)?
-                        .into_iter()
-                        .filter_map(|r| st.report(r.id).transpose())
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok((reports, total))
-                })
-                .await?;
-            let pages = total.div_ceil(PER_PAGE).max(1);
-            if page_no > pages {
-                return Err(AppError::NotFound);
-            }
-            let html = state.renderer.list(lang, &reports, page_no, pages, total)?;
-            Ok((
-                html_page(html),
-                Deps {
-                    reports: Vec::new(),
-                    listing: true,
-                },
-            ))
-        })
-        .await?;
+    let key = format!("list:{page_no}:{}", lang.code());
+    let page = cached(&s, key, move |st| {
+        let offset = (page_no - 1).saturating_mul(PER_PAGE);
+        let (reports, total) = st.store.newest_reports(offset, PER_PAGE as usize)?;
+        let pages = total.div_ceil(PER_PAGE).max(1);
+        if page_no > pages {
+            return Err(AppError::NotFound);
+        }
+        let html = st.renderer.list(lang, &reports, page_no, pages, total)?;
+        Ok((html_page(html), Deps::listing()))
+    })
+    .await?;
     Ok(remember_lang(page.body.respond(&headers), &uri))
 }
 
 pub async fn rss(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    let state = s.clone();
-    let page = s
-        .pages
-        .get_or_render("rss".into(), async move {
-            let reports = state
-                .store
-                .call(|st| {
-                    st.newest(0, FEED_ITEMS)?
-                        .into_iter()
-                        .filter_map(|r| st.report(r.id).transpose())
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .await?;
-            let xml = state.renderer.rss(&reports)?;
-            let body = Encoded::new("application/rss+xml; charset=utf-8", xml, Quality::Fast);
-            Ok::<_, AppError>((
-                body,
-                Deps {
-                    reports: Vec::new(),
-                    listing: true,
-                },
-            ))
-        })
-        .await?;
+    let page = cached(&s, "rss".into(), |st| {
+        let (reports, _) = st.store.newest_reports(0, FEED_ITEMS)?;
+        let xml = st.renderer.rss(&reports)?;
+        let body = Encoded::new("application/rss+xml; charset=utf-8", xml, Quality::Fast);
+        Ok((body, Deps::listing()))
+    })
+    .await?;
     Ok(page.body.respond(&headers))
 }
 
 pub async fn sitemap(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    let state = s.clone();
-    let page = s
-        .pages
-        .get_or_render("sitemap".into(), async move {
-            let refs = state.store.call(|st| st.newest(0, 50_000)).await?;
-            let xml = state.renderer.sitemap(&refs)?;
-            let body = Encoded::new("application/xml; charset=utf-8", xml, Quality::Fast);
-            Ok::<_, AppError>((
-                body,
-                Deps {
-                    reports: Vec::new(),
-                    listing: true,
-                },
-            ))
-        })
-        .await?;
+    let page = cached(&s, "sitemap".into(), |st| {
+        let refs = st.store.newest(0, SITEMAP_MAX)?;
+        let xml = st.renderer.sitemap(&refs)?;
+        let body = Encoded::new("application/xml; charset=utf-8", xml, Quality::Fast);
+        Ok((body, Deps::listing()))
+    })
+    .await?;
     Ok(page.body.respond(&headers))
 }
 

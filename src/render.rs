@@ -187,10 +187,6 @@ impl Renderer {
         })
     }
 
-    pub fn public_url(&self) -> &str {
-        &self.public_url
-    }
-
     fn context(&self, lang: Lang, path: &str, nav: &str) -> Context {
         let mut ctx = Context::new();
         ctx.insert("lang", lang.code());

@@ -231,7 +231,9 @@ fn decode_entities(s: &str) -> String {
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+        // Entities are short; look for their `;` within 12 bytes (bytes: `rest` may continue
+        // with multi-byte characters, so slicing it there could split one).
+        let Some(semi) = rest.bytes().take(12).position(|b| b == b';') else {
             out.push('&');
             rest = &rest[1..];
             continue;
@@ -319,6 +321,24 @@ mod tests {
     fn plain_text_drops_markup_scripts_and_comments() {
         let html = "<p>A<script>var x='<p>';</script> b <!-- CHART_DATA: {} --><style>p{}</style>&lt;c&gt;</p>";
         assert_eq!(plain_text(html), "A b <c>");
+    }
+
+    #[test]
+    fn a_bare_ampersand_before_multibyte_text_is_kept() {
+        assert_eq!(
+            plain_text("<p>Vàng & Bạc điện tử</p>"),
+            "Vàng & Bạc điện tử"
+        );
+        assert_eq!(
+            decode_entities("a &amp; b &#x1F4B0; &bogus; &"),
+            "a & b 💰 &bogus; &"
+        );
+        let r = Report {
+            html_content: "<section id=\"s\"><h2>Vàng & Bạc điện tử</h2><p>Giá & khối lượng tăng</p></section>".into(),
+            ..sample(1, "2026-11-20T08:00:00Z")
+        };
+        assert_eq!(r.sections(Lang::Vi)[0].title, "Vàng & Bạc điện tử");
+        assert_eq!(r.excerpt(Lang::Vi, 100), "Giá & khối lượng tăng");
     }
 
     #[test]

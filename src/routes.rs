@@ -98,7 +98,7 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
         let marker = match response.extensions().get::<ErrorMarker>() {
             Some(m) => Some(m.clone()),
             // Refusals produced by axum and tower-http layers rather than by our handlers.
-            None if matches!(status.as_u16(), 405 | 408 | 413 | 500) => Some(ErrorMarker {
+            None if matches!(status.as_u16(), 400 | 405 | 408 | 413 | 500) => Some(ErrorMarker {
                 status,
                 message: status
                     .canonical_reason()

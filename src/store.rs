@@ -280,6 +280,28 @@ impl Store {
         Ok(out)
     }
 
+    /// Newest-first reports, skipping `offset`, at most `limit`, with the total count, all
+    /// from one read transaction (one consistent view).
+    pub fn newest_reports(&self, offset: u64, limit: usize) -> Result<(Vec<Report>, u64)> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        let mut out = Vec::with_capacity(limit);
+        for entry in index
+            .iter()
+            .map_err(db_err)?
+            .rev()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit)
+        {
+            let (_, id) = entry.map_err(db_err)?.0.value();
+            if let Some(v) = table.get(id).map_err(db_err)? {
+                out.push(decode_report(id, v.value())?);
+            }
+        }
+        Ok((out, table.len().map_err(db_err)?))
+    }
+
     /// The reports next to `id` in time: (older, newer).
     pub fn neighbours(&self, report: &Report) -> Result<(Option<ReportRef>, Option<ReportRef>)> {
         let tx = self.db.begin_read().map_err(db_err)?;

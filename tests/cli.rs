@@ -142,3 +142,24 @@ fn bad_configuration_names_the_option_and_hides_secrets() {
         "{out:?}"
     );
 }
+
+#[test]
+fn help_names_secret_variables_without_their_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .current_dir(dir.path())
+        .env("CR_ADMIN_TOKEN", "admin-token-value-0123456789")
+        .env("CR_FINNHUB_API_KEY", "finnhub-key-value")
+        .env("CR_CACHE_MB", "32")
+        .output()
+        .expect("run");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("CR_ADMIN_TOKEN"), "{help}");
+    assert!(!help.contains("admin-token-value"), "{help}");
+    assert!(!help.contains("finnhub-key-value"), "{help}");
+    assert!(
+        help.contains("CR_CACHE_MB=32"),
+        "ordinary values still show: {help}"
+    );
+}

@@ -111,6 +111,7 @@ async fn latest_report_is_the_newest() {
 async fn malformed_and_unknown_ids_get_localized_pages() {
     let app = TestApp::with_reports(1);
     for uri in [
+        "/crypto_report/%FF",
         "/crypto_report/abc",
         "/crypto_report/-1",
         "/crypto_report/0",
@@ -159,7 +160,10 @@ async fn report_document_is_sandboxed_with_its_own_csp() {
     let html = r.text();
     assert!(html.contains("data-mode=\"frame\""));
     assert!(html.contains("data-lang=\"en\""));
-    assert!(html.contains("data-theme=\"dark\""));
+    assert!(
+        html.contains("data-theme=\"light\""),
+        "the theme is applied in the browser"
+    );
     assert!(
         html.contains("Thị trường hôm nay số 1"),
         "both languages in the frame"
@@ -403,6 +407,30 @@ async fn publishing_invalidates_the_pages_it_affects() {
     assert_eq!(
         app.get("/crypto_report/1/frame").await.header("etag"),
         unrelated
+    );
+
+    // Moving report 2 after report 3 changes the links of its old neighbours too.
+    assert!(
+        app.get("/crypto_report/1")
+            .await
+            .text()
+            .contains("rel=\"next\" class=\"report-nav-next\" href=\"/crypto_report/2\"")
+    );
+    app.state
+        .publish(vec![report(2, "2026-01-09T08:00:00Z")], None)
+        .await
+        .expect("publish");
+    assert!(
+        app.get("/crypto_report/1")
+            .await
+            .text()
+            .contains("rel=\"next\" class=\"report-nav-next\" href=\"/crypto_report/3\"")
+    );
+    assert!(
+        app.get("/crypto_report/3")
+            .await
+            .text()
+            .contains("rel=\"next\" class=\"report-nav-next\" href=\"/crypto_report/2\"")
     );
 
     let mut changed = report(1, "2026-01-02T08:00:00Z");

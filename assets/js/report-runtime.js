@@ -12,6 +12,13 @@
   const LOG = '[cr-report]';
   const html = document.documentElement;
 
+  // The frame's theme comes in its URL (one cached document serves both themes); applied
+  // here, in <head>, so the first paint already has it.
+  if (html.getAttribute('data-mode') === 'frame') {
+    const theme = new URLSearchParams(window.location.search).get('theme');
+    if (theme === 'dark' || theme === 'light') html.setAttribute('data-theme', theme);
+  }
+
   // Series colours for items without one; each var() has a fallback so it paints regardless.
   const PALETTE = [
     'var(--accent-color, #2563eb)',

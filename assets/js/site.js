@@ -176,7 +176,9 @@
         case 'cr:ready':
           ready = true;
           renderToc(msg.sections);
+          // Choices made while the frame was loading are sent now.
           if (msg.lang !== currentLang()) post({ type: 'cr:set-language', lang: currentLang() });
+          post({ type: 'cr:set-theme', theme: currentTheme() });
           if (pendingScroll) {
             post({ type: 'cr:scroll-to', id: pendingScroll });
             pendingScroll = null;
@@ -238,7 +240,13 @@
         });
       }
       if (window.location.hash.length > 1) {
-        scrollTo(decodeURIComponent(window.location.hash.slice(1)));
+        let id = window.location.hash.slice(1);
+        try {
+          id = decodeURIComponent(id);
+        } catch (e) {
+          // A malformed escape: use the raw fragment.
+        }
+        scrollTo(id);
       }
     }
 
