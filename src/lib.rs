@@ -16,13 +16,11 @@ pub mod pages;
 pub mod render;
 pub mod reports;
 pub mod routes;
+pub mod server;
 pub mod store;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio::net::TcpListener;
 
 use crate::assets::Assets;
 use crate::cache::{Change, PageCache};
@@ -31,6 +29,7 @@ use crate::render::Renderer;
 use crate::store::{ReportRef, Store, StoreError, UpsertOutcome};
 
 pub use crate::routes::app;
+pub use crate::server::{SHUTDOWN_GRACE, serve, shutdown_signal};
 
 /// Settings the request handlers need, fixed at start-up.
 #[derive(Debug, Clone)]
@@ -39,6 +38,8 @@ pub struct Settings {
     pub public_url: String,
     pub cache_bytes: u64,
     pub request_timeout: Duration,
+    /// A client must send a request's headers within this time (slow-header attacks).
+    pub header_timeout: Duration,
     pub max_connections: usize,
     /// Running `demo`: market data is simulated and badged as such.
     pub demo: bool,
@@ -51,7 +52,8 @@ impl Settings {
             public_url: public_url.into(),
             cache_bytes: 64 << 20,
             request_timeout: Duration::from_secs(30),
-            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 16_384,
             demo: false,
         }
     }
@@ -109,6 +111,15 @@ impl AppState {
     pub fn with_market(self, market: market::Market) -> AppState {
         let mut shared = (*self.0).clone();
         shared.market = market;
+        AppState(Arc::new(shared))
+    }
+
+    /// The same state with changed settings.
+    pub fn with_settings(self, change: impl FnOnce(&mut Settings)) -> AppState {
+        let mut shared = (*self.0).clone();
+        let mut settings = (*shared.settings).clone();
+        change(&mut settings);
+        shared.settings = Arc::new(settings);
         AppState(Arc::new(shared))
     }
 
@@ -170,70 +181,4 @@ pub fn affected(
     ids.sort_unstable();
     ids.dedup();
     Ok(Change { reports: ids })
-}
-
-/// Serves `state` on `listener` until `shutdown` completes, then drains in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let max = state.settings.max_connections;
-    let hub = state.live.clone();
-    let closing = hub.clone();
-    let router = app(state);
-    let listener = routes::LimitedListener::new(listener, max);
-    let (fired_tx, fired_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        // Upgraded connections are not part of axum's drain: the hub closes them itself.
-        closing.shutdown();
-        let _ = fired_tx.send(());
-    };
-    let server = axum::serve(listener, router.into_make_service()).with_graceful_shutdown(signal);
-    // In-flight requests get a bounded grace period; a stuck client cannot hold the exit.
-    let deadline = async move {
-        if fired_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    let result = tokio::select! {
-        result = server => result,
-        () = deadline => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
-            Ok(())
-        }
-    };
-    hub.drained(live::CLOSE_DRAIN).await;
-    result
-}
-
-/// How long shutdown waits for in-flight requests before dropping them.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received, draining connections");
 }

@@ -76,6 +76,7 @@ fn settings(http: &HttpArgs, listen: std::net::SocketAddr, demo: bool) -> Settin
         public_url: http.public_url_or(listen),
         cache_bytes: http.cache_mb << 20,
         request_timeout: http.request_timeout(),
+        header_timeout: std::time::Duration::from_secs(10),
         max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
         demo,
     }

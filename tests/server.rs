@@ -115,3 +115,49 @@ async fn malformed_http_gets_an_error_not_a_hang() {
     stop.send(()).expect("signal");
     let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let mut app = common::TestApp::with_reports(1);
+    app.set_settings(|s| s.header_timeout = Duration::from_millis(500));
+    let (addr, stop, server) = start(&app).await;
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut out)).await;
+    assert!(closed.is_ok(), "the server closed the connection");
+    assert!(raw_get(addr, "/health").await.starts_with("HTTP/1.1 200"));
+    stop.send(()).expect("signal");
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_instead_of_being_served() {
+    let mut app = common::TestApp::with_reports(1);
+    app.set_settings(|s| s.max_connections = 1);
+    let (addr, stop, server) = start(&app).await;
+    // The only slot is held by an idle keep-alive connection.
+    let mut first = TcpStream::connect(addr).await.expect("connect");
+    first
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 12];
+    first.read_exact(&mut buf).await.expect("first answered");
+    let waiting = tokio::time::timeout(Duration::from_millis(500), raw_get(addr, "/health")).await;
+    assert!(
+        waiting.is_err(),
+        "a second connection is not served while the slot is taken"
+    );
+    drop(first);
+    let served = tokio::time::timeout(Duration::from_secs(5), raw_get(addr, "/health")).await;
+    assert!(
+        served
+            .expect("served once the slot frees")
+            .starts_with("HTTP/1.1 200")
+    );
+    stop.send(()).expect("signal");
+    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+}

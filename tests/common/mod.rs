@@ -64,6 +64,11 @@ impl TestApp {
         TestApp { state, _dir: dir }
     }
 
+    /// Rebuilds the state with changed settings (same store and caches).
+    pub fn set_settings(&mut self, change: impl FnOnce(&mut Settings)) {
+        self.state = self.state.clone().with_settings(change);
+    }
+
     pub async fn get(&self, uri: &str) -> Reply {
         self.request(Request::get(uri).body(Body::empty()).expect("request"))
             .await
