@@ -362,6 +362,14 @@ async fn assets_are_fingerprinted_immutable_and_confined() {
     }
 }
 
+/// The id the report page's "next report" link points to.
+async fn next_of(app: &TestApp, id: u64) -> Option<u64> {
+    let html = app.get(&format!("/crypto_report/{id}")).await.text();
+    let marker = "rel=\"next\" class=\"report-nav-next\" href=\"/crypto_report/";
+    let start = html.find(marker)? + marker.len();
+    html[start..].split('"').next()?.parse().ok()
+}
+
 #[tokio::test]
 async fn publishing_invalidates_the_pages_it_affects() {
     let app = TestApp::with_reports(2);
@@ -386,12 +394,7 @@ async fn publishing_invalidates_the_pages_it_affects() {
             .text()
             .contains("/crypto_report/3/frame")
     );
-    assert!(
-        app.get("/crypto_report/2")
-            .await
-            .text()
-            .contains("rel=\"next\" class=\"report-nav-next\" href=\"/crypto_report/3\"")
-    );
+    assert_eq!(next_of(&app, 2).await, Some(3));
     assert!(
         app.get("/rss.xml")
             .await
@@ -410,28 +413,13 @@ async fn publishing_invalidates_the_pages_it_affects() {
     );
 
     // Moving report 2 after report 3 changes the links of its old neighbours too.
-    assert!(
-        app.get("/crypto_report/1")
-            .await
-            .text()
-            .contains("rel=\"next\" class=\"report-nav-next\" href=\"/crypto_report/2\"")
-    );
+    assert_eq!(next_of(&app, 1).await, Some(2));
     app.state
         .publish(vec![report(2, "2026-01-09T08:00:00Z")], None)
         .await
         .expect("publish");
-    assert!(
-        app.get("/crypto_report/1")
-            .await
-            .text()
-            .contains("rel=\"next\" class=\"report-nav-next\" href=\"/crypto_report/3\"")
-    );
-    assert!(
-        app.get("/crypto_report/3")
-            .await
-            .text()
-            .contains("rel=\"next\" class=\"report-nav-next\" href=\"/crypto_report/2\"")
-    );
+    assert_eq!(next_of(&app, 1).await, Some(3));
+    assert_eq!(next_of(&app, 3).await, Some(2));
 
     let mut changed = report(1, "2026-01-02T08:00:00Z");
     changed.html_content = "<section id=\"new\"><h2>Đã sửa</h2></section>".into();
