@@ -440,7 +440,7 @@ fn defuse_meta(html: &str) -> std::borrow::Cow<'_, str> {
     let mut last = 0;
     let mut from = 0;
     while let Some(start) = lower[from..].find("<meta").map(|i| i + from) {
-        let end = lower[start..].find('>').map_or(lower.len(), |i| i + start);
+        let end = tag_end(&lower, start);
         for (i, _) in lower[start..end].match_indices("http-equiv") {
             let at = start + i;
             out.push_str(&html[last..at]);
@@ -451,6 +451,21 @@ fn defuse_meta(html: &str) -> std::borrow::Cow<'_, str> {
     }
     out.push_str(&html[last..]);
     std::borrow::Cow::Owned(out)
+}
+
+/// Index of the `>` closing the tag that starts at `start`, skipping quoted attribute values
+/// (a `>` inside quotes does not end a tag); the text's end if it never closes.
+fn tag_end(text: &str, start: usize) -> usize {
+    let mut quote = None;
+    for (i, b) in text.bytes().enumerate().skip(start) {
+        match (quote, b) {
+            (None, b'"' | b'\'') => quote = Some(b),
+            (Some(q), _) if b == q => quote = None,
+            (None, b'>') => return i,
+            _ => {}
+        }
+    }
+    text.len()
 }
 
 /// Keeps report text from closing the element it is embedded in (`</script` -> `<\/script`).

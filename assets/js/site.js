@@ -220,11 +220,27 @@
       }
     }
 
+    // Our document loads once (counted from when we set the src); language and theme travel
+    // by message. A second load means the report navigated its own frame elsewhere
+    // (sandboxing cannot forbid that): hide it.
+    let loads = 0;
+    function onLoad() {
+      loads += 1;
+      if (loads < 2) return;
+      ready = false;
+      el.removeEventListener('load', onLoad);
+      el.src = 'about:blank';
+      el.hidden = true;
+      const notice = document.getElementById('frame-blocked');
+      if (notice) notice.hidden = false;
+    }
+
     function start() {
       if (!el) return;
       window.addEventListener('message', onMessage);
       const src = el.getAttribute('data-src');
       if (src) {
+        el.addEventListener('load', onLoad);
         const url = new URL(src, window.location.href);
         url.searchParams.set('lang', currentLang());
         url.searchParams.set('theme', currentTheme());

@@ -752,6 +752,29 @@ test('f. the hostile report cannot escape its frame', { timeout: TEST_TIMEOUT_MS
   }
 });
 
+test('j. a report that navigates its own frame is hidden', { timeout: TEST_TIMEOUT_MS }, async () => {
+  assert.ok(rich, 'no bilingual report with charts among the samples');
+  const context = await newContext({ colorScheme: 'light' });
+  try {
+    const page = await newPage(context);
+    await page.goto(`${server.base}/crypto_report/${rich.id}`, { waitUntil: 'domcontentloaded' });
+    const frame = await reportFrame(page);
+    // Messages from the frame have arrived (its height is applied): it announced itself.
+    await page.waitForFunction(() => document.getElementById('report-frame').style.height !== '', null, { timeout: 10_000 });
+    // Sandboxing cannot stop a document from navigating itself: do what such a report would.
+    await frame.evaluate(() => {
+      setTimeout(() => {
+        window.location.href = '/robots.txt';
+      }, 10);
+    });
+    await page.waitForSelector('#frame-blocked:not([hidden])', { timeout: 10_000 });
+    assert.equal(await page.locator('#report-frame').isHidden(), true, 'the navigated frame is hidden');
+    assert.equal(new URL(page.url()).pathname, `/crypto_report/${rich.id}`, 'the page itself stayed');
+  } finally {
+    await context.close();
+  }
+});
+
 test('screenshots of the report page (for humans, not asserted)', { timeout: TEST_TIMEOUT_MS }, async (t) => {
   fs.mkdirSync(SHOTS, { recursive: true });
   const variants = [
