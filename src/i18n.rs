@@ -216,7 +216,11 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("go_home", "Về trang chủ", "Go to the home page"),
     ("skip_to_content", "Bỏ qua đến nội dung", "Skip to content"),
     ("report_frame_title", "Nội dung báo cáo", "Report content"),
-    ("report_blocked", "Nội dung báo cáo đã bị ẩn vì nó cố điều hướng khung hiển thị sang trang khác.", "The report content was hidden because it tried to navigate its frame to another page."),
+    (
+        "report_blocked",
+        "Nội dung báo cáo đã bị ẩn vì nó cố điều hướng khung hiển thị sang trang khác.",
+        "The report content was hidden because it tried to navigate its frame to another page.",
+    ),
     (
         "time_zone_note",
         "Giờ Việt Nam (UTC+7)",
