@@ -9,6 +9,8 @@ use axum::response::Response;
 
 /// Bodies below this size are not worth compressing.
 const MIN_COMPRESS: usize = 512;
+/// From this size gzip and brotli run on two threads.
+const PARALLEL_COMPRESS: usize = 32 * 1024;
 
 /// One resource in every encoding we serve, with its response headers prepared once so that
 /// serving it is a handful of reference-count increments.
@@ -56,8 +58,17 @@ impl Encoded {
         let identity: Bytes = body.into();
         let tag = blake3::hash(&identity).to_hex()[..20].to_owned();
         let (gzip, br) = if identity.len() >= MIN_COMPRESS && compressible(content_type) {
-            let gz = gzip(&identity, quality);
-            let br = brotli(&identity, quality);
+            // Large bodies compress both ways at once: a first render's latency is mostly
+            // compression, and the machine has a second core for it.
+            let (gz, br) = if identity.len() >= PARALLEL_COMPRESS {
+                std::thread::scope(|scope| {
+                    let br = scope.spawn(|| brotli(&identity, quality));
+                    let gz = gzip(&identity, quality);
+                    (gz, br.join().unwrap_or_default())
+                })
+            } else {
+                (gzip(&identity, quality), brotli(&identity, quality))
+            };
             (
                 (gz.len() < identity.len()).then(|| Representation::new(gz.into(), &tag, "-gz")),
                 (br.len() < identity.len()).then(|| Representation::new(br.into(), &tag, "-br")),
@@ -319,6 +330,21 @@ mod tests {
         assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
         let other = e.respond(&req(&[("if-none-match", &etag)]));
         assert_eq!(other.status(), StatusCode::OK);
+    }
+
+    #[test]
+    fn large_bodies_compressed_in_parallel_decode_back() {
+        let text = "<tr><td>BTC</td><td>84,250</td></tr>\n".repeat(4000);
+        let e = Encoded::new("text/html; charset=utf-8", text.clone(), Quality::Fast);
+        let mut out = String::new();
+        flate2::read::GzDecoder::new(&e.gzip.clone().expect("gz").body[..])
+            .read_to_string(&mut out)
+            .expect("gunzip");
+        assert_eq!(out, text);
+        let mut out = Vec::new();
+        brotli::BrotliDecompress(&mut &e.br.clone().expect("br").body[..], &mut out)
+            .expect("unbrotli");
+        assert_eq!(out, text.as_bytes());
     }
 
     #[test]
