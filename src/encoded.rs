@@ -256,9 +256,13 @@ fn brotli(data: &[u8], quality: Quality) -> Vec<u8> {
         Quality::Fast => 5,
     };
     let mut out = Vec::with_capacity(data.len() / 3);
-    // A window no larger than the input: same output, far smaller buffers (a 4 MiB window for
-    // a 40 KiB file only costs memory).
-    let lgwin = (usize::BITS - data.len().max(1).leading_zeros()).clamp(16, 22) as i32;
+    // Assets (compressed once, at maximum quality) get a window no larger than the input: the
+    // same output without 4 MiB buffers that the allocator then keeps. Pages keep the default
+    // window, which the fast quality levels need to stay fast.
+    let lgwin = match quality {
+        Quality::Best => (usize::BITS - data.len().max(1).leading_zeros()).clamp(16, 22) as i32,
+        Quality::Fast => 22,
+    };
     let params = brotli::enc::BrotliEncoderParams {
         quality: q,
         lgwin,
