@@ -2,6 +2,8 @@
 //! fixtures (tests/fixtures/providers, a copy of shared/fixtures/providers) and injects faults
 //! per test. Nothing here touches the internet; every wait is bounded.
 
+mod common;
+
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,6 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use common::request;
 use crypto_report::config::Secret;
 use crypto_report::market::alternative_me::AlternativeMe;
 use crypto_report::market::binance::{self, Binance};
@@ -26,9 +29,7 @@ use crypto_report::market::{Config, Group, Market, Refresh, Snapshot, rsi};
 use crypto_report::store::{FILE_NAME, Store};
 use crypto_report::{AppState, Settings};
 use futures_util::future::join_all;
-use http_body_util::BodyExt;
 use serde_json::Value;
-use tower::ServiceExt;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/providers");
 const SHARED_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/providers");
@@ -402,33 +403,6 @@ async fn dead_url() -> String {
     let addr = l.local_addr().expect("addr");
     drop(l);
     format!("http://{addr}")
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-async fn request(state: &AppState, req: axum::http::Request<Body>) -> Reply {
-    let res = crypto_report::app(state.clone())
-        .oneshot(req)
-        .await
-        .expect("infallible");
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes()
-        .to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
 }
 
 fn get(uri: &str) -> axum::http::Request<Body> {

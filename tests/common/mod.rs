@@ -84,24 +84,29 @@ impl TestApp {
     }
 
     pub async fn request(&self, req: Request<Body>) -> Reply {
-        let response = crypto_report::app(self.state.clone())
-            .oneshot(req)
-            .await
-            .expect("infallible");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes()
-            .to_vec();
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        request(&self.state, req).await
+    }
+}
+
+/// Runs one request through `app(state)` and collects the whole response.
+pub async fn request(state: &AppState, req: Request<Body>) -> Reply {
+    let response = crypto_report::app(state.clone())
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
     }
 }
 
