@@ -73,12 +73,11 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn settings(http: &HttpArgs, listen: std::net::SocketAddr, demo: bool) -> Settings {
     Settings {
         admin_token: http.admin_token.clone(),
-        public_url: http.public_url_or(listen),
         cache_bytes: http.cache_mb << 20,
         request_timeout: http.request_timeout(),
-        header_timeout: std::time::Duration::from_secs(10),
         max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
         demo,
+        ..Settings::new(http.public_url_or(listen))
     }
 }
 

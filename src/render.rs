@@ -254,11 +254,15 @@ impl Renderer {
             ""
         };
         let mut ctx = self.context(lang, path, nav);
+        let (title_vi, title_en) = (title(report, Lang::Vi), title(report, Lang::En));
         let view = View {
             id: report.id,
-            title: title(report, lang),
-            title_vi: title(report, Lang::Vi),
-            title_en: title(report, Lang::En),
+            title: match lang {
+                Lang::Vi => title_vi.clone(),
+                Lang::En => title_en.clone(),
+            },
+            title_vi,
+            title_en,
             excerpt: report.excerpt(lang, 200),
             iso: iso(report.created_at),
             datetime: i18n::format_datetime(report.created_at, lang),
