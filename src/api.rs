@@ -167,6 +167,7 @@ pub async fn health(State(s): State<AppState>) -> Response {
         "store": store_json,
         "cache": cache,
         "market": s.market.health(),
+        "sync": s.sync.as_ref().map(crate::sync::Sync::status),
         "websocket": { "clients": s.live.clients() },
     });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
@@ -214,6 +215,25 @@ pub async fn clear_cache(
     let l2 = s.store.call(|st| st.cache_remove(None)).await?;
     tracing::info!(l2_removed = l2, "cache cleared by admin");
     Ok(Json(serde_json::json!({ "cleared": true, "l2_removed": l2 })).into_response())
+}
+
+/// Runs a PostgreSQL sync pass now (or joins the next one) and answers with what it did.
+pub async fn admin_sync(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize(&s, &headers)?;
+    let Some(sync) = &s.sync else {
+        return Err(AppError::Conflict(
+            "no sync source is configured: start the server with --sync-from postgres://…",
+        ));
+    };
+    let pass = sync.sync_now().await.map_err(AppError::BadGateway)?;
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "synced": true, "pass": pass, "status": sync.status() })),
+    )
+        .into_response())
 }
 
 /// The current market snapshot (SPEC §5.1). Never calls a provider: it serializes what the

@@ -10,6 +10,7 @@ use moka::future::Cache;
 use serde::Serialize;
 
 use crate::encoded::Encoded;
+use crate::reports::publish::{Published, Subscriber};
 
 /// What a cached page was built from, so a change invalidates exactly the pages it affects.
 #[derive(Debug, Clone, Default)]
@@ -35,14 +36,6 @@ impl Deps {
             listing: false,
         }
     }
-}
-
-/// A change to the set of reports.
-#[derive(Debug, Clone, Default)]
-pub struct Change {
-    /// Reports that were added or whose content changed, plus their neighbours in time
-    /// (whose previous/next links move).
-    pub reports: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -128,14 +121,14 @@ impl PageCache {
         Ok(page)
     }
 
-    /// Drops every page that shows one of the changed reports or lists reports.
-    pub fn invalidate(&self, change: &Change) {
-        if change.reports.is_empty() {
+    /// Drops every page that shows one of the `changed` reports or lists reports.
+    pub fn invalidate(&self, changed: &[u64]) {
+        if changed.is_empty() {
             return;
         }
         self.invalidations.fetch_add(1, Ordering::Relaxed);
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        let changed = change.reports.clone();
+        let changed = changed.to_vec();
         let result = self.pages.invalidate_entries_if(move |_, page| {
             page.deps.listing || page.deps.reports.iter().any(|id| changed.contains(id))
         });
@@ -177,6 +170,12 @@ impl PageCache {
     async fn contains(&self, key: &str) -> bool {
         self.pages.run_pending_tasks().await;
         self.pages.contains_key(key)
+    }
+}
+
+impl Subscriber for PageCache {
+    fn published(&self, change: &Published) {
+        self.invalidate(&change.affected);
     }
 }
 
@@ -241,7 +240,7 @@ mod tests {
                 .await
                 .expect("render");
         }
-        cache.invalidate(&Change { reports: vec![2] });
+        cache.invalidate(&[2]);
         assert!(!cache.contains("report-1").await);
         assert!(cache.contains("report-5").await);
         assert!(!cache.contains("list").await);

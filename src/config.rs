@@ -60,7 +60,7 @@ pub enum Command {
     /// Run the server on a throw-away store seeded with the bundled sample reports and a
     /// simulated market feed. Makes no outbound connection.
     Demo(DemoArgs),
-    /// Import reports from a JSONL file into the store.
+    /// Import reports from the generator's PostgreSQL or from a JSONL file into the store.
     Import(ImportArgs),
     /// Export every report of the store to a JSONL file.
     Export(ExportArgs),
@@ -75,7 +75,40 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
+    pub sync: SyncArgs,
+    #[command(flatten)]
     pub market: MarketArgs,
+}
+
+/// Keeping the store in step with the generator's PostgreSQL while serving.
+#[derive(Args, Debug, Clone)]
+pub struct SyncArgs {
+    /// PostgreSQL to import reports from while serving, e.g.
+    /// postgres://user:pass@host/db?sslmode=require [fallback: DATABASE_URL].
+    #[arg(long, hide_env_values = true, env = "CR_PG_URL")]
+    pub sync_from: Option<Secret>,
+    /// Time between two sync passes (`90s`, `5m`, `1h`); `POST /admin/sync` runs one at once.
+    #[arg(long, env = "CR_SYNC_EVERY", default_value = "5m", value_parser = parse_interval)]
+    pub sync_every: Duration,
+    /// Seconds a PostgreSQL statement may take before the pass is abandoned.
+    #[arg(long, env = "CR_PG_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub pg_timeout: u64,
+}
+
+impl SyncArgs {
+    /// The sync source: the flag or `CR_PG_URL`, else the upstream's `DATABASE_URL`.
+    pub fn source(&self) -> Option<Secret> {
+        self.sync_from.clone().or_else(|| {
+            std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(Secret)
+        })
+    }
+
+    pub fn pg_timeout(&self) -> Duration {
+        Duration::from_secs(self.pg_timeout)
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -89,9 +122,14 @@ pub struct DemoArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ImportArgs {
-    /// Source to import from: a `.jsonl` file, one report per line.
+    /// Source to import from: postgres://user:pass@host/db?sslmode=require (the generator's
+    /// database; a missing password is read from PGPASSWORD), or a JSONL file with one
+    /// report per line.
     #[arg(long)]
-    pub from: String,
+    pub from: Secret,
+    /// Seconds a PostgreSQL statement may take before the import stops with an error.
+    #[arg(long, env = "CR_PG_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub pg_timeout: u64,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -274,6 +312,26 @@ impl ConfigError {
     }
 }
 
+/// A duration such as `300`, `90s`, `5m` or `1h`, between 10 seconds and a day.
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| "must be a number of seconds, or a number with s, m or h".to_owned())?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err("the unit must be s, m or h".into()),
+    };
+    if !(10..=86_400).contains(&secs) {
+        return Err("must be between 10s and 24h".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 /// A provider's base URL: absolute http(s), no query or fragment, path prefix allowed.
 fn parse_base_url(s: &str) -> Result<String, String> {
     parse_public_url(s)
@@ -355,6 +413,32 @@ mod tests {
         .expect("parses");
         let err = cli.serve.http.validate().expect_err("no headroom");
         assert!(err.to_string().contains("--ws-max-clients"), "{err}");
+    }
+
+    #[test]
+    fn sync_intervals_take_units_and_stay_sane() {
+        assert_eq!(parse_interval("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_interval("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_interval("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_interval("600"), Ok(Duration::from_secs(600)));
+        for bad in ["", "5x", "m", "1s", "2d", "25h"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+        let err = Cli::try_parse_from(["crypto-report", "serve", "--sync-every", "often"])
+            .expect_err("must fail");
+        assert!(err.to_string().contains("--sync-every"), "{err}");
+    }
+
+    #[test]
+    fn sync_url_is_a_secret() {
+        let cli = Cli::try_parse_from([
+            "crypto-report",
+            "serve",
+            "--sync-from",
+            "postgres://u:hunter2-secret@db/x",
+        ])
+        .expect("parses");
+        assert!(!format!("{cli:?}").contains("hunter2"));
     }
 
     #[test]

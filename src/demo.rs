@@ -1,13 +1,14 @@
 //! The zero-dependency demo: a throw-away store seeded with the bundled sample reports.
 
 use crate::import::{ImportError, ImportSummary, import_jsonl};
+use crate::reports::Publisher;
 use crate::store::{FILE_NAME, Store, StoreError};
 
 /// The bundled bilingual sample reports, in the JSONL backup format.
 pub const SAMPLE_REPORTS: &[u8] = include_bytes!("../data/sample-reports.jsonl");
 
-/// A store in a fresh temporary directory, removed when the returned guard drops.
-pub fn open_seeded() -> Result<(tempfile::TempDir, Store, ImportSummary), ImportError> {
+/// An empty store in a fresh temporary directory, removed when the returned guard drops.
+pub fn open() -> Result<(tempfile::TempDir, Store), StoreError> {
     let dir = tempfile::Builder::new()
         .prefix("crypto-report-demo-")
         .tempdir()
@@ -16,11 +17,12 @@ pub fn open_seeded() -> Result<(tempfile::TempDir, Store, ImportSummary), Import
             source,
         })?;
     let store = Store::open(&dir.path().join(FILE_NAME))?;
-    let summary = seed(&store)?;
-    Ok((dir, store, summary))
+    Ok((dir, store))
 }
 
-/// Loads the sample reports into `store`.
-pub fn seed(store: &Store) -> Result<ImportSummary, ImportError> {
-    import_jsonl(store, SAMPLE_REPORTS, |_, _| {})
+/// Publishes the sample reports.
+pub fn seed(publisher: &Publisher) -> Result<ImportSummary, ImportError> {
+    let mut summary = ImportSummary::default();
+    import_jsonl(publisher, SAMPLE_REPORTS, &mut summary)?;
+    Ok(summary)
 }

@@ -20,7 +20,12 @@ pub enum AppError {
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{0}")]
     TooManyRequests(&'static str),
+    /// A source this server depends on failed; the message is safe to show an admin.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("temporarily unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -42,7 +47,9 @@ impl AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -1,5 +1,10 @@
-//! Report import and export in the JSONL backup format: one report per line with the
-//! generator's column names. A bad line is reported with its number and skipped.
+//! Report import and export. Both importers, the JSONL backup format (one report per line
+//! with the generator's column names) and the generator's PostgreSQL (`postgres`), stream
+//! their input in batches bounded in bytes and write through the one publish path. A bad
+//! record is named in the summary and skipped; the others still import.
+
+pub mod postgres;
+mod tls;
 
 use std::fmt;
 use std::io::{BufRead, Read, Write};
@@ -7,11 +12,15 @@ use std::io::{BufRead, Read, Write};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::reports::publish::{Batch, PublishError, Publisher};
 use crate::reports::{MAX_REPORT_BYTES, Report};
 use crate::store::{Store, StoreError, UpsertOutcome};
 
-/// Reports written per transaction.
+/// Most reports written per transaction.
 pub const BATCH: usize = 100;
+/// Most bytes of report text held for one transaction: memory stays bounded whatever the
+/// input, and one large report still fits.
+pub const BATCH_BYTES: usize = MAX_REPORT_BYTES;
 /// A line longer than this cannot hold a valid report (JSON escaping at most doubles it).
 const MAX_LINE: usize = 2 * MAX_REPORT_BYTES + 4096;
 
@@ -21,14 +30,40 @@ pub enum ImportError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Postgres(#[from] postgres::SourceError),
 }
 
-/// A line that could not be imported.
+impl From<PublishError> for ImportError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Store(s) => ImportError::Store(s),
+            // Importers validate before publishing; reaching this is a bug, reported plainly.
+            invalid @ PublishError::Invalid { .. } => {
+                ImportError::Store(StoreError::Join(invalid.to_string()))
+            }
+        }
+    }
+}
+
+/// A record that could not be imported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
-    pub line: u64,
+    /// Line number in a file; `None` for a database row.
+    pub line: Option<u64>,
     pub id: Option<u64>,
     pub reason: String,
+}
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.id) {
+            (Some(line), Some(id)) => write!(f, "skipped line {line} (id {id}): {}", self.reason),
+            (Some(line), None) => write!(f, "skipped line {line}: {}", self.reason),
+            (None, Some(id)) => write!(f, "skipped id {id}: {}", self.reason),
+            (None, None) => write!(f, "skipped: {}", self.reason),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -40,7 +75,7 @@ pub struct ImportSummary {
 }
 
 impl ImportSummary {
-    fn count(&mut self, outcomes: &[UpsertOutcome]) {
+    pub fn count(&mut self, outcomes: &[UpsertOutcome]) {
         for o in outcomes {
             match o {
                 UpsertOutcome::New => self.new += 1,
@@ -149,43 +184,46 @@ fn next_line(
     Ok(Some(Ok(())))
 }
 
-/// Imports every valid line, committing one transaction per `BATCH` reports. `on_commit` sees
-/// each committed batch with its outcomes (the server uses it to invalidate pages).
+/// Imports every valid line into `summary`, committing one transaction per batch (at most
+/// `BATCH` reports and `BATCH_BYTES` of text). On an error, `summary` holds what was
+/// committed before it.
 pub fn import_jsonl(
-    store: &Store,
+    publisher: &Publisher,
     mut reader: impl BufRead,
-    mut on_commit: impl FnMut(&[Report], &[UpsertOutcome]),
-) -> Result<ImportSummary, ImportError> {
-    let mut summary = ImportSummary::default();
-    let mut batch = Vec::with_capacity(BATCH);
+    summary: &mut ImportSummary,
+) -> Result<(), ImportError> {
+    let mut batch: Vec<Report> = Vec::with_capacity(BATCH);
+    let mut batch_bytes = 0;
     let mut buf = Vec::new();
     let mut line_no = 0u64;
-    let mut flush =
-        |batch: &mut Vec<Report>, summary: &mut ImportSummary| -> Result<(), ImportError> {
-            if batch.is_empty() {
-                return Ok(());
-            }
-            let outcomes = store.upsert_reports(batch, None)?;
-            summary.count(&outcomes);
-            on_commit(batch, &outcomes);
-            batch.clear();
-            Ok(())
-        };
+    let flush = |batch: &mut Vec<Report>, summary: &mut ImportSummary| -> Result<(), ImportError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let outcome = publisher.publish(Batch::of(std::mem::take(batch)))?;
+        summary.count(&outcome.outcomes);
+        Ok(())
+    };
     while let Some(read) = next_line(&mut reader, &mut buf)? {
         line_no += 1;
         if let Err(len) = read {
             summary.skipped.push(Skipped {
-                line: line_no,
+                line: Some(line_no),
                 id: None,
                 reason: format!("line is {len} bytes, longer than any valid report"),
             });
             continue;
         }
-        let text = match std::str::from_utf8(&buf) {
+        // A file saved by some editors starts with a byte order mark.
+        let bytes = match line_no {
+            1 => buf.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&buf),
+            _ => &buf[..],
+        };
+        let text = match std::str::from_utf8(bytes) {
             Ok(t) => t.trim(),
             Err(e) => {
                 summary.skipped.push(Skipped {
-                    line: line_no,
+                    line: Some(line_no),
                     id: None,
                     reason: format!("invalid UTF-8 at byte {}", e.valid_up_to()),
                 });
@@ -198,21 +236,28 @@ pub fn import_jsonl(
         match parse_line(text) {
             Ok(report) => {
                 // A later line with the same id wins, as a rerun of the import would.
-                batch.retain(|r: &Report| r.id != report.id);
+                if let Some(i) = batch.iter().position(|r| r.id == report.id) {
+                    batch_bytes -= batch.remove(i).byte_len();
+                }
+                if batch_bytes + report.byte_len() > BATCH_BYTES {
+                    flush(&mut batch, summary)?;
+                    batch_bytes = 0;
+                }
+                batch_bytes += report.byte_len();
                 batch.push(report);
                 if batch.len() >= BATCH {
-                    flush(&mut batch, &mut summary)?;
+                    flush(&mut batch, summary)?;
+                    batch_bytes = 0;
                 }
             }
             Err((id, reason)) => summary.skipped.push(Skipped {
-                line: line_no,
+                line: Some(line_no),
                 id,
                 reason,
             }),
         }
     }
-    flush(&mut batch, &mut summary)?;
-    Ok(summary)
+    flush(&mut batch, summary)
 }
 
 /// Writes every report, in id order, one JSON object per line; returns how many.
@@ -255,10 +300,16 @@ mod tests {
     use crate::reports::sample;
     use crate::store::FILE_NAME;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    fn store() -> (tempfile::TempDir, Publisher) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join(FILE_NAME)).expect("open");
-        (dir, store)
+        (dir, Publisher::new(std::sync::Arc::new(store)))
+    }
+
+    fn import(publisher: &Publisher, input: &[u8]) -> ImportSummary {
+        let mut summary = ImportSummary::default();
+        import_jsonl(publisher, input, &mut summary).expect("import");
+        summary
     }
 
     #[test]
@@ -268,9 +319,9 @@ mod tests {
             sample(1, "2026-11-18T08:00:00Z"),
             sample(2, "2026-11-19T08:00:00Z"),
         ];
-        source.upsert_reports(&reports, None).expect("seed");
+        source.publish(Batch::of(reports.to_vec())).expect("seed");
         let mut file = Vec::new();
-        assert_eq!(export_jsonl(&source, &mut file).expect("export"), 2);
+        assert_eq!(export_jsonl(source.store(), &mut file).expect("export"), 2);
         let mut text = String::from_utf8(file).expect("utf8");
         text.push_str("{not json\n\n");
         text.push_str(r#"{"id": 3, "html_content": "  ", "css_content": null, "js_content": null, "html_content_en": null, "js_content_en": null, "created_at": "2026-11-20T08:00:00Z"}"#);
@@ -280,12 +331,12 @@ mod tests {
         text.push_str(r#"{"id": 5, "html_content": "<p>legacy</p>", "css_content": null, "js_content": null, "html_content_en": null, "js_content_en": null, "created_at": "2026-11-17T08:00:00"}"#);
 
         let (_dir2, target) = store();
-        let mut committed = 0;
-        let summary =
-            import_jsonl(&target, text.as_bytes(), |b, _| committed += b.len()).expect("import");
+        // A byte order mark before the first line does not cost the first report.
+        let with_bom = [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat();
+        let summary = import(&target, &with_bom);
         assert_eq!((summary.new, summary.updated, summary.unchanged), (3, 0, 0));
-        let lines: Vec<u64> = summary.skipped.iter().map(|s| s.line).collect();
-        assert_eq!(lines, vec![3, 5, 6]);
+        let lines: Vec<Option<u64>> = summary.skipped.iter().map(|s| s.line).collect();
+        assert_eq!(lines, vec![Some(3), Some(5), Some(6)]);
         assert_eq!(summary.skipped[1].id, Some(3));
         assert!(
             summary.skipped[1].reason.contains("empty"),
@@ -293,9 +344,9 @@ mod tests {
             summary.skipped
         );
         assert!(summary.skipped[2].reason.contains("yesterday"));
-        assert_eq!(committed, 3);
-        assert_eq!(target.report(1).expect("read"), Some(reports[0].clone()));
-        let legacy = target.report(5).expect("read").expect("present");
+        let store = target.store();
+        assert_eq!(store.report(1).expect("read"), Some(reports[0].clone()));
+        let legacy = store.report(5).expect("read").expect("present");
         assert_eq!(
             legacy.created_at,
             "2026-11-17T08:00:00Z"
@@ -308,7 +359,7 @@ mod tests {
         );
 
         // Importing the same file again changes nothing.
-        let again = import_jsonl(&target, text.as_bytes(), |_, _| {}).expect("import");
+        let again = import(&target, text.as_bytes());
         assert_eq!((again.new, again.updated, again.unchanged), (0, 0, 3));
     }
 
@@ -329,13 +380,13 @@ mod tests {
         })
         .expect("json");
         bytes.extend(good.as_bytes());
-        let summary = import_jsonl(&target, &bytes[..], |_, _| {}).expect("import");
+        let summary = import(&target, &bytes);
         assert_eq!(summary.new, 1);
         assert_eq!(
             summary.skipped.iter().map(|s| s.line).collect::<Vec<_>>(),
-            vec![1, 2]
+            vec![Some(1), Some(2)]
         );
-        let r = target.report(9).expect("read").expect("present");
+        let r = target.store().report(9).expect("read").expect("present");
         assert_eq!(r.created_at.to_rfc3339(), "2026-11-20T01:00:00+00:00");
     }
 
@@ -355,10 +406,10 @@ mod tests {
         }
         let (_dir, source) = store();
         source
-            .upsert_reports(&[sample(1, "2026-11-18T08:00:00Z")], None)
+            .publish(Batch::of(vec![sample(1, "2026-11-18T08:00:00Z")]))
             .expect("seed");
         assert!(matches!(
-            export_jsonl(&source, Full),
+            export_jsonl(source.store(), Full),
             Err(ImportError::Io(_))
         ));
     }

@@ -18,15 +18,17 @@ pub mod reports;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod sync;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::assets::Assets;
-use crate::cache::{Change, PageCache};
+use crate::cache::PageCache;
 use crate::config::Secret;
 use crate::render::Renderer;
-use crate::store::{ReportRef, Store, StoreError, UpsertOutcome};
+use crate::reports::Publisher;
+use crate::store::Store;
 
 pub use crate::routes::app;
 pub use crate::server::{SHUTDOWN_GRACE, serve, shutdown_signal};
@@ -77,12 +79,16 @@ impl std::ops::Deref for AppState {
 #[derive(Clone)]
 pub struct Shared {
     pub store: Arc<Store>,
+    /// The one write path of reports; tells the page cache and the live clients.
+    pub publisher: Publisher,
     pub pages: Arc<PageCache>,
     pub assets: Arc<Assets>,
     pub renderer: Arc<Renderer>,
     pub settings: Arc<Settings>,
     pub market: market::Market,
     pub live: live::Hub,
+    /// The PostgreSQL sync, when the server was started with one.
+    pub sync: Option<sync::Sync>,
     pub health: Arc<api::HealthProbe>,
     pub started: Instant,
 }
@@ -94,14 +100,19 @@ impl AppState {
     pub fn new(store: Store, settings: Settings) -> Result<AppState, render::RenderError> {
         let assets = Assets::load();
         let renderer = Renderer::new(&assets, &settings.public_url)?;
+        let store = Arc::new(store);
+        let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL));
+        let live = live::Hub::default();
         Ok(AppState(Arc::new(Shared {
-            store: Arc::new(store),
-            pages: Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL)),
+            publisher: publisher(&store, &pages, &live),
+            store,
+            pages,
             assets: Arc::new(assets),
             renderer: Arc::new(renderer),
             settings: Arc::new(settings),
             market: market::Market::idle(),
-            live: live::Hub::default(),
+            live,
+            sync: None,
             health: Arc::default(),
             started: Instant::now(),
         })))
@@ -123,62 +134,25 @@ impl AppState {
         AppState(Arc::new(shared))
     }
 
-    /// The same state with another WebSocket hub.
-    pub fn with_live(self, live: live::Hub) -> AppState {
+    /// The same state with a PostgreSQL sync (reachable from `/health` and `/admin/sync`).
+    pub fn with_sync(self, sync: sync::Sync) -> AppState {
         let mut shared = (*self.0).clone();
-        shared.live = live;
+        shared.sync = Some(sync);
         AppState(Arc::new(shared))
     }
 
-    /// Stores reports and invalidates exactly the cached pages they affect.
-    pub async fn publish(
-        &self,
-        batch: Vec<reports::Report>,
-        cursor: Option<(String, u64)>,
-    ) -> Result<Vec<UpsertOutcome>, StoreError> {
-        let batch_refs: Vec<_> = batch.iter().map(|r| (r.id, r.created_at)).collect();
-        let (outcomes, change) = self
-            .store
-            .call(move |s| {
-                let outcomes =
-                    s.upsert_reports(&batch, cursor.as_ref().map(|(k, v)| (k.as_str(), *v)))?;
-                let change = affected(s, &batch, &outcomes)?;
-                Ok((outcomes, change))
-            })
-            .await?;
-        self.pages.invalidate(&change);
-        for (report, outcome) in batch_refs.iter().zip(&outcomes) {
-            if *outcome == UpsertOutcome::New {
-                self.live.report_published(report.0, report.1);
-            }
-        }
-        Ok(outcomes)
+    /// The same state with another WebSocket hub.
+    pub fn with_live(self, live: live::Hub) -> AppState {
+        let mut shared = (*self.0).clone();
+        shared.publisher = publisher(&shared.store, &shared.pages, &live);
+        shared.live = live;
+        AppState(Arc::new(shared))
     }
 }
 
-/// The reports whose pages change when `batch` lands: the changed ones and their new
-/// neighbours. Pages of former neighbours list the changed id among their dependencies, so a
-/// report moving in time invalidates them too.
-pub fn affected(
-    store: &Store,
-    batch: &[reports::Report],
-    outcomes: &[UpsertOutcome],
-) -> Result<Change, StoreError> {
-    let mut ids = Vec::new();
-    for (report, outcome) in batch.iter().zip(outcomes) {
-        if *outcome == UpsertOutcome::Unchanged {
-            continue;
-        }
-        ids.push(report.id);
-        let (older, newer) = store.neighbours(report)?;
-        ids.extend(
-            [older, newer]
-                .into_iter()
-                .flatten()
-                .map(|r: ReportRef| r.id),
-        );
-    }
-    ids.sort_unstable();
-    ids.dedup();
-    Ok(Change { reports: ids })
+/// Writes reports into `store` and tells the page cache and the live clients.
+fn publisher(store: &Arc<Store>, pages: &Arc<PageCache>, live: &live::Hub) -> Publisher {
+    Publisher::new(Arc::clone(store))
+        .with(Arc::clone(pages) as Arc<dyn reports::publish::Subscriber>)
+        .with(Arc::new(live.clone()))
 }

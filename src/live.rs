@@ -310,6 +310,15 @@ impl Drop for Slot {
     }
 }
 
+/// New reports are announced to every client.
+impl crate::reports::publish::Subscriber for Hub {
+    fn published(&self, change: &crate::reports::publish::Published) {
+        for report in &change.new {
+            self.report_published(report.id, report.created_at);
+        }
+    }
+}
+
 fn source_of(demo: bool) -> &'static str {
     if demo { "demo" } else { "live" }
 }

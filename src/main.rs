@@ -5,10 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use crypto_report::config::{Cli, Command, ConfigError, HttpArgs, ServeArgs, StoreArgs};
-use crypto_report::import::{ImportError, export_jsonl, import_jsonl};
+use crypto_report::config::{
+    Cli, Command, ConfigError, HttpArgs, ImportArgs, ServeArgs, StoreArgs, SyncArgs,
+};
+use crypto_report::import::postgres::{self, Source};
+use crypto_report::import::{ImportError, ImportSummary, export_jsonl, import_jsonl};
+use crypto_report::reports::Publisher;
 use crypto_report::store::{self, Store, StoreError};
-use crypto_report::{AppState, Settings, demo, live, market, serve, shutdown_signal};
+use crypto_report::{AppState, Settings, demo, live, market, serve, shutdown_signal, sync};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// Allocation-heavy request handling spent about 14% of its CPU in glibc malloc (perf, warm
@@ -34,7 +39,7 @@ fn main() -> ExitCode {
             args.http,
             std::time::Duration::from_millis(args.demo_interval_ms),
         ),
-        Some(Command::Import(args)) => run_import(&args.from, &args.store),
+        Some(Command::Import(args)) => run_import(&args),
         Some(Command::Export(args)) => run_export(&args.to, &args.store),
         Some(Command::Check(args)) => run_check(&args),
     };
@@ -92,22 +97,42 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     args.http.validate()?;
     let listen = args.http.listen_addr()?;
     let market = market::Config::from_args(&args.market.clone().with_upstream_fallbacks());
+    let source = sync_source(&args.sync)?;
     let path = args.store.store_path();
     let store = Store::open(&path)?;
     tracing::info!(store = %path.display(), "store open");
-    let state =
+    let mut state =
         AppState::new(store, settings(&args.http, listen, false))?.with_live(hub(&args.http));
+    if let Some(source) = source {
+        tracing::info!(source = source.at(), every = ?args.sync.sync_every, "syncing reports from PostgreSQL");
+        let sync = sync::Sync::new(source, state.publisher.clone(), args.sync.sync_every);
+        state = state.with_sync(sync);
+    }
     run_server(state, listen, move |store| {
         market::Market::start(market, store)
     })
 }
 
+/// The PostgreSQL source of `serve --sync-from` (or `CR_PG_URL`, or `DATABASE_URL`).
+fn sync_source(args: &SyncArgs) -> Result<Option<Source>, ConfigError> {
+    let Some(url) = args.source() else {
+        return Ok(None);
+    };
+    Source::parse(url.expose(), args.pg_timeout())
+        .map(Some)
+        .map_err(|e| ConfigError {
+            option: "--sync-from / CR_PG_URL / DATABASE_URL",
+            reason: e.to_string(),
+        })
+}
+
 fn run_demo(http: HttpArgs, tick: std::time::Duration) -> anyhow::Result<()> {
     http.validate()?;
     let listen = http.listen_addr()?;
-    let (dir, store, summary) = demo::open_seeded()?;
-    tracing::info!(store = %dir.path().display(), %summary, "demo store seeded with the sample reports");
+    let (dir, store) = demo::open()?;
     let state = AppState::new(store, settings(&http, listen, true))?.with_live(hub(&http));
+    let summary = demo::seed(&state.publisher)?;
+    tracing::info!(store = %dir.path().display(), %summary, "demo store seeded with the sample reports");
     let result = run_server(state, listen, |_| {
         market::Market::demo(market::DEMO_SEED, tick)
     });
@@ -136,31 +161,95 @@ fn run_server(
             shutdown_signal().await;
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         };
+        let stop = CancellationToken::new();
+        let sync_task = state
+            .sync
+            .clone()
+            .map(|sync| tokio::spawn(sync.run(stop.clone())));
         let served = serve(listener, state, shutdown).await;
+        stop.cancel();
         market.stop().await;
+        if let Some(task) = sync_task
+            && tokio::time::timeout(std::time::Duration::from_secs(5), task)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the sync did not stop in time");
+        }
         served?;
         tracing::info!("stopped cleanly");
         Ok(())
     })
 }
 
-fn run_import(from: &str, store_args: &StoreArgs) -> anyhow::Result<()> {
-    if from.starts_with("postgres://") || from.starts_with("postgresql://") {
-        anyhow::bail!(
-            "importing from PostgreSQL is not available in this build; export the table to JSONL and import that file"
-        );
-    }
-    let file = std::fs::File::open(from).with_context(|| format!("cannot open {from}"))?;
-    let store = Store::open(&store_args.store_path())?;
-    let summary = import_jsonl(&store, BufReader::new(file), |_, _| {})?;
+fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
+    let from = args.from.expose();
+    let mut summary = ImportSummary::default();
+    let result = if postgres::is_postgres_url(from) {
+        // Parsed before the store is opened: a bad URL changes nothing.
+        let source =
+            Source::parse(from, std::time::Duration::from_secs(args.pg_timeout)).map_err(|e| {
+                ConfigError {
+                    option: "--from",
+                    reason: e.to_string(),
+                }
+            })?;
+        let publisher = Publisher::new(std::sync::Arc::new(Store::open(&args.store.store_path())?));
+        runtime()?.block_on(import_postgres(&source, &publisher, &mut summary))
+    } else {
+        let file = std::fs::File::open(from).with_context(|| format!("cannot open {from}"))?;
+        let publisher = Publisher::new(std::sync::Arc::new(Store::open(&args.store.store_path())?));
+        import_jsonl(&publisher, BufReader::new(file), &mut summary)
+    };
     for s in &summary.skipped {
-        match s.id {
-            Some(id) => eprintln!("skipped line {} (id {id}): {}", s.line, s.reason),
-            None => eprintln!("skipped line {}: {}", s.line, s.reason),
+        eprintln!("{s}");
+    }
+    match result {
+        Ok(()) => {
+            println!("{summary}");
+            Ok(())
+        }
+        Err(e) => {
+            // What landed before the error stays landed: say what it was.
+            println!("{summary} (committed before the error)");
+            Err(e.into())
         }
     }
-    println!("{summary}");
-    Ok(())
+}
+
+/// One import pass from PostgreSQL, with a progress bar on a terminal.
+async fn import_postgres(
+    source: &Source,
+    publisher: &Publisher,
+    summary: &mut ImportSummary,
+) -> Result<(), ImportError> {
+    let conn = source.connect().await?;
+    let table = conn.table();
+    eprintln!(
+        "importing from table {} at {}{}",
+        table.name,
+        source.at(),
+        if table.html_en {
+            ""
+        } else {
+            " (no English columns)"
+        }
+    );
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())
+            .with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} rows  {per_sec}  eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+    let mut progress = |p: postgres::Progress| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    };
+    let result = conn.import(publisher, summary, &mut progress).await;
+    bar.finish_and_clear();
+    result
 }
 
 fn run_export(to: &std::path::Path, store_args: &StoreArgs) -> anyhow::Result<()> {

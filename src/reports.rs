@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::i18n::Lang;
 
+pub mod publish;
+
+pub use self::publish::{Batch, Publisher};
+
 /// Largest report accepted (all text fields together); real reports are well under 1 MiB.
 pub const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;
 
@@ -30,7 +34,15 @@ pub enum InvalidReport {
     TooLarge(usize),
     #[error("{0} contains a NUL character")]
     NulByte(&'static str),
+    #[error("created_at {0} is not a plausible publication date")]
+    BadDate(String),
 }
+
+/// Earliest plausible publication date (the generator is far younger).
+const EARLIEST_YEAR: i32 = 2000;
+/// How far ahead of this machine's clock a report may be dated (clocks disagree a little;
+/// a report dated next month would sit on top of every list until then).
+const MAX_AHEAD: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// One `<section id>` of a report with its heading, for the table of contents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,6 +67,10 @@ impl Report {
             if text.contains('\0') {
                 return Err(InvalidReport::NulByte(name));
             }
+        }
+        use chrono::Datelike;
+        if self.created_at.year() < EARLIEST_YEAR || self.created_at > Utc::now() + MAX_AHEAD {
+            return Err(InvalidReport::BadDate(self.created_at.to_rfc3339()));
         }
         Ok(())
     }

@@ -50,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(crate::live::ws))
         .route("/cache-stats", get(api::cache_stats))
         .route("/admin/cache/stats", get(api::cache_stats))
+        .route("/admin/sync", post(api::admin_sync))
         .route("/clear-cache", post(api::clear_cache))
         .route("/admin/cache/clear", post(api::clear_cache))
         .fallback(pages::not_found)

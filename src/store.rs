@@ -1,25 +1,36 @@
 //! The embedded redb store: the only module that touches redb. Every call here blocks; async
 //! callers go through [`Store::call`], which runs it on the blocking pool.
 
+mod check;
+mod codec;
+mod migrate;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use redb::{
-    Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
-};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+pub use self::check::{CheckSummary, check};
+use self::codec::{Encoder, decode_report, header};
 use crate::reports::Report;
 
 pub const FILE_NAME: &str = "crypto-report.redb";
-/// Bumped whenever a table or an encoded value changes shape.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped whenever a table or an encoded value changes shape; older stores are migrated on
+/// open (see `migrate`), newer ones are refused.
+pub const SCHEMA_VERSION: u32 = 2;
+/// Memory redb may use to cache pages. Its default (1 GiB) let a bulk import grow to a 1.2 GB
+/// process; what a report site reads hot is the date index and a few recent reports.
+const PAGE_CACHE_BYTES: usize = 32 << 20;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-/// id -> postcard [`StoredReport`].
-const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
+/// id -> postcard `codec::StoredReport`.
+const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports_v2");
+/// id -> version of the source row the report was last imported from (PostgreSQL's `xmin`),
+/// so that a sync fetches only the rows that changed. Absent for reports written from
+/// anywhere else.
+const SOURCE_VERSIONS: TableDefinition<u64, u64> = TableDefinition::new("source_versions");
 /// (created_at in µs, id) -> (); newest last, so paging walks it backwards.
 const BY_TIME: TableDefinition<(i64, u64), ()> = TableDefinition::new("reports_by_time");
 /// key -> postcard [`CacheEntry`]: the second cache tier.
@@ -36,7 +47,7 @@ const SCHEMA_KEY: &str = "schema_version";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "the store {0} is in use by another process (is `crypto-report serve` running?); stop it first, or import into the running server with `serve --sync-from`"
+        "the store {0} is in use by another process (is `crypto-report serve` running?); stop it first, or let the running server import: start it with `--sync-from postgres://…` and trigger a pass with `POST /admin/sync`"
     )]
     Locked(PathBuf),
     #[error(
@@ -47,6 +58,10 @@ pub enum StoreError {
         found: u32,
         expected: u32,
     },
+    #[error(
+        "the store {0} has schema version 1; open it once with this release (`serve` or `import` upgrade it in place), then check it"
+    )]
+    NeedsUpgrade(PathBuf),
     #[error("the store {0} does not exist")]
     Missing(PathBuf),
     #[error("cannot create the store directory {path}: {source}")]
@@ -64,6 +79,10 @@ pub enum StoreError {
     },
     #[error("store: {0}")]
     Encode(#[from] postcard::Error),
+    #[error("store: compression failed: {0}")]
+    Codec(String),
+    #[error("report {id} is damaged in the store: {reason}")]
+    Damaged { id: u64, reason: String },
     #[error("store task failed: {0}")]
     Join(String),
 }
@@ -83,44 +102,6 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// A report as stored: the generator's fields plus the hash that detects changes.
-#[derive(Serialize, Deserialize)]
-struct StoredReport {
-    html_content: String,
-    css_content: Option<String>,
-    js_content: Option<String>,
-    html_content_en: Option<String>,
-    js_content_en: Option<String>,
-    created_at_us: i64,
-    hash: [u8; 32],
-}
-
-impl StoredReport {
-    fn from_report(r: &Report) -> Self {
-        StoredReport {
-            html_content: r.html_content.clone(),
-            css_content: r.css_content.clone(),
-            js_content: r.js_content.clone(),
-            html_content_en: r.html_content_en.clone(),
-            js_content_en: r.js_content_en.clone(),
-            created_at_us: r.created_at.timestamp_micros(),
-            hash: r.content_hash(),
-        }
-    }
-
-    fn into_report(self, id: u64) -> Report {
-        Report {
-            id,
-            html_content: self.html_content,
-            css_content: self.css_content,
-            js_content: self.js_content,
-            html_content_en: self.html_content_en,
-            js_content_en: self.js_content_en,
-            created_at: DateTime::from_timestamp_micros(self.created_at_us).unwrap_or_default(),
-        }
-    }
-}
 
 /// Identity and date of a report, enough for links, feeds and the sitemap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,18 +124,6 @@ pub enum UpsertOutcome {
     New,
     Updated,
     Unchanged,
-}
-
-/// What `check` found.
-#[derive(Debug)]
-pub struct CheckSummary {
-    pub schema_version: u32,
-    pub reports: u64,
-    pub index_entries: u64,
-    pub cache_entries: u64,
-    pub market_fields: u64,
-    pub history_points: u64,
-    pub problems: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -184,10 +153,10 @@ impl Store {
                 source,
             })?;
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_owned()),
-            other => db_err(other),
-        })?;
+        let db = Database::builder()
+            .set_cache_size(PAGE_CACHE_BYTES)
+            .create(path)
+            .map_err(|e| open_err(e, path))?;
         let store = Store {
             db,
             path: path.to_owned(),
@@ -198,34 +167,42 @@ impl Store {
 
     fn init_schema(&self) -> Result<()> {
         let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut meta = tx.open_table(META).map_err(db_err)?;
-            let found = meta
-                .get(SCHEMA_KEY)
-                .map_err(db_err)?
-                .map(|v| decode_version(v.value()));
-            match found {
-                Some(v) if v == SCHEMA_VERSION => {}
-                Some(found) => {
-                    return Err(StoreError::SchemaMismatch {
-                        path: self.path.clone(),
-                        found,
-                        expected: SCHEMA_VERSION,
-                    });
-                }
-                None => {
-                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())
-                        .map_err(db_err)?;
-                }
+        let found = tx
+            .open_table(META)
+            .map_err(db_err)?
+            .get(SCHEMA_KEY)
+            .map_err(db_err)?
+            .map(|v| decode_version(v.value()));
+        match found {
+            Some(SCHEMA_VERSION) => {}
+            Some(1) => {
+                drop(tx);
+                let copied = migrate::v1_to_v2(&self.db)?;
+                tracing::info!(store = %self.path.display(), reports = copied, "store upgraded from schema 1 to 2");
+                return self.init_schema();
             }
-            // Create every table so readers never meet a missing one.
-            tx.open_table(REPORTS).map_err(db_err)?;
-            tx.open_table(BY_TIME).map_err(db_err)?;
-            tx.open_table(CACHE).map_err(db_err)?;
-            tx.open_table(MARKET).map_err(db_err)?;
-            tx.open_table(HISTORY).map_err(db_err)?;
-            tx.open_table(CURSORS).map_err(db_err)?;
+            Some(found) => {
+                return Err(StoreError::SchemaMismatch {
+                    path: self.path.clone(),
+                    found,
+                    expected: SCHEMA_VERSION,
+                });
+            }
+            None => {
+                tx.open_table(META)
+                    .map_err(db_err)?
+                    .insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())
+                    .map_err(db_err)?;
+            }
         }
+        // Create every table so readers never meet a missing one.
+        tx.open_table(REPORTS).map_err(db_err)?;
+        tx.open_table(BY_TIME).map_err(db_err)?;
+        tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
+        tx.open_table(CACHE).map_err(db_err)?;
+        tx.open_table(MARKET).map_err(db_err)?;
+        tx.open_table(HISTORY).map_err(db_err)?;
+        tx.open_table(CURSORS).map_err(db_err)?;
         tx.commit().map_err(db_err)
     }
 
@@ -319,37 +296,57 @@ impl Store {
         Ok((older, newer))
     }
 
-    /// Inserts or replaces reports and moves the import cursor, all in one transaction.
-    pub fn upsert_reports(
+    /// Inserts or replaces reports and moves the import cursor, all in one transaction: a crash
+    /// leaves each report either wholly present or absent. `versions[i]` is the version of
+    /// the source row `reports[i]` came from (`None`: not from a versioned source). Only the
+    /// report domain's publish path writes reports (see `reports::publish`).
+    pub(crate) fn commit_reports(
         &self,
         reports: &[Report],
+        versions: &[Option<u64>],
         cursor: Option<(&str, u64)>,
     ) -> Result<Vec<UpsertOutcome>> {
+        let mut encoder = Encoder::new()?;
         let tx = self.db.begin_write().map_err(db_err)?;
         let mut outcomes = Vec::with_capacity(reports.len());
         {
             let mut table = tx.open_table(REPORTS).map_err(db_err)?;
             let mut index = tx.open_table(BY_TIME).map_err(db_err)?;
-            for report in reports {
-                let stored = StoredReport::from_report(report);
+            let mut marks = tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
+            for (i, report) in reports.iter().enumerate() {
+                let hash = report.content_hash();
+                let created_at_us = report.created_at.timestamp_micros();
                 let previous = match table.get(report.id).map_err(db_err)? {
-                    Some(v) => Some(decode::<StoredReport>("reports", report.id, v.value())?),
+                    Some(v) => {
+                        let h = header(report.id, v.value())?;
+                        Some((h.hash, h.created_at_us))
+                    }
                     None => None,
                 };
-                let outcome = match &previous {
+                let outcome = match previous {
                     None => UpsertOutcome::New,
-                    Some(p) if p.hash == stored.hash => UpsertOutcome::Unchanged,
+                    Some((h, at)) if h == hash && at == created_at_us => UpsertOutcome::Unchanged,
                     Some(_) => UpsertOutcome::Updated,
                 };
                 if outcome != UpsertOutcome::Unchanged {
-                    if let Some(p) = previous {
-                        index.remove((p.created_at_us, report.id)).map_err(db_err)?;
+                    if let Some((_, at)) = previous {
+                        index.remove((at, report.id)).map_err(db_err)?;
                     }
-                    let bytes = postcard::to_allocvec(&stored)?;
+                    let bytes = encoder.encode(report, hash)?;
                     table.insert(report.id, bytes.as_slice()).map_err(db_err)?;
                     index
-                        .insert((stored.created_at_us, report.id), ())
+                        .insert((created_at_us, report.id), ())
                         .map_err(db_err)?;
+                }
+                match versions.get(i).copied().flatten() {
+                    Some(v) => {
+                        marks.insert(report.id, v).map_err(db_err)?;
+                    }
+                    // Written from elsewhere: the source's row no longer describes it.
+                    None if outcome != UpsertOutcome::Unchanged => {
+                        marks.remove(report.id).map_err(db_err)?;
+                    }
+                    None => {}
                 }
                 outcomes.push(outcome);
             }
@@ -362,6 +359,18 @@ impl Store {
         }
         tx.commit().map_err(db_err)?;
         Ok(outcomes)
+    }
+
+    /// Source row versions of the reports with ids in `from..=to`, in id order.
+    pub fn source_versions(&self, from: u64, to: u64) -> Result<Vec<(u64, u64)>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.range(from..=to).map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push((k.value(), v.value()));
+        }
+        Ok(out)
     }
 
     pub fn cursor(&self, source: &str) -> Result<Option<u64>> {
@@ -511,78 +520,6 @@ impl Store {
     }
 }
 
-/// Opens an existing store read-only and verifies every value and the date index.
-pub fn check(path: &Path) -> Result<CheckSummary> {
-    if !path.exists() {
-        return Err(StoreError::Missing(path.to_owned()));
-    }
-    let db = ReadOnlyDatabase::open(path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_owned()),
-        other => db_err(other),
-    })?;
-    let tx = db.begin_read().map_err(db_err)?;
-    let mut problems = Vec::new();
-    let meta = tx.open_table(META).map_err(db_err)?;
-    let schema_version = meta
-        .get(SCHEMA_KEY)
-        .map_err(db_err)?
-        .map_or(0, |v| decode_version(v.value()));
-    if schema_version != SCHEMA_VERSION {
-        return Err(StoreError::SchemaMismatch {
-            path: path.to_owned(),
-            found: schema_version,
-            expected: SCHEMA_VERSION,
-        });
-    }
-    let reports = tx.open_table(REPORTS).map_err(db_err)?;
-    let index = tx.open_table(BY_TIME).map_err(db_err)?;
-    for entry in reports.iter().map_err(db_err)? {
-        let (k, v) = entry.map_err(db_err)?;
-        let id = k.value();
-        match decode::<StoredReport>("reports", id, v.value()) {
-            Ok(r) => {
-                if index.get((r.created_at_us, id)).map_err(db_err)?.is_none() {
-                    problems.push(format!("report {id} is missing from the date index"));
-                }
-                if let Err(e) = r.into_report(id).validate() {
-                    problems.push(format!("report {id} is invalid: {e}"));
-                }
-            }
-            Err(e) => problems.push(e.to_string()),
-        }
-    }
-    for entry in index.iter().map_err(db_err)? {
-        let (k, _) = entry.map_err(db_err)?;
-        let (_, id) = k.value();
-        if reports.get(id).map_err(db_err)?.is_none() {
-            problems.push(format!(
-                "date index names report {id}, which does not exist"
-            ));
-        }
-    }
-    Ok(CheckSummary {
-        schema_version,
-        reports: reports.len().map_err(db_err)?,
-        index_entries: index.len().map_err(db_err)?,
-        cache_entries: tx
-            .open_table(CACHE)
-            .map_err(db_err)?
-            .len()
-            .map_err(db_err)?,
-        market_fields: tx
-            .open_table(MARKET)
-            .map_err(db_err)?
-            .len()
-            .map_err(db_err)?,
-        history_points: tx
-            .open_table(HISTORY)
-            .map_err(db_err)?
-            .len()
-            .map_err(db_err)?,
-        problems,
-    })
-}
-
 fn decode_version(bytes: &[u8]) -> u32 {
     bytes.try_into().map(u32::from_le_bytes).unwrap_or(u32::MAX)
 }
@@ -599,8 +536,11 @@ fn decode<'a, T: Deserialize<'a>>(
     })
 }
 
-fn decode_report(id: u64, bytes: &[u8]) -> Result<Report> {
-    decode::<StoredReport>("reports", id, bytes).map(|r| r.into_report(id))
+fn open_err(e: redb::DatabaseError, path: &Path) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.to_owned()),
+        other => db_err(other),
+    }
 }
 
 #[cfg(test)]

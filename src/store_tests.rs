@@ -19,7 +19,7 @@ fn reports_survive_reopen_and_page_newest_first() {
             sample(2, "2026-11-19T08:00:00Z"),
         ];
         let outcomes = store
-            .upsert_reports(&reports, Some(("file", 3)))
+            .commit_reports(&reports, &[], Some(("file", 3)))
             .expect("upsert");
         assert_eq!(outcomes, vec![UpsertOutcome::New; 3]);
     }
@@ -54,11 +54,11 @@ fn upsert_detects_changes_and_moves_the_index() {
     let a = sample(1, "2026-11-18T08:00:00Z");
     let b = sample(2, "2026-11-19T08:00:00Z");
     store
-        .upsert_reports(&[a.clone(), b.clone()], None)
+        .commit_reports(&[a.clone(), b.clone()], &[], None)
         .expect("first");
     assert_eq!(
         store
-            .upsert_reports(std::slice::from_ref(&a), None)
+            .commit_reports(std::slice::from_ref(&a), &[], None)
             .expect("again"),
         vec![UpsertOutcome::Unchanged]
     );
@@ -66,7 +66,7 @@ fn upsert_detects_changes_and_moves_the_index() {
     moved.created_at = "2026-11-21T08:00:00Z".parse().expect("date");
     assert_eq!(
         store
-            .upsert_reports(&[moved.clone()], None)
+            .commit_reports(&[moved.clone()], &[], None)
             .expect("update"),
         vec![UpsertOutcome::Updated]
     );
@@ -134,7 +134,7 @@ fn check_counts_and_finds_nothing_wrong() {
     {
         let store = Store::open(&path).expect("open");
         store
-            .upsert_reports(&[sample(1, "2026-11-18T08:00:00Z")], None)
+            .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[], None)
             .expect("upsert");
         store.cache_put("k", b"v", i64::MAX).expect("cache");
     }
@@ -174,6 +174,121 @@ fn history_keeps_only_the_window() {
         .map(|(t, _)| t)
         .collect();
     assert_eq!(kept, vec![2_000, 3_000]);
+}
+
+/// Opens a copy of a store written by schema 1 (the bundled samples, imported by the release
+/// before compression) and checks every report survives the upgrade.
+#[test]
+fn a_schema_1_store_is_upgraded_in_place() {
+    use std::io::Read;
+    let fixture = |name: &str| {
+        let path = format!(
+            "{}/tests/fixtures/store-v1/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(path).expect("fixture"))
+            .read_to_end(&mut out)
+            .expect("gunzip");
+        out
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(&path, fixture("crypto-report.redb.gz")).expect("copy");
+    assert!(matches!(check(&path), Err(StoreError::NeedsUpgrade(_))));
+    let expected: Vec<crate::reports::Report> = String::from_utf8(fixture("reports.jsonl.gz"))
+        .expect("utf8")
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            crate::reports::Report {
+                id: v["id"].as_u64().expect("id"),
+                html_content: v["html_content"].as_str().expect("html").to_owned(),
+                css_content: v["css_content"].as_str().map(str::to_owned),
+                js_content: v["js_content"].as_str().map(str::to_owned),
+                html_content_en: v["html_content_en"].as_str().map(str::to_owned),
+                js_content_en: v["js_content_en"].as_str().map(str::to_owned),
+                created_at: crate::import::parse_created_at(
+                    v["created_at"].as_str().expect("date"),
+                )
+                .expect("date"),
+            }
+        })
+        .collect();
+    let before = std::fs::metadata(&path).expect("size").len();
+    {
+        let store = Store::open(&path).expect("upgrade");
+        assert_eq!(store.count().expect("count"), expected.len() as u64);
+        for r in &expected {
+            assert_eq!(store.report(r.id).expect("read").as_ref(), Some(r));
+        }
+        let newest = store.newest(0, 1).expect("index")[0].id;
+        assert_eq!(
+            newest,
+            expected
+                .iter()
+                .max_by_key(|r| r.created_at)
+                .expect("any")
+                .id
+        );
+    }
+    let summary = check(&path).expect("check");
+    assert_eq!(summary.schema_version, SCHEMA_VERSION);
+    assert!(summary.problems.is_empty(), "{:?}", summary.problems);
+    // Opening again is a plain open (nothing left to migrate).
+    Store::open(&path).expect("reopen");
+    assert!(std::fs::metadata(&path).expect("size").len() <= before * 2);
+}
+
+#[test]
+fn a_damaged_report_is_an_error_for_that_report_only() {
+    let (_dir, store) = temp_store();
+    let reports = [
+        sample(1, "2026-11-18T08:00:00Z"),
+        sample(2, "2026-11-19T08:00:00Z"),
+    ];
+    store.commit_reports(&reports, &[], None).expect("write");
+    // Flip one byte of report 1's stored body behind the store's back.
+    store
+        .write(|tx| {
+            let mut table = tx.open_table(REPORTS).map_err(db_err)?;
+            let mut bytes = table
+                .get(1)
+                .map_err(db_err)?
+                .expect("present")
+                .value()
+                .to_vec();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 1;
+            table.insert(1, bytes.as_slice()).map_err(db_err)?;
+            Ok(())
+        })
+        .expect("damage");
+    assert!(matches!(
+        store.report(1),
+        Err(StoreError::Damaged { id: 1, .. })
+    ));
+    assert_eq!(store.report(2).expect("read"), Some(reports[1].clone()));
+}
+
+#[test]
+fn source_versions_follow_their_reports() {
+    let (_dir, store) = temp_store();
+    let a = sample(1, "2026-11-18T08:00:00Z");
+    let mut b = sample(2, "2026-11-19T08:00:00Z");
+    store
+        .commit_reports(&[a.clone(), b.clone()], &[Some(10), Some(11)], None)
+        .expect("write");
+    assert_eq!(
+        store.source_versions(1, 2).expect("read"),
+        vec![(1, 10), (2, 11)]
+    );
+    // The same content written from elsewhere keeps its version; a change from elsewhere
+    // drops it (the source row no longer describes the report).
+    store.commit_reports(&[a], &[], None).expect("same");
+    b.css_content = Some("p{}".into());
+    store.commit_reports(&[b], &[], None).expect("changed");
+    assert_eq!(store.source_versions(0, 9).expect("read"), vec![(1, 10)]);
 }
 
 #[test]

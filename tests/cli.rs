@@ -64,7 +64,7 @@ fn import_export_check_round_trip() {
     let report = String::from_utf8_lossy(&check.stdout);
     assert!(
         report.contains("reports: 2")
-            && report.contains("schema version: 1")
+            && report.contains("schema version: 2")
             && report.contains("ok"),
         "{report}"
     );

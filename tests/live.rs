@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestApp;
+use common::{TestApp, publish};
 use crypto_report::live::{Hub, HubSettings};
 use crypto_report::market::{DEMO_SEED, Market, Snapshot};
 use futures_util::{SinkExt, StreamExt};
@@ -223,23 +223,13 @@ async fn a_new_report_is_announced() {
     let server = Server::start(quick()).await;
     let (mut ws, _) = server.client().await;
     let report = common::report(99, "2026-11-21T08:00:00Z");
-    server
-        .app
-        .state
-        .publish(vec![report.clone()], None)
-        .await
-        .expect("publish");
+    publish(&server.app.state, vec![report.clone()]).await;
     let message = next_json(&mut ws).await;
     assert_eq!(message["type"], "report_published", "{message}");
     assert_eq!(message["data"]["id"], 99);
     assert_eq!(message["data"]["created_at"], "2026-11-21T08:00:00Z");
     // Publishing the same report again is no news.
-    server
-        .app
-        .state
-        .publish(vec![report], None)
-        .await
-        .expect("publish");
+    publish(&server.app.state, vec![report]).await;
     ws.send(Message::text("ping")).await.expect("send");
     assert_eq!(next_json(&mut ws).await["type"], "pong");
     server.stop().await;

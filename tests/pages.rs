@@ -4,7 +4,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{ADMIN_TOKEN, TestApp, report};
+use common::{ADMIN_TOKEN, TestApp, publish, report};
 
 fn assert_security_headers(r: &common::Reply) {
     assert_eq!(r.header("x-content-type-options"), "nosniff");
@@ -206,7 +206,7 @@ async fn report_closing_tags_cannot_break_out_of_their_element() {
     let mut r = report(5, "2026-11-20T08:00:00Z");
     r.js_content = Some("var s = '</script><script>alert(1)</script>';".into());
     r.css_content = Some("p{} </style><script>alert(2)</script>".into());
-    app.state.publish(vec![r], None).await.expect("publish");
+    publish(&app.state, vec![r]).await;
     let html = app.get("/crypto_report/5/frame").await.text();
     assert!(html.contains("var s = '<\\/script><script>alert(1)<\\/script>';"));
     assert!(html.contains("p{} <\\/style>"));
@@ -383,10 +383,7 @@ async fn publishing_invalidates_the_pages_it_affects() {
         .header("etag")
         .to_owned();
 
-    app.state
-        .publish(vec![report(3, "2026-01-05T08:00:00Z")], None)
-        .await
-        .expect("publish");
+    publish(&app.state, vec![report(3, "2026-01-05T08:00:00Z")]).await;
     assert!(app.get("/").await.text().contains("/crypto_report/3\""));
     assert!(
         app.get("/crypto_report")
@@ -414,19 +411,13 @@ async fn publishing_invalidates_the_pages_it_affects() {
 
     // Moving report 2 after report 3 changes the links of its old neighbours too.
     assert_eq!(next_of(&app, 1).await, Some(2));
-    app.state
-        .publish(vec![report(2, "2026-01-09T08:00:00Z")], None)
-        .await
-        .expect("publish");
+    publish(&app.state, vec![report(2, "2026-01-09T08:00:00Z")]).await;
     assert_eq!(next_of(&app, 1).await, Some(3));
     assert_eq!(next_of(&app, 3).await, Some(2));
 
     let mut changed = report(1, "2026-01-02T08:00:00Z");
     changed.html_content = "<section id=\"new\"><h2>Đã sửa</h2></section>".into();
-    app.state
-        .publish(vec![changed], None)
-        .await
-        .expect("publish");
+    publish(&app.state, vec![changed]).await;
     assert!(
         app.get("/crypto_report/1")
             .await

@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use crypto_report::config::Secret;
-use crypto_report::reports::Report;
+use crypto_report::reports::{Batch, Report};
 use crypto_report::store::{FILE_NAME, Store};
 use crypto_report::{AppState, Settings};
 use http_body_util::BodyExt;
@@ -53,14 +53,14 @@ impl TestApp {
                 r
             })
             .collect();
-        if !reports.is_empty() {
-            store.upsert_reports(&reports, None).expect("seed");
-        }
         let mut settings = Settings::new("https://reports.example");
         if admin {
             settings.admin_token = Some(Secret::new(ADMIN_TOKEN));
         }
         let state = AppState::new(store, settings).expect("state");
+        if !reports.is_empty() {
+            state.publisher.publish(Batch::of(reports)).expect("seed");
+        }
         TestApp { state, _dir: dir }
     }
 
@@ -86,6 +86,15 @@ impl TestApp {
     pub async fn request(&self, req: Request<Body>) -> Reply {
         request(&self.state, req).await
     }
+}
+
+/// Writes reports through the one publish path, as every importer does.
+pub async fn publish(state: &AppState, reports: Vec<Report>) {
+    state
+        .publisher
+        .publish_async(Batch::of(reports))
+        .await
+        .expect("publish");
 }
 
 /// Runs one request through `app(state)` and collects the whole response.

@@ -1,0 +1,99 @@
+//! Upgrades of older stores, run by [`super::Store::open`] before anything else reads them.
+//!
+//! Schema 1 kept every report uncompressed in the table `reports`. Schema 2 keeps the body as
+//! one zstd frame in `reports_v2`. The copy runs in batches, each committed with the next id
+//! to copy, so a migration cut short (killed, disk full) resumes where it stopped; the version
+//! flips last, in the same transaction that drops the old table. The date index, cursors and
+//! market tables keep their shape; the second-tier cache is emptied (it is only a cache).
+
+use chrono::DateTime;
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::Deserialize;
+
+use super::codec::Encoder;
+use super::{CACHE, META, REPORTS, Result, SCHEMA_KEY, db_err, decode};
+use crate::reports::Report;
+
+const REPORTS_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
+/// Next schema-1 id to copy while a migration is under way.
+const PROGRESS_KEY: &str = "migration_v2_next_id";
+/// Reports copied per transaction: bounded memory whatever the store holds.
+const BATCH: usize = 64;
+
+/// A report as schema 1 stored it.
+#[derive(Deserialize)]
+struct StoredReportV1 {
+    html_content: String,
+    css_content: Option<String>,
+    js_content: Option<String>,
+    html_content_en: Option<String>,
+    js_content_en: Option<String>,
+    created_at_us: i64,
+    #[allow(dead_code)] // part of the encoding; schema 2 recomputes it
+    hash: [u8; 32],
+}
+
+/// Rewrites a schema-1 store as schema 2; returns how many reports were copied.
+pub(super) fn v1_to_v2(db: &Database) -> Result<u64> {
+    let mut copied = 0;
+    let mut encoder = Encoder::new()?;
+    loop {
+        let tx = db.begin_write().map_err(db_err)?;
+        let done = {
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let next = meta
+                .get(PROGRESS_KEY)
+                .map_err(db_err)?
+                .and_then(|v| v.value().try_into().ok().map(u64::from_le_bytes))
+                .unwrap_or(0);
+            let old = tx.open_table(REPORTS_V1).map_err(db_err)?;
+            let mut batch = Vec::with_capacity(BATCH);
+            for entry in old.range(next..).map_err(db_err)?.take(BATCH) {
+                let (k, v) = entry.map_err(db_err)?;
+                let id = k.value();
+                let r: StoredReportV1 = decode("reports", id, v.value())?;
+                batch.push(Report {
+                    id,
+                    html_content: r.html_content,
+                    css_content: r.css_content,
+                    js_content: r.js_content,
+                    html_content_en: r.html_content_en,
+                    js_content_en: r.js_content_en,
+                    created_at: DateTime::from_timestamp_micros(r.created_at_us)
+                        .unwrap_or_default(),
+                });
+            }
+            drop(old);
+            let mut new = tx.open_table(REPORTS).map_err(db_err)?;
+            for report in &batch {
+                let bytes = encoder.encode(report, report.content_hash())?;
+                new.insert(report.id, bytes.as_slice()).map_err(db_err)?;
+            }
+            copied += batch.len() as u64;
+            match batch.last() {
+                Some(last) if batch.len() == BATCH => {
+                    let next = last.id.saturating_add(1).to_le_bytes();
+                    meta.insert(PROGRESS_KEY, next.as_slice()).map_err(db_err)?;
+                    false
+                }
+                _ => {
+                    meta.remove(PROGRESS_KEY).map_err(db_err)?;
+                    meta.insert(SCHEMA_KEY, 2u32.to_le_bytes().as_slice())
+                        .map_err(db_err)?;
+                    true
+                }
+            }
+        };
+        if done {
+            tx.delete_table(REPORTS_V1).map_err(db_err)?;
+            tx.open_table(CACHE)
+                .map_err(db_err)?
+                .retain(|_, _| false)
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)?;
+        if done {
+            return Ok(copied);
+        }
+    }
+}
