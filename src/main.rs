@@ -225,15 +225,20 @@ async fn import_postgres(
 ) -> Result<(), ImportError> {
     let conn = source.connect().await?;
     let table = conn.table();
+    let tls = if conn.encrypted().await? {
+        "over TLS"
+    } else {
+        "unencrypted"
+    };
+    let english = if table.html_en {
+        ""
+    } else {
+        ", no English columns"
+    };
     eprintln!(
-        "importing from table {} at {}{}",
+        "importing from table {} at {} ({tls}{english})",
         table.name,
-        source.at(),
-        if table.html_en {
-            ""
-        } else {
-            " (no English columns)"
-        }
+        source.at()
     );
     let bar =
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr())

@@ -443,7 +443,7 @@ impl Connection {
     async fn list(&self, after: i64) -> Result<Vec<Listed>, SourceError> {
         let sql = format!(
             "SELECT id::bigint, xmin::text::bigint, {CREATED_US}, {} FROM {} \
-             WHERE id > $1 ORDER BY id LIMIT {LIST_PAGE}",
+             WHERE id > $1::bigint ORDER BY id LIMIT {LIST_PAGE}",
             self.table.size_expr(),
             self.table.qualified()
         );
@@ -465,7 +465,7 @@ impl Connection {
         let t = &self.table;
         let sql = format!(
             "SELECT id::bigint, xmin::text::bigint, {CREATED_US}, html_content, {}, {}, {}, {} \
-             FROM {} WHERE id = ANY($1) ORDER BY id",
+             FROM {} WHERE id = ANY($1::bigint[]) ORDER BY id",
             t.column(t.css, "css_content"),
             t.column(t.js, "js_content"),
             t.column(t.html_en, "html_content_en"),

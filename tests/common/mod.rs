@@ -1,6 +1,8 @@
 //! Shared fixtures for the integration tests: a temp store with reports and a request helper.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use crypto_report::config::Secret;

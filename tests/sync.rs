@@ -1,0 +1,262 @@
+//! The PostgreSQL sync inside a running server (the real binary): a new row becomes visible on
+//! every route and is announced to WebSocket clients, an outage of the source never touches
+//! serving, and a second writer is told how to import into the running server.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::ADMIN_TOKEN;
+use common::pg;
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crypto-report");
+/// Where the market providers are: nowhere (tests never reach the internet).
+const NOWHERE: &str = "http://127.0.0.1:9";
+
+/// A `crypto-report serve` process on a free port; killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    logs: mpsc::Receiver<String>,
+}
+
+impl Server {
+    fn start(data_dir: &std::path::Path, sync_from: &str) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--sync-every", "1h"])
+            .args(["--sync-from", sync_from, "--admin-token", ADMIN_TOKEN])
+            .env("CR_DATA_DIR", data_dir)
+            .env("RUST_LOG", "info")
+            .envs(
+                [
+                    "CR_COINGECKO_URL",
+                    "CR_COINMARKETCAP_URL",
+                    "CR_BINANCE_URL",
+                    "CR_ALTERNATIVE_ME_URL",
+                    "CR_TAAPI_URL",
+                    "CR_FINNHUB_URL",
+                ]
+                .map(|k| (k, NOWHERE)),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let line = logs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the server logs its address");
+            if let Some(rest) = line.split("address=").nth(1) {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.parse().ok())
+                    .expect("address");
+            }
+        };
+        Server { child, addr, logs }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn logged(&self) -> String {
+        self.logs.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
+    let r = client.get(url).send().await.expect("request");
+    (r.status().as_u16(), r.text().await.expect("body"))
+}
+
+async fn health(client: &reqwest::Client, server: &Server) -> serde_json::Value {
+    let r = client
+        .get(server.url("/health"))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(r.status(), 200);
+    r.json().await.expect("json")
+}
+
+async fn wait_for_first_pass(client: &reqwest::Client, server: &Server) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let h = health(client, server).await;
+        if h["sync"]["passes"].as_u64().unwrap_or(0) >= 1 {
+            return h;
+        }
+        assert!(Instant::now() < deadline, "no sync pass: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_synced_report_shows_everywhere_at_once_and_is_announced() {
+    let Some(admin) = pg::admin_url() else { return };
+    let db = pg::create_db(&admin, "cr_sync").await;
+    pg::apply(&db.client, &["current.sql"]).await;
+    pg::insert(&db.client, "crypto_report", 1, 30, 1, true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &db.url);
+    let client = reqwest::Client::new();
+    let password = pg::password_of(&db.url);
+
+    let h = wait_for_first_pass(&client, &server).await;
+    assert_eq!(h["sync"]["last_pass"]["new"], 30, "{h}");
+    assert!(h["sync"]["lag_seconds"].as_i64().is_some(), "{h}");
+    assert!(!h.to_string().contains(&password));
+
+    // Warm every listing page, so what follows proves invalidation, not a cold render.
+    let routes = [
+        "/",
+        "/crypto_report",
+        "/crypto_reports_list",
+        "/rss.xml",
+        "/sitemap.xml",
+        "/api/reports",
+    ];
+    for route in routes {
+        let (status, body) = get(&client, &server.url(route)).await;
+        assert_eq!(status, 200, "{route}");
+        assert!(!body.contains("/crypto_report/31"), "{route}");
+    }
+
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr))
+        .await
+        .expect("websocket");
+    db.client
+        .execute(
+            "INSERT INTO crypto_report (html_content, html_content_en, created_at) VALUES \
+             ('<section id=\"moi\"><h2>Báo cáo mới nhất</h2><p>Tin mới.</p></section>', \
+              '<section id=\"new\"><h2>Newest report</h2><p>Fresh.</p></section>', now() - interval '1 minute')",
+            &[],
+        )
+        .await
+        .expect("insert");
+    let synced = client
+        .post(server.url("/admin/sync"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("sync");
+    assert_eq!(synced.status(), 200);
+    let synced: serde_json::Value = synced.json().await.expect("json");
+    assert_eq!(synced["pass"]["new"], 1, "{synced}");
+    assert_eq!(synced["pass"]["unchanged"], 30, "{synced}");
+
+    for route in routes {
+        let (status, body) = get(&client, &server.url(route)).await;
+        assert_eq!(status, 200, "{route}");
+        assert!(
+            body.contains("/crypto_report/31"),
+            "{route} does not show report 31"
+        );
+    }
+    let (_, latest) = get(&client, &server.url("/crypto_report")).await;
+    assert!(
+        latest.contains("Báo cáo mới nhất"),
+        "the latest report page is the new one"
+    );
+    let (_, api) = get(&client, &server.url("/api/reports")).await;
+    let api: serde_json::Value = serde_json::from_str(&api).expect("json");
+    assert_eq!(api["reports"][0]["id"], 31);
+    assert_eq!(api["total"], 31);
+
+    let announced = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(Message::Text(text))) = ws.next().await {
+            let m: serde_json::Value = serde_json::from_str(&text).expect("json");
+            if m["type"] == "report_published" {
+                return m;
+            }
+        }
+        panic!("the socket closed");
+    })
+    .await
+    .expect("report_published arrives");
+    assert_eq!(announced["data"]["id"], 31);
+
+    // While the server holds the store, an import is refused and told where to go.
+    let second = Command::new(BIN)
+        .args(["import", "--from", &db.url])
+        .env("CR_DATA_DIR", dir.path())
+        .output()
+        .expect("import");
+    assert_eq!(second.status.code(), Some(75), "{second:?}");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("--sync-from") && err.contains("/admin/sync"),
+        "{err}"
+    );
+    assert!(!err.contains(&password));
+    assert!(!server.logged().contains(&password));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_source_never_touches_serving() {
+    let Some(admin) = pg::admin_url() else { return };
+    let password = pg::password_of(&admin);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = dead.local_addr().expect("addr").port();
+    drop(dead);
+    let url = format!("postgres://postgres:{password}@127.0.0.1:{port}/gone");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &url);
+    let client = reqwest::Client::new();
+
+    let h = wait_for_first_pass(&client, &server).await;
+    assert_eq!(h["status"], "ok", "{h}");
+    let error = h["sync"]["last_error"]["message"]
+        .as_str()
+        .expect("an error");
+    assert!(error.contains("cannot connect"), "{error}");
+    assert!(h["sync"]["last_success_at"].is_null());
+    assert!(!h.to_string().contains(&password));
+    for route in ["/", "/crypto_reports_list", "/rss.xml", "/api/reports"] {
+        assert_eq!(get(&client, &server.url(route)).await.0, 200, "{route}");
+    }
+    let sync = client
+        .post(server.url("/admin/sync"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("sync");
+    assert_eq!(sync.status(), 502);
+    let body = sync.text().await.expect("body");
+    assert!(
+        body.contains("cannot connect") && !body.contains(&password),
+        "{body}"
+    );
+    let refused = client
+        .post(server.url("/admin/sync"))
+        .send()
+        .await
+        .expect("sync");
+    assert_eq!(refused.status(), 401);
+    assert!(!server.logged().contains(&password));
+}
