@@ -217,6 +217,67 @@ pub async fn clear_cache(
     Ok(Json(serde_json::json!({ "cleared": true, "l2_removed": l2 })).into_response())
 }
 
+/// A consistent copy of the store (one read transaction), streamed as a file: what
+/// `crypto-report backup` fetches while this server holds the store.
+pub async fn admin_backup(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize(&s, &headers)?;
+    // Beside the store: the same disk, writable wherever the store is.
+    let dir = s
+        .store
+        .path()
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(
+            || std::path::PathBuf::from("."),
+            std::path::Path::to_path_buf,
+        );
+    let copy = s
+        .store
+        .call(move |st| {
+            let file = tempfile::Builder::new()
+                .prefix(".backup-")
+                .tempfile_in(&dir)
+                .map_err(|source| crate::store::StoreError::CreateDir { path: dir, source })?;
+            // The copy is a new store: it must not find an (empty) file in its place.
+            let path = file.into_temp_path();
+            std::fs::remove_file(&path).map_err(|source| crate::store::StoreError::CreateDir {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let reports = st.backup_to(&path)?;
+            Ok((path, reports))
+        })
+        .await?;
+    let (path, reports) = copy;
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| AppError::Internal(format!("cannot read the backup copy: {e}")))?;
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    tracing::info!(reports, bytes = len, "backup taken by admin");
+    // The temporary file lives as long as the stream that sends it.
+    let stream = tokio_util::io::ReaderStream::new(file);
+    let body = axum::body::Body::from_stream(futures_util::StreamExt::map(stream, move |chunk| {
+        let _keep = &path;
+        chunk
+    }));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, len.to_string()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"crypto-report.redb\"".to_owned(),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
 /// Runs a PostgreSQL sync pass now (or joins the next one) and answers with what it did.
 pub async fn admin_sync(
     State(s): State<AppState>,

@@ -64,8 +64,12 @@ pub enum Command {
     Import(ImportArgs),
     /// Export every report of the store to a JSONL file.
     Export(ExportArgs),
-    /// Open the store read-only, verify it and print what it holds.
-    Check(StoreArgs),
+    /// Write a consistent copy of the store to a file and verify it; while a server holds the
+    /// store, the copy is taken by the server (POST /admin/backup).
+    Backup(BackupArgs),
+    /// Verify the store (every report against its hash, the date index) and print what it
+    /// holds; exits non-zero on damage. Changes nothing unless --repair is given.
+    Check(CheckArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -139,6 +143,31 @@ pub struct ExportArgs {
     /// File to write, one report per line (`-` for standard output).
     #[arg(long)]
     pub to: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BackupArgs {
+    /// File to write (a redb store that `check --data-dir` on its folder can verify).
+    #[arg(long)]
+    pub to: PathBuf,
+    /// The running server that holds the store [default: http://<CR_LISTEN or HOST:PORT>].
+    #[arg(long, env = "CR_BACKUP_FROM", value_parser = parse_public_url)]
+    pub server: Option<String>,
+    /// Admin token of that server.
+    #[arg(long, hide_env_values = true, env = "CR_ADMIN_TOKEN")]
+    pub admin_token: Option<Secret>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Repair a store left by an unclean stop in place (as `serve` does when it opens it),
+    /// then verify it. Without it, a repaired copy is verified and the file left alone.
+    #[arg(long)]
+    pub repair: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }

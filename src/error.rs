@@ -30,6 +30,9 @@ pub enum AppError {
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
+    /// A damaged record in the store: the store has logged it once already.
+    #[error("internal error")]
+    Damaged,
 }
 
 /// Marks a response as an error for the middleware that dresses it.
@@ -51,7 +54,7 @@ impl AppError {
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Internal(_) | AppError::Damaged => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -64,6 +67,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Locked(_) | StoreError::Join(_) => AppError::Unavailable(e.to_string()),
+            e if crate::store::Store::is_record_damage(&e) => AppError::Damaged,
             other => AppError::Internal(other.to_string()),
         }
     }

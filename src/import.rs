@@ -260,38 +260,57 @@ pub fn import_jsonl(
     flush(&mut batch, summary)
 }
 
-/// Writes every report, in id order, one JSON object per line; returns how many.
-pub fn export_jsonl(store: &Store, mut out: impl Write) -> Result<u64, ImportError> {
-    let mut count = 0;
+/// What an export wrote, and the records it could not read.
+#[derive(Debug, Default)]
+pub struct ExportSummary {
+    pub written: u64,
+    /// Damaged records, by id, with what is wrong with them; every other record was written.
+    pub unreadable: Vec<(u64, String)>,
+}
+
+/// Writes every readable report, in id order, one JSON object per line. A damaged record is
+/// named in the summary and skipped; only a failing writer (disk full, closed pipe) or an
+/// unreadable store stops the export.
+pub fn export_jsonl(store: &Store, mut out: impl Write) -> Result<ExportSummary, ImportError> {
+    let mut summary = ExportSummary::default();
     let mut io_error = None;
-    store
-        .for_each_report(|r| {
-            let line = Line {
-                id: r.id,
-                html_content: r.html_content,
-                css_content: r.css_content,
-                js_content: r.js_content,
-                html_content_en: r.html_content_en,
-                js_content_en: r.js_content_en,
-                created_at: r.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            };
-            let written = serde_json::to_writer(&mut out, &line)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n"));
-            if let Err(e) = written {
-                io_error = Some(e);
-                // Stop the walk: the disk is full or the pipe closed.
-                return Err(StoreError::Join("export interrupted".into()));
+    let walked = store.scan_reports(|id, report| {
+        let r = match report {
+            Ok(r) => r,
+            Err(e) => {
+                summary.unreadable.push((id, e.to_string()));
+                return Ok(());
             }
-            count += 1;
-            Ok(())
-        })
-        .map_err(|e| match io_error.take() {
-            Some(io) => ImportError::Io(io),
-            None => ImportError::Store(e),
-        })?;
+        };
+        let line = Line {
+            id: r.id,
+            html_content: r.html_content,
+            css_content: r.css_content,
+            js_content: r.js_content,
+            html_content_en: r.html_content_en,
+            js_content_en: r.js_content_en,
+            created_at: r.created_at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        };
+        let written = serde_json::to_writer(&mut out, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"));
+        if let Err(e) = written {
+            io_error = Some(e);
+            // Stop the walk: the disk is full or the pipe closed.
+            return Err(StoreError::Join("export interrupted".into()));
+        }
+        summary.written += 1;
+        Ok(())
+    });
+    match (walked, io_error) {
+        (Ok(()), _) => {}
+        (Err(_), Some(io)) => return Err(ImportError::Io(io)),
+        // The rest of the table cannot be read: what could be is written; say where it ended.
+        (Err(e @ StoreError::Unreadable(_)), None) => summary.unreadable.push((0, e.to_string())),
+        (Err(e), None) => return Err(ImportError::Store(e)),
+    }
     out.flush()?;
-    Ok(count)
+    Ok(summary)
 }
 
 #[cfg(test)]
@@ -321,7 +340,12 @@ mod tests {
         ];
         source.publish(Batch::of(reports.to_vec())).expect("seed");
         let mut file = Vec::new();
-        assert_eq!(export_jsonl(source.store(), &mut file).expect("export"), 2);
+        assert_eq!(
+            export_jsonl(source.store(), &mut file)
+                .expect("export")
+                .written,
+            2
+        );
         let mut text = String::from_utf8(file).expect("utf8");
         text.push_str("{not json\n\n");
         text.push_str(r#"{"id": 3, "html_content": "  ", "css_content": null, "js_content": null, "html_content_en": null, "js_content_en": null, "created_at": "2026-11-20T08:00:00Z"}"#);

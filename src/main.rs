@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use crypto_report::config::{
-    Cli, Command, ConfigError, HttpArgs, ImportArgs, ServeArgs, StoreArgs, SyncArgs,
+    BackupArgs, CheckArgs, Cli, Command, ConfigError, HttpArgs, ImportArgs, ServeArgs, StoreArgs,
+    SyncArgs,
 };
 use crypto_report::import::postgres::{self, Source};
 use crypto_report::import::{ImportError, ImportSummary, export_jsonl, import_jsonl};
@@ -32,7 +33,39 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
+    // A panic is a bug: one line in the log, not a backtrace on a reader's terminal.
+    std::panic::set_hook(Box::new(|info| {
+        if store::panic_is_handled() {
+            return; // a damaged store, reported as such by the caller
+        }
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        tracing::error!("internal error: {what}{location}");
+    }));
+    let result = std::panic::catch_unwind(move || dispatch(cli)).unwrap_or_else(|_| {
+        Err(anyhow::anyhow!(
+            "internal error (a bug): the command stopped"
+        ))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         None => run_serve(cli.serve),
         Some(Command::Serve(args)) => run_serve(args),
         Some(Command::Demo(args)) => run_demo(
@@ -42,13 +75,7 @@ fn main() -> ExitCode {
         Some(Command::Import(args)) => run_import(&args),
         Some(Command::Export(args)) => run_export(&args.to, &args.store),
         Some(Command::Check(args)) => run_check(&args),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit_code(&e))
-        }
+        Some(Command::Backup(args)) => run_backup(&args),
     }
 }
 
@@ -259,26 +286,35 @@ async fn import_postgres(
 
 fn run_export(to: &std::path::Path, store_args: &StoreArgs) -> anyhow::Result<()> {
     let store = Store::open(&store_args.store_path())?;
-    let count = if to.as_os_str() == "-" {
+    let summary = if to.as_os_str() == "-" {
         export_jsonl(&store, BufWriter::new(std::io::stdout().lock()))?
     } else {
         // Write beside the target and rename, so a failure never leaves half a backup.
         let tmp = to.with_extension("jsonl.partial");
         let file = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let count = export_jsonl(&store, BufWriter::new(file)).inspect_err(|_| {
+        let summary = export_jsonl(&store, BufWriter::new(file)).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })?;
         std::fs::rename(&tmp, to).with_context(|| format!("cannot write {}", to.display()))?;
-        count
+        summary
     };
-    eprintln!("exported {count} reports");
+    eprintln!("exported {} reports", summary.written);
+    for (id, why) in &summary.unreadable {
+        eprintln!("not exported: report {id}: {why}");
+    }
+    if !summary.unreadable.is_empty() {
+        anyhow::bail!(
+            "{} damaged report(s) could not be exported (every other one was)",
+            summary.unreadable.len()
+        );
+    }
     Ok(())
 }
 
-fn run_check(store_args: &StoreArgs) -> anyhow::Result<()> {
-    let path = store_args.store_path();
-    let summary = store::check(&path)?;
+fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
+    let path = args.store.store_path();
+    let summary = store::check(&path, args.repair)?;
     println!("store: {}", path.display());
     println!("schema version: {}", summary.schema_version);
     println!("reports: {}", summary.reports);
@@ -286,6 +322,9 @@ fn run_check(store_args: &StoreArgs) -> anyhow::Result<()> {
     println!("cache entries: {}", summary.cache_entries);
     println!("market fields: {}", summary.market_fields);
     println!("history points: {}", summary.history_points);
+    for note in &summary.notes {
+        println!("note: {note}");
+    }
     if summary.problems.is_empty() {
         println!("ok");
         Ok(())
@@ -293,6 +332,102 @@ fn run_check(store_args: &StoreArgs) -> anyhow::Result<()> {
         for p in &summary.problems {
             println!("problem: {p}");
         }
-        anyhow::bail!("{} problem(s) found in the store", summary.problems.len())
+        anyhow::bail!(
+            "{} problem(s) found in the store; re-import the damaged reports (or restore a backup)",
+            summary.problems.len()
+        )
     }
+}
+
+/// A consistent copy of the store in `args.to`, verified before it takes that name: taken
+/// here when the store is free, by the running server when it holds the store.
+fn run_backup(args: &BackupArgs) -> anyhow::Result<()> {
+    let partial = args.to.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    let how = match Store::open(&args.store.store_path()) {
+        Ok(store) => {
+            store.backup_to(&partial)?;
+            "taken from the store".to_owned()
+        }
+        Err(StoreError::Locked(_)) => {
+            let server = backup_server(args)?;
+            let token = args.admin_token.as_ref().ok_or_else(|| ConfigError {
+                option: "--admin-token / CR_ADMIN_TOKEN",
+                reason: "a running server holds the store; its admin token is needed to ask it for the copy".into(),
+            })?;
+            runtime()?.block_on(fetch_backup(&server, token.expose(), &partial))?;
+            format!("taken by the server at {server}")
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let verified = store::check(&partial, false).inspect_err(|_| {
+        let _ = std::fs::remove_file(&partial);
+    })?;
+    if !verified.problems.is_empty() {
+        for p in &verified.problems {
+            eprintln!("problem in the copy: {p}");
+        }
+        anyhow::bail!(
+            "the copy in {} has {} problem(s); it was not renamed to {}",
+            partial.display(),
+            verified.problems.len(),
+            args.to.display()
+        );
+    }
+    std::fs::rename(&partial, &args.to)
+        .with_context(|| format!("cannot write {}", args.to.display()))?;
+    println!(
+        "backup of {} reports {how}, verified: {}",
+        verified.reports,
+        args.to.display()
+    );
+    Ok(())
+}
+
+/// `--server`, else where `serve` listens by the same configuration (CR_LISTEN, HOST/PORT).
+fn backup_server(args: &BackupArgs) -> Result<String, ConfigError> {
+    if let Some(server) = &args.server {
+        return Ok(server.clone());
+    }
+    let http = Cli::try_parse_from(["crypto-report"])
+        .map(|cli| cli.serve.http)
+        .map_err(|e| ConfigError {
+            option: "--server",
+            reason: e.to_string(),
+        })?;
+    let mut addr = http.listen_addr()?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    Ok(format!("http://{addr}"))
+}
+
+async fn fetch_backup(server: &str, token: &str, to: &std::path::Path) -> anyhow::Result<()> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let response = reqwest::Client::new()
+        .post(format!("{server}/admin/backup"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the server at {server}"))?;
+    if !response.status().is_success() {
+        anyhow::bail!(
+            "the server at {server} refused the backup: {} {}",
+            response.status(),
+            response.text().await.unwrap_or_default()
+        );
+    }
+    let mut file = tokio::fs::File::create(to)
+        .await
+        .with_context(|| format!("cannot create {}", to.display()))?;
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.with_context(|| format!("the download from {server} broke off"))?;
+        file.write_all(&chunk)
+            .await
+            .with_context(|| format!("cannot write {}", to.display()))?;
+    }
+    file.sync_all().await?;
+    Ok(())
 }

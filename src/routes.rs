@@ -51,6 +51,7 @@ pub fn app(state: AppState) -> Router {
         .route("/cache-stats", get(api::cache_stats))
         .route("/admin/cache/stats", get(api::cache_stats))
         .route("/admin/sync", post(api::admin_sync))
+        .route("/admin/backup", post(api::admin_backup))
         .route("/clear-cache", post(api::clear_cache))
         .route("/admin/cache/clear", post(api::clear_cache))
         .fallback(pages::not_found)

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-pub use self::check::{CheckSummary, check};
-use self::codec::{Encoder, decode_report, header};
+pub use self::check::{CheckSummary, check, panic_is_handled};
+use self::codec::{Dictionary, Encoder, body_bytes, header};
 use crate::reports::Report;
 
 pub const FILE_NAME: &str = "crypto-report.redb";
@@ -43,6 +43,8 @@ const HISTORY: TableDefinition<i64, &[u8]> = TableDefinition::new("market_histor
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("import_cursors");
 
 const SCHEMA_KEY: &str = "schema_version";
+/// The compression dictionary of report bodies (`codec::Dictionary::from_stored`).
+const DICTIONARY_KEY: &str = "body_dictionary";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -62,6 +64,14 @@ pub enum StoreError {
         "the store {0} has schema version 1; open it once with this release (`serve` or `import` upgrade it in place), then check it"
     )]
     NeedsUpgrade(PathBuf),
+    #[error(
+        "the store {0} is an empty file; a store is never empty, so something truncated it: restore it from a backup (`crypto-report backup`), or remove the file to start a new store"
+    )]
+    Empty(PathBuf),
+    #[error(
+        "{0} is not a crypto-report store (it does not start like a redb file); point --data-dir elsewhere or move the file away"
+    )]
+    Foreign(PathBuf),
     #[error("the store {0} does not exist")]
     Missing(PathBuf),
     #[error("cannot create the store directory {path}: {source}")]
@@ -83,6 +93,9 @@ pub enum StoreError {
     Codec(String),
     #[error("report {id} is damaged in the store: {reason}")]
     Damaged { id: u64, reason: String },
+    /// A part of the file redb cannot read (it panicked on a damaged page).
+    #[error("{0}")]
+    Unreadable(String),
     #[error("store task failed: {0}")]
     Join(String),
 }
@@ -136,6 +149,12 @@ struct CacheEntry<'a> {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    /// Damaged reports already logged: each is logged once, then only refused.
+    damaged: std::sync::Mutex<std::collections::HashSet<u64>>,
+    /// The compression dictionary of report bodies, once trained.
+    dictionary: std::sync::RwLock<Option<Arc<Dictionary>>>,
+    /// Reports in the store when training last failed: the next try waits for twice as many.
+    training_failed_at: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -153,15 +172,40 @@ impl Store {
                 source,
             })?;
         }
-        let db = Database::builder()
-            .set_cache_size(PAGE_CACHE_BYTES)
-            .create(path)
-            .map_err(|e| open_err(e, path))?;
+        if !path.exists() {
+            create_new(path)?;
+        }
+        refuse_empty_or_foreign(path)?;
+        // redb panics on some corrupted pages: that is a damaged file, not a crash.
+        let db = check::guarded(|| {
+            Database::builder()
+                .set_cache_size(PAGE_CACHE_BYTES)
+                .create(path)
+                .map_err(|e| open_err(e, path))
+        })
+        .map_err(|e| match e {
+            StoreError::Unreadable(why) => StoreError::Unreadable(format!(
+                "{} is damaged: {why}; `crypto-report check` says what can still be read",
+                path.display()
+            )),
+            other => other,
+        })?;
         let store = Store {
             db,
             path: path.to_owned(),
+            damaged: Default::default(),
+            dictionary: Default::default(),
+            training_failed_at: Default::default(),
         };
         store.init_schema()?;
+        let stored = {
+            let tx = store.db.begin_read().map_err(db_err)?;
+            load_dictionary(&tx)?
+        };
+        *store
+            .dictionary
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
         Ok(store)
     }
 
@@ -222,13 +266,35 @@ impl Store {
             .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
+    /// The report `id`, verified against its hash: a damaged report is an error (logged the
+    /// first time it is met), never a report.
     pub fn report(&self, id: u64) -> Result<Option<Report>> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let table = tx.open_table(REPORTS).map_err(db_err)?;
         let Some(value) = table.get(id).map_err(db_err)? else {
             return Ok(None);
         };
-        decode_report(id, value.value()).map(Some)
+        self.decode(id, value.value())
+            .map(Some)
+            .inspect_err(|e| self.note_damage(id, e))
+    }
+
+    fn note_damage(&self, id: u64, e: &StoreError) {
+        if matches!(e, StoreError::Damaged { .. } | StoreError::Decode { .. }) {
+            let first = self
+                .damaged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id);
+            if first {
+                tracing::error!(store = %self.path.display(), error = %e, "damaged report; it is refused until re-imported (`crypto-report check` lists every damaged record)");
+            }
+        }
+    }
+
+    /// Whether `e` is about one damaged record (already logged), not the store as a whole.
+    pub fn is_record_damage(e: &StoreError) -> bool {
+        matches!(e, StoreError::Damaged { .. } | StoreError::Decode { .. })
     }
 
     pub fn count(&self) -> Result<u64> {
@@ -258,7 +324,7 @@ impl Store {
     }
 
     /// Newest-first reports, skipping `offset`, at most `limit`, with the total count, all
-    /// from one read transaction (one consistent view).
+    /// from one read transaction (one consistent view). Damaged reports are left out.
     pub fn newest_reports(&self, offset: u64, limit: usize) -> Result<(Vec<Report>, u64)> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let index = tx.open_table(BY_TIME).map_err(db_err)?;
@@ -273,7 +339,12 @@ impl Store {
         {
             let (_, id) = entry.map_err(db_err)?.0.value();
             if let Some(v) = table.get(id).map_err(db_err)? {
-                out.push(decode_report(id, v.value())?);
+                match self.decode(id, v.value()) {
+                    Ok(r) => out.push(r),
+                    // A damaged report is left out of lists (and logged once), not fatal to them.
+                    Err(e) if Store::is_record_damage(&e) => self.note_damage(id, &e),
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok((out, table.len().map_err(db_err)?))
@@ -306,8 +377,9 @@ impl Store {
         versions: &[Option<u64>],
         cursor: Option<(&str, u64)>,
     ) -> Result<Vec<UpsertOutcome>> {
-        let mut encoder = Encoder::new()?;
         let tx = self.db.begin_write().map_err(db_err)?;
+        let (dictionary, trained) = self.dictionary_for(&tx, reports)?;
+        let mut encoder = Encoder::new(dictionary.as_deref())?;
         let mut outcomes = Vec::with_capacity(reports.len());
         {
             let mut table = tx.open_table(REPORTS).map_err(db_err)?;
@@ -357,8 +429,80 @@ impl Store {
                     .map_err(db_err)?;
             }
         }
+        drop(encoder);
         tx.commit().map_err(db_err)?;
+        if trained {
+            // Only now that it is stored may other batches use it.
+            *self
+                .dictionary
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = dictionary;
+        }
         Ok(outcomes)
+    }
+
+    fn current_dictionary(&self) -> Option<Arc<Dictionary>> {
+        self.dictionary
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn decode(&self, id: u64, bytes: &[u8]) -> Result<Report> {
+        codec::decode_report(id, bytes, self.current_dictionary().as_ref())
+    }
+
+    /// The dictionary to compress `batch` with: the store's, or one trained now from the
+    /// batch and the reports already stored (written to the meta table in `tx`; the second
+    /// value says so). None while there is too little to learn from.
+    fn dictionary_for(
+        &self,
+        tx: &redb::WriteTransaction,
+        batch: &[Report],
+    ) -> Result<(Option<Arc<Dictionary>>, bool)> {
+        if let Some(d) = self.current_dictionary() {
+            return Ok((Some(d), false));
+        }
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        let stored = table.len().map_err(db_err)?;
+        let known = stored + batch.len() as u64;
+        let failed_at = self
+            .training_failed_at
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if known < codec::TRAINING_BODIES as u64 || (failed_at > 0 && known < 2 * failed_at) {
+            return Ok((None, false));
+        }
+        // A sample of a few dozen reports, at most 32 KiB of each: enough for the genre.
+        let mut bodies = Vec::new();
+        for r in batch.iter().take(2 * codec::TRAINING_BODIES) {
+            bodies.push(body_bytes(r)?);
+        }
+        for entry in table.iter().map_err(db_err)? {
+            if bodies.len() >= 2 * codec::TRAINING_BODIES {
+                break;
+            }
+            let (k, v) = entry.map_err(db_err)?;
+            if let Ok(r) = codec::decode_report(k.value(), v.value(), None) {
+                bodies.push(body_bytes(&r)?);
+            }
+        }
+        for b in &mut bodies {
+            b.truncate(32 * 1024);
+        }
+        match Dictionary::train(1, &bodies) {
+            Some((dictionary, bytes)) => {
+                tx.open_table(META)
+                    .map_err(db_err)?
+                    .insert(DICTIONARY_KEY, bytes.as_slice())
+                    .map_err(db_err)?;
+                Ok((Some(Arc::new(dictionary)), true))
+            }
+            None => {
+                self.training_failed_at
+                    .store(known, std::sync::atomic::Ordering::Relaxed);
+                Ok((None, false))
+            }
+        }
     }
 
     /// Source row versions of the reports with ids in `from..=to`, in id order.
@@ -385,9 +529,65 @@ impl Store {
         let table = tx.open_table(REPORTS).map_err(db_err)?;
         for entry in table.iter().map_err(db_err)? {
             let (k, v) = entry.map_err(db_err)?;
-            f(decode_report(k.value(), v.value())?)?;
+            f(self.decode(k.value(), v.value())?)?;
         }
         Ok(())
+    }
+
+    /// Visits every report in id order, each read and decoded on its own: a damaged record
+    /// is handed over as its error and the walk goes on; where the table itself cannot be
+    /// walked further, the walk ends with that error. `f` returning an error stops the walk.
+    pub fn scan_reports(&self, mut f: impl FnMut(u64, Result<Report>) -> Result<()>) -> Result<()> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        let mut next = 0u64;
+        loop {
+            // One id at a time, so a corrupted page costs the records on it, not the walk.
+            let step = check::guarded(|| -> Result<Option<(u64, Result<Report>)>> {
+                let Some(entry) = table.range(next..).map_err(db_err)?.next() else {
+                    return Ok(None);
+                };
+                let (k, v) = entry.map_err(db_err)?;
+                let id = k.value();
+                Ok(Some((id, self.decode(id, v.value()))))
+            });
+            match step {
+                Ok(None) => return Ok(()),
+                Ok(Some((id, report))) => {
+                    f(id, report)?;
+                    next = id.saturating_add(1);
+                    if id == u64::MAX {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    return Err(StoreError::Unreadable(format!(
+                        "the reports after id {} cannot be walked: {e}",
+                        next.saturating_sub(1)
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Writes a consistent copy of the whole store (one read transaction) to a new file at
+    /// `to`, in batches; returns the number of reports copied. The copy is a store of the
+    /// same schema that `check` can verify.
+    pub fn backup_to(&self, to: &Path) -> Result<u64> {
+        let source = self.db.begin_read().map_err(db_err)?;
+        let target = Database::builder()
+            .set_cache_size(PAGE_CACHE_BYTES)
+            .create(to)
+            .map_err(|e| open_err(e, to))?;
+        copy_table(&source, &target, META)?;
+        let reports = copy_table(&source, &target, REPORTS)?;
+        copy_table(&source, &target, BY_TIME)?;
+        copy_table(&source, &target, SOURCE_VERSIONS)?;
+        copy_table(&source, &target, CACHE)?;
+        copy_table(&source, &target, MARKET)?;
+        copy_table(&source, &target, HISTORY)?;
+        copy_table(&source, &target, CURSORS)?;
+        Ok(reports)
     }
 
     /// Second-tier cache read; an expired entry reads as absent.
@@ -534,6 +734,121 @@ fn decode<'a, T: Deserialize<'a>>(
         key: key.to_string(),
         source,
     })
+}
+
+/// The stored compression dictionary, if one was trained.
+fn load_dictionary(tx: &redb::ReadTransaction) -> Result<Option<Arc<Dictionary>>> {
+    let meta = tx.open_table(META).map_err(db_err)?;
+    let Some(v) = meta.get(DICTIONARY_KEY).map_err(db_err)? else {
+        return Ok(None);
+    };
+    Dictionary::from_stored(v.value()).map(|d| Some(Arc::new(d)))
+}
+
+/// Copies one table from a read transaction into `target`, a few hundred entries per commit.
+fn copy_table<K, V>(
+    source: &redb::ReadTransaction,
+    target: &Database,
+    table: TableDefinition<K, V>,
+) -> Result<u64>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+    for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
+{
+    const CHUNK: usize = 256;
+    let from = source.open_table(table).map_err(db_err)?;
+    let mut entries = from.iter().map_err(db_err)?;
+    let mut copied = 0;
+    loop {
+        let tx = target.begin_write().map_err(db_err)?;
+        let mut done = true;
+        {
+            let mut to = tx.open_table(table).map_err(db_err)?;
+            for entry in entries.by_ref().take(CHUNK) {
+                let (k, v) = entry.map_err(db_err)?;
+                to.insert(k.value(), v.value()).map_err(db_err)?;
+                copied += 1;
+                done = false;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        if done {
+            return Ok(copied);
+        }
+    }
+}
+
+/// Builds a new store under a temporary name and links it into place once its schema is
+/// written: a process killed while creating it leaves no half-made file where the store
+/// belongs (so an empty or foreign file there is always somebody's data, never ours).
+fn create_new(path: &Path) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let io_err = |source| StoreError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".crypto-report-new-")
+        .tempfile_in(dir)
+        .map_err(io_err)?
+        .into_temp_path();
+    std::fs::remove_file(&temp).map_err(io_err)?;
+    {
+        let db = Database::builder()
+            .set_cache_size(PAGE_CACHE_BYTES)
+            .create(&temp)
+            .map_err(|e| open_err(e, &temp))?;
+        let fresh = Store {
+            db,
+            path: temp.to_path_buf(),
+            damaged: Default::default(),
+            dictionary: Default::default(),
+            training_failed_at: Default::default(),
+        };
+        fresh.init_schema()?;
+    }
+    // A link never replaces: if another process created the store meanwhile, theirs stays.
+    match std::fs::hard_link(&temp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::CreateDir {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// An existing file that is empty or not a redb file is never turned into a new store: it is
+/// somebody's data, or what is left of ours.
+fn refuse_empty_or_foreign(path: &Path) -> Result<()> {
+    use std::io::Read;
+    const MAGIC: &[u8] = b"redb\x1a\x0a\xa9\x0d\x0a";
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        // Permissions and the like: let the real open report them.
+        Err(_) => return Ok(()),
+    };
+    let mut head = [0u8; 9];
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(_) => return Ok(()),
+        }
+    }
+    match read {
+        0 => Err(StoreError::Empty(path.to_owned())),
+        n if head[..n] != MAGIC[..n] || n < MAGIC.len() => {
+            Err(StoreError::Foreign(path.to_owned()))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn open_err(e: redb::DatabaseError, path: &Path) -> StoreError {

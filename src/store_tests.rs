@@ -108,7 +108,7 @@ fn schema_mismatch_is_refused_not_rewritten() {
         "{err}"
     );
     assert!(matches!(
-        check(&path),
+        check(&path, false),
         Err(StoreError::SchemaMismatch { .. })
     ));
     // Still 99 afterwards: nothing was rewritten.
@@ -138,13 +138,13 @@ fn check_counts_and_finds_nothing_wrong() {
             .expect("upsert");
         store.cache_put("k", b"v", i64::MAX).expect("cache");
     }
-    let summary = check(&path).expect("check");
+    let summary = check(&path, false).expect("check");
     assert_eq!(summary.reports, 1);
     assert_eq!(summary.index_entries, 1);
     assert_eq!(summary.cache_entries, 1);
     assert!(summary.problems.is_empty(), "{:?}", summary.problems);
     assert!(matches!(
-        check(&dir.path().join("absent.redb")),
+        check(&dir.path().join("absent.redb"), false),
         Err(StoreError::Missing(_))
     ));
 }
@@ -195,7 +195,10 @@ fn a_schema_1_store_is_upgraded_in_place() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(FILE_NAME);
     std::fs::write(&path, fixture("crypto-report.redb.gz")).expect("copy");
-    assert!(matches!(check(&path), Err(StoreError::NeedsUpgrade(_))));
+    assert!(matches!(
+        check(&path, false),
+        Err(StoreError::NeedsUpgrade(_))
+    ));
     let expected: Vec<crate::reports::Report> = String::from_utf8(fixture("reports.jsonl.gz"))
         .expect("utf8")
         .lines()
@@ -232,7 +235,7 @@ fn a_schema_1_store_is_upgraded_in_place() {
                 .id
         );
     }
-    let summary = check(&path).expect("check");
+    let summary = check(&path, false).expect("check");
     assert_eq!(summary.schema_version, SCHEMA_VERSION);
     assert!(summary.problems.is_empty(), "{:?}", summary.problems);
     // Opening again is a plain open (nothing left to migrate).
@@ -240,8 +243,8 @@ fn a_schema_1_store_is_upgraded_in_place() {
     assert!(std::fs::metadata(&path).expect("size").len() <= before * 2);
 }
 
-#[test]
-fn a_damaged_report_is_an_error_for_that_report_only() {
+#[tokio::test]
+async fn a_damaged_report_is_an_error_for_that_report_only() {
     let (_dir, store) = temp_store();
     let reports = [
         sample(1, "2026-11-18T08:00:00Z"),
@@ -269,6 +272,50 @@ fn a_damaged_report_is_an_error_for_that_report_only() {
         Err(StoreError::Damaged { id: 1, .. })
     ));
     assert_eq!(store.report(2).expect("read"), Some(reports[1].clone()));
+    let summary = check_store(&store);
+    assert_eq!(summary.problems.len(), 1, "{:?}", summary.problems);
+    assert!(
+        summary.problems[0].starts_with("report 1:"),
+        "{:?}",
+        summary.problems
+    );
+
+    // Served: a 500 page for that report only; its neighbour and the lists still work.
+    let state =
+        crate::AppState::new(store, crate::Settings::new("http://example.test")).expect("state");
+    let status = |path: &'static str| {
+        let app = crate::app(state.clone());
+        async move {
+            use tower::ServiceExt;
+            let req = axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            app.oneshot(req)
+                .await
+                .expect("infallible")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status("/crypto_report/1/frame").await, 500);
+    assert_eq!(status("/crypto_report/1").await, 500);
+    for ok in [
+        "/crypto_report/2/frame",
+        "/crypto_report/2",
+        "/",
+        "/crypto_reports_list",
+        "/rss.xml",
+    ] {
+        assert_eq!(status(ok).await, 200, "{ok}");
+    }
+}
+
+/// `check` on a store that is open: verifies a backup taken from it.
+fn check_store(store: &Store) -> CheckSummary {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join(FILE_NAME);
+    store.backup_to(&copy).expect("backup");
+    check(&copy, false).expect("check")
 }
 
 #[test]

@@ -163,3 +163,258 @@ fn help_names_secret_variables_without_their_values() {
         "ordinary values still show: {help}"
     );
 }
+
+/// The bundled samples imported into a fresh store in `dir`.
+fn seeded(dir: &std::path::Path) {
+    let samples = format!("{}/data/sample-reports.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let out = run(&["import", "--from", &samples], dir);
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn an_empty_store_file_is_refused_not_replaced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    std::fs::write(&path, b"").expect("truncate");
+    for args in [
+        &["check"][..],
+        &["export", "--to", "-"],
+        &["serve", "--listen", "127.0.0.1:0"],
+    ] {
+        let out = run(args, dir.path());
+        assert!(!out.status.success(), "{args:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("empty file"), "{args:?}: {stderr}");
+    }
+    assert_eq!(std::fs::metadata(&path).expect("still there").len(), 0);
+    std::fs::write(&path, b"PK\x03\x04 a zip file").expect("foreign");
+    let out = run(&["serve", "--listen", "127.0.0.1:0"], dir.path());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a crypto-report store"));
+}
+
+#[test]
+fn check_after_an_unclean_stop_says_what_it_found_and_repairs_on_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    seeded(dir.path());
+    // A server killed with SIGKILL leaves the store needing redb's repair.
+    let mut server = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("CR_DATA_DIR", dir.path())
+        .env("CR_COINGECKO_URL", "http://127.0.0.1:9")
+        .env("CR_BINANCE_URL", "http://127.0.0.1:9")
+        .env("CR_ALTERNATIVE_ME_URL", "http://127.0.0.1:9")
+        .env("CR_COINMARKETCAP_URL", "http://127.0.0.1:9")
+        .env("CR_TAAPI_URL", "http://127.0.0.1:9")
+        .env("CR_FINNHUB_URL", "http://127.0.0.1:9")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut log = std::io::BufReader::new(server.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut log, &mut line).expect("log") > 0
+        && !line.contains("listening")
+    {
+        line.clear();
+    }
+    server.kill().expect("kill -9");
+    server.wait().expect("wait");
+
+    let before = std::fs::read(dir.path().join(FILE_NAME)).expect("read");
+    let check = run(&["check"], dir.path());
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{check:?}");
+    assert!(
+        stdout.contains("not closed cleanly") && stdout.contains("reports: 7"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join(FILE_NAME)).expect("read"),
+        before,
+        "check changed the file"
+    );
+
+    let repair = run(&["check", "--repair"], dir.path());
+    assert!(repair.status.success(), "{repair:?}");
+    assert!(String::from_utf8_lossy(&repair.stdout).contains("repaired in place"));
+    let again = run(&["check"], dir.path());
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        again.status.success() && !stdout.contains("note:"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn overwritten_pages_are_reported_never_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    seeded(dir.path());
+    let path = dir.path().join(FILE_NAME);
+    let mut bytes = std::fs::read(&path).expect("read");
+    let middle = bytes.len() / 2;
+    let end = (middle + 64 * 1024).min(bytes.len());
+    bytes[middle..end].fill(0xA5);
+    std::fs::write(&path, &bytes).expect("write");
+    for args in [&["check"][..], &["export", "--to", "-"]] {
+        let out = run(args, dir.path());
+        assert_ne!(out.status.code(), Some(101), "{args:?} panicked: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let check = run(&["check"], dir.path());
+    assert!(!check.status.success());
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    assert!(all.contains("problem") || all.contains("error"), "{all}");
+}
+
+#[test]
+fn a_full_disk_during_import_says_what_was_committed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("in.jsonl");
+    // Text that does not compress: the store must really grow.
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut noise = || {
+        (0..200_000)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'!' + (seed % 90) as u8)
+            })
+            .collect::<String>()
+    };
+    let lines: Vec<String> = (1..=60)
+        .map(|i| {
+            serde_json::json!({
+                "id": i, "html_content": format!("<p>{i} {}</p>", noise()), "css_content": null,
+                "js_content": null, "html_content_en": null, "js_content_en": null,
+                "created_at": "2026-11-18T08:00:00Z",
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).expect("write");
+    // A file-size limit stands in for a full disk: writes past it fail (SIGXFSZ ignored).
+    let out = Command::new("bash")
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 4096; exec \"$0\" import --from \"$1\"",
+            BIN,
+        ])
+        .arg(&file)
+        .env("CR_DATA_DIR", dir.path().join("store"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(committed before the error)"), "{out:?}");
+    let committed: u64 = stdout
+        .trim()
+        .strip_prefix("new ")
+        .and_then(|s| s.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a summary line");
+    let check = run(&["check", "--repair"], &dir.path().join("store"));
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{check:?}");
+    assert!(
+        report.contains(&format!("reports: {committed}")),
+        "{report}"
+    );
+}
+
+#[test]
+fn backup_is_consistent_whether_or_not_a_server_holds_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    seeded(dir.path());
+    let exported = |data: &std::path::Path| {
+        let out = run(&["export", "--to", "-"], data);
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    };
+    let original = exported(dir.path());
+
+    // No server: the command copies the store itself.
+    let direct = dir.path().join("direct.redb");
+    let out = run(
+        &["backup", "--to", direct.to_str().expect("utf8")],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("backup of 7 reports"),
+        "{out:?}"
+    );
+    let restored = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&direct, restored.path().join(FILE_NAME)).expect("copy");
+    assert_eq!(exported(restored.path()), original);
+
+    // A server holds the store: it takes the copy from a read transaction.
+    const TOKEN: &str = "backup-admin-token-0123456789";
+    let mut server = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
+        .env("CR_DATA_DIR", dir.path())
+        .envs(
+            [
+                "COINGECKO",
+                "COINMARKETCAP",
+                "BINANCE",
+                "ALTERNATIVE_ME",
+                "TAAPI",
+                "FINNHUB",
+            ]
+            .map(|p| (format!("CR_{p}_URL"), "http://127.0.0.1:9")),
+        )
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut log = std::io::BufReader::new(server.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut log, &mut line).expect("log") > 0,
+            "no address"
+        );
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    let online = dir.path().join("online.redb");
+    let refused = run(
+        &[
+            "backup",
+            "--to",
+            online.to_str().expect("utf8"),
+            "--server",
+            &format!("http://{addr}"),
+        ],
+        dir.path(),
+    );
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("admin token"),
+        "{refused:?}"
+    );
+    let out = Command::new(BIN)
+        .args(["backup", "--to", online.to_str().expect("utf8")])
+        .args(["--server", &format!("http://{addr}")])
+        .env("CR_DATA_DIR", dir.path())
+        .env("CR_ADMIN_TOKEN", TOKEN)
+        .output()
+        .expect("backup");
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("taken by the server"),
+        "{out:?}"
+    );
+    let restored = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&online, restored.path().join(FILE_NAME)).expect("copy");
+    assert_eq!(exported(restored.path()), original);
+    assert!(!dir.path().join("online.partial").exists());
+}

@@ -1,17 +1,25 @@
-//! `check`: opens an existing store read-only and verifies every record and the date index.
+//! `check`: verifies a store without changing it (unless asked to repair it): every report
+//! decompressed and matched against its content hash, the date index both ways, the counts.
+//!
+//! A store that was not closed cleanly (a killed server or import) needs redb's repair before
+//! it can be read; that is not damage, and the next writable open does it. Without `--repair`,
+//! `check` verifies a repaired copy and leaves the file as it is. Damage is reported record
+//! by record: a page that makes redb panic is caught and named, never a crash.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::codec::decode_report;
 use super::{
     BY_TIME, CACHE, HISTORY, MARKET, META, PAGE_CACHE_BYTES, REPORTS, Result, SCHEMA_KEY,
-    SCHEMA_VERSION, StoreError, db_err, decode_version, open_err,
+    SCHEMA_VERSION, Store, StoreError, db_err, decode_version, load_dictionary, open_err,
+    refuse_empty_or_foreign,
 };
 
 /// What `check` found.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct CheckSummary {
     pub schema_version: u32,
     pub reports: u64,
@@ -19,20 +27,73 @@ pub struct CheckSummary {
     pub cache_entries: u64,
     pub market_fields: u64,
     pub history_points: u64,
+    /// What is wrong, one line per damaged record or structure. Empty: the store is sound.
     pub problems: Vec<String>,
+    /// What is worth knowing but not damage (an unclean stop, a repair made).
+    pub notes: Vec<String>,
 }
 
-/// Verifies every report (decompressed and matched against its content hash) and the index.
-pub fn check(path: &Path) -> Result<CheckSummary> {
+/// Verifies the store at `path`. With `repair`, a store left by an unclean stop is repaired in
+/// place first (as `serve` would on open); without, a repaired copy is verified instead.
+pub fn check(path: &Path, repair: bool) -> Result<CheckSummary> {
+    guarded(|| check_unguarded(path, repair)).map_err(|e| match e {
+        StoreError::Unreadable(why) => StoreError::Unreadable(format!(
+            "the structure of {} is damaged, so no record can be read through it: {why}; restore a backup (`crypto-report backup`) or re-import the reports",
+            path.display()
+        )),
+        other => other,
+    })
+}
+
+fn check_unguarded(path: &Path, repair: bool) -> Result<CheckSummary> {
     if !path.exists() {
         return Err(StoreError::Missing(path.to_owned()));
     }
-    let db = Database::builder()
-        .set_cache_size(PAGE_CACHE_BYTES)
-        .open_read_only(path)
-        .map_err(|e| open_err(e, path))?;
+    refuse_empty_or_foreign(path)?;
+    let mut notes = Vec::new();
+    let read_only = || {
+        Database::builder()
+            .set_cache_size(PAGE_CACHE_BYTES)
+            .open_read_only(path)
+    };
+    let summary = match read_only() {
+        Ok(db) => verify(&db, path),
+        Err(redb::DatabaseError::RepairAborted) if repair => {
+            drop(Store::open(path)?);
+            notes.push("the store was not closed cleanly; repaired in place".into());
+            verify(&read_only().map_err(|e| open_err(e, path))?, path)
+        }
+        Err(redb::DatabaseError::RepairAborted) => {
+            notes.push(
+                "the store was not closed cleanly (a server or import was killed): not damage; the next `serve` or `import` repairs it on open, or `check --repair` now. Verified a repaired copy; the file is unchanged"
+                    .into(),
+            );
+            let copy = tempfile::tempdir().map_err(|source| StoreError::CreateDir {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+            let copied = copy.path().join(super::FILE_NAME);
+            std::fs::copy(path, &copied).map_err(|source| StoreError::CreateDir {
+                path: copied.clone(),
+                source,
+            })?;
+            drop(Store::open(&copied)?);
+            let db = Database::builder()
+                .set_cache_size(PAGE_CACHE_BYTES)
+                .open_read_only(&copied)
+                .map_err(|e| open_err(e, &copied))?;
+            verify(&db, path)
+        }
+        Err(e) => Err(open_err(e, path)),
+    };
+    summary.map(|mut s| {
+        s.notes.splice(0..0, notes);
+        s
+    })
+}
+
+fn verify(db: &ReadOnlyDatabase, path: &Path) -> Result<CheckSummary> {
     let tx = db.begin_read().map_err(db_err)?;
-    let mut problems = Vec::new();
     let meta = tx.open_table(META).map_err(db_err)?;
     let schema_version = meta
         .get(SCHEMA_KEY)
@@ -48,52 +109,112 @@ pub fn check(path: &Path) -> Result<CheckSummary> {
             expected: SCHEMA_VERSION,
         });
     }
+    let mut summary = CheckSummary {
+        schema_version,
+        ..CheckSummary::default()
+    };
+    let dictionary = match load_dictionary(&tx) {
+        Ok(d) => d,
+        Err(e) => {
+            summary
+                .problems
+                .push(format!("the compression dictionary cannot be read: {e}"));
+            None
+        }
+    };
     let reports = tx.open_table(REPORTS).map_err(db_err)?;
     let index = tx.open_table(BY_TIME).map_err(db_err)?;
-    for entry in reports.iter().map_err(db_err)? {
-        let (k, v) = entry.map_err(db_err)?;
-        let id = k.value();
-        match decode_report(id, v.value()) {
-            Ok(r) => {
-                let key = (r.created_at.timestamp_micros(), id);
-                if index.get(key).map_err(db_err)?.is_none() {
-                    problems.push(format!("report {id} is missing from the date index"));
+
+    // Every id either table knows, walked without trusting either walk to finish.
+    let mut ids = std::collections::BTreeSet::new();
+    let walked = guarded(|| -> Result<()> {
+        for entry in reports.iter().map_err(db_err)? {
+            ids.insert(entry.map_err(db_err)?.0.value());
+        }
+        Ok(())
+    });
+    if let Err(e) = walked {
+        summary.problems.push(format!(
+            "the reports table cannot be walked past id {}: {e}",
+            ids.last().copied().unwrap_or(0)
+        ));
+    }
+    let mut dated = std::collections::BTreeMap::new();
+    let walked = guarded(|| -> Result<()> {
+        for entry in index.iter().map_err(db_err)? {
+            let (at, id) = entry.map_err(db_err)?.0.value();
+            dated.insert(id, at);
+        }
+        Ok(())
+    });
+    if let Err(e) = walked {
+        summary
+            .problems
+            .push(format!("the date index cannot be walked to its end: {e}"));
+    }
+    ids.extend(dated.keys().copied());
+
+    for &id in &ids {
+        let record = guarded(|| -> Result<Option<crate::reports::Report>> {
+            match reports.get(id).map_err(db_err)? {
+                Some(v) => decode_report(id, v.value(), dictionary.as_ref()).map(Some),
+                None => Ok(None),
+            }
+        });
+        match record {
+            Ok(Some(r)) => {
+                summary.reports += 1;
+                if dated.get(&id) != Some(&r.created_at.timestamp_micros()) {
+                    summary
+                        .problems
+                        .push(format!("report {id} is missing from the date index"));
                 }
                 if let Err(e) = r.validate() {
-                    problems.push(format!("report {id} is invalid: {e}"));
+                    summary
+                        .problems
+                        .push(format!("report {id} is invalid: {e}"));
                 }
             }
-            Err(e) => problems.push(e.to_string()),
-        }
-    }
-    for entry in index.iter().map_err(db_err)? {
-        let (k, _) = entry.map_err(db_err)?;
-        let (_, id) = k.value();
-        if reports.get(id).map_err(db_err)?.is_none() {
-            problems.push(format!(
+            Ok(None) => summary.problems.push(format!(
                 "date index names report {id}, which does not exist"
-            ));
+            )),
+            Err(e) => summary.problems.push(format!("report {id}: {e}")),
         }
     }
-    Ok(CheckSummary {
-        schema_version,
-        reports: reports.len().map_err(db_err)?,
-        index_entries: index.len().map_err(db_err)?,
-        cache_entries: tx
-            .open_table(CACHE)
-            .map_err(db_err)?
-            .len()
-            .map_err(db_err)?,
-        market_fields: tx
-            .open_table(MARKET)
-            .map_err(db_err)?
-            .len()
-            .map_err(db_err)?,
-        history_points: tx
-            .open_table(HISTORY)
-            .map_err(db_err)?
-            .len()
-            .map_err(db_err)?,
-        problems,
-    })
+    summary.index_entries = dated.len() as u64;
+    let count = |t: std::result::Result<u64, redb::StorageError>| t.unwrap_or(0);
+    summary.cache_entries = count(tx.open_table(CACHE).map_err(db_err)?.len());
+    summary.market_fields = count(tx.open_table(MARKET).map_err(db_err)?.len());
+    summary.history_points = count(tx.open_table(HISTORY).map_err(db_err)?.len());
+    Ok(summary)
+}
+
+thread_local! {
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside [`guarded`], where a panic is an expected report of damage
+/// (a panic hook can stay quiet about it).
+pub fn panic_is_handled() -> bool {
+    GUARDED.with(std::cell::Cell::get)
+}
+
+/// Runs `f`, turning a panic inside redb (a corrupted page) into an error.
+pub(super) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let outer = GUARDED.with(|g| g.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(outer));
+    match result {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            Err(StoreError::Unreadable(format!(
+                "a damaged page cannot be read ({what})"
+            )))
+        }
+    }
 }

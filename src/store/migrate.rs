@@ -7,11 +7,13 @@
 //! market tables keep their shape; the second-tier cache is emptied (it is only a cache).
 
 use chrono::DateTime;
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Deserialize;
 
-use super::codec::Encoder;
-use super::{CACHE, META, REPORTS, Result, SCHEMA_KEY, db_err, decode};
+use super::codec::{Dictionary, Encoder, TRAINING_BODIES, body_bytes};
+use super::{
+    CACHE, DICTIONARY_KEY, META, REPORTS, Result, SCHEMA_KEY, db_err, decode, load_dictionary,
+};
 use crate::reports::Report;
 
 const REPORTS_V1: TableDefinition<u64, &[u8]> = TableDefinition::new("reports");
@@ -35,8 +37,9 @@ struct StoredReportV1 {
 
 /// Rewrites a schema-1 store as schema 2; returns how many reports were copied.
 pub(super) fn v1_to_v2(db: &Database) -> Result<u64> {
+    let dictionary = train_from_v1(db)?;
     let mut copied = 0;
-    let mut encoder = Encoder::new()?;
+    let mut encoder = Encoder::new(dictionary.as_deref())?;
     loop {
         let tx = db.begin_write().map_err(db_err)?;
         let done = {
@@ -50,18 +53,7 @@ pub(super) fn v1_to_v2(db: &Database) -> Result<u64> {
             let mut batch = Vec::with_capacity(BATCH);
             for entry in old.range(next..).map_err(db_err)?.take(BATCH) {
                 let (k, v) = entry.map_err(db_err)?;
-                let id = k.value();
-                let r: StoredReportV1 = decode("reports", id, v.value())?;
-                batch.push(Report {
-                    id,
-                    html_content: r.html_content,
-                    css_content: r.css_content,
-                    js_content: r.js_content,
-                    html_content_en: r.html_content_en,
-                    js_content_en: r.js_content_en,
-                    created_at: DateTime::from_timestamp_micros(r.created_at_us)
-                        .unwrap_or_default(),
-                });
+                batch.push(v1_report(k.value(), v.value())?);
             }
             drop(old);
             let mut new = tx.open_table(REPORTS).map_err(db_err)?;
@@ -96,4 +88,49 @@ pub(super) fn v1_to_v2(db: &Database) -> Result<u64> {
             return Ok(copied);
         }
     }
+}
+
+fn v1_report(id: u64, bytes: &[u8]) -> Result<Report> {
+    let r: StoredReportV1 = decode("reports", id, bytes)?;
+    Ok(Report {
+        id,
+        html_content: r.html_content,
+        css_content: r.css_content,
+        js_content: r.js_content,
+        html_content_en: r.html_content_en,
+        js_content_en: r.js_content_en,
+        created_at: DateTime::from_timestamp_micros(r.created_at_us).unwrap_or_default(),
+    })
+}
+
+/// The compression dictionary for the migrated bodies: the one a previous, interrupted run
+/// stored, or one trained on the first schema-1 reports (none for a small store).
+fn train_from_v1(db: &Database) -> Result<Option<std::sync::Arc<Dictionary>>> {
+    {
+        let tx = db.begin_read().map_err(db_err)?;
+        if let Some(d) = load_dictionary(&tx)? {
+            return Ok(Some(d));
+        }
+    }
+    let tx = db.begin_write().map_err(db_err)?;
+    let trained = {
+        let old = tx.open_table(REPORTS_V1).map_err(db_err)?;
+        let mut bodies = Vec::new();
+        for entry in old.iter().map_err(db_err)?.take(2 * TRAINING_BODIES) {
+            let (k, v) = entry.map_err(db_err)?;
+            let mut body = body_bytes(&v1_report(k.value(), v.value())?)?;
+            body.truncate(32 * 1024);
+            bodies.push(body);
+        }
+        Dictionary::train(1, &bodies)
+    };
+    let Some((dictionary, bytes)) = trained else {
+        return Ok(None);
+    };
+    tx.open_table(META)
+        .map_err(db_err)?
+        .insert(DICTIONARY_KEY, bytes.as_slice())
+        .map_err(db_err)?;
+    tx.commit().map_err(db_err)?;
+    Ok(Some(std::sync::Arc::new(dictionary)))
 }
