@@ -19,8 +19,9 @@ use crate::store::{Store, StoreError, UpsertOutcome};
 /// Most reports written per transaction.
 pub const BATCH: usize = 100;
 /// Most bytes of report text held for one transaction: memory stays bounded whatever the
-/// input, and one large report still fits.
-pub const BATCH_BYTES: usize = MAX_REPORT_BYTES;
+/// input (a report larger than this gets a batch of its own). With one batch committing while
+/// the next is read, an import holds about twice this in report text.
+pub const BATCH_BYTES: usize = 4 << 20;
 /// A line longer than this cannot hold a valid report (JSON escaping at most doubles it).
 const MAX_LINE: usize = 2 * MAX_REPORT_BYTES + 4096;
 
