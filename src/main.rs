@@ -91,7 +91,11 @@ fn hub(http: &HttpArgs) -> live::Hub {
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     args.http.validate()?;
     let listen = args.http.listen_addr()?;
-    let market = market::Config::from_args(&args.market.clone().with_upstream_fallbacks());
+    let market = args
+        .market
+        .clone()
+        .with_upstream_fallbacks()
+        .market_config();
     let path = args.store.store_path();
     let store = Store::open(&path)?;
     tracing::info!(store = %path.display(), "store open");

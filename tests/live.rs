@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestApp;
+use common::server::RunningServer;
 use crypto_report::live::{Hub, HubSettings};
 use crypto_report::market::{DEMO_SEED, Market, Snapshot};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -28,8 +28,7 @@ struct Server {
     addr: SocketAddr,
     app: TestApp,
     snapshots: watch::Sender<Arc<Snapshot>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    running: RunningServer,
 }
 
 impl Server {
@@ -51,20 +50,12 @@ impl Server {
             Some(market) => app.state = app.state.clone().with_market(market),
             None => app.state.live.follow(rx),
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(crypto_report::serve(listener, app.state.clone(), async {
-            let _ = stopped.await;
-        }));
+        let running = RunningServer::start(app.state.clone()).await;
         Server {
-            addr,
+            addr: running.addr,
             app,
             snapshots,
-            stop: Some(stop),
-            task,
+            running,
         }
     }
 
@@ -106,13 +97,8 @@ impl Server {
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let _ = timeout(Duration::from_secs(15), &mut self.task)
-            .await
-            .expect("server stops in time");
+    async fn stop(self) {
+        self.running.stop().await.expect("clean stop");
     }
 }
 

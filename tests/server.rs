@@ -4,42 +4,15 @@ mod common;
 
 use std::time::Duration;
 
+use common::server::{RunningServer, raw_get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-async fn start(
-    app: &common::TestApp,
-) -> (
-    std::net::SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = app.state.clone();
-    let server = tokio::spawn(crypto_report::serve(listener, state, async move {
-        let _ = rx.await;
-    }));
-    (addr, tx, server)
-}
-
-async fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
-        .await
-        .expect("response in time")
-        .expect("read");
-    String::from_utf8_lossy(&out).into_owned()
-}
+use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn serves_over_tcp_and_stops_gracefully() {
     let app = common::TestApp::with_reports(3);
-    let (addr, stop, server) = start(&app).await;
+    let server = RunningServer::start(app.state.clone()).await;
+    let addr = server.addr;
     let response = raw_get(addr, "/crypto_report/2").await;
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(
@@ -50,11 +23,7 @@ async fn serves_over_tcp_and_stops_gracefully() {
 
     // A connection that is open but idle when shutdown starts must not hold the server.
     let idle = TcpStream::connect(addr).await.expect("connect");
-    stop.send(()).expect("signal");
-    let result = tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("shutdown within the bound")
-        .expect("join");
+    let result = server.stop().await;
     assert!(result.is_ok(), "{result:?}");
     drop(idle);
     assert!(
@@ -66,7 +35,8 @@ async fn serves_over_tcp_and_stops_gracefully() {
 #[tokio::test]
 async fn in_flight_requests_finish_during_shutdown() {
     let app = common::TestApp::with_reports(2);
-    let (addr, stop, server) = start(&app).await;
+    let server = RunningServer::start(app.state.clone()).await;
+    let addr = server.addr;
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     // Send the request head in two parts so it is in flight when shutdown begins.
     stream
@@ -74,7 +44,8 @@ async fn in_flight_requests_finish_during_shutdown() {
         .await
         .expect("write");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    stop.send(()).expect("signal");
+    let mut server = server;
+    server.signal();
     stream
         .write_all(b"Connection: close\r\n\r\n")
         .await
@@ -86,17 +57,14 @@ async fn in_flight_requests_finish_during_shutdown() {
         .expect("read");
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("shutdown within the bound")
-        .expect("join")
-        .expect("clean stop");
+    server.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
 async fn malformed_http_gets_an_error_not_a_hang() {
     let app = common::TestApp::with_reports(1);
-    let (addr, stop, server) = start(&app).await;
+    let server = RunningServer::start(app.state.clone()).await;
+    let addr = server.addr;
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     stream
         .write_all(b"GARBAGE \x00\x01\x02 nonsense\r\n\r\n")
@@ -112,15 +80,15 @@ async fn malformed_http_gets_an_error_not_a_hang() {
     );
     // The server is still healthy afterwards.
     assert!(raw_get(addr, "/health").await.starts_with("HTTP/1.1 200"));
-    stop.send(()).expect("signal");
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    server.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let mut app = common::TestApp::with_reports(1);
     app.set_settings(|s| s.header_timeout = Duration::from_millis(500));
-    let (addr, stop, server) = start(&app).await;
+    let server = RunningServer::start(app.state.clone()).await;
+    let addr = server.addr;
     let mut slow = TcpStream::connect(addr).await.expect("connect");
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
         .await
@@ -129,15 +97,15 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut out)).await;
     assert!(closed.is_ok(), "the server closed the connection");
     assert!(raw_get(addr, "/health").await.starts_with("HTTP/1.1 200"));
-    stop.send(()).expect("signal");
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    server.stop().await.expect("clean stop");
 }
 
 #[tokio::test]
 async fn connections_past_the_cap_wait_instead_of_being_served() {
     let mut app = common::TestApp::with_reports(1);
     app.set_settings(|s| s.max_connections = 1);
-    let (addr, stop, server) = start(&app).await;
+    let server = RunningServer::start(app.state.clone()).await;
+    let addr = server.addr;
     // The only slot is held by an idle keep-alive connection.
     let mut first = TcpStream::connect(addr).await.expect("connect");
     first
@@ -158,6 +126,5 @@ async fn connections_past_the_cap_wait_instead_of_being_served() {
             .expect("served once the slot frees")
             .starts_with("HTTP/1.1 200")
     );
-    stop.send(()).expect("signal");
-    let _ = tokio::time::timeout(Duration::from_secs(10), server).await;
+    server.stop().await.expect("clean stop");
 }

@@ -1,10 +1,14 @@
-//! Shared fixtures for the integration tests: a temp store with reports and a request helper.
+//! Shared fixtures for the integration tests: a temp store with reports, a request helper, a
+//! real server on 127.0.0.1:0 (`server`) and the fake provider server (`fake`).
 #![allow(dead_code)]
+
+pub mod fake;
+pub mod server;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
-use crypto_report::config::Secret;
 use crypto_report::reports::Report;
+use crypto_report::secret::Secret;
 use crypto_report::store::{FILE_NAME, Store};
 use crypto_report::{AppState, Settings};
 use http_body_util::BodyExt;
