@@ -20,6 +20,7 @@ pub mod secret;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tasks;
 
 use crate::cache::Change;
 use crate::store::{ReportRef, Store, StoreError, UpsertOutcome};

@@ -32,11 +32,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use self::patch::merge_patch;
 use crate::AppState;
 use crate::error::ErrorMarker;
 use crate::market::{Market, Snapshot};
+use crate::tasks::Background;
 
 /// Clients only ever send pings: a bigger message closes the connection (1009).
 const MAX_INCOMING: usize = 4 * 1024;
@@ -50,8 +52,6 @@ const MAX_WRITE_BUFFER: usize = 256 * 1024;
 const EVENT_BACKLOG: usize = 16;
 /// How long a client gets to answer our close frame at shutdown.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// How long shutdown waits for every client to be closed.
-pub const CLOSE_DRAIN: Duration = Duration::from_secs(3);
 
 /// Limits and timers of the hub.
 #[derive(Debug, Clone)]
@@ -116,19 +116,14 @@ struct Inner {
     started: AtomicBool,
     frames: watch::Sender<Option<Arc<Frame>>>,
     events: broadcast::Sender<Utf8Bytes>,
-    shutdown: watch::Sender<bool>,
+    /// The follower and every client run here; its cancellation closes them all.
+    tasks: Background,
 }
 
 /// The WebSocket hub; cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
-}
-
-impl Default for Hub {
-    fn default() -> Self {
-        Hub::new(HubSettings::default())
-    }
 }
 
 impl std::fmt::Debug for Hub {
@@ -141,10 +136,10 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    pub fn new(settings: HubSettings) -> Hub {
+    /// A hub whose follower and clients run in `tasks` and close when it is cancelled.
+    pub fn new(settings: HubSettings, tasks: &Background) -> Hub {
         let (frames, _) = watch::channel(None);
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
-        let (shutdown, _) = watch::channel(false);
         Hub {
             inner: Arc::new(Inner {
                 settings,
@@ -153,7 +148,7 @@ impl Hub {
                 started: AtomicBool::new(false),
                 frames,
                 events,
-                shutdown,
+                tasks: tasks.clone(),
             }),
         }
     }
@@ -183,8 +178,7 @@ impl Hub {
         let first = snapshots.borrow_and_update().clone();
         self.push(&*first, source_of(first.demo), true);
         let hub = self.clone();
-        let mut shutdown = self.inner.shutdown.subscribe();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn("live hub", |stop| async move {
             loop {
                 tokio::select! {
                     changed = snapshots.changed() => {
@@ -194,7 +188,7 @@ impl Hub {
                         let snapshot = snapshots.borrow_and_update().clone();
                         hub.push(&*snapshot, source_of(snapshot.demo), true);
                     }
-                    () = stopped(&mut shutdown) => break,
+                    () = stop.cancelled() => break,
                 }
             }
         });
@@ -260,29 +254,8 @@ impl Hub {
         let _ = self.inner.events.send(message.to_string().into());
     }
 
-    /// Asks every client to close (close frame 1001) and refuses new ones.
-    pub fn shutdown(&self) {
-        self.inner.shutdown.send_replace(true);
-    }
-
-    /// Waits until every client is gone, at most `limit`; returns whether they all left.
-    pub async fn drained(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while self.clients() > 0 {
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    clients = self.clients(),
-                    "WebSocket clients still open at shutdown"
-                );
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        true
-    }
-
     fn is_shutting_down(&self) -> bool {
-        *self.inner.shutdown.borrow()
+        self.inner.tasks.is_cancelled()
     }
 
     /// Takes one client slot, unless the hub is full or closing.
@@ -378,7 +351,14 @@ pub async fn ws(
     hub.start(&state.market);
     configure(upgrade)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| run_client(socket, hub, slot))
+        .on_upgrade(move |socket| {
+            // A task of the hub's scope, so shutdown closes it and waits for it.
+            let tasks = hub.inner.tasks.clone();
+            tasks.spawn("websocket client", move |stop| {
+                run_client(socket, hub, slot, stop)
+            });
+            std::future::ready(())
+        })
 }
 
 /// Socket buffers for a server that writes shared messages and reads only pings: a small read
@@ -432,11 +412,10 @@ enum End {
     Shutdown,
 }
 
-async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot) {
+async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: CancellationToken) {
     let settings = hub.inner.settings.clone();
     let mut frames = hub.inner.frames.subscribe();
     let mut events = hub.inner.events.subscribe();
-    let mut shutdown = hub.inner.shutdown.subscribe();
     let limit = settings.idle_timeout;
 
     let greeting = format!(
@@ -467,7 +446,7 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot) {
 
     let end = loop {
         tokio::select! {
-            () = stopped(&mut shutdown) => break End::Shutdown,
+            () = stop.cancelled() => break End::Shutdown,
             incoming = socket.recv() => {
                 last_seen = Instant::now();
                 match incoming {
@@ -568,11 +547,6 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-/// Resolves once the hub is shutting down (or gone).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
 /// Reads until the close handshake completes or the peer goes, at most [`CLOSE_GRACE`].
 async fn drain(socket: &mut WebSocket) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -619,7 +593,7 @@ mod tests {
 
     #[test]
     fn only_market_snapshots_that_changed_are_published_as_patches() {
-        let hub = Hub::default();
+        let hub = Hub::new(HubSettings::default(), &Background::new());
         let mut frames = hub.inner.frames.subscribe();
         hub.push(&serde_json::json!({ "a": 1, "b": [1] }), "demo", true);
         let first = frames.borrow_and_update().clone().expect("frame");

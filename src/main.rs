@@ -81,11 +81,11 @@ fn settings(http: &HttpArgs, listen: std::net::SocketAddr, demo: bool) -> Settin
     }
 }
 
-fn hub(http: &HttpArgs) -> live::Hub {
-    live::Hub::new(live::HubSettings {
+fn hub(http: &HttpArgs) -> live::HubSettings {
+    live::HubSettings {
         max_clients: usize::try_from(http.ws_max_clients).unwrap_or(usize::MAX),
         ..live::HubSettings::default()
-    })
+    }
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -100,9 +100,9 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(&path)?;
     tracing::info!(store = %path.display(), "store open");
     let state =
-        AppState::new(store, settings(&args.http, listen, false))?.with_live(hub(&args.http));
-    run_server(state, listen, move |store| {
-        market::Market::start(market, store)
+        AppState::new(store, settings(&args.http, listen, false))?.with_hub(hub(&args.http));
+    run_server(state, listen, move |state| {
+        market::Market::start(market, state.store.clone(), state.background())
     })
 }
 
@@ -111,24 +111,24 @@ fn run_demo(http: HttpArgs, tick: std::time::Duration) -> anyhow::Result<()> {
     let listen = http.listen_addr()?;
     let (dir, store, summary) = demo::open_seeded()?;
     tracing::info!(store = %dir.path().display(), %summary, "demo store seeded with the sample reports");
-    let state = AppState::new(store, settings(&http, listen, true))?.with_live(hub(&http));
-    let result = run_server(state, listen, |_| {
-        market::Market::demo(market::DEMO_SEED, tick)
+    let state = AppState::new(store, settings(&http, listen, true))?.with_hub(hub(&http));
+    let result = run_server(state, listen, |state| {
+        market::Market::demo(market::DEMO_SEED, tick, state.background())
     });
     drop(dir);
     result
 }
 
-/// Serves `state` until a shutdown signal; `market` starts the market feed inside the runtime
-/// and is stopped after the last request.
+/// Serves `state` until a shutdown signal; `market` starts the market feed inside the runtime,
+/// in the state's background scope, which `serve` stops at the end.
 fn run_server(
     state: AppState,
     listen: std::net::SocketAddr,
-    market: impl FnOnce(std::sync::Arc<Store>) -> market::Market,
+    market: impl FnOnce(&AppState) -> market::Market,
 ) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
-        let market = market(state.store.clone());
-        let state = state.with_market(market.clone());
+        let market = market(&state);
+        let state = state.with_market(market);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -140,9 +140,7 @@ fn run_server(
             shutdown_signal().await;
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         };
-        let served = serve(listener, state, shutdown).await;
-        market.stop().await;
-        served?;
+        serve(listener, state, shutdown).await?;
         tracing::info!("stopped cleanly");
         Ok(())
     })

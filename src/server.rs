@@ -12,19 +12,22 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::{AppState, live, routes};
+use crate::{AppState, routes};
 
-/// How long shutdown waits for in-flight requests before dropping them.
+/// How long shutdown waits for in-flight requests and background tasks, together.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `state` on `listener` until `shutdown` completes, then drains in-flight requests.
+/// Serves `state` on `listener` until `shutdown` completes or the state's background scope is
+/// cancelled; then cancels that scope (WebSocket clients, market feed, every other task) and
+/// waits, at most [`SHUTDOWN_GRACE`], for in-flight requests and those tasks.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(state.settings.max_connections.max(1)));
-    let hub = state.live.clone();
+    let background = state.background().clone();
+    let cancelled = background.token().clone();
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -46,6 +49,7 @@ pub async fn serve(
                 Err(_) => break,
             },
             () = &mut shutdown => break,
+            () = cancelled.cancelled() => break,
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -58,6 +62,7 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+            () = cancelled.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
         let connection = builder
@@ -72,16 +77,17 @@ pub async fn serve(
         });
     }
     drop(listener);
-    tracing::info!("shutdown: no longer accepting, draining connections");
-    // Upgraded connections are not part of hyper's drain: the hub closes them itself.
-    hub.shutdown();
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+    tracing::info!("shutdown: no longer accepting, draining connections and stopping tasks");
+    // Upgraded connections are not part of hyper's drain: they are tasks of the scope.
+    let connections = async {
+        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
         }
-    }
-    hub.drained(live::CLOSE_DRAIN).await;
+    };
+    tokio::join!(connections, background.shutdown(SHUTDOWN_GRACE));
     Ok(())
 }
 

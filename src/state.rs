@@ -9,6 +9,7 @@ use crate::cache::PageCache;
 use crate::render::{self, Renderer};
 use crate::secret::Secret;
 use crate::store::Store;
+use crate::tasks::Background;
 use crate::{api, live, market};
 
 /// Settings the request handlers need, fixed at start-up.
@@ -65,6 +66,8 @@ pub struct Shared {
     pub live: live::Hub,
     pub health: Arc<api::HealthProbe>,
     pub started: Instant,
+    /// Every background task; cancelled once at shutdown.
+    pub background: Background,
 }
 
 /// How long a rendered page may live in memory even without an invalidation.
@@ -74,6 +77,7 @@ impl AppState {
     pub fn new(store: Store, settings: Settings) -> Result<AppState, render::RenderError> {
         let assets = Assets::load();
         let renderer = Renderer::new(&assets, &settings.public_url)?;
+        let background = Background::new();
         Ok(AppState(Arc::new(Shared {
             store: Arc::new(store),
             pages: Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL)),
@@ -81,13 +85,20 @@ impl AppState {
             renderer: Arc::new(renderer),
             settings: Arc::new(settings),
             market: market::Market::idle(),
-            live: live::Hub::default(),
+            live: live::Hub::new(live::HubSettings::default(), &background),
             health: Arc::default(),
             started: Instant::now(),
+            background,
         })))
     }
 
-    /// The same state serving `market` (the live refresher or the demo feed).
+    /// The scope of every background task: `state.background().spawn(name, |stop| ...)`.
+    pub fn background(&self) -> &Background {
+        &self.0.background
+    }
+
+    /// The same state serving `market` (the live refresher or the demo feed), which should
+    /// run in [`AppState::background`] so that shutdown stops it.
     pub fn with_market(self, market: market::Market) -> AppState {
         let mut shared = (*self.0).clone();
         shared.market = market;
@@ -103,10 +114,10 @@ impl AppState {
         AppState(Arc::new(shared))
     }
 
-    /// The same state with another WebSocket hub.
-    pub fn with_live(self, live: live::Hub) -> AppState {
+    /// The same state with a WebSocket hub of these settings, in the state's task scope.
+    pub fn with_hub(self, settings: live::HubSettings) -> AppState {
         let mut shared = (*self.0).clone();
-        shared.live = live;
+        shared.live = live::Hub::new(settings, &shared.background);
         AppState(Arc::new(shared))
     }
 }

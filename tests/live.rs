@@ -37,17 +37,21 @@ impl Server {
         Self::build(settings, None).await
     }
 
-    /// A server on a real market feed: the hub finds it on the first connection.
-    async fn with_market(market: Market) -> Server {
-        Self::build(HubSettings::default(), Some(market)).await
+    /// A server on the demo feed (in the state's task scope): the hub finds it on the first
+    /// connection.
+    async fn with_demo_market(tick: Duration) -> Server {
+        Self::build(HubSettings::default(), Some(tick)).await
     }
 
-    async fn build(settings: HubSettings, market: Option<Market>) -> Server {
+    async fn build(settings: HubSettings, demo_tick: Option<Duration>) -> Server {
         let mut app = TestApp::with_reports(2);
-        app.state = app.state.clone().with_live(Hub::new(settings));
+        app.state = app.state.clone().with_hub(settings);
         let (snapshots, rx) = watch::channel(Arc::new(snapshot(true)));
-        match market {
-            Some(market) => app.state = app.state.clone().with_market(market),
+        match demo_tick {
+            Some(tick) => {
+                let market = Market::demo(DEMO_SEED, tick, app.state.background());
+                app.state = app.state.clone().with_market(market);
+            }
             None => app.state.live.follow(rx),
         }
         let running = RunningServer::start(app.state.clone()).await;
@@ -175,7 +179,7 @@ async fn a_changed_snapshot_reaches_the_client() {
 
 #[tokio::test]
 async fn the_demo_market_feeds_the_hub() {
-    let server = Server::with_market(Market::demo(DEMO_SEED, Duration::from_millis(50))).await;
+    let server = Server::with_demo_market(Duration::from_millis(50)).await;
     let (mut ws, first) = server.client().await;
     assert_eq!(first["data"]["demo"], true);
     assert!(

@@ -19,6 +19,7 @@ use crypto_report::market::guard::{BreakerPolicy, Budget};
 use crypto_report::market::{Config, Group, Market, Refresh, Snapshot, rsi};
 use crypto_report::secret::Secret;
 use crypto_report::store::{FILE_NAME, Store};
+use crypto_report::tasks::Background;
 use crypto_report::{AppState, Settings};
 use futures_util::future::join_all;
 use serde_json::Value;
@@ -46,7 +47,7 @@ fn start(config: Config) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
     Running {
-        market: Market::start(config, store),
+        market: Market::start(config, store, &Background::new()),
         _dir: dir,
     }
 }
@@ -737,7 +738,7 @@ async fn values_and_history_survive_a_restart() {
     let fake = fake_server().await;
     {
         let store = Arc::new(Store::open(&path).expect("store"));
-        let market = Market::start(config(&fake), Arc::clone(&store));
+        let market = Market::start(config(&fake), Arc::clone(&store), &Background::new());
         settle(&market).await;
         market.stop().await;
     }
@@ -750,7 +751,7 @@ async fn values_and_history_survive_a_restart() {
     c.alternative_me.base = dead.clone();
     c.taapi = None;
     c.finnhub = None;
-    let market = Market::start(c, store);
+    let market = Market::start(c, store, &Background::new());
     let s = settle(&market).await;
     assert_eq!(s["btc_price_usd"].as_f64(), Some(84250.0));
     assert_eq!(s["market_cap_usd"].as_f64(), Some(2893417720518.4));
@@ -768,7 +769,11 @@ async fn values_and_history_survive_a_restart() {
 async fn a_thousand_concurrent_reads_during_a_refresh_cost_one_call_per_key() {
     let fake = fake_server().await;
     let (state, _dir) = app_state(true);
-    let market = Market::start(with_cmc(config(&fake), &fake), Arc::clone(&state.store));
+    let market = Market::start(
+        with_cmc(config(&fake), &fake),
+        Arc::clone(&state.store),
+        state.background(),
+    );
     let state = state.with_market(market.clone());
     settle(&market).await;
     fake.reset_hits();
@@ -826,7 +831,7 @@ async fn a_thousand_concurrent_reads_during_a_refresh_cost_one_call_per_key() {
 
 #[tokio::test]
 async fn the_api_serves_the_snapshot_and_guards_the_refresh() {
-    let market = Market::demo(7, Duration::from_secs(60));
+    let market = Market::demo(7, Duration::from_secs(60), &Background::new());
     let (state, _dir) = app_state(true);
     let state = state.with_market(market.clone());
 
@@ -905,8 +910,8 @@ async fn the_demo_feed_is_deterministic_badged_and_moving() {
         v
     };
     let (a, b) = (
-        Market::demo(42, Duration::from_millis(50)),
-        Market::demo(42, Duration::from_millis(50)),
+        Market::demo(42, Duration::from_millis(50), &Background::new()),
+        Market::demo(42, Duration::from_millis(50), &Background::new()),
     );
     let (sa, sb) = (json(&a.current()), json(&b.current()));
     assert_eq!(strip(sa.clone()), strip(sb));

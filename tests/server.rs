@@ -128,3 +128,55 @@ async fn connections_past_the_cap_wait_instead_of_being_served() {
     );
     server.stop().await.expect("clean stop");
 }
+
+#[tokio::test]
+async fn one_shutdown_stops_every_background_task() {
+    let app = common::TestApp::with_reports(1);
+    let state = app.state.clone();
+    let market = crypto_report::market::Market::demo(
+        crypto_report::market::DEMO_SEED,
+        Duration::from_millis(20),
+        state.background(),
+    );
+    let state = state.with_market(market.clone());
+    // A task of the kind later features add (sync, subscriber, lease renewal).
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    state.background().spawn("test sync", |stop| async move {
+        stop.cancelled().await;
+        // Cleanup that takes a moment is waited for.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = done_tx.send(());
+    });
+    let server = RunningServer::start(state.clone()).await;
+    // A WebSocket client and the hub's follower are tasks of the same scope.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr))
+        .await
+        .expect("connect");
+    let running = state.background().running();
+    for name in ["market demo", "live hub", "websocket client", "test sync"] {
+        assert!(
+            running.contains_key(name),
+            "{name} not running: {running:?}"
+        );
+    }
+    server.stop().await.expect("clean stop");
+    assert!(
+        state.background().running().is_empty(),
+        "still running after shutdown: {:?}",
+        state.background().running()
+    );
+    assert!(done_rx.await.is_ok(), "the task finished its cleanup");
+    assert_eq!(market.health()["running"], false);
+    use futures_util::StreamExt;
+    let mut closed = false;
+    while let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        if matches!(
+            message,
+            Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_)
+        ) {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the WebSocket client got a close frame");
+}
