@@ -112,8 +112,8 @@ pub struct HttpArgs {
     /// Memory budget of the in-process page cache, in MiB.
     #[arg(long, env = "CR_CACHE_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub cache_mb: u64,
-    /// Most simultaneous connections, WebSockets included; further ones wait in the kernel's
-    /// backlog. Must leave room for page requests above --ws-max-clients.
+    /// Most simultaneous connections. At the cap the connection idle the longest is closed to
+    /// make room; when every one is busy, new ones wait in the kernel's backlog.
     #[arg(long, env = "CR_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub max_connections: u64,
     /// Most simultaneous live-update (WebSocket) clients; further ones are answered with 503.

@@ -5,6 +5,7 @@ pub mod api;
 pub mod assets;
 pub mod cache;
 pub mod config;
+pub mod connections;
 pub mod demo;
 pub mod encoded;
 pub mod error;

@@ -19,8 +19,12 @@ pub struct Settings {
     pub public_url: String,
     pub cache_bytes: u64,
     pub request_timeout: Duration,
-    /// A client must send a request's headers within this time (slow-header attacks).
+    /// A new connection must deliver its first request head within this time (silent and
+    /// slow-header clients); HTTP/1.1 also waits at most this long for the next request.
     pub header_timeout: Duration,
+    /// A connection with nothing in flight is closed after this long (HTTP/2 above all:
+    /// HTTP/1.1 is closed earlier by `header_timeout`).
+    pub idle_timeout: Duration,
     pub max_connections: usize,
     /// Running `demo`: market data is simulated and badged as such.
     pub demo: bool,
@@ -34,6 +38,7 @@ impl Settings {
             cache_bytes: 64 << 20,
             request_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
             max_connections: 16_384,
             demo: false,
         }

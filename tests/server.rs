@@ -100,32 +100,113 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     server.stop().await.expect("clean stop");
 }
 
-#[tokio::test]
-async fn connections_past_the_cap_wait_instead_of_being_served() {
-    let mut app = common::TestApp::with_reports(1);
-    app.set_settings(|s| s.max_connections = 1);
-    let server = RunningServer::start(app.state.clone()).await;
-    let addr = server.addr;
-    // The only slot is held by an idle keep-alive connection.
-    let mut first = TcpStream::connect(addr).await.expect("connect");
-    first
-        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+/// Reads until the server closes the connection; fails the test past `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
+    let mut out = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut out))
         .await
-        .expect("write");
-    let mut buf = [0u8; 12];
-    first.read_exact(&mut buf).await.expect("first answered");
-    let waiting = tokio::time::timeout(Duration::from_millis(500), raw_get(addr, "/health")).await;
+        .expect("the server closed the connection in time")
+        .ok();
+    out
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_deadline() {
+    let mut app = common::TestApp::with_reports(1);
+    app.set_settings(|s| s.header_timeout = Duration::from_millis(300));
+    let server = RunningServer::start(app.state.clone()).await;
+    let started = tokio::time::Instant::now();
+    let mut silent = TcpStream::connect(server.addr).await.expect("connect");
+    // Three bytes of the HTTP/2 preface: not enough to choose a protocol.
+    let mut sniffing = TcpStream::connect(server.addr).await.expect("connect");
+    sniffing.write_all(b"PRI").await.expect("write");
     assert!(
-        waiting.is_err(),
-        "a second connection is not served while the slot is taken"
+        closed_within(&mut silent, Duration::from_secs(5))
+            .await
+            .is_empty()
     );
-    drop(first);
-    let served = tokio::time::timeout(Duration::from_secs(5), raw_get(addr, "/health")).await;
     assert!(
-        served
-            .expect("served once the slot frees")
-            .starts_with("HTTP/1.1 200")
+        closed_within(&mut sniffing, Duration::from_secs(5))
+            .await
+            .is_empty()
     );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    server.stop().await.expect("clean stop");
+}
+
+/// An HTTP/2 frame header: length, type, flags, stream.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).expect("small");
+    let mut frame = len.to_be_bytes()[1..].to_vec();
+    frame.extend([kind, flags]);
+    frame.extend(stream.to_be_bytes());
+    frame.extend(payload);
+    frame
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    let mut app = common::TestApp::with_reports(1);
+    app.set_settings(|s| {
+        s.header_timeout = Duration::from_millis(300);
+        s.idle_timeout = Duration::from_millis(600);
+    });
+    let server = RunningServer::start(app.state.clone()).await;
+    let mut h2 = TcpStream::connect(server.addr).await.expect("connect");
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(h2_frame(0x4, 0, 0, &[]));
+    // GET /health, http, authority x: HPACK static-table indices and literals.
+    let mut block = vec![0x82, 0x86, 0x44, 7];
+    block.extend(b"/health");
+    block.extend([0x41, 1, b'x']);
+    hello.extend(h2_frame(0x1, 0x5, 1, &block));
+    h2.write_all(&hello).await.expect("write");
+    let started = tokio::time::Instant::now();
+    let out = closed_within(&mut h2, Duration::from_secs(5)).await;
+    // The request was answered (a HEADERS frame on stream 1), then the idle connection closed.
+    let answered = out
+        .windows(9)
+        .any(|w| w[3] == 0x1 && w[5..9] == 1u32.to_be_bytes());
+    assert!(answered, "no response headers in {out:?}");
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    server.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn a_full_cap_of_silent_or_idle_connections_still_answers_health_at_once() {
+    const CAP: usize = 8;
+    let mut app = common::TestApp::with_reports(1);
+    app.set_settings(|s| {
+        s.max_connections = CAP;
+        s.header_timeout = Duration::from_secs(60);
+        s.idle_timeout = Duration::from_secs(60);
+    });
+    let server = RunningServer::start(app.state.clone()).await;
+    let mut held = Vec::new();
+    for i in 0..CAP {
+        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+        if i % 2 == 0 {
+            // Idle keep-alive: one request answered, then nothing.
+            stream
+                .write_all(b"GET /robots.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("write");
+            let mut buf = [0u8; 12];
+            stream.read_exact(&mut buf).await.expect("answered");
+        }
+        held.push(stream);
+    }
+    for _ in 0..3 {
+        let health = tokio::time::timeout(Duration::from_secs(1), server.get("/health")).await;
+        assert!(
+            health
+                .expect("/health answered within a second at a full cap")
+                .starts_with("HTTP/1.1 200"),
+        );
+    }
+    // The oldest idle connection made room: it was closed.
+    let first = held.first_mut().expect("held");
+    closed_within(first, Duration::from_secs(2)).await;
     server.stop().await.expect("clean stop");
 }
 
