@@ -180,10 +180,13 @@ fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
             "admin endpoints are disabled: no admin token is configured",
         ));
     };
+    // The scheme is case-insensitive and may be followed by several spaces (RFC 9110 §11).
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start_matches(' '))
         .ok_or(AppError::Unauthorized)?;
     if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
         Ok(())

@@ -11,7 +11,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::ErrorMarker;
+use crate::error::{AppError, ErrorMarker};
 use crate::{AppState, api, pages};
 
 /// The site's own pages run no inline script and load nothing from elsewhere.
@@ -85,7 +85,12 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     let uri = req.uri().clone();
     let cookie = req.headers().get(header::COOKIE).cloned();
     let accept = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
-    let mut response = next.run(req).await;
+    let mut response = if host_is_valid(&req) {
+        next.run(req).await
+    } else {
+        AppError::bad_request("an HTTP/1.1 request needs exactly one valid Host header")
+            .into_response()
+    };
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {
         let marker = match response.extensions().get::<ErrorMarker>() {
@@ -122,6 +127,17 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     h.insert(PERMISSIONS_POLICY, PERMISSIONS);
     h.insert(COOP, SAME_ORIGIN);
     response
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, and any request with more than one or
+/// with one that is not an authority, is answered 400. (HTTP/2 carries `:authority` instead.)
+fn host_is_valid(req: &Request) -> bool {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => req.version() != axum::http::Version::HTTP_11,
+        (Some(host), None) => axum::http::uri::Authority::try_from(host.as_bytes()).is_ok(),
+        (Some(_), Some(_)) => false,
+    }
 }
 
 fn dress(

@@ -163,3 +163,89 @@ fn help_names_secret_variables_without_their_values() {
         "ordinary values still show: {help}"
     );
 }
+
+/// Every option of `serve --help` and `demo --help` as (flag, env, default).
+fn help_options() -> Vec<(String, Option<String>, Option<String>)> {
+    let mut options: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    for command in ["serve", "demo"] {
+        let out = Command::new(BIN)
+            .args([command, "--help"])
+            .output()
+            .expect("run --help");
+        let help = String::from_utf8(out.stdout).expect("utf8");
+        let mut lines = help.lines().peekable();
+        while let Some(line) = lines.next() {
+            let Some(flag) = line.trim_start().strip_prefix("--") else {
+                continue;
+            };
+            let flag = format!("--{}", flag.split(' ').next().unwrap_or_default());
+            if flag == "--help" || options.iter().any(|(f, _, _)| *f == flag) {
+                continue;
+            }
+            let text = lines.next().unwrap_or_default();
+            let bracket = |key: &str| {
+                let start = text.find(key)? + key.len();
+                let end = text[start..].find(']')? + start;
+                Some(text[start..end].to_owned())
+            };
+            let env = bracket("[env: ").map(|e| e.trim_end_matches('=').to_owned());
+            // A hand-written default in the description ("x, or y") counts up to its comma.
+            let default =
+                bracket("[default: ").map(|d| d.split(", ").next().unwrap_or("").to_owned());
+            options.push((flag, env, default));
+        }
+    }
+    options
+}
+
+#[test]
+fn the_readme_options_table_matches_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Configuration section");
+    let help = help_options();
+    let mut documented = Vec::new();
+    for row in section.lines().filter(|l| l.starts_with("| `--")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (flags, env_cell, default_cell) = (cells[1], cells[2], cells[3]);
+        let flags: Vec<&str> = flags.split('`').filter(|f| f.starts_with("--")).collect();
+        for flag in &flags {
+            let (_, env, default) = help
+                .iter()
+                .find(|(f, _, _)| f == flag)
+                .unwrap_or_else(|| panic!("README documents {flag}, which --help does not know"));
+            documented.push(flag.to_string());
+            if flags.len() == 1 {
+                let env = env.as_deref().unwrap_or("(none)");
+                assert!(
+                    env_cell.starts_with(&format!("`{env}`")),
+                    "{flag}: README says {env_cell}, --help says {env}"
+                );
+            }
+            match default {
+                // A row of several flags may describe their defaults in words.
+                Some(_) if flags.len() > 1 && !default_cell.contains('`') => {}
+                Some(d) => assert!(
+                    default_cell.contains(&format!("`{d}`")),
+                    "{flag}: README says default {default_cell}, --help says {d}"
+                ),
+                None => assert!(
+                    default_cell == "unset"
+                        || !default_cell.contains('`')
+                        || default_cell.contains('<'),
+                    "{flag}: README gives default {default_cell}, --help gives none"
+                ),
+            }
+        }
+    }
+    for (flag, _, _) in &help {
+        assert!(
+            documented.contains(flag),
+            "{flag} is missing from the README's options table"
+        );
+    }
+}

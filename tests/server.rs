@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::server::{RunningServer, raw_get};
+use common::server::{RunningServer, raw, raw_get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -260,4 +260,41 @@ async fn one_shutdown_stops_every_background_task() {
         }
     }
     assert!(closed, "the WebSocket client got a close frame");
+}
+
+#[tokio::test]
+async fn http11_requests_need_exactly_one_valid_host() {
+    let app = common::TestApp::with_reports(1);
+    let server = RunningServer::start(app.state.clone()).await;
+    for (request, status) in [
+        ("GET /health HTTP/1.1\r\nConnection: close\r\n\r\n", "400"),
+        (
+            "GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        (
+            "GET /crypto_report/1 HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+            "400",
+        ),
+        ("GET /health HTTP/1.0\r\n\r\n", "200"),
+        (
+            "GET /health HTTP/1.1\r\nHost: example.org:8000\r\nConnection: close\r\n\r\n",
+            "200",
+        ),
+    ] {
+        let response = raw(server.addr, request).await;
+        let line = response.lines().next().unwrap_or_default().to_owned();
+        assert!(
+            line.split(' ').nth(1) == Some(status),
+            "{request:?} answered {line:?}"
+        );
+        if status == "400" {
+            let lower = response.to_ascii_lowercase();
+            assert!(
+                lower.contains("x-content-type-options: nosniff"),
+                "{response}"
+            );
+        }
+    }
+    server.stop().await.expect("clean stop");
 }

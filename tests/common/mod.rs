@@ -6,7 +6,7 @@ pub mod fake;
 pub mod server;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use crypto_report::reports::Report;
 use crypto_report::secret::Secret;
 use crypto_report::store::{FILE_NAME, Store};
@@ -92,8 +92,13 @@ impl TestApp {
     }
 }
 
-/// Runs one request through `app(state)` and collects the whole response.
-pub async fn request(state: &AppState, req: Request<Body>) -> Reply {
+/// Runs one request through `app(state)` and collects the whole response. Like every real
+/// HTTP/1.1 client, it sends a `Host` header unless the test set one (or several).
+pub async fn request(state: &AppState, mut req: Request<Body>) -> Reply {
+    if !req.headers().contains_key(header::HOST) {
+        req.headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("reports.example"));
+    }
     let response = crypto_report::app(state.clone())
         .oneshot(req)
         .await
