@@ -119,6 +119,10 @@ pub struct HttpArgs {
     /// Most simultaneous live-update (WebSocket) clients; further ones are answered with 503.
     #[arg(long, env = "CR_WS_MAX_CLIENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub ws_max_clients: u64,
+    /// Address of a separate listener that serves only `GET /metrics`, to anyone who can
+    /// reach it. On --listen, /metrics needs the admin token or a loopback peer.
+    #[arg(long, env = "CR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Seconds a request may take before it is answered with 408.
     #[arg(long, env = "CR_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub request_timeout: u64,

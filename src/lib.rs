@@ -13,6 +13,7 @@ pub mod i18n;
 pub mod import;
 pub mod live;
 pub mod market;
+pub mod metrics;
 pub mod pages;
 pub mod render;
 pub mod reports;

@@ -18,7 +18,7 @@
 
 mod patch;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -118,6 +118,26 @@ struct Inner {
     events: broadcast::Sender<Utf8Bytes>,
     /// The follower and every client run here; its cancellation closes them all.
     tasks: Background,
+    drops: Drops,
+}
+
+/// What slow clients cost them, counted since start (for `/metrics`).
+#[derive(Debug, Default)]
+struct Drops {
+    slow_clients: AtomicU64,
+    skipped_snapshots: AtomicU64,
+    missed_announcements: AtomicU64,
+}
+
+/// Messages and clients dropped because a client did not keep up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropCounts {
+    /// Clients dropped because a send did not complete within the idle timeout.
+    pub slow_clients: u64,
+    /// Snapshots a client skipped because it was still busy with an older one.
+    pub skipped_snapshots: u64,
+    /// Announcements a client lagged past and never got.
+    pub missed_announcements: u64,
 }
 
 /// The WebSocket hub; cheap to clone.
@@ -149,6 +169,7 @@ impl Hub {
                 frames,
                 events,
                 tasks: tasks.clone(),
+                drops: Drops::default(),
             }),
         }
     }
@@ -160,6 +181,15 @@ impl Hub {
     /// Connected WebSocket clients.
     pub fn clients(&self) -> usize {
         self.inner.clients.load(Ordering::Relaxed)
+    }
+
+    pub fn drops(&self) -> DropCounts {
+        let d = &self.inner.drops;
+        DropCounts {
+            slow_clients: d.slow_clients.load(Ordering::Relaxed),
+            skipped_snapshots: d.skipped_snapshots.load(Ordering::Relaxed),
+            missed_announcements: d.missed_announcements.load(Ordering::Relaxed),
+        }
     }
 
     /// Follows `market` from now on: every new snapshot is serialized once and pushed to all
@@ -417,13 +447,14 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
     let mut frames = hub.inner.frames.subscribe();
     let mut events = hub.inner.events.subscribe();
     let limit = settings.idle_timeout;
+    let drops = &hub.inner.drops;
 
     let greeting = format!(
         "{{\"type\":\"connected\",\"data\":{{\"ping_interval_ms\":{}}},\"timestamp\":\"{}\"}}",
         settings.ping_interval.as_millis(),
         now()
     );
-    if !send(&mut socket, Message::Text(greeting.into()), limit).await {
+    if !send(&mut socket, Message::Text(greeting.into()), limit, drops).await {
         return;
     }
     // The sequence number of the last snapshot this client was sent.
@@ -431,7 +462,7 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
     let first = frames.borrow_and_update().clone();
     if let Some(frame) = first {
         let data = frame.message_after(seen).clone();
-        if !send(&mut socket, Message::Text(data), limit).await {
+        if !send(&mut socket, Message::Text(data), limit, drops).await {
             return;
         }
         seen = frame.seq;
@@ -452,7 +483,7 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
                 match incoming {
                     Some(Ok(Message::Text(text))) if is_ping(text.as_str()) => {
                         let pong = envelope("pong", None, 0, "");
-                        if !send(&mut socket, Message::Text(pong.into()), limit).await {
+                        if !send(&mut socket, Message::Text(pong.into()), limit, drops).await {
                             break End::Gone;
                         }
                     }
@@ -476,20 +507,24 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
                 }
                 let frame = frames.borrow_and_update().clone();
                 if let Some(frame) = frame {
+                    if seen > 0 && frame.seq > seen + 1 {
+                        drops.skipped_snapshots.fetch_add(frame.seq - seen - 1, Ordering::Relaxed);
+                    }
                     let update = frame.message_after(seen).clone();
                     seen = frame.seq;
-                    if !send(&mut socket, Message::Text(update), limit).await {
+                    if !send(&mut socket, Message::Text(update), limit, drops).await {
                         break End::Gone;
                     }
                 }
             }
             event = events.recv() => match event {
                 Ok(text) => {
-                    if !send(&mut socket, Message::Text(text), limit).await {
+                    if !send(&mut socket, Message::Text(text), limit, drops).await {
                         break End::Gone;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    drops.missed_announcements.fetch_add(missed, Ordering::Relaxed);
                     tracing::debug!(missed, "slow WebSocket client skipped announcements");
                 }
                 Err(broadcast::error::RecvError::Closed) => break End::Gone,
@@ -499,7 +534,7 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
                     tracing::debug!("dropping a silent WebSocket client");
                     break End::Gone;
                 }
-                if !send(&mut socket, Message::Ping(Default::default()), limit).await {
+                if !send(&mut socket, Message::Ping(Default::default()), limit, drops).await {
                     break End::Gone;
                 }
             }
@@ -511,13 +546,14 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
         End::ClosedByPeer => drain(&mut socket).await,
         // The stream is unusable after the error: say why and hang up.
         End::Violation(code) => {
-            let _ = send(&mut socket, close(code, ""), CLOSE_GRACE).await;
+            let _ = send(&mut socket, close(code, ""), CLOSE_GRACE, drops).await;
         }
         End::Shutdown => {
             if send(
                 &mut socket,
                 close(close_code::AWAY, "server shutting down"),
                 CLOSE_GRACE,
+                drops,
             )
             .await
             {
@@ -559,12 +595,17 @@ async fn drain(socket: &mut WebSocket) {
     .await;
 }
 
-/// Sends one message; false when the peer is gone or has not taken it within `limit`.
-async fn send(socket: &mut WebSocket, message: Message, limit: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(limit, socket.send(message)).await,
-        Ok(Ok(()))
-    )
+/// Sends one message; false when the peer is gone or has not taken it within `limit` (then
+/// it counts as a slow client in `drops`).
+async fn send(socket: &mut WebSocket, message: Message, limit: Duration, drops: &Drops) -> bool {
+    match tokio::time::timeout(limit, socket.send(message)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            drops.slow_clients.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 #[cfg(test)]

@@ -101,7 +101,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(store = %path.display(), "store open");
     let state =
         AppState::new(store, settings(&args.http, listen, false))?.with_hub(hub(&args.http));
-    run_server(state, listen, move |state| {
+    run_server(state, listen, args.http.metrics_listen, move |state| {
         market::Market::start(market, state.store.clone(), state.background())
     })
 }
@@ -112,7 +112,7 @@ fn run_demo(http: HttpArgs, tick: std::time::Duration) -> anyhow::Result<()> {
     let (dir, store, summary) = demo::open_seeded()?;
     tracing::info!(store = %dir.path().display(), %summary, "demo store seeded with the sample reports");
     let state = AppState::new(store, settings(&http, listen, true))?.with_hub(hub(&http));
-    let result = run_server(state, listen, |state| {
+    let result = run_server(state, listen, http.metrics_listen, |state| {
         market::Market::demo(market::DEMO_SEED, tick, state.background())
     });
     drop(dir);
@@ -124,6 +124,7 @@ fn run_demo(http: HttpArgs, tick: std::time::Duration) -> anyhow::Result<()> {
 fn run_server(
     state: AppState,
     listen: std::net::SocketAddr,
+    metrics_listen: Option<std::net::SocketAddr>,
     market: impl FnOnce(&AppState) -> market::Market,
 ) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
@@ -133,6 +134,9 @@ fn run_server(
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(address = %listener.local_addr()?, "listening");
+        if let Some(addr) = metrics_listen {
+            serve_metrics(&state, addr).await?;
+        }
         // Tell systemd (Type=notify) we are ready: the store is open and the socket bound.
         // Outside systemd NOTIFY_SOCKET is unset and this does nothing.
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
@@ -144,6 +148,26 @@ fn run_server(
         tracing::info!("stopped cleanly");
         Ok(())
     })
+}
+
+/// The `--metrics-listen` socket: only `GET /metrics`, stopped with every other task.
+async fn serve_metrics(state: &AppState, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
+    tracing::info!(address = %listener.local_addr()?, "metrics listening");
+    let app = crypto_report::routes::metrics_app(state.clone());
+    state
+        .background()
+        .spawn("metrics listener", |stop| async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    Ok(())
 }
 
 fn run_import(from: &str, store_args: &StoreArgs) -> anyhow::Result<()> {

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared, join_all};
+use prometheus_client::metrics::histogram::Histogram;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -217,6 +218,14 @@ impl Market {
     /// most a few seconds. Stopping the scope the feed was started in does the same.
     pub async fn stop(&self) {
         self.inner.tasks.shutdown(STOP_TIMEOUT).await;
+    }
+
+    /// Counters, breaker state and latency of every provider of a live feed (none otherwise).
+    pub fn provider_stats(&self) -> Vec<(guard::ProviderStats, Histogram)> {
+        match &self.inner.feed {
+            Feed::Live(live) => live.provider_stats(),
+            Feed::Idle | Feed::Demo(_) => Vec::new(),
+        }
     }
 
     /// Feed mode, per-group and per-provider state (breaker, last success and failure, errors)

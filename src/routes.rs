@@ -22,6 +22,18 @@ const SITE_CSP: HeaderValue = HeaderValue::from_static(
 /// Largest request body accepted anywhere (only admin POSTs carry one).
 const MAX_BODY: usize = 64 * 1024;
 
+/// Only `GET /metrics`, for the dedicated `--metrics-listen` socket (no token asked there:
+/// the operator chose who can reach it).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(api::metrics_open))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.settings.request_timeout,
+        ))
+        .with_state(state)
+}
+
 pub fn app(state: AppState) -> Router {
     let timeout = state.settings.request_timeout;
     Router::new()
@@ -47,6 +59,7 @@ pub fn app(state: AppState) -> Router {
             post(api::dashboard_refresh),
         )
         .route("/health", get(api::health))
+        .route("/metrics", get(api::metrics))
         .route("/ws", get(crate::live::ws))
         .route("/cache-stats", get(api::cache_stats))
         .route("/admin/cache/stats", get(api::cache_stats))
@@ -81,6 +94,7 @@ pub fn app(state: AppState) -> Router {
 /// The outermost layer of every response: security headers on all of them, and error
 /// responses dressed as a localized HTML page for browsers or JSON for the API.
 async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let observation = state.metrics.observe(&req);
     // Only what language negotiation needs, kept for the rare error page.
     let uri = req.uri().clone();
     let cookie = req.headers().get(header::COOKIE).cloned();
@@ -126,6 +140,7 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     h.insert(header::X_FRAME_OPTIONS, SAMEORIGIN);
     h.insert(PERMISSIONS_POLICY, PERMISSIONS);
     h.insert(COOP, SAME_ORIGIN);
+    observation.finish(&state.metrics, &response);
     response
 }
 
@@ -183,7 +198,10 @@ fn dress(
 fn wants_json(path: &str) -> bool {
     path.starts_with("/api/")
         || path.starts_with("/admin/")
-        || matches!(path, "/health" | "/cache-stats" | "/clear-cache")
+        || matches!(
+            path,
+            "/health" | "/metrics" | "/cache-stats" | "/clear-cache"
+        )
 }
 
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");

@@ -3,10 +3,12 @@
 //! bounded in time.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -55,9 +57,9 @@ pub async fn serve(
     let tasks = TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -87,7 +89,7 @@ pub async fn serve(
         let registered = Arc::new(conns.open());
         let (builder, service, stop) = (Arc::clone(&builder), service.clone(), stop.clone());
         tasks.spawn(async move {
-            connection(&builder, stream, service, registered, stop).await;
+            connection(&builder, stream, peer, service, registered, stop).await;
             drop(permit);
         });
     }
@@ -114,6 +116,7 @@ pub async fn serve(
 async fn connection(
     builder: &Builder<TokioExecutor>,
     stream: TcpStream,
+    peer: SocketAddr,
     service: TowerToHyperService<Router>,
     registered: Arc<Registered>,
     stop: CancellationToken,
@@ -122,6 +125,7 @@ async fn connection(
     let service = Service {
         inner: service,
         registered: Arc::clone(&registered),
+        peer,
     };
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
@@ -168,6 +172,7 @@ enum Close {
 struct Service {
     inner: TowerToHyperService<Router>,
     registered: Arc<Registered>,
+    peer: SocketAddr,
 }
 
 type Request = hyper::Request<Incoming>;
@@ -177,7 +182,12 @@ impl hyper::service::Service<Request> for Service {
     type Error = std::convert::Infallible;
     type Future = Tracked<TowerToHyperServiceFuture<Router, Request>>;
 
-    fn call(&self, req: Request) -> Self::Future {
+    fn call(&self, mut req: Request) -> Self::Future {
+        // Only `/metrics` asks who is calling; other requests skip the extension map's
+        // allocation.
+        if req.uri().path() == "/metrics" {
+            req.extensions_mut().insert(ConnectInfo(self.peer));
+        }
         Tracked {
             in_flight: Some(self.registered.request()),
             future: self.inner.call(req),

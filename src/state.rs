@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::assets::Assets;
 use crate::cache::PageCache;
+use crate::metrics::Metrics;
 use crate::render::{self, Renderer};
 use crate::secret::Secret;
 use crate::store::Store;
@@ -73,6 +74,7 @@ pub struct Shared {
     pub started: Instant,
     /// Every background task; cancelled once at shutdown.
     pub background: Background,
+    pub metrics: Metrics,
 }
 
 /// How long a rendered page may live in memory even without an invalidation.
@@ -94,6 +96,7 @@ impl AppState {
             health: Arc::default(),
             started: Instant::now(),
             background,
+            metrics: Metrics::new(),
         })))
     }
 

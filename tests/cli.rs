@@ -249,3 +249,57 @@ fn the_readme_options_table_matches_help() {
         );
     }
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One HTTP/1.0 GET; the status line and the body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[test]
+fn metrics_listen_serves_metrics_without_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (main, metrics) = (free_port(), free_port());
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{main}"),
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics}"),
+        ])
+        .current_dir(dir.path())
+        .env_remove("CR_ADMIN_TOKEN")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start demo");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let scraped = loop {
+        if let Some(text) = http_get(metrics, "/metrics") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no metrics listener");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // Only /metrics there; the site stays on the main listener.
+    let other = http_get(metrics, "/health").unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(scraped.starts_with("HTTP/1.0 200"), "{scraped}");
+    assert!(scraped.contains("crypto_report_reports 7"), "{scraped}");
+    assert!(other.starts_with("HTTP/1.0 404"), "{other}");
+}

@@ -167,6 +167,18 @@ struct Guard {
 pub struct Provider {
     pub name: &'static str,
     guard: Mutex<Guard>,
+    /// Seconds per request attempt (for `/metrics`).
+    latency: prometheus_client::metrics::histogram::Histogram,
+}
+
+/// A provider's counters and breaker state, for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct ProviderStats {
+    pub name: &'static str,
+    pub calls: u64,
+    pub failures: u64,
+    /// `closed`, `open` or `half_open`.
+    pub breaker: &'static str,
 }
 
 impl Provider {
@@ -189,7 +201,29 @@ impl Provider {
                 last_failure: None,
                 last_error: None,
             }),
+            latency: crate::metrics::provider_latency(),
         }
+    }
+
+    /// One request attempt took `elapsed`, whatever its outcome.
+    pub(super) fn observe(&self, elapsed: Duration) {
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn stats(
+        &self,
+    ) -> (
+        ProviderStats,
+        prometheus_client::metrics::histogram::Histogram,
+    ) {
+        let now = Instant::now();
+        let stats = self.with(|g| ProviderStats {
+            name: self.name,
+            calls: g.calls,
+            failures: g.failures,
+            breaker: g.breaker.name(now),
+        });
+        (stats, self.latency.clone())
     }
 
     /// Lets a call through unless the provider asked for a pause or its circuit is open.

@@ -235,7 +235,10 @@ impl Upstream {
             if !provider.take_token() {
                 return Err(last.unwrap_or(FetchError::Budget));
             }
-            let (error, retry_after) = match self.once(call).await {
+            let started = Instant::now();
+            let outcome = self.once(call).await;
+            provider.observe(started.elapsed());
+            let (error, retry_after) = match outcome {
                 Ok(body) => {
                     return parse(&body).map_err(|e| FetchError::Invalid(call.scrub(&e.0)));
                 }
