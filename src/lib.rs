@@ -22,6 +22,7 @@ pub mod secret;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod systemd;
 pub mod tasks;
 
 use crate::cache::Change;

@@ -140,6 +140,7 @@ fn run_server(
         // Tell systemd (Type=notify) we are ready: the store is open and the socket bound.
         // Outside systemd NOTIFY_SOCKET is unset and this does nothing.
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        crypto_report::systemd::start(&state);
         let shutdown = async {
             shutdown_signal().await;
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);

@@ -303,3 +303,50 @@ fn metrics_listen_serves_metrics_without_a_token() {
     assert!(scraped.contains("crypto_report_reports 7"), "{scraped}");
     assert!(other.starts_with("HTTP/1.0 404"), "{other}");
 }
+
+#[test]
+fn under_systemd_it_signals_ready_then_pings_the_watchdog_with_a_status() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .expect("timeout");
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .current_dir(dir.path())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "600000")
+        .env_remove("WATCHDOG_PID")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start demo");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let pings = messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+        if pings >= 3 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let all = messages.join("|");
+    assert!(
+        messages.first().is_some_and(|m| m.contains("READY=1")),
+        "{all}"
+    );
+    let pings = messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 3, "{pings} watchdog pings: {all}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("STATUS=7 reports; market demo")),
+        "{all}"
+    );
+}
