@@ -37,6 +37,8 @@ pub struct Connections {
 /// One connection's activity, shared by its task and the requests it serves.
 pub struct Conn {
     id: u64,
+    /// The registry's time zero (copied, so a request needs no handle on the registry).
+    epoch: Instant,
     /// Requests whose response head is not out yet.
     in_flight: AtomicU32,
     /// Whether a first request has arrived (its idle limit changes then).
@@ -71,6 +73,7 @@ impl Connections {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             id,
+            epoch: self.epoch,
             in_flight: AtomicU32::new(0),
             served: AtomicBool::new(false),
             idle_since: AtomicU64::new(self.now_ms()),
@@ -131,7 +134,6 @@ impl Registered {
         self.conn.in_flight.fetch_add(1, Ordering::AcqRel);
         self.conn.served.store(true, Ordering::Relaxed);
         InFlight {
-            conns: Arc::clone(&self.conns),
             conn: Arc::clone(&self.conn),
         }
     }
@@ -173,16 +175,14 @@ impl Registered {
 
 /// One request being handled; the connection is idle again from the drop of the last one.
 pub struct InFlight {
-    conns: Arc<Connections>,
     conn: Arc<Conn>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         // Stamp first: a deadline computed right after the count drops must see the new stamp.
-        self.conn
-            .idle_since
-            .store(self.conns.now_ms(), Ordering::Release);
+        let now = u64::try_from(self.conn.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.conn.idle_since.store(now, Ordering::Release);
         self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -16,7 +16,11 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::response::Response;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use std::fmt::Write as _;
+
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
@@ -82,16 +86,47 @@ pub fn provider_latency() -> Histogram {
     ))
 }
 
+/// A route template as a label value. Holds axum's `MatchedPath`, whose clone is a reference
+/// count: labelling a request allocates nothing.
+#[derive(Clone, Debug)]
+struct Route(Option<MatchedPath>);
+
+impl Route {
+    fn as_str(&self) -> &str {
+        self.0.as_ref().map_or(UNMATCHED, MatchedPath::as_str)
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Route {}
+
+impl std::hash::Hash for Route {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelValue for Route {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     method: &'static str,
-    route: Arc<str>,
+    route: Route,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabel {
-    route: Arc<str>,
+    route: Route,
 }
 
 type HistogramFamily = Family<RouteLabel, Histogram, fn() -> Histogram>;
@@ -148,10 +183,7 @@ impl Metrics {
 
     /// Starts timing `req`; finish with [`Observation::finish`] on its response.
     pub fn observe(&self, req: &Request) -> Observation {
-        let route = req
-            .extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| Arc::from(UNMATCHED), |m| Arc::from(m.as_str()));
+        let route = Route(req.extensions().get::<MatchedPath>().cloned());
         let method = match *req.method() {
             Method::GET => "GET",
             Method::HEAD => "HEAD",
@@ -180,14 +212,14 @@ impl Metrics {
 pub struct Observation {
     started: Instant,
     method: &'static str,
-    route: Arc<str>,
+    route: Route,
 }
 
 impl Observation {
     pub fn finish(self, metrics: &Metrics, response: &Response) {
         let elapsed = self.started.elapsed();
         let route = RouteLabel {
-            route: Arc::clone(&self.route),
+            route: self.route.clone(),
         };
         if let Some(len) = axum::body::HttpBody::size_hint(response.body()).exact() {
             metrics.bytes.get_or_create(&route).inc_by(len);
