@@ -342,16 +342,6 @@ async fn a_silent_client_is_dropped_and_a_live_one_kept() {
     server.stop().await;
 }
 
-/// RSS of this process in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_gets_only_the_newest_snapshot() {
     const UPDATES: u64 = 2000;
@@ -360,7 +350,6 @@ async fn a_client_that_never_reads_gets_only_the_newest_snapshot() {
     let (mut stuck, first) = server.client().await;
     let base = first["seq"].as_u64().expect("seq");
     let (mut reader, _) = server.client().await;
-    let before = rss_kib();
 
     // 2000 × 64 KiB = 125 MiB offered to a client that reads nothing, in lockstep with a
     // client that reads everything, so the stuck client's task is offered every update too.
@@ -376,11 +365,8 @@ async fn a_client_that_never_reads_gets_only_the_newest_snapshot() {
     }
     let last = base + UPDATES;
     assert!(delivered > UPDATES / 2, "the reader got only {delivered}");
-    let grown_mib = rss_kib().saturating_sub(before) / 1024;
-    assert!(
-        grown_mib < 48,
-        "server memory grew by {grown_mib} MiB for a stuck client"
-    );
+    // What this costs the server's memory is checked by scripts/bench-ws, alone in its
+    // process; here other tests share the process.
 
     // The stuck client resumes: what sat in the socket buffers, then the newest, no backlog.
     let mut received = 0;

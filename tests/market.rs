@@ -1031,8 +1031,16 @@ async fn secrets_never_reach_logs_errors_or_health() {
 
 #[test]
 fn the_fixture_copy_matches_shared() {
-    let Ok(entries) = std::fs::read_dir(SHARED_FIXTURES) else {
-        return; // shared/ is not beside this clone; the copy stands alone
+    let entries = match std::fs::read_dir(SHARED_FIXTURES) {
+        Ok(entries) => entries,
+        // CI always has shared/ beside the clone: a missing folder there is a failure.
+        Err(e) if std::env::var_os("CI").is_some_and(|v| v != "false" && !v.is_empty()) => {
+            panic!("{SHARED_FIXTURES} is missing in CI: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: {SHARED_FIXTURES}: {e} (shared/ is not beside this clone)");
+            return;
+        }
     };
     for entry in entries {
         let path = entry.expect("entry").path();
