@@ -39,6 +39,35 @@ struct Args {
     /// Hard limit on the whole run, in seconds.
     #[arg(long, default_value_t = 180)]
     time_limit: u64,
+    /// Extra clients that connect and then never read, held open for the whole run: the
+    /// server must not buffer for them (`scripts/bench-ws` checks its memory).
+    #[arg(long, default_value_t = 0)]
+    stuck: usize,
+}
+
+/// A client that completes the handshake, then reads nothing until `stop`.
+async fn stuck_client(
+    addr: SocketAddr,
+    source: IpAddr,
+    mut stop: watch::Receiver<bool>,
+    connected: Arc<AtomicUsize>,
+) -> Result<(), String> {
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    // A small window, so what the server sends backs up into its own buffers quickly.
+    socket
+        .set_recv_buffer_size(4096)
+        .map_err(|e| e.to_string())?;
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .map_err(|e| format!("bind {source}: {e}"))?;
+    let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    connected.fetch_add(1, Ordering::Relaxed);
+    let _ = stop.wait_for(|s| *s).await;
+    drop(ws);
+    Ok(())
 }
 
 /// Shared progress between the clients and the coordinator.
@@ -203,6 +232,18 @@ async fn main() -> Result<(), String> {
     let (stop_tx, stop) = watch::channel(false);
     let handshakes = Arc::new(Semaphore::new(args.concurrency.max(1)));
 
+    let stuck_connected = Arc::new(AtomicUsize::new(0));
+    let mut stuck = Vec::with_capacity(args.stuck);
+    for i in 0..args.stuck {
+        let source = args.sources[i % args.sources.len()];
+        stuck.push(tokio::spawn(stuck_client(
+            args.addr,
+            source,
+            stop.clone(),
+            stuck_connected.clone(),
+        )));
+    }
+
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(args.clients);
     for i in 0..args.clients {
@@ -264,6 +305,11 @@ async fn main() -> Result<(), String> {
         }
     }
     let measure_secs = measure_start.elapsed().as_secs_f64();
+    let stuck_open = stuck.iter().filter(|t| !t.is_finished()).count();
+    stop_tx.send_replace(true);
+    for task in stuck {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
 
     let mut all = Vec::new();
     let mut per_update: std::collections::BTreeMap<u64, Vec<i64>> = Default::default();
@@ -290,7 +336,8 @@ async fn main() -> Result<(), String> {
     completion.sort_unstable();
     let full = per_update.values().filter(|v| v.len() >= ready).count();
     println!(
-        "clients={ready} failed={errors} updates={} delivered={delivered}/{expected} fully_delivered_updates={full} p50_ms={} p99_ms={} max_ms={} all_delivered_p50_ms={} all_delivered_max_ms={} connect_s={connect_secs:.1} measure_s={measure_secs:.1}",
+        "stuck={stuck_open}/{} clients={ready} failed={errors} updates={} delivered={delivered}/{expected} fully_delivered_updates={full} p50_ms={} p99_ms={} max_ms={} all_delivered_p50_ms={} all_delivered_max_ms={} connect_s={connect_secs:.1} measure_s={measure_secs:.1}",
+        args.stuck,
         last - first + 1,
         ms(percentile(&all, 50.0)),
         ms(percentile(&all, 99.0)),

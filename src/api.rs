@@ -173,6 +173,37 @@ pub async fn health(State(s): State<AppState>) -> Response {
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
 
+/// `GET /metrics` on the main listener: for the admin token, or for a loopback peer (a
+/// scraper on the same host). The server puts the peer in the request's extensions.
+pub async fn metrics(
+    State(s): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let loopback = peer.is_some_and(|p| p.0.0.ip().is_loopback());
+    if !loopback {
+        authorize(&s, &headers)?;
+    }
+    metrics_open(State(s)).await
+}
+
+/// `GET /metrics` where whoever reaches the socket may read it (`--metrics-listen`).
+pub async fn metrics_open(State(s): State<AppState>) -> Result<Response, AppError> {
+    let sample = crate::metrics::sample(&s).await;
+    let text = s
+        .metrics
+        .render(sample)
+        .map_err(|e| AppError::Internal(format!("cannot encode the metrics: {e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response())
+}
+
 /// Admin endpoints need `Authorization: Bearer <token>`; without a configured token they are
 /// refused outright.
 fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
@@ -181,10 +212,13 @@ fn authorize(s: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
             "admin endpoints are disabled: no admin token is configured",
         ));
     };
+    // The scheme is case-insensitive and may be followed by several spaces (RFC 9110 §11).
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start_matches(' '))
         .ok_or(AppError::Unauthorized)?;
     if bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
         Ok(())

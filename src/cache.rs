@@ -54,6 +54,8 @@ pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
     pub renders: u64,
+    /// Misses that waited for another request's render instead of rendering.
+    pub coalesced: u64,
     pub invalidations: u64,
 }
 
@@ -65,6 +67,7 @@ pub struct PageCache {
     hits: AtomicU64,
     misses: AtomicU64,
     renders: AtomicU64,
+    coalesced: AtomicU64,
     invalidations: AtomicU64,
 }
 
@@ -85,6 +88,7 @@ impl PageCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             renders: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
         }
     }
@@ -105,15 +109,20 @@ impl PageCache {
             return Ok(page);
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
+        let mut rendered_here = false;
         let page = self
             .pages
             .try_get_with_by_ref(&key, async {
+                rendered_here = true;
                 self.renders.fetch_add(1, Ordering::Relaxed);
                 let epoch = self.epoch.load(Ordering::Acquire);
                 let (body, deps) = render.await?;
                 Ok(Arc::new(CachedPage { body, deps, epoch }))
             })
             .await?;
+        if !rendered_here {
+            self.coalesced.fetch_add(1, Ordering::Relaxed);
+        }
         if page.epoch != self.epoch.load(Ordering::Acquire) {
             // The store changed while this page was rendered from it: serve it this once.
             self.pages.invalidate(&key).await;
@@ -162,6 +171,7 @@ impl PageCache {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             renders: self.renders.load(Ordering::Relaxed),
+            coalesced: self.coalesced.load(Ordering::Relaxed),
             invalidations: self.invalidations.load(Ordering::Relaxed),
         }
     }
@@ -212,6 +222,14 @@ mod tests {
             assert_eq!(&t.await.expect("join").expect("render")[..], b"hello");
         }
         assert_eq!(renders.load(Ordering::SeqCst), 1);
+        let stats = cache.stats().await;
+        assert_eq!(stats.renders, 1);
+        assert!(stats.misses > 1);
+        assert_eq!(
+            stats.coalesced,
+            stats.misses - 1,
+            "every other miss waited for the one render"
+        );
     }
 
     #[tokio::test]

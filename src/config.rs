@@ -1,6 +1,5 @@
 //! Command line and environment configuration: parsing, fallbacks, validation, redaction.
 
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -8,34 +7,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-/// A value that must never reach a log line, an error message or `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Never fails: clap echoes rejected values, so secrets are validated after parsing.
-impl FromStr for Secret {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
+use crate::market;
+use crate::market::alternative_me::AlternativeMe;
+use crate::market::binance::Binance;
+use crate::market::coingecko::{self, CoinGecko};
+use crate::market::coinmarketcap::CoinMarketCap;
+use crate::market::config::Budgets;
+use crate::market::finnhub::Finnhub;
+use crate::market::taapi::Taapi;
+pub use crate::secret::Secret;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -106,7 +86,7 @@ impl SyncArgs {
             std::env::var("DATABASE_URL")
                 .ok()
                 .filter(|v| !v.trim().is_empty())
-                .map(Secret)
+                .map(Secret::new)
         })
     }
 
@@ -199,13 +179,17 @@ pub struct HttpArgs {
     /// Memory budget of the in-process page cache, in MiB.
     #[arg(long, env = "CR_CACHE_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub cache_mb: u64,
-    /// Most simultaneous connections, WebSockets included; further ones wait in the kernel's
-    /// backlog. Must leave room for page requests above --ws-max-clients.
+    /// Most simultaneous connections. At the cap the connection idle the longest is closed to
+    /// make room; when every one is busy, new ones wait in the kernel's backlog.
     #[arg(long, env = "CR_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
     pub max_connections: u64,
     /// Most simultaneous live-update (WebSocket) clients; further ones are answered with 503.
     #[arg(long, env = "CR_WS_MAX_CLIENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub ws_max_clients: u64,
+    /// Address of a separate listener that serves only `GET /metrics`, to anyone who can
+    /// reach it. On --listen, /metrics needs the admin token or a loopback peer.
+    #[arg(long, env = "CR_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Seconds a request may take before it is answered with 408.
     #[arg(long, env = "CR_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub request_timeout: u64,
@@ -314,7 +298,7 @@ impl MarketArgs {
                 *current = std::env::var(name)
                     .ok()
                     .filter(|v| !v.trim().is_empty())
-                    .map(Secret);
+                    .map(Secret::new);
             }
         };
         fallback(&mut self.cmc_api_key, "CMC_API_KEY");
@@ -322,6 +306,57 @@ impl MarketArgs {
         fallback(&mut self.finnhub_api_key, "FINNHUB_API_KEY");
         self
     }
+
+    /// The refresher's settings: providers with a key are enabled, a CoinGecko pro key picks
+    /// the pro host and a larger budget; cadences and policies are the defaults.
+    pub fn market_config(&self) -> market::Config {
+        let cg_key = match (
+            present(&self.coingecko_pro_api_key),
+            present(&self.coingecko_api_key),
+        ) {
+            (Some(pro), _) => Some(coingecko::Key::Pro(pro)),
+            (None, Some(demo)) => Some(coingecko::Key::Demo(demo)),
+            (None, None) => None,
+        };
+        let cg_base = self.coingecko_url.clone().unwrap_or_else(|| {
+            match cg_key {
+                Some(coingecko::Key::Pro(_)) => coingecko::PRO_URL,
+                _ => coingecko::DEFAULT_URL,
+            }
+            .into()
+        });
+        market::Config {
+            budgets: Budgets::for_coingecko_key(cg_key.as_ref()),
+            coingecko: CoinGecko {
+                base: cg_base,
+                key: cg_key,
+            },
+            coinmarketcap: present(&self.cmc_api_key).map(|key| CoinMarketCap {
+                base: self.coinmarketcap_url.clone(),
+                key,
+            }),
+            binance: Binance {
+                base: self.binance_url.clone(),
+            },
+            alternative_me: AlternativeMe {
+                base: self.alternative_me_url.clone(),
+            },
+            taapi: present(&self.taapi_secret).map(|secret| Taapi {
+                base: self.taapi_url.clone(),
+                secret,
+            }),
+            finnhub: present(&self.finnhub_api_key).map(|key| Finnhub {
+                base: self.finnhub_url.clone(),
+                key,
+            }),
+            ..market::Config::default()
+        }
+    }
+}
+
+/// A key that is set and not blank.
+fn present(s: &Option<Secret>) -> Option<Secret> {
+    s.clone().filter(|s| !s.expose().trim().is_empty())
 }
 
 /// An option whose value cannot be used; names the option, never echoes a secret.
@@ -381,6 +416,68 @@ fn parse_public_url(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::market::coinmarketcap;
+
+    fn config(args: &[&str]) -> market::Config {
+        let mut argv = vec!["crypto-report"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)
+            .expect("parses")
+            .serve
+            .market
+            .market_config()
+    }
+
+    #[test]
+    fn coingecko_key_picks_host_header_and_budget() {
+        let keyless = config(&[]);
+        assert_eq!(keyless.coingecko.base, coingecko::DEFAULT_URL);
+        assert!(keyless.coingecko.key.is_none());
+        assert!(keyless.coinmarketcap.is_none() && keyless.taapi.is_none());
+
+        let demo = config(&["--coingecko-api-key", "demo-key"]);
+        assert_eq!(demo.coingecko.base, coingecko::DEFAULT_URL);
+        assert!(matches!(demo.coingecko.key, Some(coingecko::Key::Demo(_))));
+        assert!(demo.budgets.coingecko.every > keyless.budgets.coingecko.every);
+
+        let pro = config(&[
+            "--coingecko-api-key",
+            "demo-key",
+            "--coingecko-pro-api-key",
+            "pro-key",
+        ]);
+        assert_eq!(pro.coingecko.base, coingecko::PRO_URL);
+        assert!(matches!(pro.coingecko.key, Some(coingecko::Key::Pro(_))));
+
+        let local = config(&[
+            "--coingecko-pro-api-key",
+            "pro-key",
+            "--coingecko-url",
+            "http://127.0.0.1:9/cg/",
+        ]);
+        assert_eq!(local.coingecko.base, "http://127.0.0.1:9/cg");
+    }
+
+    #[test]
+    fn base_urls_are_validated_and_keys_enable_providers() {
+        let c = config(&[
+            "--cmc-api-key",
+            "k",
+            "--taapi-secret",
+            " ",
+            "--binance-url",
+            "https://data-api.binance.vision",
+        ]);
+        assert_eq!(
+            c.coinmarketcap.map(|m| m.base).as_deref(),
+            Some(coinmarketcap::DEFAULT_URL)
+        );
+        assert!(c.taapi.is_none(), "a blank secret is no secret");
+        assert_eq!(c.binance.base, "https://data-api.binance.vision");
+        let err = Cli::try_parse_from(["crypto-report", "--finnhub-url", "finnhub.io"])
+            .expect_err("bad url");
+        assert!(err.to_string().contains("--finnhub-url"), "{err}");
+    }
 
     #[test]
     fn secrets_are_redacted_in_debug() {

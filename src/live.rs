@@ -18,7 +18,7 @@
 
 mod patch;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -32,11 +32,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
 
 use self::patch::merge_patch;
 use crate::AppState;
 use crate::error::ErrorMarker;
 use crate::market::{Market, Snapshot};
+use crate::tasks::Background;
 
 /// Clients only ever send pings: a bigger message closes the connection (1009).
 const MAX_INCOMING: usize = 4 * 1024;
@@ -50,8 +52,6 @@ const MAX_WRITE_BUFFER: usize = 256 * 1024;
 const EVENT_BACKLOG: usize = 16;
 /// How long a client gets to answer our close frame at shutdown.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
-/// How long shutdown waits for every client to be closed.
-pub const CLOSE_DRAIN: Duration = Duration::from_secs(3);
 
 /// Limits and timers of the hub.
 #[derive(Debug, Clone)]
@@ -116,19 +116,34 @@ struct Inner {
     started: AtomicBool,
     frames: watch::Sender<Option<Arc<Frame>>>,
     events: broadcast::Sender<Utf8Bytes>,
-    shutdown: watch::Sender<bool>,
+    /// The follower and every client run here; its cancellation closes them all.
+    tasks: Background,
+    drops: Drops,
+}
+
+/// What slow clients cost them, counted since start (for `/metrics`).
+#[derive(Debug, Default)]
+struct Drops {
+    slow_clients: AtomicU64,
+    skipped_snapshots: AtomicU64,
+    missed_announcements: AtomicU64,
+}
+
+/// Messages and clients dropped because a client did not keep up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropCounts {
+    /// Clients dropped because a send did not complete within the idle timeout.
+    pub slow_clients: u64,
+    /// Snapshots a client skipped because it was still busy with an older one.
+    pub skipped_snapshots: u64,
+    /// Announcements a client lagged past and never got.
+    pub missed_announcements: u64,
 }
 
 /// The WebSocket hub; cheap to clone.
 #[derive(Clone)]
 pub struct Hub {
     inner: Arc<Inner>,
-}
-
-impl Default for Hub {
-    fn default() -> Self {
-        Hub::new(HubSettings::default())
-    }
 }
 
 impl std::fmt::Debug for Hub {
@@ -141,10 +156,10 @@ impl std::fmt::Debug for Hub {
 }
 
 impl Hub {
-    pub fn new(settings: HubSettings) -> Hub {
+    /// A hub whose follower and clients run in `tasks` and close when it is cancelled.
+    pub fn new(settings: HubSettings, tasks: &Background) -> Hub {
         let (frames, _) = watch::channel(None);
         let (events, _) = broadcast::channel(EVENT_BACKLOG);
-        let (shutdown, _) = watch::channel(false);
         Hub {
             inner: Arc::new(Inner {
                 settings,
@@ -153,7 +168,8 @@ impl Hub {
                 started: AtomicBool::new(false),
                 frames,
                 events,
-                shutdown,
+                tasks: tasks.clone(),
+                drops: Drops::default(),
             }),
         }
     }
@@ -165,6 +181,15 @@ impl Hub {
     /// Connected WebSocket clients.
     pub fn clients(&self) -> usize {
         self.inner.clients.load(Ordering::Relaxed)
+    }
+
+    pub fn drops(&self) -> DropCounts {
+        let d = &self.inner.drops;
+        DropCounts {
+            slow_clients: d.slow_clients.load(Ordering::Relaxed),
+            skipped_snapshots: d.skipped_snapshots.load(Ordering::Relaxed),
+            missed_announcements: d.missed_announcements.load(Ordering::Relaxed),
+        }
     }
 
     /// Follows `market` from now on: every new snapshot is serialized once and pushed to all
@@ -183,8 +208,7 @@ impl Hub {
         let first = snapshots.borrow_and_update().clone();
         self.push(&*first, source_of(first.demo), true);
         let hub = self.clone();
-        let mut shutdown = self.inner.shutdown.subscribe();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn("live hub", |stop| async move {
             loop {
                 tokio::select! {
                     changed = snapshots.changed() => {
@@ -194,7 +218,7 @@ impl Hub {
                         let snapshot = snapshots.borrow_and_update().clone();
                         hub.push(&*snapshot, source_of(snapshot.demo), true);
                     }
-                    () = stopped(&mut shutdown) => break,
+                    () = stop.cancelled() => break,
                 }
             }
         });
@@ -260,29 +284,8 @@ impl Hub {
         let _ = self.inner.events.send(message.to_string().into());
     }
 
-    /// Asks every client to close (close frame 1001) and refuses new ones.
-    pub fn shutdown(&self) {
-        self.inner.shutdown.send_replace(true);
-    }
-
-    /// Waits until every client is gone, at most `limit`; returns whether they all left.
-    pub async fn drained(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        while self.clients() > 0 {
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    clients = self.clients(),
-                    "WebSocket clients still open at shutdown"
-                );
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        true
-    }
-
     fn is_shutting_down(&self) -> bool {
-        *self.inner.shutdown.borrow()
+        self.inner.tasks.is_cancelled()
     }
 
     /// Takes one client slot, unless the hub is full or closing.
@@ -387,7 +390,14 @@ pub async fn ws(
     hub.start(&state.market);
     configure(upgrade)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| run_client(socket, hub, slot))
+        .on_upgrade(move |socket| {
+            // A task of the hub's scope, so shutdown closes it and waits for it.
+            let tasks = hub.inner.tasks.clone();
+            tasks.spawn("websocket client", move |stop| {
+                run_client(socket, hub, slot, stop)
+            });
+            std::future::ready(())
+        })
 }
 
 /// Socket buffers for a server that writes shared messages and reads only pings: a small read
@@ -441,19 +451,19 @@ enum End {
     Shutdown,
 }
 
-async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot) {
+async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: CancellationToken) {
     let settings = hub.inner.settings.clone();
     let mut frames = hub.inner.frames.subscribe();
     let mut events = hub.inner.events.subscribe();
-    let mut shutdown = hub.inner.shutdown.subscribe();
     let limit = settings.idle_timeout;
+    let drops = &hub.inner.drops;
 
     let greeting = format!(
         "{{\"type\":\"connected\",\"data\":{{\"ping_interval_ms\":{}}},\"timestamp\":\"{}\"}}",
         settings.ping_interval.as_millis(),
         now()
     );
-    if !send(&mut socket, Message::Text(greeting.into()), limit).await {
+    if !send(&mut socket, Message::Text(greeting.into()), limit, drops).await {
         return;
     }
     // The sequence number of the last snapshot this client was sent.
@@ -461,7 +471,7 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot) {
     let first = frames.borrow_and_update().clone();
     if let Some(frame) = first {
         let data = frame.message_after(seen).clone();
-        if !send(&mut socket, Message::Text(data), limit).await {
+        if !send(&mut socket, Message::Text(data), limit, drops).await {
             return;
         }
         seen = frame.seq;
@@ -476,13 +486,13 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot) {
 
     let end = loop {
         tokio::select! {
-            () = stopped(&mut shutdown) => break End::Shutdown,
+            () = stop.cancelled() => break End::Shutdown,
             incoming = socket.recv() => {
                 last_seen = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) if is_ping(text.as_str()) => {
                         let pong = envelope("pong", None, 0, "");
-                        if !send(&mut socket, Message::Text(pong.into()), limit).await {
+                        if !send(&mut socket, Message::Text(pong.into()), limit, drops).await {
                             break End::Gone;
                         }
                     }
@@ -506,20 +516,24 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot) {
                 }
                 let frame = frames.borrow_and_update().clone();
                 if let Some(frame) = frame {
+                    if seen > 0 && frame.seq > seen + 1 {
+                        drops.skipped_snapshots.fetch_add(frame.seq - seen - 1, Ordering::Relaxed);
+                    }
                     let update = frame.message_after(seen).clone();
                     seen = frame.seq;
-                    if !send(&mut socket, Message::Text(update), limit).await {
+                    if !send(&mut socket, Message::Text(update), limit, drops).await {
                         break End::Gone;
                     }
                 }
             }
             event = events.recv() => match event {
                 Ok(text) => {
-                    if !send(&mut socket, Message::Text(text), limit).await {
+                    if !send(&mut socket, Message::Text(text), limit, drops).await {
                         break End::Gone;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    drops.missed_announcements.fetch_add(missed, Ordering::Relaxed);
                     tracing::debug!(missed, "slow WebSocket client skipped announcements");
                 }
                 Err(broadcast::error::RecvError::Closed) => break End::Gone,
@@ -529,7 +543,7 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot) {
                     tracing::debug!("dropping a silent WebSocket client");
                     break End::Gone;
                 }
-                if !send(&mut socket, Message::Ping(Default::default()), limit).await {
+                if !send(&mut socket, Message::Ping(Default::default()), limit, drops).await {
                     break End::Gone;
                 }
             }
@@ -541,13 +555,14 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot) {
         End::ClosedByPeer => drain(&mut socket).await,
         // The stream is unusable after the error: say why and hang up.
         End::Violation(code) => {
-            let _ = send(&mut socket, close(code, ""), CLOSE_GRACE).await;
+            let _ = send(&mut socket, close(code, ""), CLOSE_GRACE, drops).await;
         }
         End::Shutdown => {
             if send(
                 &mut socket,
                 close(close_code::AWAY, "server shutting down"),
                 CLOSE_GRACE,
+                drops,
             )
             .await
             {
@@ -577,11 +592,6 @@ fn close(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-/// Resolves once the hub is shutting down (or gone).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
 /// Reads until the close handshake completes or the peer goes, at most [`CLOSE_GRACE`].
 async fn drain(socket: &mut WebSocket) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
@@ -594,12 +604,17 @@ async fn drain(socket: &mut WebSocket) {
     .await;
 }
 
-/// Sends one message; false when the peer is gone or has not taken it within `limit`.
-async fn send(socket: &mut WebSocket, message: Message, limit: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(limit, socket.send(message)).await,
-        Ok(Ok(()))
-    )
+/// Sends one message; false when the peer is gone or has not taken it within `limit` (then
+/// it counts as a slow client in `drops`).
+async fn send(socket: &mut WebSocket, message: Message, limit: Duration, drops: &Drops) -> bool {
+    match tokio::time::timeout(limit, socket.send(message)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            drops.slow_clients.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
 }
 
 #[cfg(test)]
@@ -628,7 +643,7 @@ mod tests {
 
     #[test]
     fn only_market_snapshots_that_changed_are_published_as_patches() {
-        let hub = Hub::default();
+        let hub = Hub::new(HubSettings::default(), &Background::new());
         let mut frames = hub.inner.frames.subscribe();
         hub.push(&serde_json::json!({ "a": 1, "b": [1] }), "demo", true);
         let first = frames.borrow_and_update().clone().expect("frame");

@@ -14,7 +14,6 @@ use crypto_report::import::{ImportError, ImportSummary, export_jsonl, import_jso
 use crypto_report::reports::Publisher;
 use crypto_report::store::{self, Store, StoreError};
 use crypto_report::{AppState, Settings, demo, live, market, serve, shutdown_signal, sync};
-use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 /// Allocation-heavy request handling spent about 14% of its CPU in glibc malloc (perf, warm
@@ -113,30 +112,34 @@ fn settings(http: &HttpArgs, listen: std::net::SocketAddr, demo: bool) -> Settin
     }
 }
 
-fn hub(http: &HttpArgs) -> live::Hub {
-    live::Hub::new(live::HubSettings {
+fn hub(http: &HttpArgs) -> live::HubSettings {
+    live::HubSettings {
         max_clients: usize::try_from(http.ws_max_clients).unwrap_or(usize::MAX),
         ..live::HubSettings::default()
-    })
+    }
 }
 
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     args.http.validate()?;
     let listen = args.http.listen_addr()?;
-    let market = market::Config::from_args(&args.market.clone().with_upstream_fallbacks());
+    let market = args
+        .market
+        .clone()
+        .with_upstream_fallbacks()
+        .market_config();
     let source = sync_source(&args.sync)?;
     let path = args.store.store_path();
     let store = Store::open(&path)?;
     tracing::info!(store = %path.display(), "store open");
     let mut state =
-        AppState::new(store, settings(&args.http, listen, false))?.with_live(hub(&args.http));
+        AppState::new(store, settings(&args.http, listen, false))?.with_hub(hub(&args.http));
     if let Some(source) = source {
         tracing::info!(source = source.at(), every = ?args.sync.sync_every, "syncing reports from PostgreSQL");
         let sync = sync::Sync::new(source, state.publisher.clone(), args.sync.sync_every);
         state = state.with_sync(sync);
     }
-    run_server(state, listen, move |store| {
-        market::Market::start(market, store)
+    run_server(state, listen, args.http.metrics_listen, move |state| {
+        market::Market::start(market, state.store.clone(), state.background())
     })
 }
 
@@ -157,56 +160,71 @@ fn run_demo(http: HttpArgs, tick: std::time::Duration) -> anyhow::Result<()> {
     http.validate()?;
     let listen = http.listen_addr()?;
     let (dir, store) = demo::open()?;
-    let state = AppState::new(store, settings(&http, listen, true))?.with_live(hub(&http));
+    let state = AppState::new(store, settings(&http, listen, true))?.with_hub(hub(&http));
     let summary = demo::seed(&state.publisher)?;
     tracing::info!(store = %dir.path().display(), %summary, "demo store seeded with the sample reports");
-    let result = run_server(state, listen, |_| {
-        market::Market::demo(market::DEMO_SEED, tick)
+    let result = run_server(state, listen, http.metrics_listen, |state| {
+        market::Market::demo(market::DEMO_SEED, tick, state.background())
     });
     drop(dir);
     result
 }
 
-/// Serves `state` until a shutdown signal; `market` starts the market feed inside the runtime
-/// and is stopped after the last request.
+/// Serves `state` until a shutdown signal; `market` starts the market feed inside the runtime,
+/// in the state's background scope, which `serve` stops at the end.
 fn run_server(
     state: AppState,
     listen: std::net::SocketAddr,
-    market: impl FnOnce(std::sync::Arc<Store>) -> market::Market,
+    metrics_listen: Option<std::net::SocketAddr>,
+    market: impl FnOnce(&AppState) -> market::Market,
 ) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
-        let market = market(state.store.clone());
-        let state = state.with_market(market.clone());
+        let market = market(&state);
+        let state = state.with_market(market);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         tracing::info!(address = %listener.local_addr()?, "listening");
+        if let Some(addr) = metrics_listen {
+            serve_metrics(&state, addr).await?;
+        }
         // Tell systemd (Type=notify) we are ready: the store is open and the socket bound.
         // Outside systemd NOTIFY_SOCKET is unset and this does nothing.
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        crypto_report::systemd::start(&state);
         let shutdown = async {
             shutdown_signal().await;
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         };
-        let stop = CancellationToken::new();
-        let sync_task = state
-            .sync
-            .clone()
-            .map(|sync| tokio::spawn(sync.run(stop.clone())));
-        let served = serve(listener, state, shutdown).await;
-        stop.cancel();
-        market.stop().await;
-        if let Some(task) = sync_task
-            && tokio::time::timeout(std::time::Duration::from_secs(5), task)
-                .await
-                .is_err()
-        {
-            tracing::warn!("the sync did not stop in time");
+        if let Some(sync) = state.sync.clone() {
+            state
+                .background()
+                .spawn("sync", |stop| async move { sync.run(stop).await });
         }
-        served?;
+        serve(listener, state, shutdown).await?;
         tracing::info!("stopped cleanly");
         Ok(())
     })
+}
+
+/// The `--metrics-listen` socket: only `GET /metrics`, stopped with every other task.
+async fn serve_metrics(state: &AppState, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
+    tracing::info!(address = %listener.local_addr()?, "metrics listening");
+    let app = crypto_report::routes::metrics_app(state.clone());
+    state
+        .background()
+        .spawn("metrics listener", |stop| async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    Ok(())
 }
 
 fn run_import(args: &ImportArgs) -> anyhow::Result<()> {

@@ -29,18 +29,20 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared, join_all};
+use prometheus_client::metrics::histogram::Histogram;
 use serde_json::json;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use self::config::Config;
 use self::refresher::Live;
 pub use self::snapshot::{Coin, Group, Index, Snapshot};
 use crate::store::Store;
+use crate::tasks::Background;
 
 /// Seed of the `demo` command's simulated feed (its tick is `--demo-interval-ms`).
 pub const DEMO_SEED: u64 = 0x00C0_FFEE;
-/// How long [`Market::stop`] waits for the background tasks.
+/// How long [`Market::stop`] waits for the feed's tasks.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Run = Shared<BoxFuture<'static, ()>>;
@@ -77,8 +79,8 @@ struct Forced {
 struct Inner {
     feed: Feed,
     tx: watch::Sender<Arc<Snapshot>>,
-    shutdown: watch::Sender<bool>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The feed's own scope of tasks (poll loops, runs, the demo walk).
+    tasks: Background,
     forced: Mutex<Forced>,
     /// One in-flight run per group, shared by the poll loop and forced refreshes.
     runs: [Mutex<Option<Run>>; 5],
@@ -92,19 +94,17 @@ pub struct Market {
 }
 
 impl Market {
-    fn with_feed(feed: Feed, min_refresh: Duration) -> Market {
+    fn with_feed(feed: Feed, min_refresh: Duration, tasks: Background) -> Market {
         let demo = matches!(feed, Feed::Demo(_));
         let (tx, _) = watch::channel(Arc::new(Snapshot {
             demo,
             ..Snapshot::default()
         }));
-        let (shutdown, _) = watch::channel(false);
         Market {
             inner: Arc::new(Inner {
                 feed,
                 tx,
-                shutdown,
-                tasks: Mutex::new(Vec::new()),
+                tasks,
                 forced: Mutex::new(Forced::default()),
                 runs: Default::default(),
                 min_refresh,
@@ -114,48 +114,53 @@ impl Market {
 
     /// A market with nothing fetched yet and no feed.
     pub fn idle() -> Market {
-        Market::with_feed(Feed::Idle, Duration::ZERO)
+        Market::with_feed(Feed::Idle, Duration::ZERO, Background::new())
     }
 
     /// The live feed: restores the last good values from `store` (stale until refreshed), then
-    /// polls every group on its cadence. Must be called inside a Tokio runtime.
-    pub fn start(config: Config, store: Arc<Store>) -> Market {
+    /// polls every group on its cadence, in a scope of `tasks` (it stops with them). Must be
+    /// called inside a Tokio runtime.
+    pub fn start(config: Config, store: Arc<Store>, tasks: &Background) -> Market {
         let min_refresh = config.refresh_min_interval;
-        let market = Market::with_feed(Feed::Live(Box::new(Live::new(config, store))), min_refresh);
+        let feed = Feed::Live(Box::new(Live::new(config, store)));
+        let market = Market::with_feed(feed, min_refresh, tasks.child());
         let inner = Arc::clone(&market.inner);
-        let supervisor = tokio::spawn(async move {
+        market.inner.tasks.spawn("market start", |stop| async move {
             let Feed::Live(live) = &inner.feed else {
                 return;
             };
-            live.restore().await;
+            tokio::select! {
+                () = live.restore() => {}
+                () = stop.cancelled() => return,
+            }
             inner.publish();
             for group in Group::ALL {
                 let every = live.config.cadence.of(group);
-                let task = tokio::spawn(poll(Arc::clone(&inner), group, every));
-                lock(&inner.tasks).push(task);
+                let poller = Arc::clone(&inner);
+                inner
+                    .tasks
+                    .spawn("market poll", move |stop| poll(poller, group, every, stop));
             }
         });
-        lock(&market.inner.tasks).push(supervisor);
         market
     }
 
     /// The simulated feed of `demo`: a deterministic walk from `seed`, one step every `tick`,
-    /// badged `demo: true`. Opens no connection. Must be called inside a Tokio runtime.
-    pub fn demo(seed: u64, tick: Duration) -> Market {
+    /// badged `demo: true`, in a scope of `tasks`. Opens no connection. Must be called inside a
+    /// Tokio runtime.
+    pub fn demo(seed: u64, tick: Duration, tasks: &Background) -> Market {
         let walk = demo::Walk::new(seed, Utc::now());
-        let market = Market::with_feed(Feed::Demo(Mutex::new(walk)), tick);
+        let market = Market::with_feed(Feed::Demo(Mutex::new(walk)), tick, tasks.child());
         market.inner.publish();
         let inner = Arc::clone(&market.inner);
-        let task = tokio::spawn(async move {
-            let mut stop = inner.shutdown.subscribe();
+        market.inner.tasks.spawn("market demo", |stop| async move {
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(tick) => inner.demo_step(),
-                    _ = stop.wait_for(|s| *s) => break,
+                    () = stop.cancelled() => break,
                 }
             }
         });
-        lock(&market.inner.tasks).push(task);
         market
     }
 
@@ -187,7 +192,7 @@ impl Market {
                     }
                 }
                 let inner = Arc::clone(&self.inner);
-                let task = tokio::spawn(async move {
+                let task = self.inner.tasks.spawn("market refresh", |_| async move {
                     inner.refresh_all().await;
                     lock(&inner.forced).running = None;
                 });
@@ -209,34 +214,17 @@ impl Market {
         }
     }
 
-    /// Stops the background tasks (in-flight provider calls are abandoned) and waits for them,
-    /// at most a few seconds.
+    /// Stops the feed's tasks (in-flight provider calls are abandoned) and waits for them, at
+    /// most a few seconds. Stopping the scope the feed was started in does the same.
     pub async fn stop(&self) {
-        self.inner.shutdown.send_replace(true);
-        let deadline = tokio::time::Instant::now() + STOP_TIMEOUT;
-        loop {
-            let tasks = std::mem::take(&mut *lock(&self.inner.tasks));
-            if tasks.is_empty() {
-                break;
-            }
-            for task in tasks {
-                let abort = task.abort_handle();
-                if tokio::time::timeout_at(deadline, task).await.is_err() {
-                    abort.abort();
-                }
-            }
-        }
-        // Runs in flight see the signal too; wait for them so the store is let go.
-        let forced = lock(&self.inner.forced).running.clone();
-        let runs: Vec<Run> = self
-            .inner
-            .runs
-            .iter()
-            .filter_map(|slot| lock(slot).clone())
-            .chain(forced)
-            .collect();
-        for run in runs {
-            let _ = tokio::time::timeout_at(deadline, run).await;
+        self.inner.tasks.shutdown(STOP_TIMEOUT).await;
+    }
+
+    /// Counters, breaker state and latency of every provider of a live feed (none otherwise).
+    pub fn provider_stats(&self) -> Vec<(guard::ProviderStats, Histogram)> {
+        match &self.inner.feed {
+            Feed::Live(live) => live.provider_stats(),
+            Feed::Idle | Feed::Demo(_) => Vec::new(),
         }
     }
 
@@ -244,7 +232,7 @@ impl Market {
     /// and the age of the data, for `/health`.
     pub fn health(&self) -> serde_json::Value {
         let snap = self.current();
-        let running = !*self.inner.shutdown.borrow();
+        let running = !self.inner.tasks.is_cancelled();
         let base = json!({
             "running": running,
             "partial_failure": snap.partial_failure(),
@@ -272,16 +260,15 @@ impl Market {
 }
 
 /// The poll loop of one group.
-async fn poll(inner: Arc<Inner>, group: Group, every: Duration) {
-    let mut stop = inner.shutdown.subscribe();
+async fn poll(inner: Arc<Inner>, group: Group, every: Duration, stop: CancellationToken) {
     loop {
         tokio::select! {
             () = inner.run_group(group) => {}
-            _ = stop.wait_for(|s| *s) => break,
+            () = stop.cancelled() => break,
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
-            _ = stop.wait_for(|s| *s) => break,
+            () = stop.cancelled() => break,
         }
     }
 }
@@ -295,12 +282,11 @@ impl Inner {
             return run.clone();
         }
         let inner = Arc::clone(self);
-        let task = tokio::spawn(async move {
-            let mut stop = inner.shutdown.subscribe();
+        let task = self.tasks.spawn("market run", |stop| async move {
             if let Feed::Live(live) = &inner.feed {
                 tokio::select! {
                     () = live.run(group) => inner.publish(),
-                    _ = stop.wait_for(|s| *s) => {}
+                    () = stop.cancelled() => {}
                 }
             }
             *lock(&inner.runs[group as usize]) = None;

@@ -66,22 +66,40 @@ fn remember_lang(mut response: Response, uri: &Uri) -> Response {
     response
 }
 
-pub(crate) fn parse_id(raw: &str) -> Result<u64, AppError> {
+/// A positive integer in decimal digits. One too large for `u64` is still a positive
+/// integer, just one that names nothing: the caller answers 404 for it, not 400.
+fn positive(raw: &str) -> Result<Option<u64>, ()> {
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
     match raw.parse::<u64>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => Err(AppError::bad_request(
+        Ok(0) => Err(()),
+        Ok(n) => Ok(Some(n)),
+        // Only digits, not zero: the only failure left is overflow.
+        Err(_) if raw.bytes().any(|b| b != b'0') => Ok(None),
+        Err(_) => Err(()),
+    }
+}
+
+pub(crate) fn parse_id(raw: &str) -> Result<u64, AppError> {
+    match positive(raw) {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(AppError::NotFound),
+        Err(()) => Err(AppError::bad_request(
             "report id must be a positive integer",
         )),
     }
 }
 
-/// `page` from the query: absent means 1; anything but a positive integer is a 400.
+/// `page` from the query: absent means 1; anything but a positive integer is a 400, and one
+/// past the end (however large) a 404.
 pub fn parse_page(query: Option<&str>) -> Result<u64, AppError> {
     match query_param(query, "page").map(str::trim) {
         None | Some("") => Ok(1),
-        Some(p) => match p.parse::<u64>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(AppError::bad_request("page must be a positive integer")),
+        Some(p) => match positive(p) {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Err(AppError::NotFound),
+            Err(()) => Err(AppError::bad_request("page must be a positive integer")),
         },
     }
 }

@@ -329,17 +329,8 @@ impl Renderer {
             "css",
             &report.css_content.as_deref().map(|c| guard(c, "</style")),
         );
-        ctx.insert(
-            "js",
-            &report.js_content.as_deref().map(|j| guard(j, "</script")),
-        );
-        ctx.insert(
-            "js_en",
-            &report
-                .js_content_en
-                .as_deref()
-                .map(|j| guard(j, "</script")),
-        );
+        ctx.insert("js", &report.js_content.as_deref().map(guard_script));
+        ctx.insert("js_en", &report.js_content_en.as_deref().map(guard_script));
         self.render("document.html", &ctx)
     }
 
@@ -489,6 +480,28 @@ fn guard(text: &str, closing: &str) -> String {
     out
 }
 
+/// Keeps report JS inside its own `<script>` element. Besides `</script`, a `<script` after a
+/// `<!--` would switch the HTML tokenizer to its "double escaped" state, where the closing
+/// tag of this element no longer closes it and the page's next script is swallowed. `\x3C`
+/// is `<` in every place such text can sit in JS (strings, templates, regular expressions,
+/// comments).
+fn guard_script(js: &str) -> String {
+    let js = guard(js, "</script");
+    let lower = js.to_ascii_lowercase();
+    if !lower.contains("<script") {
+        return js;
+    }
+    let mut out = String::with_capacity(js.len() + 8);
+    let mut last = 0;
+    for (i, _) in lower.match_indices("<script") {
+        out.push_str(&js[last..i]);
+        out.push_str("\\x3C");
+        last = i + 1;
+    }
+    out.push_str(&js[last..]);
+    out
+}
+
 /// Page numbers to link: first, last, and two around the current one; 0 marks a gap.
 fn page_links(page: u64, pages: u64) -> Vec<u64> {
     let mut out = Vec::new();
@@ -514,6 +527,15 @@ mod tests {
             "x = '<\\/script>' + '<\\/script>'"
         );
         assert_eq!(guard("plain", "</style"), "plain");
+    }
+
+    #[test]
+    fn script_openings_are_escaped_too() {
+        assert_eq!(
+            guard_script("s = '<!--<SCRIPT>x</script>';"),
+            "s = '<!--\\x3CSCRIPT>x<\\/script>';"
+        );
+        assert_eq!(guard_script("a < b"), "a < b");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct Report {
 pub enum InvalidReport {
     #[error("id must be a positive integer")]
     BadId,
+    #[error("id {0} is too large: ids go up to {max} (a PostgreSQL bigint)", max = i64::MAX)]
+    IdTooLarge(u64),
     #[error("html_content is empty")]
     EmptyHtml,
     #[error("report is {0} bytes, more than the {MAX_REPORT_BYTES} allowed")]
@@ -53,8 +55,11 @@ pub struct Section {
 
 impl Report {
     pub fn validate(&self) -> Result<(), InvalidReport> {
-        if self.id == 0 || self.id > i64::MAX as u64 {
+        if self.id == 0 {
             return Err(InvalidReport::BadId);
+        }
+        if self.id > i64::MAX as u64 {
+            return Err(InvalidReport::IdTooLarge(self.id));
         }
         if self.html_content.trim().is_empty() {
             return Err(InvalidReport::EmptyHtml);
@@ -379,6 +384,10 @@ mod tests {
         r.html_content = "ok".into();
         r.id = 0;
         assert_eq!(r.validate(), Err(InvalidReport::BadId));
+        r.id = 1 << 63;
+        let err = r.validate().expect_err("past bigint");
+        assert_eq!(err, InvalidReport::IdTooLarge(1 << 63));
+        assert!(!err.to_string().contains("positive"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::ErrorMarker;
+use crate::error::{AppError, ErrorMarker};
 use crate::{AppState, api, pages};
 
 /// The site's own pages run no inline script and load nothing from elsewhere.
@@ -21,6 +21,18 @@ const SITE_CSP: HeaderValue = HeaderValue::from_static(
 
 /// Largest request body accepted anywhere (only admin POSTs carry one).
 const MAX_BODY: usize = 64 * 1024;
+
+/// Only `GET /metrics`, for the dedicated `--metrics-listen` socket (no token asked there:
+/// the operator chose who can reach it).
+pub fn metrics_app(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(api::metrics_open))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.settings.request_timeout,
+        ))
+        .with_state(state)
+}
 
 pub fn app(state: AppState) -> Router {
     let timeout = state.settings.request_timeout;
@@ -47,6 +59,7 @@ pub fn app(state: AppState) -> Router {
             post(api::dashboard_refresh),
         )
         .route("/health", get(api::health))
+        .route("/metrics", get(api::metrics))
         .route("/ws", get(crate::live::ws))
         .route("/cache-stats", get(api::cache_stats))
         .route("/admin/cache/stats", get(api::cache_stats))
@@ -83,11 +96,17 @@ pub fn app(state: AppState) -> Router {
 /// The outermost layer of every response: security headers on all of them, and error
 /// responses dressed as a localized HTML page for browsers or JSON for the API.
 async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let observation = state.metrics.observe(&req);
     // Only what language negotiation needs, kept for the rare error page.
     let uri = req.uri().clone();
     let cookie = req.headers().get(header::COOKIE).cloned();
     let accept = req.headers().get(header::ACCEPT_LANGUAGE).cloned();
-    let mut response = next.run(req).await;
+    let mut response = if host_is_valid(&req) {
+        next.run(req).await
+    } else {
+        AppError::bad_request("an HTTP/1.1 request needs exactly one valid Host header")
+            .into_response()
+    };
     let status = response.status();
     if status.is_client_error() || status.is_server_error() {
         let marker = match response.extensions().get::<ErrorMarker>() {
@@ -123,7 +142,19 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     h.insert(header::X_FRAME_OPTIONS, SAMEORIGIN);
     h.insert(PERMISSIONS_POLICY, PERMISSIONS);
     h.insert(COOP, SAME_ORIGIN);
+    observation.finish(&state.metrics, &response);
     response
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, and any request with more than one or
+/// with one that is not an authority, is answered 400. (HTTP/2 carries `:authority` instead.)
+fn host_is_valid(req: &Request) -> bool {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => req.version() != axum::http::Version::HTTP_11,
+        (Some(host), None) => axum::http::uri::Authority::try_from(host.as_bytes()).is_ok(),
+        (Some(_), Some(_)) => false,
+    }
 }
 
 fn dress(
@@ -169,7 +200,10 @@ fn dress(
 fn wants_json(path: &str) -> bool {
     path.starts_with("/api/")
         || path.starts_with("/admin/")
-        || matches!(path, "/health" | "/cache-stats" | "/clear-cache")
+        || matches!(
+            path,
+            "/health" | "/metrics" | "/cache-stats" | "/clear-cache"
+        )
 }
 
 const NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");

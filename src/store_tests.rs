@@ -288,6 +288,7 @@ async fn a_damaged_report_is_an_error_for_that_report_only() {
         async move {
             use tower::ServiceExt;
             let req = axum::http::Request::get(path)
+                .header("host", "example.test")
                 .body(axum::body::Body::empty())
                 .expect("request");
             app.oneshot(req)

@@ -418,3 +418,190 @@ fn backup_is_consistent_whether_or_not_a_server_holds_the_store() {
     assert_eq!(exported(restored.path()), original);
     assert!(!dir.path().join("online.partial").exists());
 }
+
+/// Every option of `serve --help` and `demo --help` as (flag, env, default).
+fn help_options() -> Vec<(String, Option<String>, Option<String>)> {
+    let mut options: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    for command in ["serve", "demo"] {
+        let out = Command::new(BIN)
+            .args([command, "--help"])
+            .output()
+            .expect("run --help");
+        let help = String::from_utf8(out.stdout).expect("utf8");
+        let mut lines = help.lines().peekable();
+        while let Some(line) = lines.next() {
+            let Some(flag) = line.trim_start().strip_prefix("--") else {
+                continue;
+            };
+            let flag = format!("--{}", flag.split(' ').next().unwrap_or_default());
+            if flag == "--help" || options.iter().any(|(f, _, _)| *f == flag) {
+                continue;
+            }
+            let text = lines.next().unwrap_or_default();
+            let bracket = |key: &str| {
+                let start = text.find(key)? + key.len();
+                let end = text[start..].find(']')? + start;
+                Some(text[start..end].to_owned())
+            };
+            let env = bracket("[env: ").map(|e| e.trim_end_matches('=').to_owned());
+            // A hand-written default in the description ("x, or y") counts up to its comma.
+            let default =
+                bracket("[default: ").map(|d| d.split(", ").next().unwrap_or("").to_owned());
+            options.push((flag, env, default));
+        }
+    }
+    options
+}
+
+#[test]
+fn the_readme_options_table_matches_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let section = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("a Configuration section");
+    let help = help_options();
+    let mut documented = Vec::new();
+    for row in section.lines().filter(|l| l.starts_with("| `--")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (flags, env_cell, default_cell) = (cells[1], cells[2], cells[3]);
+        let flags: Vec<&str> = flags.split('`').filter(|f| f.starts_with("--")).collect();
+        for flag in &flags {
+            let (_, env, default) = help
+                .iter()
+                .find(|(f, _, _)| f == flag)
+                .unwrap_or_else(|| panic!("README documents {flag}, which --help does not know"));
+            documented.push(flag.to_string());
+            if flags.len() == 1 {
+                let env = env.as_deref().unwrap_or("(none)");
+                assert!(
+                    env_cell.starts_with(&format!("`{env}`")),
+                    "{flag}: README says {env_cell}, --help says {env}"
+                );
+            }
+            match default {
+                // A row of several flags may describe their defaults in words.
+                Some(_) if flags.len() > 1 && !default_cell.contains('`') => {}
+                Some(d) => assert!(
+                    default_cell.contains(&format!("`{d}`")),
+                    "{flag}: README says default {default_cell}, --help says {d}"
+                ),
+                None => assert!(
+                    default_cell == "unset"
+                        || !default_cell.contains('`')
+                        || default_cell.contains('<'),
+                    "{flag}: README gives default {default_cell}, --help gives none"
+                ),
+            }
+        }
+    }
+    for (flag, _, _) in &help {
+        assert!(
+            documented.contains(flag),
+            "{flag} is missing from the README's options table"
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One HTTP/1.0 GET; the status line and the body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+#[test]
+fn metrics_listen_serves_metrics_without_a_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (main, metrics) = (free_port(), free_port());
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{main}"),
+            "--metrics-listen",
+            &format!("127.0.0.1:{metrics}"),
+        ])
+        .current_dir(dir.path())
+        .env_remove("CR_ADMIN_TOKEN")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start demo");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let scraped = loop {
+        if let Some(text) = http_get(metrics, "/metrics") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no metrics listener");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // Only /metrics there; the site stays on the main listener.
+    let other = http_get(metrics, "/health").unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(scraped.starts_with("HTTP/1.0 200"), "{scraped}");
+    assert!(scraped.contains("crypto_report_reports 7"), "{scraped}");
+    assert!(other.starts_with("HTTP/1.0 404"), "{other}");
+}
+
+#[test]
+fn under_systemd_it_signals_ready_then_pings_the_watchdog_with_a_status() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .expect("timeout");
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .current_dir(dir.path())
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "600000")
+        .env_remove("WATCHDOG_PID")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start demo");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let pings = messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+        if pings >= 3 {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let all = messages.join("|");
+    assert!(
+        messages.first().is_some_and(|m| m.contains("READY=1")),
+        "{all}"
+    );
+    let pings = messages.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 3, "{pings} watchdog pings: {all}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("STATUS=7 reports; market demo")),
+        "{all}"
+    );
+}

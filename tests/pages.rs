@@ -116,7 +116,7 @@ async fn malformed_and_unknown_ids_get_localized_pages() {
         "/crypto_report/-1",
         "/crypto_report/0",
         "/crypto_report/1.5",
-        "/crypto_report/99999999999999999999999",
+        "/crypto_report/+1",
     ] {
         let r = app.get(uri).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
@@ -145,6 +145,33 @@ async fn malformed_and_unknown_ids_get_localized_pages() {
         "/pdf-template/9",
     ] {
         assert_eq!(app.get(uri).await.status, StatusCode::NOT_FOUND, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn ids_past_two_to_the_63_are_unknown_not_malformed() {
+    let app = TestApp::with_reports(1);
+    for uri in [
+        "/crypto_report/9223372036854775808",
+        "/crypto_report/18446744073709551616",
+        "/crypto_report/99999999999999999999999/frame",
+        "/pdf-template/99999999999999999999999",
+        "/crypto_reports_list?page=99999999999999999999999",
+    ] {
+        let r = app.get(uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+    }
+    for uri in [
+        "/api/reports/18446744073709551616",
+        "/api/reports?page=99999999999999999999999",
+    ] {
+        let r = app.get(uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        assert!(
+            !r.text().contains("positive integer"),
+            "{uri}: {}",
+            r.text()
+        );
     }
 }
 
@@ -208,7 +235,7 @@ async fn report_closing_tags_cannot_break_out_of_their_element() {
     r.css_content = Some("p{} </style><script>alert(2)</script>".into());
     publish(&app.state, vec![r]).await;
     let html = app.get("/crypto_report/5/frame").await.text();
-    assert!(html.contains("var s = '<\\/script><script>alert(1)<\\/script>';"));
+    assert!(html.contains("var s = '<\\/script>\\x3Cscript>alert(1)<\\/script>';"));
     assert!(html.contains("p{} <\\/style>"));
 }
 
@@ -448,6 +475,19 @@ async fn admin_endpoints_need_the_token() {
         .await;
     assert_eq!(ok.status, StatusCode::OK);
     assert!(ok.json()["l1_pages"]["capacity_bytes"].is_u64());
+    // The scheme is case-insensitive; other schemes and a bare token are refused.
+    for (value, status) in [
+        (format!("bearer {ADMIN_TOKEN}"), StatusCode::OK),
+        (format!("BEARER   {ADMIN_TOKEN}"), StatusCode::OK),
+        (format!("Basic {ADMIN_TOKEN}"), StatusCode::UNAUTHORIZED),
+        (format!("Bearer{ADMIN_TOKEN}"), StatusCode::UNAUTHORIZED),
+        (ADMIN_TOKEN.to_owned(), StatusCode::UNAUTHORIZED),
+    ] {
+        let r = app
+            .get_with("/cache-stats", &[("authorization", &value)])
+            .await;
+        assert_eq!(r.status, status, "{value}");
+    }
     let get_clear = app
         .get_with("/clear-cache", &[("authorization", &bearer)])
         .await;
@@ -497,4 +537,91 @@ async fn health_reports_store_and_cache() {
     assert_eq!(v["status"], "ok");
     assert_eq!(v["store"]["reports"], 4);
     assert!(v["version"].is_string());
+}
+
+/// Where the script element whose content starts at `start` ends, following the HTML
+/// tokenizer's script-data states (escaped after `<!--`, double escaped after a further
+/// `<script`, where `</script>` does not close the element).
+fn script_end(html: &str, start: usize) -> usize {
+    #[derive(PartialEq)]
+    enum State {
+        Data,
+        Escaped,
+        DoubleEscaped,
+    }
+    let lower = html.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let tag_at = |i: usize, tag: &str| {
+        lower[i..].starts_with(tag)
+            && matches!(
+                bytes.get(i + tag.len()),
+                Some(b' ' | b'\t' | b'\n' | b'\x0c' | b'/' | b'>')
+            )
+    };
+    let mut state = State::Data;
+    let mut i = start;
+    while i < bytes.len() {
+        let rest = &lower[i..];
+        match state {
+            State::Data if tag_at(i, "</script") => return i,
+            State::Data if rest.starts_with("<!--") => {
+                // `<!-->` opens and closes at once.
+                if !rest[4..].starts_with('>') {
+                    state = State::Escaped;
+                }
+                i += 4;
+                continue;
+            }
+            State::Escaped if tag_at(i, "</script") => return i,
+            State::Escaped if tag_at(i, "<script") => {
+                state = State::DoubleEscaped;
+                i += 7;
+                continue;
+            }
+            State::DoubleEscaped if tag_at(i, "</script") => {
+                state = State::Escaped;
+                i += 8;
+                continue;
+            }
+            State::Escaped | State::DoubleEscaped if rest.starts_with("-->") => {
+                state = State::Data;
+                i += 3;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+#[tokio::test]
+async fn report_script_cannot_swallow_the_boot_script() {
+    let app = TestApp::with_reports(0);
+    let mut r = common::report(1, "2026-01-02T08:00:00Z");
+    r.js_content = Some(
+        "var a = '<!--<script>'; var b = \"<!-- <SCRIPT type=x>\"; /* <!--<script/ */ function initializeAllVisuals_report(l){}"
+            .into(),
+    );
+    r.js_content_en = Some("var c = '<!--<script>';".into());
+    publish(&app.state, vec![r]).await;
+    let html = app.get("/crypto_report/1/frame?lang=vi").await.text();
+    // Every inline script element ends where the page means it to, so the boot script is an
+    // element of its own.
+    let boot = html
+        .find("<script src=\"/assets/js/report-boot")
+        .expect("boot script tag");
+    let mut from = 0;
+    while let Some(open) = html[from..].find("<script>").map(|i| from + i) {
+        let content = open + "<script>".len();
+        let end = script_end(&html, content);
+        assert_eq!(
+            html.get(end..end + 9),
+            Some("</script>"),
+            "an inline script runs past its closing tag (to the end of the page)"
+        );
+        assert!(end < boot, "the boot script was swallowed");
+        from = end;
+    }
+    assert!(html.contains("var a = '<!--\\x3Cscript>'"), "{html}");
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::http::Call;
 use super::snapshot::{Coin, Global, Invalid, Quote, check_change, check_price, check_share};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub const NAME: &str = "coingecko";
 pub const DEFAULT_URL: &str = "https://api.coingecko.com";

@@ -1,5 +1,6 @@
 //! Settings of the market refresher: providers with their base URLs and keys, cadences,
-//! outbound budgets, timeouts and breaker policy. Built from the command line or by tests.
+//! outbound budgets, timeouts and breaker policy. Built from the command line (in
+//! `crate::config`) or by tests.
 
 use std::time::Duration;
 
@@ -13,7 +14,6 @@ use super::http::HttpPolicy;
 use super::snapshot::Group;
 use super::taapi::Taapi;
 use super::{alternative_me, binance, coinmarketcap, finnhub, taapi};
-use crate::config::{MarketArgs, Secret};
 
 /// How often each group is polled.
 #[derive(Debug, Clone, Copy)]
@@ -143,55 +143,7 @@ impl Default for Config {
     }
 }
 
-fn present(s: &Option<Secret>) -> Option<Secret> {
-    s.clone().filter(|s| !s.expose().trim().is_empty())
-}
-
 impl Config {
-    pub fn from_args(args: &MarketArgs) -> Config {
-        let cg_key = match (
-            present(&args.coingecko_pro_api_key),
-            present(&args.coingecko_api_key),
-        ) {
-            (Some(pro), _) => Some(coingecko::Key::Pro(pro)),
-            (None, Some(demo)) => Some(coingecko::Key::Demo(demo)),
-            (None, None) => None,
-        };
-        let cg_base = args.coingecko_url.clone().unwrap_or_else(|| {
-            match cg_key {
-                Some(coingecko::Key::Pro(_)) => coingecko::PRO_URL,
-                _ => coingecko::DEFAULT_URL,
-            }
-            .into()
-        });
-        Config {
-            budgets: Budgets::for_coingecko_key(cg_key.as_ref()),
-            coingecko: CoinGecko {
-                base: cg_base,
-                key: cg_key,
-            },
-            coinmarketcap: present(&args.cmc_api_key).map(|key| CoinMarketCap {
-                base: args.coinmarketcap_url.clone(),
-                key,
-            }),
-            binance: Binance {
-                base: args.binance_url.clone(),
-            },
-            alternative_me: AlternativeMe {
-                base: args.alternative_me_url.clone(),
-            },
-            taapi: present(&args.taapi_secret).map(|secret| Taapi {
-                base: args.taapi_url.clone(),
-                secret,
-            }),
-            finnhub: present(&args.finnhub_api_key).map(|key| Finnhub {
-                base: args.finnhub_url.clone(),
-                key,
-            }),
-            ..Config::default()
-        }
-    }
-
     /// Which providers have what they need, by name.
     pub fn configured(&self) -> [(&'static str, bool); 6] {
         [
@@ -202,70 +154,5 @@ impl Config {
             (taapi::NAME, self.taapi.is_some()),
             (finnhub::NAME, self.finnhub.is_some()),
         ]
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::*;
-    use crate::config::Cli;
-
-    fn config(args: &[&str]) -> Config {
-        let mut argv = vec!["crypto-report"];
-        argv.extend_from_slice(args);
-        Config::from_args(&Cli::try_parse_from(argv).expect("parses").serve.market)
-    }
-
-    #[test]
-    fn coingecko_key_picks_host_header_and_budget() {
-        let keyless = config(&[]);
-        assert_eq!(keyless.coingecko.base, coingecko::DEFAULT_URL);
-        assert!(keyless.coingecko.key.is_none());
-        assert!(keyless.coinmarketcap.is_none() && keyless.taapi.is_none());
-
-        let demo = config(&["--coingecko-api-key", "demo-key"]);
-        assert_eq!(demo.coingecko.base, coingecko::DEFAULT_URL);
-        assert!(matches!(demo.coingecko.key, Some(coingecko::Key::Demo(_))));
-        assert!(demo.budgets.coingecko.every > keyless.budgets.coingecko.every);
-
-        let pro = config(&[
-            "--coingecko-api-key",
-            "demo-key",
-            "--coingecko-pro-api-key",
-            "pro-key",
-        ]);
-        assert_eq!(pro.coingecko.base, coingecko::PRO_URL);
-        assert!(matches!(pro.coingecko.key, Some(coingecko::Key::Pro(_))));
-
-        let local = config(&[
-            "--coingecko-pro-api-key",
-            "pro-key",
-            "--coingecko-url",
-            "http://127.0.0.1:9/cg/",
-        ]);
-        assert_eq!(local.coingecko.base, "http://127.0.0.1:9/cg");
-    }
-
-    #[test]
-    fn base_urls_are_validated_and_keys_enable_providers() {
-        let c = config(&[
-            "--cmc-api-key",
-            "k",
-            "--taapi-secret",
-            " ",
-            "--binance-url",
-            "https://data-api.binance.vision",
-        ]);
-        assert_eq!(
-            c.coinmarketcap.map(|m| m.base).as_deref(),
-            Some(coinmarketcap::DEFAULT_URL)
-        );
-        assert!(c.taapi.is_none(), "a blank secret is no secret");
-        assert_eq!(c.binance.base, "https://data-api.binance.vision");
-        let err = Cli::try_parse_from(["crypto-report", "--finnhub-url", "finnhub.io"])
-            .expect_err("bad url");
-        assert!(err.to_string().contains("--finnhub-url"), "{err}");
     }
 }

@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::http::Call;
 use super::snapshot::{Index, IndexQuote, Invalid, check_change, check_price};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub const NAME: &str = "finnhub";
 pub const DEFAULT_URL: &str = "https://finnhub.io";

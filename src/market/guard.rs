@@ -6,7 +6,24 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::http::FetchError;
+/// Why [`Provider::admit`] held a call back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The provider asked for a pause (`Retry-After`) that is not over.
+    CoolingDown,
+    /// The circuit is open after repeated failures.
+    CircuitOpen,
+}
+
+/// How an admitted call ended, as the breaker and the counters see it.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'a> {
+    Success,
+    /// Nothing was sent (out of budget, say): says nothing about the provider's health.
+    NotAttempted,
+    /// The provider failed; the text is kept for `/health` and must hold no secret.
+    Failed(&'a str),
+}
 
 /// Outbound allowance: `burst` calls at once, refilled by one every `every`.
 #[derive(Debug, Clone, Copy)]
@@ -150,6 +167,18 @@ struct Guard {
 pub struct Provider {
     pub name: &'static str,
     guard: Mutex<Guard>,
+    /// Seconds per request attempt (for `/metrics`).
+    latency: prometheus_client::metrics::histogram::Histogram,
+}
+
+/// A provider's counters and breaker state, for `/metrics`.
+#[derive(Debug, Clone)]
+pub struct ProviderStats {
+    pub name: &'static str,
+    pub calls: u64,
+    pub failures: u64,
+    /// `closed`, `open` or `half_open`.
+    pub breaker: &'static str,
 }
 
 impl Provider {
@@ -172,18 +201,40 @@ impl Provider {
                 last_failure: None,
                 last_error: None,
             }),
+            latency: crate::metrics::provider_latency(),
         }
     }
 
+    /// One request attempt took `elapsed`, whatever its outcome.
+    pub(super) fn observe(&self, elapsed: Duration) {
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn stats(
+        &self,
+    ) -> (
+        ProviderStats,
+        prometheus_client::metrics::histogram::Histogram,
+    ) {
+        let now = Instant::now();
+        let stats = self.with(|g| ProviderStats {
+            name: self.name,
+            calls: g.calls,
+            failures: g.failures,
+            breaker: g.breaker.name(now),
+        });
+        (stats, self.latency.clone())
+    }
+
     /// Lets a call through unless the provider asked for a pause or its circuit is open.
-    pub(super) fn admit(&self) -> Result<(), FetchError> {
+    pub(super) fn admit(&self) -> Result<(), Refusal> {
         let now = Instant::now();
         self.with(|g| {
             if g.not_before.is_some_and(|t| now < t) {
-                return Err(FetchError::CoolingDown);
+                return Err(Refusal::CoolingDown);
             }
             if !g.breaker.allow(now) {
-                return Err(FetchError::CircuitOpen);
+                return Err(Refusal::CircuitOpen);
             }
             Ok(())
         })
@@ -203,22 +254,22 @@ impl Provider {
         self.with(|g| g.not_before = until);
     }
 
-    /// The outcome of an admitted call: `None` for success.
-    pub(super) fn record(&self, error: Option<&FetchError>) {
-        self.with(|g| match error {
-            None => {
+    /// The outcome of an admitted call.
+    pub(super) fn record(&self, outcome: Outcome<'_>) {
+        self.with(|g| match outcome {
+            Outcome::Success => {
                 g.breaker.success();
                 g.last_success = Some(Utc::now());
             }
-            Some(e) if e.not_attempted() => {
+            Outcome::NotAttempted => {
                 g.breaker.release();
                 g.budget_skips += 1;
             }
-            Some(e) => {
+            Outcome::Failed(error) => {
                 g.breaker.failure(Instant::now());
                 g.failures += 1;
                 g.last_failure = Some(Utc::now());
-                g.last_error = Some(e.to_string());
+                g.last_error = Some(error.to_owned());
             }
         });
     }

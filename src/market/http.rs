@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
-use super::guard::Provider;
+use super::guard::{Outcome, Provider, Refusal};
 use super::snapshot::Invalid;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Query parameters whose values are credentials.
 const SENSITIVE_QUERY: &[&str] = &[
@@ -122,6 +122,15 @@ pub enum FetchError {
     Invalid(String),
 }
 
+impl From<Refusal> for FetchError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::CoolingDown => FetchError::CoolingDown,
+            Refusal::CircuitOpen => FetchError::CircuitOpen,
+        }
+    }
+}
+
 impl FetchError {
     fn retryable(&self) -> bool {
         match self {
@@ -202,7 +211,11 @@ impl Upstream {
     ) -> Result<T, FetchError> {
         provider.admit()?;
         let result = self.attempts(provider, call, &parse).await;
-        provider.record(result.as_ref().err());
+        match &result {
+            Ok(_) => provider.record(Outcome::Success),
+            Err(e) if e.not_attempted() => provider.record(Outcome::NotAttempted),
+            Err(e) => provider.record(Outcome::Failed(&e.to_string())),
+        }
         if let Err(e) = &result
             && !e.not_attempted()
         {
@@ -222,7 +235,10 @@ impl Upstream {
             if !provider.take_token() {
                 return Err(last.unwrap_or(FetchError::Budget));
             }
-            let (error, retry_after) = match self.once(call).await {
+            let started = Instant::now();
+            let outcome = self.once(call).await;
+            provider.observe(started.elapsed());
+            let (error, retry_after) = match outcome {
                 Ok(body) => {
                     return parse(&body).map_err(|e| FetchError::Invalid(call.scrub(&e.0)));
                 }

@@ -11,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::config::Config;
-use super::guard::Provider;
+use super::guard::{Provider, ProviderStats};
 use super::http::{Call, FetchError, Upstream};
 use super::rsi::{PERIOD, wilder};
 use super::snapshot::{Book, Coin, Entry, Group, Index, Invalid, Quote, downsample};
 use super::{alternative_me, binance, coingecko, coinmarketcap, finnhub, taapi};
 use crate::store::Store;
+use prometheus_client::metrics::histogram::Histogram;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -71,6 +72,11 @@ pub(super) struct Live {
 }
 
 impl Live {
+    /// Counters, breaker and latency of every provider.
+    pub fn provider_stats(&self) -> Vec<(ProviderStats, Histogram)> {
+        self.providers.all().map(Provider::stats).to_vec()
+    }
+
     pub fn new(config: Config, store: Arc<Store>) -> Live {
         let upstream = Upstream::new(config.http)
             .inspect_err(|e| tracing::error!(error = %e, "cannot build the outbound HTTP client"))

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::http::Call;
 use super::rsi::PERIOD;
 use super::snapshot::Invalid;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub const NAME: &str = "taapi";
 pub const DEFAULT_URL: &str = "https://api.taapi.io";

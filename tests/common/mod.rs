@@ -1,12 +1,15 @@
-//! Shared fixtures for the integration tests: a temp store with reports and a request helper.
+//! Shared fixtures for the integration tests: a temp store with reports, a request helper, a
+//! real server on 127.0.0.1:0 (`server`) and the fake provider server (`fake`).
 #![allow(dead_code)]
 
+pub mod fake;
 pub mod pg;
+pub mod server;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
-use crypto_report::config::Secret;
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use crypto_report::reports::{Batch, Report};
+use crypto_report::secret::Secret;
 use crypto_report::store::{FILE_NAME, Store};
 use crypto_report::{AppState, Settings};
 use http_body_util::BodyExt;
@@ -99,8 +102,13 @@ pub async fn publish(state: &AppState, reports: Vec<Report>) {
         .expect("publish");
 }
 
-/// Runs one request through `app(state)` and collects the whole response.
-pub async fn request(state: &AppState, req: Request<Body>) -> Reply {
+/// Runs one request through `app(state)` and collects the whole response. Like every real
+/// HTTP/1.1 client, it sends a `Host` header unless the test set one (or several).
+pub async fn request(state: &AppState, mut req: Request<Body>) -> Reply {
+    if !req.headers().contains_key(header::HOST) {
+        req.headers_mut()
+            .insert(header::HOST, HeaderValue::from_static("reports.example"));
+    }
     let response = crypto_report::app(state.clone())
         .oneshot(req)
         .await

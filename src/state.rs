@@ -1,0 +1,158 @@
+//! The application state every handler reaches: the shared parts behind one reference count,
+//! and the settings fixed at start-up.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::assets::Assets;
+use crate::cache::PageCache;
+use crate::metrics::Metrics;
+use crate::render::{self, Renderer};
+use crate::reports::Publisher;
+use crate::reports::publish::Subscriber;
+use crate::secret::Secret;
+use crate::store::Store;
+use crate::tasks::Background;
+use crate::{api, live, market, sync};
+
+/// Settings the request handlers need, fixed at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub admin_token: Option<Secret>,
+    pub public_url: String,
+    pub cache_bytes: u64,
+    pub request_timeout: Duration,
+    /// A new connection must deliver its first request head within this time (silent and
+    /// slow-header clients); HTTP/1.1 also waits at most this long for the next request.
+    pub header_timeout: Duration,
+    /// A connection with nothing in flight is closed after this long (HTTP/2 above all:
+    /// HTTP/1.1 is closed earlier by `header_timeout`).
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    /// Running `demo`: market data is simulated and badged as such.
+    pub demo: bool,
+}
+
+impl Settings {
+    pub fn new(public_url: impl Into<String>) -> Settings {
+        Settings {
+            admin_token: None,
+            public_url: public_url.into(),
+            cache_bytes: 64 << 20,
+            request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 16_384,
+            demo: false,
+        }
+    }
+}
+
+/// Everything a handler can reach. One reference count: axum clones the state for every
+/// request (handler and middleware), and one atomic increment is far cheaper than one per
+/// field on counters that both cores keep pulling from each other.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
+    pub store: Arc<Store>,
+    /// The one write path of reports; tells the page cache and the live clients.
+    pub publisher: Publisher,
+    pub pages: Arc<PageCache>,
+    pub assets: Arc<Assets>,
+    pub renderer: Arc<Renderer>,
+    pub settings: Arc<Settings>,
+    pub market: market::Market,
+    pub live: live::Hub,
+    /// The PostgreSQL sync, when the server was started with one.
+    pub sync: Option<sync::Sync>,
+    pub health: Arc<api::HealthProbe>,
+    pub started: Instant,
+    /// Every background task; cancelled once at shutdown.
+    pub background: Background,
+    pub metrics: Metrics,
+}
+
+/// How long a rendered page may live in memory even without an invalidation.
+const PAGE_TTL: Duration = Duration::from_secs(600);
+
+impl AppState {
+    pub fn new(store: Store, settings: Settings) -> Result<AppState, render::RenderError> {
+        let assets = Assets::load();
+        let renderer = Renderer::new(&assets, &settings.public_url)?;
+        let background = Background::new();
+        let store = Arc::new(store);
+        let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL));
+        let live = live::Hub::new(live::HubSettings::default(), &background);
+        Ok(AppState(Arc::new(Shared {
+            publisher: publisher(&store, &pages, &live),
+            store,
+            pages,
+            assets: Arc::new(assets),
+            renderer: Arc::new(renderer),
+            settings: Arc::new(settings),
+            market: market::Market::idle(),
+            live,
+            sync: None,
+            health: Arc::default(),
+            started: Instant::now(),
+            background,
+            metrics: Metrics::new(),
+        })))
+    }
+
+    /// The scope of every background task: `state.background().spawn(name, |stop| ...)`.
+    pub fn background(&self) -> &Background {
+        &self.0.background
+    }
+
+    /// The same state serving `market` (the live refresher or the demo feed), which should
+    /// run in [`AppState::background`] so that shutdown stops it.
+    pub fn with_market(self, market: market::Market) -> AppState {
+        let mut shared = (*self.0).clone();
+        shared.market = market;
+        AppState(Arc::new(shared))
+    }
+
+    /// The same state with changed settings.
+    pub fn with_settings(self, change: impl FnOnce(&mut Settings)) -> AppState {
+        let mut shared = (*self.0).clone();
+        let mut settings = (*shared.settings).clone();
+        change(&mut settings);
+        shared.settings = Arc::new(settings);
+        AppState(Arc::new(shared))
+    }
+
+    /// The same state with a WebSocket hub of these settings, in the state's task scope.
+    pub fn with_hub(self, settings: live::HubSettings) -> AppState {
+        let mut shared = (*self.0).clone();
+        shared.live = live::Hub::new(settings, &shared.background);
+        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live);
+        AppState(Arc::new(shared))
+    }
+
+    /// The same state with a PostgreSQL sync (reachable from `/health` and `/admin/sync`);
+    /// start it with [`sync::Sync::run`] in [`AppState::background`].
+    pub fn with_sync(self, sync: sync::Sync) -> AppState {
+        let mut shared = (*self.0).clone();
+        shared.sync = Some(sync);
+        AppState(Arc::new(shared))
+    }
+}
+
+/// Writes reports into `store` and tells the page cache and the live clients.
+fn publisher(store: &Arc<Store>, pages: &Arc<PageCache>, live: &live::Hub) -> Publisher {
+    Publisher::new(Arc::clone(store))
+        .with(Arc::clone(pages) as Arc<dyn Subscriber>)
+        .with(Arc::new(live.clone()))
+}
