@@ -72,6 +72,12 @@ pub mod names {
     pub const STORE_BYTES: &str = "crypto_report_store_bytes";
     /// Seconds since the server started.
     pub const UPTIME: &str = "crypto_report_uptime_seconds";
+    /// Seconds since the last successful PostgreSQL sync pass started (absent before one).
+    pub const SYNC_LAG: &str = "crypto_report_sync_lag_seconds";
+    /// PostgreSQL sync passes, by `outcome` (`ok`, `failed`).
+    pub const SYNC_PASSES: &str = "crypto_report_sync_passes";
+    /// Reports the sync wrote, by `kind` (`new`, `updated`).
+    pub const SYNC_REPORTS: &str = "crypto_report_sync_reports";
 }
 
 /// Buckets of request latencies (seconds): 100 µs to ~6.5 s.
@@ -250,6 +256,8 @@ pub struct Sample {
     pub reports: Option<u64>,
     pub store_bytes: Option<u64>,
     pub uptime: Duration,
+    /// The PostgreSQL sync, when there is one.
+    pub sync: Option<crate::sync::Status>,
 }
 
 /// Encodes one series of several label sets.
@@ -387,6 +395,27 @@ impl Collector for Sample {
                 gauge(n),
             )?;
         }
+        if let Some(sync) = &self.sync {
+            if let Some(lag) = sync.lag_seconds {
+                let help = "Seconds since the last successful sync pass started.";
+                single(&mut e, names::SYNC_LAG, help, gauge(lag.max(0) as u64))?;
+            }
+            let passes = [
+                ("ok", sync.passes - sync.failures),
+                ("failed", sync.failures),
+            ]
+            .map(|(o, n)| ([("outcome", o.to_owned())], ConstCounter::new(n)));
+            series(&mut e, names::SYNC_PASSES, "Sync passes.", C, passes)?;
+            let written = [("new", sync.written_new), ("updated", sync.written_updated)]
+                .map(|(k, n)| ([("kind", k.to_owned())], ConstCounter::new(n)));
+            series(
+                &mut e,
+                names::SYNC_REPORTS,
+                "Reports the sync wrote.",
+                C,
+                written,
+            )?;
+        }
         let uptime = ConstGauge::new(self.uptime.as_secs_f64());
         single(&mut e, names::UPTIME, "Seconds since start.", uptime)
     }
@@ -408,5 +437,6 @@ pub async fn sample(state: &crate::AppState) -> Sample {
         reports: reports.ok(),
         store_bytes,
         uptime: state.started.elapsed(),
+        sync: state.sync.as_ref().map(crate::sync::Sync::status),
     }
 }

@@ -53,7 +53,12 @@ pub struct Status {
     pub every_seconds: u64,
     pub running: bool,
     pub passes: u64,
+    /// Passes that failed, in all.
+    pub failures: u64,
     pub failures_in_a_row: u64,
+    /// Reports the sync wrote since the start, new and updated.
+    pub written_new: u64,
+    pub written_updated: u64,
     /// When the last successful pass started: the store holds everything the source held
     /// then.
     pub last_success_at: Option<DateTime<Utc>>,
@@ -100,7 +105,10 @@ impl Sync {
             every_seconds: every.as_secs(),
             running: false,
             passes: 0,
+            failures: 0,
             failures_in_a_row: 0,
+            written_new: 0,
+            written_updated: 0,
             last_success_at: None,
             last_error: None,
             last_pass: None,
@@ -232,10 +240,13 @@ impl Sync {
         match result {
             Ok(pass) => {
                 status.last_success_at = Some(started);
+                status.written_new += pass.new;
+                status.written_updated += pass.updated;
                 status.last_pass = Some(pass.clone());
                 status.failures_in_a_row = 0;
             }
             Err(message) => {
+                status.failures += 1;
                 status.failures_in_a_row += 1;
                 status.last_error = Some(SyncError {
                     at: Utc::now(),

@@ -188,6 +188,17 @@ async fn a_synced_report_shows_everywhere_at_once_and_is_announced() {
     assert_eq!(api["reports"][0]["id"], 31);
     assert_eq!(api["total"], 31);
 
+    // The sync shows in /metrics too (the test client is on loopback).
+    let (status, metrics) = get(&client, &server.url("/metrics")).await;
+    assert_eq!(status, 200);
+    for series in [
+        "crypto_report_sync_lag_seconds ",
+        "crypto_report_sync_passes_total{outcome=\"ok\"} 2",
+        "crypto_report_sync_reports_total{kind=\"new\"} 31",
+    ] {
+        assert!(metrics.contains(series), "{series} missing: {metrics}");
+    }
+
     let announced = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(Ok(Message::Text(text))) = ws.next().await {
             let m: serde_json::Value = serde_json::from_str(&text).expect("json");
@@ -236,6 +247,15 @@ async fn an_unreachable_source_never_touches_serving() {
         .expect("an error");
     assert!(error.contains("cannot connect"), "{error}");
     assert!(h["sync"]["last_success_at"].is_null());
+    let (_, metrics) = get(&client, &server.url("/metrics")).await;
+    assert!(
+        metrics.contains("crypto_report_sync_passes_total{outcome=\"failed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("crypto_report_sync_lag_seconds"),
+        "no lag before a success"
+    );
     assert!(!h.to_string().contains(&password));
     for route in ["/", "/crypto_reports_list", "/rss.xml", "/api/reports"] {
         assert_eq!(get(&client, &server.url(route)).await.0, 200, "{route}");
