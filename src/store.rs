@@ -4,17 +4,19 @@
 mod check;
 mod codec;
 mod migrate;
+mod reports;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 pub use self::check::{CheckSummary, check, panic_is_handled};
-use self::codec::{Dictionary, Encoder, body_bytes, header};
-use crate::reports::Report;
+use self::codec::Dictionary;
+use self::reports::load_dictionary;
+pub use self::reports::{ReportRef, StoreVersion, UpsertOutcome};
 
 pub const FILE_NAME: &str = "crypto-report.redb";
 /// Bumped whenever a table or an encoded value changes shape; older stores are migrated on
@@ -116,29 +118,6 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Identity and date of a report, enough for links, feeds and the sitemap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReportRef {
-    pub id: u64,
-    pub created_at: DateTime<Utc>,
-}
-
-impl ReportRef {
-    fn from_key((us, id): (i64, u64)) -> Self {
-        ReportRef {
-            id,
-            created_at: DateTime::from_timestamp_micros(us).unwrap_or_default(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpsertOutcome {
-    New,
-    Updated,
-    Unchanged,
-}
-
 #[derive(Serialize, Deserialize)]
 struct CacheEntry<'a> {
     expires_at_ms: i64,
@@ -155,6 +134,8 @@ pub struct Store {
     dictionary: std::sync::RwLock<Option<Arc<Dictionary>>>,
     /// Reports in the store when training last failed: the next try waits for twice as many.
     training_failed_at: std::sync::atomic::AtomicU64,
+    /// What the reports add up to now (see `StoreVersion`).
+    version: std::sync::Mutex<StoreVersion>,
 }
 
 impl std::fmt::Debug for Store {
@@ -196,8 +177,10 @@ impl Store {
             damaged: Default::default(),
             dictionary: Default::default(),
             training_failed_at: Default::default(),
+            version: Default::default(),
         };
         store.init_schema()?;
+        store.load_digest()?;
         let stored = {
             let tx = store.db.begin_read().map_err(db_err)?;
             load_dictionary(&tx)?
@@ -264,310 +247,6 @@ impl Store {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| StoreError::Join(e.to_string()))?
-    }
-
-    /// The report `id`, verified against its hash: a damaged report is an error (logged the
-    /// first time it is met), never a report.
-    pub fn report(&self, id: u64) -> Result<Option<Report>> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(REPORTS).map_err(db_err)?;
-        let Some(value) = table.get(id).map_err(db_err)? else {
-            return Ok(None);
-        };
-        self.decode(id, value.value())
-            .map(Some)
-            .inspect_err(|e| self.note_damage(id, e))
-    }
-
-    fn note_damage(&self, id: u64, e: &StoreError) {
-        if matches!(e, StoreError::Damaged { .. } | StoreError::Decode { .. }) {
-            let first = self
-                .damaged
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(id);
-            if first {
-                tracing::error!(store = %self.path.display(), error = %e, "damaged report; it is refused until re-imported (`crypto-report check` lists every damaged record)");
-            }
-        }
-    }
-
-    /// Whether `e` is about one damaged record (already logged), not the store as a whole.
-    pub fn is_record_damage(e: &StoreError) -> bool {
-        matches!(e, StoreError::Damaged { .. } | StoreError::Decode { .. })
-    }
-
-    pub fn count(&self) -> Result<u64> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        tx.open_table(REPORTS)
-            .map_err(db_err)?
-            .len()
-            .map_err(db_err)
-    }
-
-    /// Newest-first references, skipping `offset`, at most `limit`.
-    pub fn newest(&self, offset: u64, limit: usize) -> Result<Vec<ReportRef>> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        let mut out = Vec::with_capacity(limit);
-        for entry in index
-            .iter()
-            .map_err(db_err)?
-            .rev()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(limit)
-        {
-            let (key, _) = entry.map_err(db_err)?;
-            out.push(ReportRef::from_key(key.value()));
-        }
-        Ok(out)
-    }
-
-    /// Newest-first reports, skipping `offset`, at most `limit`, with the total count, all
-    /// from one read transaction (one consistent view). Damaged reports are left out.
-    pub fn newest_reports(&self, offset: u64, limit: usize) -> Result<(Vec<Report>, u64)> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        let table = tx.open_table(REPORTS).map_err(db_err)?;
-        let mut out = Vec::with_capacity(limit);
-        for entry in index
-            .iter()
-            .map_err(db_err)?
-            .rev()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(limit)
-        {
-            let (_, id) = entry.map_err(db_err)?.0.value();
-            if let Some(v) = table.get(id).map_err(db_err)? {
-                match self.decode(id, v.value()) {
-                    Ok(r) => out.push(r),
-                    // A damaged report is left out of lists (and logged once), not fatal to them.
-                    Err(e) if Store::is_record_damage(&e) => self.note_damage(id, &e),
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok((out, table.len().map_err(db_err)?))
-    }
-
-    /// The reports next to `id` in time: (older, newer).
-    pub fn neighbours(&self, report: &Report) -> Result<(Option<ReportRef>, Option<ReportRef>)> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        let key = (report.created_at.timestamp_micros(), report.id);
-        let older = match index.range(..key).map_err(db_err)?.next_back() {
-            Some(e) => Some(ReportRef::from_key(e.map_err(db_err)?.0.value())),
-            None => None,
-        };
-        let mut after = index.range(key..).map_err(db_err)?;
-        let newer = match after.nth(1) {
-            Some(e) => Some(ReportRef::from_key(e.map_err(db_err)?.0.value())),
-            None => None,
-        };
-        Ok((older, newer))
-    }
-
-    /// Inserts or replaces reports and moves the import cursor, all in one transaction: a crash
-    /// leaves each report either wholly present or absent. `versions[i]` is the version of
-    /// the source row `reports[i]` came from (`None`: not from a versioned source). Only the
-    /// report domain's publish path writes reports (see `reports::publish`).
-    pub(crate) fn commit_reports(
-        &self,
-        reports: &[Report],
-        versions: &[Option<u64>],
-        cursor: Option<(&str, u64)>,
-    ) -> Result<Vec<UpsertOutcome>> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let (dictionary, trained) = self.dictionary_for(&tx, reports)?;
-        let mut encoder = Encoder::new(dictionary.as_deref())?;
-        let mut outcomes = Vec::with_capacity(reports.len());
-        {
-            let mut table = tx.open_table(REPORTS).map_err(db_err)?;
-            let mut index = tx.open_table(BY_TIME).map_err(db_err)?;
-            let mut marks = tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
-            for (i, report) in reports.iter().enumerate() {
-                let hash = report.content_hash();
-                let created_at_us = report.created_at.timestamp_micros();
-                let previous = match table.get(report.id).map_err(db_err)? {
-                    Some(v) => {
-                        let h = header(report.id, v.value())?;
-                        Some((h.hash, h.created_at_us))
-                    }
-                    None => None,
-                };
-                let outcome = match previous {
-                    None => UpsertOutcome::New,
-                    Some((h, at)) if h == hash && at == created_at_us => UpsertOutcome::Unchanged,
-                    Some(_) => UpsertOutcome::Updated,
-                };
-                if outcome != UpsertOutcome::Unchanged {
-                    if let Some((_, at)) = previous {
-                        index.remove((at, report.id)).map_err(db_err)?;
-                    }
-                    let bytes = encoder.encode(report, hash)?;
-                    table.insert(report.id, bytes.as_slice()).map_err(db_err)?;
-                    index
-                        .insert((created_at_us, report.id), ())
-                        .map_err(db_err)?;
-                }
-                match versions.get(i).copied().flatten() {
-                    Some(v) => {
-                        marks.insert(report.id, v).map_err(db_err)?;
-                    }
-                    // Written from elsewhere: the source's row no longer describes it.
-                    None if outcome != UpsertOutcome::Unchanged => {
-                        marks.remove(report.id).map_err(db_err)?;
-                    }
-                    None => {}
-                }
-                outcomes.push(outcome);
-            }
-            if let Some((source, id)) = cursor {
-                tx.open_table(CURSORS)
-                    .map_err(db_err)?
-                    .insert(source, id)
-                    .map_err(db_err)?;
-            }
-        }
-        drop(encoder);
-        tx.commit().map_err(db_err)?;
-        if trained {
-            // Only now that it is stored may other batches use it.
-            *self
-                .dictionary
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = dictionary;
-        }
-        Ok(outcomes)
-    }
-
-    fn current_dictionary(&self) -> Option<Arc<Dictionary>> {
-        self.dictionary
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    fn decode(&self, id: u64, bytes: &[u8]) -> Result<Report> {
-        codec::decode_report(id, bytes, self.current_dictionary().as_ref())
-    }
-
-    /// The dictionary to compress `batch` with: the store's, or one trained now from the
-    /// batch and the reports already stored (written to the meta table in `tx`; the second
-    /// value says so). None while there is too little to learn from.
-    fn dictionary_for(
-        &self,
-        tx: &redb::WriteTransaction,
-        batch: &[Report],
-    ) -> Result<(Option<Arc<Dictionary>>, bool)> {
-        if let Some(d) = self.current_dictionary() {
-            return Ok((Some(d), false));
-        }
-        let table = tx.open_table(REPORTS).map_err(db_err)?;
-        let stored = table.len().map_err(db_err)?;
-        let known = stored + batch.len() as u64;
-        let failed_at = self
-            .training_failed_at
-            .load(std::sync::atomic::Ordering::Relaxed);
-        if known < codec::TRAINING_BODIES as u64 || (failed_at > 0 && known < 2 * failed_at) {
-            return Ok((None, false));
-        }
-        // A sample of a few dozen reports, at most 32 KiB of each: enough for the genre.
-        let mut bodies = Vec::new();
-        for r in batch.iter().take(2 * codec::TRAINING_BODIES) {
-            bodies.push(body_bytes(r)?);
-        }
-        for entry in table.iter().map_err(db_err)? {
-            if bodies.len() >= 2 * codec::TRAINING_BODIES {
-                break;
-            }
-            let (k, v) = entry.map_err(db_err)?;
-            if let Ok(r) = codec::decode_report(k.value(), v.value(), None) {
-                bodies.push(body_bytes(&r)?);
-            }
-        }
-        for b in &mut bodies {
-            b.truncate(32 * 1024);
-        }
-        match Dictionary::train(1, &bodies) {
-            Some((dictionary, bytes)) => {
-                tx.open_table(META)
-                    .map_err(db_err)?
-                    .insert(DICTIONARY_KEY, bytes.as_slice())
-                    .map_err(db_err)?;
-                Ok((Some(Arc::new(dictionary)), true))
-            }
-            None => {
-                self.training_failed_at
-                    .store(known, std::sync::atomic::Ordering::Relaxed);
-                Ok((None, false))
-            }
-        }
-    }
-
-    /// Source row versions of the reports with ids in `from..=to`, in id order.
-    pub fn source_versions(&self, from: u64, to: u64) -> Result<Vec<(u64, u64)>> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.range(from..=to).map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            out.push((k.value(), v.value()));
-        }
-        Ok(out)
-    }
-
-    pub fn cursor(&self, source: &str) -> Result<Option<u64>> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(CURSORS).map_err(db_err)?;
-        Ok(table.get(source).map_err(db_err)?.map(|v| v.value()))
-    }
-
-    /// Visits every report in id order without loading them all at once.
-    pub fn for_each_report(&self, mut f: impl FnMut(Report) -> Result<()>) -> Result<()> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(REPORTS).map_err(db_err)?;
-        for entry in table.iter().map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            f(self.decode(k.value(), v.value())?)?;
-        }
-        Ok(())
-    }
-
-    /// Visits every report in id order, each read and decoded on its own: a damaged record
-    /// is handed over as its error and the walk goes on; where the table itself cannot be
-    /// walked further, the walk ends with that error. `f` returning an error stops the walk.
-    pub fn scan_reports(&self, mut f: impl FnMut(u64, Result<Report>) -> Result<()>) -> Result<()> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(REPORTS).map_err(db_err)?;
-        let mut next = 0u64;
-        loop {
-            // One id at a time, so a corrupted page costs the records on it, not the walk.
-            let step = check::guarded(|| -> Result<Option<(u64, Result<Report>)>> {
-                let Some(entry) = table.range(next..).map_err(db_err)?.next() else {
-                    return Ok(None);
-                };
-                let (k, v) = entry.map_err(db_err)?;
-                let id = k.value();
-                Ok(Some((id, self.decode(id, v.value()))))
-            });
-            match step {
-                Ok(None) => return Ok(()),
-                Ok(Some((id, report))) => {
-                    f(id, report)?;
-                    next = id.saturating_add(1);
-                    if id == u64::MAX {
-                        return Ok(());
-                    }
-                }
-                Err(e) => {
-                    return Err(StoreError::Unreadable(format!(
-                        "the reports after id {} cannot be walked: {e}",
-                        next.saturating_sub(1)
-                    )));
-                }
-            }
-        }
     }
 
     /// Writes a consistent copy of the whole store (one read transaction) to a new file at
@@ -736,15 +415,6 @@ fn decode<'a, T: Deserialize<'a>>(
     })
 }
 
-/// The stored compression dictionary, if one was trained.
-fn load_dictionary(tx: &redb::ReadTransaction) -> Result<Option<Arc<Dictionary>>> {
-    let meta = tx.open_table(META).map_err(db_err)?;
-    let Some(v) = meta.get(DICTIONARY_KEY).map_err(db_err)? else {
-        return Ok(None);
-    };
-    Dictionary::from_stored(v.value()).map(|d| Some(Arc::new(d)))
-}
-
 /// Copies one table from a read transaction into `target`, a few hundred entries per commit.
 fn copy_table<K, V>(
     source: &redb::ReadTransaction,
@@ -808,6 +478,7 @@ fn create_new(path: &Path) -> Result<()> {
             damaged: Default::default(),
             dictionary: Default::default(),
             training_failed_at: Default::default(),
+            version: Default::default(),
         };
         fresh.init_schema()?;
     }

@@ -346,3 +346,58 @@ fn a_file_that_is_not_a_store_is_an_error() {
     std::fs::write(&path, b"definitely not redb").expect("write");
     assert!(Store::open(&path).is_err());
 }
+
+#[test]
+fn the_content_digest_depends_on_the_reports_not_the_order_they_came_in() {
+    let (_a_dir, a) = temp_store();
+    let (_b_dir, b) = temp_store();
+    let r1 = sample(1, "2026-11-18T08:00:00Z");
+    let r2 = sample(2, "2026-11-19T08:00:00Z");
+    let empty = a.version();
+    a.commit_reports(&[r1.clone(), r2.clone()], &[], None)
+        .expect("a");
+    b.commit_reports(std::slice::from_ref(&r2), &[], None)
+        .expect("b2");
+    assert_ne!(a.version().digest, b.version().digest);
+    b.commit_reports(std::slice::from_ref(&r1), &[], None)
+        .expect("b1");
+    assert_eq!(a.version().digest, b.version().digest);
+    assert_ne!(a.version().digest, empty.digest);
+    assert_eq!(a.version().writers, 0);
+
+    // A change moves it; changing back restores it; an unchanged write does not count.
+    let before = a.version();
+    let mut changed = r1.clone();
+    changed.css_content = Some("p{}".into());
+    a.commit_reports(&[changed], &[], None).expect("change");
+    assert_ne!(a.version().digest, before.digest);
+    a.commit_reports(std::slice::from_ref(&r1), &[], None)
+        .expect("revert");
+    assert_eq!(a.version().digest, before.digest);
+    let generation = a.version().generation;
+    a.commit_reports(&[r1], &[], None).expect("same");
+    assert_eq!(a.version().generation, generation);
+}
+
+#[test]
+fn the_digest_survives_a_reopen_and_is_rebuilt_when_missing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    let digest = {
+        let store = Store::open(&path).expect("open");
+        store
+            .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[], None)
+            .expect("write");
+        store
+            .write(|tx| {
+                tx.open_table(META)
+                    .map_err(db_err)?
+                    .remove("content_digest")
+                    .map_err(db_err)?;
+                Ok(())
+            })
+            .expect("forget");
+        store.version().digest
+    };
+    assert_eq!(Store::open(&path).expect("reopen").version().digest, digest);
+}

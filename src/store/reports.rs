@@ -1,0 +1,471 @@
+//! Reports in the store: reading them (verified), the date index, and the one write
+//! operation behind the publish path, which also keeps the store's content digest.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::codec::{self, Dictionary, Encoder, body_bytes, header};
+use super::{
+    BY_TIME, CURSORS, DICTIONARY_KEY, META, REPORTS, Result, SOURCE_VERSIONS, Store, StoreError,
+    check, db_err,
+};
+
+/// The store's content digest ([`StoreVersion::digest`]) in the meta table.
+const DIGEST_KEY: &str = "content_digest";
+use crate::reports::Report;
+
+/// Identity and date of a report, enough for links, feeds and the sitemap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportRef {
+    pub id: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ReportRef {
+    pub(super) fn from_key((us, id): (i64, u64)) -> Self {
+        ReportRef {
+            id,
+            created_at: DateTime::from_timestamp_micros(us).unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpsertOutcome {
+    New,
+    Updated,
+    Unchanged,
+}
+
+/// What the reports of a store add up to, for the keys of shared caches: two stores holding
+/// the same reports have the same digest, whatever order they were written in, so a cached
+/// page keyed by it is never served by an instance whose reports differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreVersion {
+    /// XOR of a hash of every report's (id, content hash): order-free, updated per write.
+    pub digest: [u8; 16],
+    /// Bumped by every commit that changed reports (this process only).
+    pub generation: u64,
+    /// Commits under way: what a reader sees now may not match `digest`.
+    pub writers: u32,
+}
+
+impl StoreVersion {
+    /// The digest as a cache-key component.
+    pub fn key(&self) -> String {
+        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether something read between `self` and `later` belongs to `self.digest`.
+    pub fn still(&self, later: &StoreVersion) -> bool {
+        self.writers == 0 && later.writers == 0 && self.generation == later.generation
+    }
+}
+
+/// The digest term of one report.
+fn term(id: u64, hash: &[u8; 32]) -> [u8; 16] {
+    let mut h = blake3::Hasher::new();
+    h.update(&id.to_le_bytes());
+    h.update(hash);
+    let mut out = [0; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    out
+}
+
+fn xor(digest: &mut [u8; 16], term: [u8; 16]) {
+    for (d, t) in digest.iter_mut().zip(term) {
+        *d ^= t;
+    }
+}
+
+/// Counts a commit as under way until dropped (also when the commit fails).
+struct Writing<'a>(&'a Store);
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0
+            .version_mut(|v| v.writers = v.writers.saturating_sub(1));
+    }
+}
+
+impl Store {
+    /// The store's content version (see [`StoreVersion`]).
+    pub fn version(&self) -> StoreVersion {
+        *self
+            .version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn version_mut(&self, f: impl FnOnce(&mut StoreVersion)) {
+        f(&mut self
+            .version
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+
+    /// Reads the stored digest, computing (and storing) it once for a store that has none.
+    pub(super) fn load_digest(&self) -> Result<()> {
+        let stored = {
+            let tx = self.db.begin_read().map_err(db_err)?;
+            let meta = tx.open_table(META).map_err(db_err)?;
+            meta.get(DIGEST_KEY)
+                .map_err(db_err)?
+                .and_then(|v| <[u8; 16]>::try_from(v.value()).ok())
+        };
+        let digest = match stored {
+            Some(d) => d,
+            None => {
+                let tx = self.db.begin_write().map_err(db_err)?;
+                let mut digest = [0; 16];
+                {
+                    let table = tx.open_table(REPORTS).map_err(db_err)?;
+                    for entry in table.iter().map_err(db_err)? {
+                        let (k, v) = entry.map_err(db_err)?;
+                        xor(
+                            &mut digest,
+                            term(k.value(), &header(k.value(), v.value())?.hash),
+                        );
+                    }
+                    tx.open_table(META)
+                        .map_err(db_err)?
+                        .insert(DIGEST_KEY, digest.as_slice())
+                        .map_err(db_err)?;
+                }
+                tx.commit().map_err(db_err)?;
+                digest
+            }
+        };
+        self.version_mut(|v| v.digest = digest);
+        Ok(())
+    }
+
+    /// The report `id`, verified against its hash: a damaged report is an error (logged the
+    /// first time it is met), never a report.
+    pub fn report(&self, id: u64) -> Result<Option<Report>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        let Some(value) = table.get(id).map_err(db_err)? else {
+            return Ok(None);
+        };
+        self.decode(id, value.value())
+            .map(Some)
+            .inspect_err(|e| self.note_damage(id, e))
+    }
+
+    fn note_damage(&self, id: u64, e: &StoreError) {
+        if matches!(e, StoreError::Damaged { .. } | StoreError::Decode { .. }) {
+            let first = self
+                .damaged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(id);
+            if first {
+                tracing::error!(store = %self.path.display(), error = %e, "damaged report; it is refused until re-imported (`crypto-report check` lists every damaged record)");
+            }
+        }
+    }
+
+    /// Whether `e` is about one damaged record (already logged), not the store as a whole.
+    pub fn is_record_damage(e: &StoreError) -> bool {
+        matches!(e, StoreError::Damaged { .. } | StoreError::Decode { .. })
+    }
+
+    pub fn count(&self) -> Result<u64> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        tx.open_table(REPORTS)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)
+    }
+
+    /// Newest-first references, skipping `offset`, at most `limit`.
+    pub fn newest(&self, offset: u64, limit: usize) -> Result<Vec<ReportRef>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let mut out = Vec::with_capacity(limit);
+        for entry in index
+            .iter()
+            .map_err(db_err)?
+            .rev()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit)
+        {
+            let (key, _) = entry.map_err(db_err)?;
+            out.push(ReportRef::from_key(key.value()));
+        }
+        Ok(out)
+    }
+
+    /// Newest-first reports, skipping `offset`, at most `limit`, with the total count, all
+    /// from one read transaction (one consistent view). Damaged reports are left out.
+    pub fn newest_reports(&self, offset: u64, limit: usize) -> Result<(Vec<Report>, u64)> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        let mut out = Vec::with_capacity(limit);
+        for entry in index
+            .iter()
+            .map_err(db_err)?
+            .rev()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(limit)
+        {
+            let (_, id) = entry.map_err(db_err)?.0.value();
+            if let Some(v) = table.get(id).map_err(db_err)? {
+                match self.decode(id, v.value()) {
+                    Ok(r) => out.push(r),
+                    // A damaged report is left out of lists (and logged once), not fatal to them.
+                    Err(e) if Store::is_record_damage(&e) => self.note_damage(id, &e),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok((out, table.len().map_err(db_err)?))
+    }
+
+    /// The reports next to `id` in time: (older, newer).
+    pub fn neighbours(&self, report: &Report) -> Result<(Option<ReportRef>, Option<ReportRef>)> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let key = (report.created_at.timestamp_micros(), report.id);
+        let older = match index.range(..key).map_err(db_err)?.next_back() {
+            Some(e) => Some(ReportRef::from_key(e.map_err(db_err)?.0.value())),
+            None => None,
+        };
+        let mut after = index.range(key..).map_err(db_err)?;
+        let newer = match after.nth(1) {
+            Some(e) => Some(ReportRef::from_key(e.map_err(db_err)?.0.value())),
+            None => None,
+        };
+        Ok((older, newer))
+    }
+
+    /// Inserts or replaces reports and moves the import cursor, all in one transaction: a crash
+    /// leaves each report either wholly present or absent. `versions[i]` is the version of
+    /// the source row `reports[i]` came from (`None`: not from a versioned source). Only the
+    /// report domain's publish path writes reports (see `reports::publish`).
+    pub(crate) fn commit_reports(
+        &self,
+        reports: &[Report],
+        versions: &[Option<u64>],
+        cursor: Option<(&str, u64)>,
+    ) -> Result<Vec<UpsertOutcome>> {
+        self.version_mut(|v| v.writers += 1);
+        let _writing = Writing(self);
+        let mut digest = self.version().digest;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let (dictionary, trained) = self.dictionary_for(&tx, reports)?;
+        let mut encoder = Encoder::new(dictionary.as_deref())?;
+        let mut outcomes = Vec::with_capacity(reports.len());
+        {
+            let mut table = tx.open_table(REPORTS).map_err(db_err)?;
+            let mut index = tx.open_table(BY_TIME).map_err(db_err)?;
+            let mut marks = tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
+            for (i, report) in reports.iter().enumerate() {
+                let hash = report.content_hash();
+                let created_at_us = report.created_at.timestamp_micros();
+                let previous = match table.get(report.id).map_err(db_err)? {
+                    Some(v) => {
+                        let h = header(report.id, v.value())?;
+                        Some((h.hash, h.created_at_us))
+                    }
+                    None => None,
+                };
+                let outcome = match previous {
+                    None => UpsertOutcome::New,
+                    Some((h, at)) if h == hash && at == created_at_us => UpsertOutcome::Unchanged,
+                    Some(_) => UpsertOutcome::Updated,
+                };
+                if outcome != UpsertOutcome::Unchanged {
+                    if let Some((old, at)) = previous {
+                        index.remove((at, report.id)).map_err(db_err)?;
+                        xor(&mut digest, term(report.id, &old));
+                    }
+                    xor(&mut digest, term(report.id, &hash));
+                    let bytes = encoder.encode(report, hash)?;
+                    table.insert(report.id, bytes.as_slice()).map_err(db_err)?;
+                    index
+                        .insert((created_at_us, report.id), ())
+                        .map_err(db_err)?;
+                }
+                match versions.get(i).copied().flatten() {
+                    Some(v) => {
+                        marks.insert(report.id, v).map_err(db_err)?;
+                    }
+                    // Written from elsewhere: the source's row no longer describes it.
+                    None if outcome != UpsertOutcome::Unchanged => {
+                        marks.remove(report.id).map_err(db_err)?;
+                    }
+                    None => {}
+                }
+                outcomes.push(outcome);
+            }
+            tx.open_table(META)
+                .map_err(db_err)?
+                .insert(DIGEST_KEY, digest.as_slice())
+                .map_err(db_err)?;
+            if let Some((source, id)) = cursor {
+                tx.open_table(CURSORS)
+                    .map_err(db_err)?
+                    .insert(source, id)
+                    .map_err(db_err)?;
+            }
+        }
+        drop(encoder);
+        tx.commit().map_err(db_err)?;
+        let changed = outcomes.iter().any(|o| *o != UpsertOutcome::Unchanged);
+        self.version_mut(|v| {
+            v.digest = digest;
+            v.generation += u64::from(changed);
+        });
+        if trained {
+            // Only now that it is stored may other batches use it.
+            *self
+                .dictionary
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = dictionary;
+        }
+        Ok(outcomes)
+    }
+
+    fn current_dictionary(&self) -> Option<Arc<Dictionary>> {
+        self.dictionary
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn decode(&self, id: u64, bytes: &[u8]) -> Result<Report> {
+        codec::decode_report(id, bytes, self.current_dictionary().as_ref())
+    }
+
+    /// The dictionary to compress `batch` with: the store's, or one trained now from the
+    /// batch and the reports already stored (written to the meta table in `tx`; the second
+    /// value says so). None while there is too little to learn from.
+    fn dictionary_for(
+        &self,
+        tx: &redb::WriteTransaction,
+        batch: &[Report],
+    ) -> Result<(Option<Arc<Dictionary>>, bool)> {
+        if let Some(d) = self.current_dictionary() {
+            return Ok((Some(d), false));
+        }
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        let stored = table.len().map_err(db_err)?;
+        let known = stored + batch.len() as u64;
+        let failed_at = self
+            .training_failed_at
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if known < codec::TRAINING_BODIES as u64 || (failed_at > 0 && known < 2 * failed_at) {
+            return Ok((None, false));
+        }
+        // A sample of a few dozen reports, at most 32 KiB of each: enough for the genre.
+        let mut bodies = Vec::new();
+        for r in batch.iter().take(2 * codec::TRAINING_BODIES) {
+            bodies.push(body_bytes(r)?);
+        }
+        for entry in table.iter().map_err(db_err)? {
+            if bodies.len() >= 2 * codec::TRAINING_BODIES {
+                break;
+            }
+            let (k, v) = entry.map_err(db_err)?;
+            if let Ok(r) = codec::decode_report(k.value(), v.value(), None) {
+                bodies.push(body_bytes(&r)?);
+            }
+        }
+        for b in &mut bodies {
+            b.truncate(32 * 1024);
+        }
+        match Dictionary::train(1, &bodies) {
+            Some((dictionary, bytes)) => {
+                tx.open_table(META)
+                    .map_err(db_err)?
+                    .insert(DICTIONARY_KEY, bytes.as_slice())
+                    .map_err(db_err)?;
+                Ok((Some(Arc::new(dictionary)), true))
+            }
+            None => {
+                self.training_failed_at
+                    .store(known, std::sync::atomic::Ordering::Relaxed);
+                Ok((None, false))
+            }
+        }
+    }
+
+    /// Source row versions of the reports with ids in `from..=to`, in id order.
+    pub fn source_versions(&self, from: u64, to: u64) -> Result<Vec<(u64, u64)>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.range(from..=to).map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            out.push((k.value(), v.value()));
+        }
+        Ok(out)
+    }
+
+    pub fn cursor(&self, source: &str) -> Result<Option<u64>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(CURSORS).map_err(db_err)?;
+        Ok(table.get(source).map_err(db_err)?.map(|v| v.value()))
+    }
+
+    /// Visits every report in id order without loading them all at once.
+    pub fn for_each_report(&self, mut f: impl FnMut(Report) -> Result<()>) -> Result<()> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        for entry in table.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            f(self.decode(k.value(), v.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// Visits every report in id order, each read and decoded on its own: a damaged record
+    /// is handed over as its error and the walk goes on; where the table itself cannot be
+    /// walked further, the walk ends with that error. `f` returning an error stops the walk.
+    pub fn scan_reports(&self, mut f: impl FnMut(u64, Result<Report>) -> Result<()>) -> Result<()> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        let mut next = 0u64;
+        loop {
+            // One id at a time, so a corrupted page costs the records on it, not the walk.
+            let step = check::guarded(|| -> Result<Option<(u64, Result<Report>)>> {
+                let Some(entry) = table.range(next..).map_err(db_err)?.next() else {
+                    return Ok(None);
+                };
+                let (k, v) = entry.map_err(db_err)?;
+                let id = k.value();
+                Ok(Some((id, self.decode(id, v.value()))))
+            });
+            match step {
+                Ok(None) => return Ok(()),
+                Ok(Some((id, report))) => {
+                    f(id, report)?;
+                    next = id.saturating_add(1);
+                    if id == u64::MAX {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    return Err(StoreError::Unreadable(format!(
+                        "the reports after id {} cannot be walked: {e}",
+                        next.saturating_sub(1)
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// The stored compression dictionary, if one was trained.
+pub(super) fn load_dictionary(tx: &redb::ReadTransaction) -> Result<Option<Arc<Dictionary>>> {
+    let meta = tx.open_table(META).map_err(db_err)?;
+    let Some(v) = meta.get(DICTIONARY_KEY).map_err(db_err)? else {
+        return Ok(None);
+    };
+    Dictionary::from_stored(v.value()).map(|d| Some(Arc::new(d)))
+}
