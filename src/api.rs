@@ -235,7 +235,7 @@ pub async fn cache_stats(
     let stats = s.pages.stats().await;
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::json!({ "l1_pages": stats })),
+        Json(serde_json::json!({ "l1_pages": stats, "l2": stats.l2 })),
     )
         .into_response())
 }
@@ -246,9 +246,20 @@ pub async fn clear_cache(
 ) -> Result<Response, AppError> {
     authorize(&s, &headers)?;
     s.pages.clear();
-    let l2 = s.store.call(|st| st.cache_remove(None)).await?;
-    tracing::info!(l2_removed = l2, "cache cleared by admin");
-    Ok(Json(serde_json::json!({ "cleared": true, "l2_removed": l2 })).into_response())
+    let all = crate::cache::l2::Invalidation::All;
+    let l2 = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        s.pages.l2().invalidate(&all),
+    )
+    .await
+    .map_err(|_| "timed out".to_owned())
+    .and_then(|r| r.map_err(|e| e.to_string()));
+    tracing::info!(l2 = ?l2, "cache cleared by admin");
+    let l2_json = match l2 {
+        Ok(n) => serde_json::json!({ "removed": n }),
+        Err(e) => serde_json::json!({ "error": e }),
+    };
+    Ok(Json(serde_json::json!({ "cleared": true, "l2": l2_json })).into_response())
 }
 
 /// A consistent copy of the store (one read transaction), streamed as a file: what
@@ -347,7 +358,7 @@ pub async fn dashboard_summary(
     let current = key.clone();
     let page = s
         .pages
-        .get_or_render(key, async move {
+        .get_or_render(key, crate::cache::Tier::l1_only(), async move {
             let body = json_body(&*snapshot)?;
             pages.drop_older("api:dashboard:", &current);
             Ok::<_, AppError>((body, Deps::default()))

@@ -1,19 +1,37 @@
-//! In-memory page cache (L1): rendered responses with their compressed variants, bounded by
-//! bytes, one render per key under concurrent misses, invalidated by the reports they show.
+//! The page cache in two tiers. L1 is in memory (moka): rendered responses with their
+//! compressed variants, bounded by bytes. L2 ([`l2::L2`]: the store's redb table, or Redis for
+//! several instances) keeps the same responses as bytes, so that a restarted instance, or
+//! another one, serves a page without rendering or compressing it again.
+//!
+//! A miss in L1 is one load per key however many requests wait for it (a map of loads in
+//! flight): L2 first, promoted to L1 on a hit, else one render, kept in both tiers. L1 entries
+//! are invalidated by the reports they show; L2 entries are keyed by what the instance's
+//! store holds (its content digest), so a page is only ever read back by an instance holding
+//! the same reports, and are dropped by tag in the background.
+
+pub mod l2;
+pub mod redb_tier;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use dashmap::DashMap;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use moka::future::Cache;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::encoded::Encoded;
+use self::l2::{Invalidation, L2, L2Stats, Strategy};
+use crate::encoded::{Encoded, EncodedParts};
 use crate::reports::publish::{Published, Subscriber};
 
+/// How long an L2 read may take before the page is rendered instead.
+const L2_READ_TIMEOUT: Duration = Duration::from_millis(300);
+
 /// What a cached page was built from, so a change invalidates exactly the pages it affects.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deps {
     /// Reports whose content or position the page shows.
     pub reports: Vec<u64>,
@@ -36,17 +54,65 @@ impl Deps {
             listing: false,
         }
     }
+
+    /// The L2 tags of a page with these dependencies.
+    fn tags(&self) -> Vec<String> {
+        let mut tags: Vec<String> = self.reports.iter().map(|id| report_tag(*id)).collect();
+        if self.listing {
+            tags.push(LISTING_TAG.into());
+        }
+        tags
+    }
+}
+
+const LISTING_TAG: &str = "listing";
+
+fn report_tag(id: u64) -> String {
+    format!("report:{id}")
+}
+
+/// What invalidates in L2 the pages of a published change.
+pub fn invalidation_of(change: &Published) -> Invalidation {
+    let mut tags: Vec<String> = change.affected.iter().map(|id| report_tag(*id)).collect();
+    tags.push(LISTING_TAG.into());
+    Invalidation::Tags(tags)
 }
 
 #[derive(Debug)]
 pub struct CachedPage {
     pub body: Encoded,
     pub deps: Deps,
-    /// The invalidation epoch when its render started.
-    epoch: u64,
 }
 
-#[derive(Debug, Default, Serialize, Clone, Copy)]
+/// A page as L2 keeps it.
+#[derive(Serialize, Deserialize)]
+struct StoredPage {
+    body: EncodedParts,
+    deps: Deps,
+}
+
+/// Where a page is kept beyond L1, and for how long.
+pub struct Tier {
+    /// The L2 key, naming what the page was built from; `None` keeps the page in L1 only.
+    pub l2_key: Option<String>,
+    pub strategy: Strategy,
+    /// Asked after a render: false when what the render read may not belong to `l2_key`
+    /// (the store changed meanwhile), and the page is then not shared.
+    pub still_valid: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+impl Tier {
+    /// Memory only (values keyed by something only this process knows).
+    pub fn l1_only() -> Tier {
+        Tier {
+            l2_key: None,
+            strategy: Strategy::ShortTerm,
+            still_valid: Box::new(|| true),
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Clone)]
 pub struct CacheStats {
     pub entries: u64,
     pub weighted_bytes: u64,
@@ -54,25 +120,40 @@ pub struct CacheStats {
     pub hits: u64,
     pub misses: u64,
     pub renders: u64,
-    /// Misses that waited for another request's render instead of rendering.
+    /// Misses that waited for another request's load instead of loading.
     pub coalesced: u64,
     pub invalidations: u64,
+    /// L1 misses answered by L2.
+    pub l2_hits: u64,
+    pub l2: L2Stats,
 }
 
-pub struct PageCache {
-    pages: Cache<String, Arc<CachedPage>>,
-    capacity_bytes: u64,
-    /// Bumped by every invalidation; a render that straddles one is not kept.
+/// Counters and the epoch, shared with the loads in flight.
+#[derive(Default)]
+struct State {
+    /// Bumped by every invalidation; a load that straddles one is not kept.
     epoch: AtomicU64,
     hits: AtomicU64,
     misses: AtomicU64,
     renders: AtomicU64,
     coalesced: AtomicU64,
     invalidations: AtomicU64,
+    l2_hits: AtomicU64,
 }
 
-impl PageCache {
-    pub fn new(capacity_bytes: u64, ttl: Duration) -> Self {
+type Load<E> = Shared<BoxFuture<'static, Result<Arc<CachedPage>, Arc<E>>>>;
+
+/// The two tiers; `E` is the error a render can end with (returned to every waiter).
+pub struct PageCache<E> {
+    pages: Cache<String, Arc<CachedPage>>,
+    l2: Arc<dyn L2>,
+    loading: Arc<DashMap<String, Load<E>>>,
+    state: Arc<State>,
+    capacity_bytes: u64,
+}
+
+impl<E: Send + Sync + 'static> PageCache<E> {
+    pub fn new(capacity_bytes: u64, ttl: Duration, l2: Arc<dyn L2>) -> Self {
         let pages = Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|key: &String, page: &Arc<CachedPage>| {
@@ -83,60 +164,106 @@ impl PageCache {
             .build();
         PageCache {
             pages,
+            l2,
+            loading: Arc::default(),
+            state: Arc::default(),
             capacity_bytes,
-            epoch: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            renders: AtomicU64::new(0),
-            coalesced: AtomicU64::new(0),
-            invalidations: AtomicU64::new(0),
         }
     }
 
-    /// The cached page for `key`, or renders it. Concurrent callers for one missing key wait
-    /// for a single render; an error is returned to all of them and nothing is cached.
-    pub async fn get_or_render<E, F>(
+    pub fn l2(&self) -> &Arc<dyn L2> {
+        &self.l2
+    }
+
+    /// The cached page for `key`, from L1, else from L2, else rendered. Concurrent callers
+    /// for one missing key share a single load; an error is returned to all of them and
+    /// nothing is cached.
+    pub async fn get_or_render<F>(
         &self,
         key: String,
+        tier: Tier,
         render: F,
     ) -> Result<Arc<CachedPage>, Arc<E>>
     where
-        E: Send + Sync + 'static,
-        F: Future<Output = Result<(Encoded, Deps), E>>,
+        F: Future<Output = Result<(Encoded, Deps), E>> + Send + 'static,
     {
         if let Some(page) = self.pages.get(&key).await {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+            self.state.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(page);
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
-        let mut rendered_here = false;
-        let page = self
-            .pages
-            .try_get_with_by_ref(&key, async {
-                rendered_here = true;
-                self.renders.fetch_add(1, Ordering::Relaxed);
-                let epoch = self.epoch.load(Ordering::Acquire);
-                let (body, deps) = render.await?;
-                Ok(Arc::new(CachedPage { body, deps, epoch }))
-            })
-            .await?;
-        if !rendered_here {
-            self.coalesced.fetch_add(1, Ordering::Relaxed);
-        }
-        if page.epoch != self.epoch.load(Ordering::Acquire) {
-            // The store changed while this page was rendered from it: serve it this once.
-            self.pages.invalidate(&key).await;
-        }
-        Ok(page)
+        self.state.misses.fetch_add(1, Ordering::Relaxed);
+        let load = match self.loading.entry(key.clone()) {
+            dashmap::Entry::Occupied(e) => {
+                self.state.coalesced.fetch_add(1, Ordering::Relaxed);
+                e.get().clone()
+            }
+            dashmap::Entry::Vacant(v) => {
+                let load = self.load(key, tier, render).boxed().shared();
+                v.insert(load.clone());
+                load
+            }
+        };
+        load.await
     }
 
-    /// Drops every page that shows one of the `changed` reports or lists reports.
+    /// One load: L2, else the render; keeps the result in both tiers unless the store
+    /// changed while it ran. Removes itself from the loads in flight when done.
+    fn load<F>(
+        &self,
+        key: String,
+        tier: Tier,
+        render: F,
+    ) -> impl Future<Output = Result<Arc<CachedPage>, Arc<E>>> + Send + 'static
+    where
+        F: Future<Output = Result<(Encoded, Deps), E>> + Send + 'static,
+    {
+        let pages = self.pages.clone();
+        let l2 = Arc::clone(&self.l2);
+        let state = Arc::clone(&self.state);
+        let loading = Arc::clone(&self.loading);
+        async move {
+            let epoch = state.epoch.load(Ordering::Acquire);
+            let current = |state: &State| state.epoch.load(Ordering::Acquire) == epoch;
+            if let Some(l2_key) = &tier.l2_key
+                && let Some(page) = read_l2(&*l2, l2_key).await
+            {
+                state.l2_hits.fetch_add(1, Ordering::Relaxed);
+                let page = Arc::new(page);
+                if current(&state) {
+                    pages.insert(key.clone(), Arc::clone(&page)).await;
+                }
+                loading.remove(&key);
+                return Ok(page);
+            }
+            state.renders.fetch_add(1, Ordering::Relaxed);
+            let rendered = render.await;
+            let result = match rendered {
+                Ok((body, deps)) => {
+                    let page = Arc::new(CachedPage { body, deps });
+                    // A page rendered across an invalidation is served this once, not kept; one
+                    // that may not belong to its L2 key is kept in memory only.
+                    if current(&state) {
+                        pages.insert(key.clone(), Arc::clone(&page)).await;
+                        if let Some(l2_key) = tier.l2_key.filter(|_| (tier.still_valid)()) {
+                            write_l2(l2, l2_key, tier.strategy, &page);
+                        }
+                    }
+                    Ok(page)
+                }
+                Err(e) => Err(Arc::new(e)),
+            };
+            loading.remove(&key);
+            result
+        }
+    }
+
+    /// Drops every page that shows one of the `changed` reports or lists reports (L1).
     pub fn invalidate(&self, changed: &[u64]) {
         if changed.is_empty() {
             return;
         }
-        self.invalidations.fetch_add(1, Ordering::Relaxed);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.state.invalidations.fetch_add(1, Ordering::Relaxed);
+        self.state.epoch.fetch_add(1, Ordering::AcqRel);
         let changed = changed.to_vec();
         let result = self.pages.invalidate_entries_if(move |_, page| {
             page.deps.listing || page.deps.reports.iter().any(|id| changed.contains(id))
@@ -145,6 +272,19 @@ impl PageCache {
             // Only possible without support_invalidation_closures; fall back to everything.
             self.pages.invalidate_all();
         }
+    }
+
+    /// Drops what `what` names from L2, in the background (a slow tier delays nobody).
+    pub fn invalidate_l2(&self, what: Invalidation) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let l2 = Arc::clone(&self.l2);
+        runtime.spawn(async move {
+            if let Err(e) = l2.invalidate(&what).await {
+                tracing::debug!(error = %e, "L2 invalidation failed; its entries expire on their own");
+            }
+        });
     }
 
     /// Drops every page whose key starts with `prefix` except `current`: for resources
@@ -156,23 +296,27 @@ impl PageCache {
             .invalidate_entries_if(move |key, _| key.starts_with(&prefix) && *key != current);
     }
 
+    /// Empties L1 (L2 is emptied with [`PageCache::invalidate_l2`]).
     pub fn clear(&self) {
-        self.invalidations.fetch_add(1, Ordering::Relaxed);
-        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.state.invalidations.fetch_add(1, Ordering::Relaxed);
+        self.state.epoch.fetch_add(1, Ordering::AcqRel);
         self.pages.invalidate_all();
     }
 
     pub async fn stats(&self) -> CacheStats {
         self.pages.run_pending_tasks().await;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CacheStats {
             entries: self.pages.entry_count(),
             weighted_bytes: self.pages.weighted_size(),
             capacity_bytes: self.capacity_bytes,
-            hits: self.hits.load(Ordering::Relaxed),
-            misses: self.misses.load(Ordering::Relaxed),
-            renders: self.renders.load(Ordering::Relaxed),
-            coalesced: self.coalesced.load(Ordering::Relaxed),
-            invalidations: self.invalidations.load(Ordering::Relaxed),
+            hits: load(&self.state.hits),
+            misses: load(&self.state.misses),
+            renders: load(&self.state.renders),
+            coalesced: load(&self.state.coalesced),
+            invalidations: load(&self.state.invalidations),
+            l2_hits: load(&self.state.l2_hits),
+            l2: self.l2.stats(),
         }
     }
 
@@ -183,25 +327,151 @@ impl PageCache {
     }
 }
 
-impl Subscriber for PageCache {
+/// A page from L2, if it is there and usable; anything else (absent, slow, failing, written
+/// by another version, damaged) is a miss.
+async fn read_l2(l2: &dyn L2, key: &str) -> Option<CachedPage> {
+    let bytes = match tokio::time::timeout(L2_READ_TIMEOUT, l2.get(key)).await {
+        Ok(Ok(Some(bytes))) => bytes,
+        Ok(Ok(None)) => return None,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "L2 read failed; rendering");
+            return None;
+        }
+        Err(_) => {
+            tracing::debug!("L2 read timed out; rendering");
+            return None;
+        }
+    };
+    let stored: StoredPage = match postcard::from_bytes(&bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(key, error = %e, "unusable L2 entry; rendering");
+            return None;
+        }
+    };
+    match Encoded::from_parts(stored.body) {
+        Ok(body) => Some(CachedPage {
+            body,
+            deps: stored.deps,
+        }),
+        Err(e) => {
+            tracing::debug!(key, error = %e, "unusable L2 entry; rendering");
+            None
+        }
+    }
+}
+
+/// Writes a rendered page to L2 in the background.
+fn write_l2(l2: Arc<dyn L2>, key: String, strategy: Strategy, page: &CachedPage) {
+    let stored = StoredPage {
+        body: page.body.to_parts(),
+        deps: page.deps.clone(),
+    };
+    let tags = page.deps.tags();
+    let Ok(bytes) = postcard::to_allocvec(&stored) else {
+        return;
+    };
+    tokio::spawn(async move {
+        if let Err(e) = l2.put(&key, bytes, strategy.ttl(), &tags).await {
+            tracing::debug!(error = %e, "L2 write failed");
+        }
+    });
+}
+
+impl<E: Send + Sync + 'static> Subscriber for PageCache<E> {
     fn published(&self, change: &Published) {
         self.invalidate(&change.affected);
+        self.invalidate_l2(invalidation_of(change));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::l2::{Counters, L2Future};
     use crate::encoded::Quality;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
     use std::sync::atomic::AtomicUsize;
+
+    /// Value and tags of an entry.
+    type Entry = (Vec<u8>, Vec<String>);
+
+    /// An L2 in memory, shared by the caches of one test as Redis is by instances.
+    #[derive(Default)]
+    struct Memory {
+        values: Mutex<HashMap<String, Entry>>,
+        counters: Counters,
+    }
+
+    impl L2 for Memory {
+        fn name(&self) -> &'static str {
+            "memory"
+        }
+        fn get<'a>(&'a self, key: &'a str) -> L2Future<'a, Option<Vec<u8>>> {
+            let v = self
+                .values
+                .lock()
+                .expect("lock")
+                .get(key)
+                .map(|(v, _)| v.clone());
+            Box::pin(async move { Ok(v) })
+        }
+        fn put<'a>(
+            &'a self,
+            key: &'a str,
+            value: Vec<u8>,
+            _ttl: Duration,
+            tags: &'a [String],
+        ) -> L2Future<'a, ()> {
+            self.values
+                .lock()
+                .expect("lock")
+                .insert(key.to_owned(), (value, tags.to_vec()));
+            Box::pin(async { Ok(()) })
+        }
+        fn invalidate<'a>(&'a self, what: &'a Invalidation) -> L2Future<'a, u64> {
+            let mut values = self.values.lock().expect("lock");
+            let before = values.len();
+            match what {
+                Invalidation::All => values.clear(),
+                Invalidation::Keys(keys) => values.retain(|k, _| !keys.contains(k)),
+                Invalidation::Tags(tags) => {
+                    values.retain(|_, (_, t)| !t.iter().any(|x| tags.contains(x)))
+                }
+            }
+            let gone = (before - values.len()) as u64;
+            Box::pin(async move { Ok(gone) })
+        }
+        fn stats(&self) -> L2Stats {
+            self.counters.stats("memory", "ok".into())
+        }
+    }
 
     fn page(text: &str) -> Encoded {
         Encoded::new("text/plain", text.to_owned(), Quality::Fast)
     }
 
+    fn cache(l2: &Arc<Memory>) -> PageCache<&'static str> {
+        PageCache::new(
+            1 << 20,
+            Duration::from_secs(60),
+            Arc::clone(l2) as Arc<dyn L2>,
+        )
+    }
+
+    fn shared(key: &str) -> Tier {
+        Tier {
+            l2_key: Some(format!("v1:{key}")),
+            strategy: Strategy::LongTerm,
+            still_valid: Box::new(|| true),
+        }
+    }
+
     #[tokio::test]
-    async fn concurrent_misses_render_once() {
-        let cache = Arc::new(PageCache::new(1 << 20, Duration::from_secs(60)));
+    async fn concurrent_misses_load_once() {
+        let l2 = Arc::new(Memory::default());
+        let cache = Arc::new(cache(&l2));
         let renders = Arc::new(AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for _ in 0..64 {
@@ -209,10 +479,10 @@ mod tests {
             let renders = Arc::clone(&renders);
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_render("k".into(), async {
+                    .get_or_render("k".into(), shared("k"), async move {
                         renders.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
-                        Ok::<_, ()>((page("hello"), Deps::default()))
+                        Ok((page("hello"), Deps::default()))
                     })
                     .await
                     .map(|p| p.body.identity().clone())
@@ -228,23 +498,90 @@ mod tests {
         assert_eq!(
             stats.coalesced,
             stats.misses - 1,
-            "every other miss waited for the one render"
+            "every other miss waited for the one load"
         );
     }
 
     #[tokio::test]
+    async fn another_cache_over_the_same_l2_serves_without_rendering() {
+        let l2 = Arc::new(Memory::default());
+        let first = cache(&l2);
+        first
+            .get_or_render("k".into(), shared("k"), async {
+                Ok((page("rendered once"), Deps::reports(vec![7])))
+            })
+            .await
+            .expect("render");
+        // The L2 write runs in the background.
+        for _ in 0..100 {
+            if !l2.values.lock().expect("lock").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let second = cache(&l2);
+        let got = second
+            .get_or_render("k".into(), shared("k"), async {
+                Err::<(Encoded, Deps), _>("must not render")
+            })
+            .await
+            .expect("from L2");
+        assert_eq!(&got.body.identity()[..], b"rendered once");
+        assert_eq!(got.deps, Deps::reports(vec![7]));
+        let stats = second.stats().await;
+        assert_eq!((stats.renders, stats.l2_hits), (0, 1));
+        assert!(second.contains("k").await, "promoted to L1");
+
+        // A change to report 7 drops it from both tiers.
+        second.published(&Published {
+            affected: vec![7],
+            ..Published::default()
+        });
+        assert!(!second.contains("k").await);
+        for _ in 0..100 {
+            if l2.values.lock().expect("lock").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(l2.values.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_page_read_while_the_store_changed_is_not_shared() {
+        let l2 = Arc::new(Memory::default());
+        let cache = cache(&l2);
+        let tier = Tier {
+            still_valid: Box::new(|| false),
+            ..shared("k")
+        };
+        cache
+            .get_or_render("k".into(), tier, async { Ok((page("x"), Deps::default())) })
+            .await
+            .expect("served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(cache.contains("k").await, "kept in memory");
+        assert!(l2.values.lock().expect("lock").is_empty(), "not shared");
+    }
+
+    #[tokio::test]
     async fn errors_are_not_cached() {
-        let cache = PageCache::new(1 << 20, Duration::from_secs(60));
+        let l2 = Arc::new(Memory::default());
+        let cache = cache(&l2);
         let failed = cache
-            .get_or_render("k".into(), async { Err::<(Encoded, Deps), _>("boom") })
+            .get_or_render("k".into(), shared("k"), async {
+                Err::<(Encoded, Deps), _>("boom")
+            })
             .await;
         assert!(failed.is_err());
         assert!(!cache.contains("k").await);
+        assert!(cache.loading.is_empty());
     }
 
     #[tokio::test]
     async fn invalidation_hits_only_affected_pages() {
-        let cache = PageCache::new(1 << 20, Duration::from_secs(60));
+        let l2 = Arc::new(Memory::default());
+        let cache = cache(&l2);
         let entries = [
             ("report-1", vec![1, 2], false),
             ("report-5", vec![5], false),
@@ -252,8 +589,8 @@ mod tests {
         ];
         for (key, reports, listing) in entries {
             cache
-                .get_or_render(key.into(), async move {
-                    Ok::<_, ()>((page(key), Deps { reports, listing }))
+                .get_or_render(key.into(), Tier::l1_only(), async move {
+                    Ok((page(key), Deps { reports, listing }))
                 })
                 .await
                 .expect("render");

@@ -44,6 +44,25 @@ impl Representation {
     }
 }
 
+/// An [`Encoded`] as plain data, to keep outside the process (the second cache tier): every
+/// representation with its bytes, so whoever reads it back serves it without compressing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct EncodedParts {
+    content_type: String,
+    cache_control: String,
+    headers: Vec<(String, String)>,
+    tag: String,
+    identity: Vec<u8>,
+    gzip: Option<Vec<u8>>,
+    br: Option<Vec<u8>>,
+    vary_language: bool,
+}
+
+/// Why stored parts cannot be served (written by another version, or damaged).
+#[derive(Debug, thiserror::Error)]
+#[error("stored response is not usable: {0}")]
+pub struct PartsError(String);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Coding {
     Identity,
@@ -116,6 +135,59 @@ impl Encoded {
             (false, false) => None,
         }
         .map(HeaderValue::from_static)
+    }
+
+    /// The parts of this response, to store elsewhere.
+    pub fn to_parts(&self) -> EncodedParts {
+        let text = |v: &HeaderValue| v.to_str().unwrap_or_default().to_owned();
+        EncodedParts {
+            content_type: text(&self.content_type),
+            cache_control: text(&self.cache_control),
+            headers: self
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str().to_owned(), text(v)))
+                .collect(),
+            tag: self.tag.clone(),
+            identity: self.identity.body.to_vec(),
+            gzip: self.gzip.as_ref().map(|r| r.body.to_vec()),
+            br: self.br.as_ref().map(|r| r.body.to_vec()),
+            vary_language: self.vary_language,
+        }
+    }
+
+    /// The response stored as `parts`, ready to serve (nothing is compressed again). The
+    /// identity body must still hash to its tag: a damaged entry is refused, not served.
+    pub fn from_parts(parts: EncodedParts) -> Result<Encoded, PartsError> {
+        let value = |s: &str| HeaderValue::from_str(s).map_err(|e| PartsError(e.to_string()));
+        if blake3::hash(&parts.identity).to_hex()[..20] != parts.tag {
+            return Err(PartsError("the body does not match its tag".into()));
+        }
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                let name = header::HeaderName::from_bytes(n.as_bytes())
+                    .map_err(|e| PartsError(e.to_string()))?;
+                Ok((name, value(v)?))
+            })
+            .collect::<Result<Vec<_>, PartsError>>()?;
+        let tag = parts.tag;
+        let mut encoded = Encoded {
+            content_type: value(&parts.content_type)?,
+            cache_control: value(&parts.cache_control)?,
+            headers,
+            identity: Representation::new(parts.identity.into(), &tag, ""),
+            gzip: parts
+                .gzip
+                .map(|b| Representation::new(b.into(), &tag, "-gz")),
+            br: parts.br.map(|b| Representation::new(b.into(), &tag, "-br")),
+            tag,
+            vary_language: parts.vary_language,
+            vary: None,
+        };
+        encoded.vary = encoded.vary_header();
+        Ok(encoded)
     }
 
     /// Short content digest, used to fingerprint asset URLs.
@@ -349,6 +421,28 @@ mod tests {
         brotli::BrotliDecompress(&mut &e.br.clone().expect("br").body[..], &mut out)
             .expect("unbrotli");
         assert_eq!(out, text.as_bytes());
+    }
+
+    #[test]
+    fn parts_round_trip_to_the_same_responses() {
+        let original = Encoded::new("text/html; charset=utf-8", body_text(), Quality::Fast)
+            .with_header(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("sandbox"),
+            )
+            .varying_by_language();
+        let parts = original.to_parts();
+        let bytes = postcard::to_allocvec(&parts).expect("encode");
+        let back =
+            Encoded::from_parts(postcard::from_bytes(&bytes).expect("decode")).expect("parts");
+        for accept in ["br", "gzip", "identity"] {
+            let a = original.respond(&req(&[("accept-encoding", accept)]));
+            let b = back.respond(&req(&[("accept-encoding", accept)]));
+            assert_eq!(a.headers(), b.headers(), "{accept}");
+        }
+        let mut damaged = parts;
+        damaged.identity[3] ^= 1;
+        assert!(Encoded::from_parts(damaged).is_err());
     }
 
     #[test]

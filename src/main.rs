@@ -196,6 +196,20 @@ fn run_server(
             shutdown_signal().await;
             let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         };
+        let l2 = std::sync::Arc::clone(state.pages.l2());
+        state.background().spawn("l2 purge", |stop| async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(crypto_report::cache::l2::PURGE_EVERY) => {}
+                }
+                match l2.purge_expired().await {
+                    Ok(n) if n > 0 => tracing::debug!(purged = n, "expired L2 entries dropped"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot purge the L2 tier"),
+                }
+            }
+        });
         if let Some(sync) = state.sync.clone() {
             state
                 .background()

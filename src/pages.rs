@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use std::sync::Arc;
 
-use crate::cache::{CachedPage, Deps};
+use crate::cache::l2::Strategy;
+use crate::cache::{CachedPage, Deps, Tier};
 use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
 use crate::i18n::Lang;
@@ -111,6 +112,24 @@ fn html_page(html: String) -> Encoded {
 /// The cached page for `key`, or renders it: store reads, templates and compression run
 /// together on the blocking pool (a large report costs milliseconds of CPU, which must not
 /// stall an async worker), once however many requests ask at the same time.
+/// Where a page is kept beyond memory: under a key naming what this instance's store holds,
+/// so that a page is only read back (after a restart, or by another instance sharing the
+/// tier) where the same reports are held. Documents of one report live longer than lists.
+fn page_tier(s: &AppState, key: &str) -> Tier {
+    let version = s.store.version();
+    let store = Arc::clone(&s.store);
+    let strategy = if key.starts_with("frame:") || key.starts_with("print:") {
+        Strategy::LongTerm
+    } else {
+        Strategy::MediumTerm
+    };
+    Tier {
+        l2_key: Some(format!("page:{}:{key}", version.key())),
+        strategy,
+        still_valid: Box::new(move || version.still(&store.version())),
+    }
+}
+
 pub(crate) async fn cached(
     s: &AppState,
     key: String,
@@ -119,7 +138,7 @@ pub(crate) async fn cached(
     let state = s.clone();
     let page = s
         .pages
-        .get_or_render(key, async move {
+        .get_or_render(key.clone(), page_tier(s, &key), async move {
             tokio::task::spawn_blocking(move || render(&state))
                 .await
                 .map_err(|e| AppError::Internal(format!("render task failed: {e}")))?

@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::assets::Assets;
 use crate::cache::PageCache;
+use crate::cache::l2::L2;
+use crate::cache::redb_tier::RedbTier;
+use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::render::{self, Renderer};
 use crate::reports::Publisher;
@@ -68,7 +71,7 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// The one write path of reports; tells the page cache and the live clients.
     pub publisher: Publisher,
-    pub pages: Arc<PageCache>,
+    pub pages: Arc<Pages>,
     pub assets: Arc<Assets>,
     pub renderer: Arc<Renderer>,
     pub settings: Arc<Settings>,
@@ -83,6 +86,9 @@ pub struct Shared {
     pub metrics: Metrics,
 }
 
+/// The page cache of the handlers (its renders fail with the HTTP edge's error).
+pub type Pages = PageCache<AppError>;
+
 /// How long a rendered page may live in memory even without an invalidation.
 const PAGE_TTL: Duration = Duration::from_secs(600);
 
@@ -92,7 +98,8 @@ impl AppState {
         let renderer = Renderer::new(&assets, &settings.public_url)?;
         let background = Background::new();
         let store = Arc::new(store);
-        let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL));
+        let l2: Arc<dyn L2> = Arc::new(RedbTier::new(Arc::clone(&store)));
+        let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL, l2));
         let live = live::Hub::new(live::HubSettings::default(), &background);
         Ok(AppState(Arc::new(Shared {
             publisher: publisher(&store, &pages, &live),
@@ -141,6 +148,15 @@ impl AppState {
         AppState(Arc::new(shared))
     }
 
+    /// The same state with another second cache tier (Redis, for several instances); the
+    /// page cache starts empty.
+    pub fn with_l2(self, l2: Arc<dyn L2>) -> AppState {
+        let mut shared = (*self.0).clone();
+        shared.pages = Arc::new(PageCache::new(shared.settings.cache_bytes, PAGE_TTL, l2));
+        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live);
+        AppState(Arc::new(shared))
+    }
+
     /// The same state with a PostgreSQL sync (reachable from `/health` and `/admin/sync`);
     /// start it with [`sync::Sync::run`] in [`AppState::background`].
     pub fn with_sync(self, sync: sync::Sync) -> AppState {
@@ -151,7 +167,7 @@ impl AppState {
 }
 
 /// Writes reports into `store` and tells the page cache and the live clients.
-fn publisher(store: &Arc<Store>, pages: &Arc<PageCache>, live: &live::Hub) -> Publisher {
+fn publisher(store: &Arc<Store>, pages: &Arc<Pages>, live: &live::Hub) -> Publisher {
     Publisher::new(Arc::clone(store))
         .with(Arc::clone(pages) as Arc<dyn Subscriber>)
         .with(Arc::new(live.clone()))

@@ -118,9 +118,12 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A second-tier cache entry: its expiry, the tags it can be invalidated by, its bytes.
 #[derive(Serialize, Deserialize)]
 struct CacheEntry<'a> {
     expires_at_ms: i64,
+    #[serde(borrow)]
+    tags: Vec<&'a str>,
     #[serde(borrow)]
     bytes: &'a [u8],
 }
@@ -280,45 +283,62 @@ impl Store {
         Ok((entry.expires_at_ms > now_ms).then(|| entry.bytes.to_vec()))
     }
 
-    pub fn cache_put(&self, key: &str, bytes: &[u8], expires_at_ms: i64) -> Result<()> {
+    /// Writes a second-tier entry. Not durable on its own (it is a cache): the next durable
+    /// commit, or [`Store::sync`] at shutdown, persists it.
+    pub fn cache_put(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        expires_at_ms: i64,
+        tags: &[String],
+    ) -> Result<()> {
         let entry = postcard::to_allocvec(&CacheEntry {
             expires_at_ms,
+            tags: tags.iter().map(String::as_str).collect(),
             bytes,
         })?;
-        self.write(|tx| {
-            tx.open_table(CACHE)
-                .map_err(db_err)?
-                .insert(key, entry.as_slice())
-                .map_err(db_err)?;
+        self.write_cache(|table| {
+            table.insert(key, entry.as_slice()).map_err(db_err)?;
             Ok(())
         })
     }
 
     /// Removes the given keys, or every key when `keys` is `None`; returns how many went.
     pub fn cache_remove(&self, keys: Option<&[String]>) -> Result<u64> {
-        self.write(|tx| {
-            let mut table = tx.open_table(CACHE).map_err(db_err)?;
-            match keys {
-                Some(keys) => {
-                    let mut n = 0;
-                    for k in keys {
-                        n += u64::from(table.remove(k.as_str()).map_err(db_err)?.is_some());
-                    }
-                    Ok(n)
+        self.write_cache(|table| match keys {
+            Some(keys) => {
+                let mut n = 0;
+                for k in keys {
+                    n += u64::from(table.remove(k.as_str()).map_err(db_err)?.is_some());
                 }
-                None => {
-                    let n = table.len().map_err(db_err)?;
-                    table.retain(|_, _| false).map_err(db_err)?;
-                    Ok(n)
-                }
+                Ok(n)
             }
+            None => {
+                let n = table.len().map_err(db_err)?;
+                table.retain(|_, _| false).map_err(db_err)?;
+                Ok(n)
+            }
+        })
+    }
+
+    /// Removes every entry carrying one of `tags`, and any that does not decode; returns how
+    /// many went. Scans the table: the tier is bounded by its TTLs, so it stays small.
+    pub fn cache_remove_tagged(&self, tags: &[String]) -> Result<u64> {
+        self.write_cache(|table| {
+            let before = table.len().map_err(db_err)?;
+            table
+                .retain(|_, v| {
+                    postcard::from_bytes::<CacheEntry>(v)
+                        .is_ok_and(|e| !e.tags.iter().any(|t| tags.iter().any(|x| x == t)))
+                })
+                .map_err(db_err)?;
+            Ok(before - table.len().map_err(db_err)?)
         })
     }
 
     /// Drops expired second-tier entries; returns how many.
     pub fn cache_purge_expired(&self, now_ms: i64) -> Result<u64> {
-        self.write(|tx| {
-            let mut table = tx.open_table(CACHE).map_err(db_err)?;
+        self.write_cache(|table| {
             let before = table.len().map_err(db_err)?;
             table
                 .retain(|_, v| {
@@ -327,6 +347,27 @@ impl Store {
                 .map_err(db_err)?;
             Ok(before - table.len().map_err(db_err)?)
         })
+    }
+
+    /// One non-durable write transaction on the cache table.
+    fn write_cache<T>(
+        &self,
+        f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T>,
+    ) -> Result<T> {
+        let mut tx = self.db.begin_write().map_err(db_err)?;
+        tx.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Db(redb::Error::from(e)))?;
+        let out = {
+            let mut table = tx.open_table(CACHE).map_err(db_err)?;
+            f(&mut table)?
+        };
+        tx.commit().map_err(db_err)?;
+        Ok(out)
+    }
+
+    /// Makes every earlier write durable (cache writes are not on their own); at shutdown.
+    pub fn sync(&self) -> Result<()> {
+        self.write(|_| Ok(()))
     }
 
     pub fn market_put(&self, values: &[(String, Vec<u8>)]) -> Result<()> {

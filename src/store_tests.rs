@@ -136,7 +136,7 @@ fn check_counts_and_finds_nothing_wrong() {
         store
             .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[], None)
             .expect("upsert");
-        store.cache_put("k", b"v", i64::MAX).expect("cache");
+        store.cache_put("k", b"v", i64::MAX, &[]).expect("cache");
     }
     let summary = check(&path, false).expect("check");
     assert_eq!(summary.reports, 1);
@@ -152,8 +152,20 @@ fn check_counts_and_finds_nothing_wrong() {
 #[test]
 fn cache_entries_expire_and_clear() {
     let (_dir, store) = temp_store();
-    store.cache_put("a", b"1", 1_000).expect("put");
-    store.cache_put("b", b"2", 5_000).expect("put");
+    store.cache_put("a", b"1", 1_000, &[]).expect("put");
+    store
+        .cache_put("b", b"2", 5_000, &["report:7".into()])
+        .expect("put");
+    store
+        .cache_put("c", b"3", 5_000, &["listing".into()])
+        .expect("put");
+    assert_eq!(
+        store
+            .cache_remove_tagged(&["listing".into(), "report:9".into()])
+            .expect("tagged"),
+        1
+    );
+    assert_eq!(store.cache_get("c", 0).expect("get"), None);
     assert_eq!(store.cache_get("a", 999).expect("get"), Some(b"1".to_vec()));
     assert_eq!(store.cache_get("a", 1_000).expect("get"), None);
     assert_eq!(store.cache_purge_expired(2_000).expect("purge"), 1);

@@ -625,3 +625,94 @@ async fn report_script_cannot_swallow_the_boot_script() {
     }
     assert!(html.contains("var a = '<!--\\x3Cscript>'"), "{html}");
 }
+
+/// The second tier in the store: a restarted server serves its first report pages without
+/// rendering them, and a thousand concurrent cold requests cost one render.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_serves_its_first_pages_from_the_store_tier_without_rendering() {
+    use crypto_report::store::{FILE_NAME, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    let open = || {
+        let mut settings = crypto_report::Settings::new("https://reports.example");
+        settings.admin_token = Some(crypto_report::secret::Secret::new(ADMIN_TOKEN));
+        crypto_report::AppState::new(Store::open(&path).expect("store"), settings).expect("state")
+    };
+    let stats = |state: &crypto_report::AppState| {
+        let state = state.clone();
+        async move {
+            let r = common::request(
+                &state,
+                Request::get("/cache-stats")
+                    .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+            r.json()["l1_pages"].clone()
+        }
+    };
+    let pages = ["/crypto_report/2", "/crypto_report/2/frame?lang=en", "/"];
+    let bodies = {
+        let state = open();
+        publish(
+            &state,
+            vec![
+                report(1, "2026-01-02T08:00:00Z"),
+                report(2, "2026-01-03T08:00:00Z"),
+            ],
+        )
+        .await;
+        // A thousand concurrent requests for one cold page: one render.
+        let mut waiting = Vec::new();
+        for _ in 0..1000 {
+            let state = state.clone();
+            waiting.push(tokio::spawn(async move {
+                let r = common::request(
+                    &state,
+                    Request::get("/crypto_report/1")
+                        .body(Body::empty())
+                        .expect("req"),
+                )
+                .await;
+                r.status
+            }));
+        }
+        for w in waiting {
+            assert_eq!(w.await.expect("join"), StatusCode::OK);
+        }
+        assert_eq!(stats(&state).await["renders"], 1);
+        let mut bodies = Vec::new();
+        for p in pages {
+            let r =
+                common::request(&state, Request::get(p).body(Body::empty()).expect("req")).await;
+            assert_eq!(r.status, StatusCode::OK, "{p}");
+            bodies.push(r.body);
+        }
+        // L2 writes happen in the background: wait until they are in.
+        for _ in 0..200 {
+            if stats(&state).await["l2"]["puts"].as_u64() >= Some(4) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(stats(&state).await["l2"]["puts"].as_u64() >= Some(4));
+        bodies
+    };
+    // Restart: a new state over the same file.
+    let state = open();
+    for (p, before) in pages.iter().zip(&bodies) {
+        let r = common::request(&state, Request::get(*p).body(Body::empty()).expect("req")).await;
+        assert_eq!(r.status, StatusCode::OK, "{p}");
+        assert_eq!(&r.body, before, "{p} is the page served before the restart");
+    }
+    let after = stats(&state).await;
+    assert_eq!(after["renders"], 0, "{after}");
+    assert_eq!(after["l2_hits"], 3, "{after}");
+
+    // A new report changes what the store holds: pages are rendered again, not read back.
+    publish(&state, vec![report(3, "2026-01-04T08:00:00Z")]).await;
+    let r = common::request(&state, Request::get("/").body(Body::empty()).expect("req")).await;
+    assert!(r.text().contains("/crypto_report/3"));
+    assert_eq!(stats(&state).await["renders"], 1);
+}
