@@ -30,6 +30,7 @@ pub fn app(state: AppState) -> Router {
         .route("/crypto_report/{id}", get(pages::report))
         .route("/crypto_report/{id}/frame", get(pages::frame))
         .route("/crypto_report/{id}/pdf", get(pages::print))
+        .route("/crypto_report/{id}/print-source", get(pages::print_source))
         .route("/pdf-template/{id}", get(pages::print))
         .route("/crypto_reports_list", get(pages::list))
         .route("/rss.xml", get(pages::rss))
@@ -118,7 +119,15 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
     h.insert(header::REFERRER_POLICY, REFERRER);
-    h.insert(header::X_FRAME_OPTIONS, SAMEORIGIN);
+    // X-Frame-Options repeats `frame-ancestors` for old browsers; a response whose own CSP
+    // names no frame ancestors (the print source) may be framed, so it gets none.
+    let framable = h
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|csp| !csp.contains("frame-ancestors"));
+    if !framable {
+        h.insert(header::X_FRAME_OPTIONS, SAMEORIGIN);
+    }
     h.insert(PERMISSIONS_POLICY, PERMISSIONS);
     h.insert(COOP, SAME_ORIGIN);
     response
