@@ -1,6 +1,11 @@
 // The live market dashboard: the full view on the home page (#market-mount) and compact cards
 // on report pages (#market-cards). Kept current over /ws, with jittered reconnects and HTTP
 // polling while the socket is down. Every chart is a small hand-drawn SVG.
+//
+// The view is described from the state and merged into the page in place (`morph`): a tick
+// changes the text of the values that moved and nothing else, so a selection, a screen reader's
+// position and the focus survive it. Nothing is announced (no live region): the reader reads
+// the numbers when they choose to.
 (function () {
   'use strict';
 
@@ -11,6 +16,7 @@
   const BACKOFF_BASE_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
   const FIRST_DATA_MS = 4000;
+  const HEALTH_MS = 60000;
 
   const COINS = [
     ['btc', 'Bitcoin'], ['eth', 'Ethereum'], ['sol', 'Solana'], ['bnb', 'BNB'],
@@ -26,13 +32,15 @@
       status_live: 'Trực tiếp',
       status_reconnecting: 'Đang kết nối lại…',
       status_polling: 'Cập nhật định kỳ',
+      status_nodata: 'Chưa có dữ liệu thị trường',
       updated: 'Cập nhật',
-      loading: 'Đang tải dữ liệu thị trường…',
       unavailable: 'không có dữ liệu',
+      never: 'chưa từng lấy được',
       stale: 'cũ',
-      stale_title: 'Dữ liệu cũ, nguồn đang gián đoạn',
-      fetched: 'lấy lúc',
-      partial: 'Một số nguồn dữ liệu đang gián đoạn; giá trị cũ được đánh dấu.',
+      as_of: 'giá trị lúc',
+      failing: 'Nguồn đang lỗi',
+      failing_since: 'từ',
+      not_configured: 'chưa cấu hình nguồn',
       market_cap: 'Vốn hoá thị trường',
       volume: 'Khối lượng 24 giờ',
       dominance: 'Tỷ lệ thống trị',
@@ -42,7 +50,7 @@
       rsi: 'RSI (14) BTC khung ngày',
       rsi_short: 'RSI BTC',
       oversold: 'Quá bán',
-      neutral: 'Trung tính',
+      neutral: 'Trung lập',
       overbought: 'Quá mua',
       coins: 'Tiền mã hoá',
       indices: 'Chỉ số chứng khoán Mỹ',
@@ -52,6 +60,11 @@
       change_24h: '24 giờ',
       new_report: 'Có báo cáo mới.',
       read_now: 'Đọc ngay',
+      group_prices: 'Giá coin',
+      group_global: 'Vốn hoá và khối lượng',
+      group_fng: 'Sợ hãi & Tham lam',
+      group_rsi: 'RSI',
+      group_indices: 'Chỉ số Mỹ',
       'Extreme Fear': 'Sợ hãi tột độ',
       Fear: 'Sợ hãi',
       Neutral: 'Trung lập',
@@ -65,13 +78,15 @@
       status_live: 'Live',
       status_reconnecting: 'Reconnecting…',
       status_polling: 'Polling',
+      status_nodata: 'No market data yet',
       updated: 'Updated',
-      loading: 'Loading market data…',
       unavailable: 'unavailable',
+      never: 'never fetched',
       stale: 'stale',
-      stale_title: 'Stale value: its sources are failing',
-      fetched: 'fetched',
-      partial: 'Some data sources are failing; stale values are marked.',
+      as_of: 'value of',
+      failing: 'Failing sources',
+      failing_since: 'since',
+      not_configured: 'no source configured',
       market_cap: 'Market cap',
       volume: '24h volume',
       dominance: 'Dominance',
@@ -91,6 +106,11 @@
       change_24h: '24h',
       new_report: 'A new report is out.',
       read_now: 'Read it',
+      group_prices: 'Coin prices',
+      group_global: 'Market cap and volume',
+      group_fng: 'Fear & Greed',
+      group_rsi: 'RSI',
+      group_indices: 'US indices',
     },
   };
 
@@ -107,7 +127,22 @@
     { limit: 100, cls: 'mk-seg-overbought', label: 'overbought' },
   ];
 
-  const state = { data: null, prev: null, status: 'connecting', report: null };
+  // Snapshot groups: the field that tells each one's freshness, its /health name, and the
+  // providers that serve it (display names).
+  const GROUPS = [
+    { key: 'prices', field: 'btc_price_usd', health: 'prices' },
+    { key: 'global', field: 'market_cap_usd', health: 'global' },
+    { key: 'fng', field: 'fng_value', health: 'fng' },
+    { key: 'rsi', field: 'rsi_14', health: 'rsi' },
+    { key: 'indices', field: 'us_stock_indices.SPY', health: 'us_stock_indices' },
+  ];
+  const PROVIDER_NAMES = {
+    coingecko: 'CoinGecko', coinmarketcap: 'CoinMarketCap', binance: 'Binance', binance_klines: 'Binance',
+    'alternative.me': 'alternative.me', taapi: 'TAAPI.IO', finnhub: 'Finnhub',
+  };
+
+  // tick: bumped on every snapshot, so a value that moves again flashes again.
+  const state = { data: null, prev: null, status: 'connecting', report: null, health: null, tick: 0 };
   const views = [];
 
   function lang() {
@@ -157,10 +192,7 @@
   // 2.89e12 -> "2,89 nghìn tỷ USD" or "$2.89T".
   function bigUsd(v) {
     for (const [size, unit] of UNITS[lang()]) {
-      if (Math.abs(v) >= size) {
-        const text = fmt(v / size, 0, 2) + unit;
-        return lang() === 'vi' ? `${text} USD` : `$${text}`;
-      }
+      if (Math.abs(v) >= size) return usd(fmt(v / size, 0, 2) + unit);
     }
     return usd(fmt(v, 0, 0));
   }
@@ -185,26 +217,42 @@
     return null;
   }
 
-  // "14:05:09 25/11/2026 (UTC+7)" / "Nov 25, 2026, 14:05:09 (UTC+7)"
-  function dateTime(date) {
-    const parts = {};
+  function parts(date) {
+    const out = {};
     new Intl.DateTimeFormat('en-GB', {
       timeZone: TIME_ZONE, year: 'numeric', month: 'numeric', day: 'numeric',
       hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
-    }).formatToParts(date).forEach((p) => { parts[p.type] = p.value; });
-    const pad = (n) => String(n).padStart(2, '0');
-    const time = `${parts.hour}:${parts.minute}:${parts.second}`;
-    if (lang() === 'vi') return `${time} ${pad(parts.day)}/${pad(parts.month)}/${parts.year} (UTC+7)`;
-    const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-    return `${months[Number(parts.month) - 1]} ${Number(parts.day)}, ${parts.year}, ${time} (UTC+7)`;
+    }).formatToParts(date).forEach((p) => { out[p.type] = p.value; });
+    return out;
+  }
+
+  const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const pad = (n) => String(n).padStart(2, '0');
+
+  // As the report pages write it: "25/11/2026 14:05:09 (UTC+7)" / "Nov 25, 2026, 14:05:09 (UTC+7)".
+  function dateTime(date) {
+    const p = parts(date);
+    const time = `${p.hour}:${p.minute}:${p.second}`;
+    if (lang() === 'vi') return `${pad(p.day)}/${pad(p.month)}/${p.year} ${time} (UTC+7)`;
+    return `${MONTHS[Number(p.month) - 1]} ${Number(p.day)}, ${p.year}, ${time} (UTC+7)`;
+  }
+
+  // Shorter, for a card: the time alone today, with the date otherwise.
+  function shortTime(date) {
+    const p = parts(date);
+    const today = parts(new Date());
+    const time = `${p.hour}:${p.minute}`;
+    if (p.day === today.day && p.month === today.month && p.year === today.year) return time;
+    return lang() === 'vi' ? `${pad(p.day)}/${pad(p.month)} ${time}` : `${MONTHS[Number(p.month) - 1]} ${Number(p.day)}, ${time}`;
   }
 
   // ---- DOM helpers -----------------------------------------------------------------------
 
   function append(el, children) {
     children.forEach((c) => {
-      if (c === null || c === undefined || c === false) return;
-      el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
+      if (c === null || c === undefined || c === false || c === '') return;
+      if (Array.isArray(c)) append(el, c);
+      else el.appendChild(typeof c === 'string' ? document.createTextNode(c) : c);
     });
     return el;
   }
@@ -225,47 +273,122 @@
     return append(el, children);
   }
 
-  // ---- freshness -------------------------------------------------------------------------
+  // ---- in-place update -------------------------------------------------------------------
 
-  const GROUPS = {
-    prices: ['prices', 'coins', 'coin_prices'],
-    global: ['global', 'market', 'global_metrics'],
-    fng: ['fng', 'fear_greed', 'fear_and_greed'],
-    rsi: ['rsi', 'btc_rsi'],
-    indices: ['indices', 'us_stock_indices', 'stocks'],
-  };
+  let held = false; // some text was left as it was because the reader has it selected
 
-  function freshness(keys) {
-    const f = state.data && state.data.freshness;
-    if (!f || typeof f !== 'object') return null;
-    for (const k of keys) {
-      if (f[k] && typeof f[k] === 'object') return f[k];
-    }
-    return null;
+  function selectedRange() {
+    const sel = document.getSelection ? document.getSelection() : null;
+    return sel && sel.rangeCount > 0 && !sel.isCollapsed ? sel.getRangeAt(0) : null;
   }
 
-  function staleMark(field, group) {
-    const keys = [field].concat(GROUPS[group] || []);
-    const info = freshness(keys);
+  // Makes `from` (in the page) look like `to` (freshly built), reusing every node whose kind
+  // matches. Text the reader has selected is not rewritten until the selection goes.
+  function morph(from, to, range) {
+    if (from.nodeType !== to.nodeType || from.nodeName !== to.nodeName || from.namespaceURI !== to.namespaceURI) {
+      from.replaceWith(to);
+      return;
+    }
+    if (from.nodeType === Node.TEXT_NODE) {
+      if (from.data !== to.data) {
+        if (range && range.intersectsNode(from)) held = true;
+        else from.data = to.data;
+      }
+      return;
+    }
+    if (from.nodeType !== Node.ELEMENT_NODE) return;
+    const restart = to.hasAttribute('data-tick') && from.getAttribute('data-tick') !== to.getAttribute('data-tick');
+    for (const attr of Array.from(from.attributes)) {
+      if (!to.hasAttribute(attr.name)) from.removeAttribute(attr.name);
+    }
+    for (const attr of Array.from(to.attributes)) {
+      if (from.getAttribute(attr.name) !== attr.value) from.setAttribute(attr.name, attr.value);
+    }
+    if (restart && typeof from.getAnimations === 'function') {
+      from.getAnimations().forEach((a) => { a.cancel(); a.play(); });
+    }
+    const next = Array.from(to.childNodes);
+    const current = Array.from(from.childNodes);
+    next.forEach((child, i) => {
+      if (i < current.length) morph(current[i], child, range);
+      else from.appendChild(child);
+    });
+    for (let i = next.length; i < current.length; i += 1) current[i].remove();
+  }
+
+  // ---- freshness -------------------------------------------------------------------------
+
+  function freshnessOf(field) {
+    const f = state.data && state.data.freshness;
+    const info = f && typeof f === 'object' ? f[field] : null;
+    return info && typeof info === 'object' ? info : null;
+  }
+
+  // A value that is stale says so, with the time it was fetched, in words (not only a colour).
+  function staleMark(field) {
+    const info = freshnessOf(field);
     if (!info || info.stale !== true) return null;
-    const at = toDate(info.fetched_at || info.updated_at || info.at || info.time);
-    const title = at ? `${t('stale_title')} (${t('fetched')} ${dateTime(at)})` : t('stale_title');
-    return h('span', { class: 'mk-stale', title, 'aria-label': title }, t('stale'));
+    const at = toDate(info.fetched_at);
+    const text = at ? `${t('stale')} · ${t('as_of')} ${shortTime(at)}` : t('stale');
+    return h('span', { class: 'mk-stale', title: at ? dateTime(at) : null }, text);
+  }
+
+  // The groups without a fresh value, from the snapshot alone (the /health details, when
+  // fetched, add which providers fail and since when).
+  function groupTrouble(d) {
+    return GROUPS.map((g) => {
+      const info = freshnessOf(g.field);
+      const value = g.key === 'indices' ? indexOf(d, 'SPY').price : d[g.field];
+      if (num(value) === null) return { group: g, kind: 'never' };
+      if (info && info.stale === true) return { group: g, kind: 'stale', at: toDate(info.fetched_at) };
+      return null;
+    }).filter(Boolean);
+  }
+
+  function providersOf(groupHealth) {
+    const names = [];
+    (Array.isArray(groupHealth && groupHealth.errors) ? groupHealth.errors : []).forEach((e) => {
+      const id = String(e).split(':')[0].trim().toLowerCase();
+      const name = PROVIDER_NAMES[id] || null;
+      if (name && !names.includes(name)) names.push(name);
+    });
+    return names;
+  }
+
+  // "Coin prices: CoinGecko, Binance since 04:06" / "US indices: no source configured".
+  function troubleText(trouble) {
+    const health = state.health;
+    const groups = health && health.market && health.market.groups;
+    const started = health && Number.isFinite(health.uptime_seconds)
+      ? new Date(Date.now() - health.uptime_seconds * 1000) : null;
+    return trouble.map(({ group, kind, at }) => {
+      const gh = groups && typeof groups === 'object' ? groups[group.health] : null;
+      const label = t(`group_${group.key}`);
+      const names = providersOf(gh);
+      if (gh && names.length === 0 && gh.complete === true && kind === 'never') return `${label}: ${t('not_configured')}`;
+      const since = toDate(gh && gh.last_success) || (kind === 'stale' ? at : started);
+      const who = names.length ? ` ${names.join(', ')}` : '';
+      return `${label}:${who}${since ? ` ${t('failing_since')} ${shortTime(since)}` : ''}`;
+    }).join(' · ');
   }
 
   // ---- value pieces ----------------------------------------------------------------------
 
   function missing() {
-    return h('span', { class: 'mk-na', title: t('unavailable'), 'aria-label': t('unavailable') }, '—');
+    return h('span', { class: 'mk-na', title: t('unavailable') }, '—');
   }
 
   function value(field, v, format) {
     const n = num(v);
     if (n === null) return h('span', { class: 'mk-value', 'data-field': field }, missing());
     let cls = 'mk-value';
+    let tick = null;
     const before = state.prev ? num(state.prev[field]) : null;
-    if (before !== null && before !== n) cls += n > before ? ' mk-tick-up' : ' mk-tick-down';
-    return h('span', { class: cls, 'data-field': field }, format(n));
+    if (before !== null && before !== n) {
+      cls += n > before ? ' mk-tick-up' : ' mk-tick-down';
+      tick = state.tick;
+    }
+    return h('span', { class: cls, 'data-field': field, 'data-tick': tick }, format(n));
   }
 
   function change(field, v) {
@@ -325,10 +448,11 @@
       }
       from = b.limit;
     });
-    if (v !== null) {
-      const [nx, ny] = polar(cx, cy, r - 20, angle(v));
-      svg.appendChild(s('line', { x1: cx, y1: cy, x2: nx.toFixed(2), y2: ny.toFixed(2), class: 'mk-needle' }));
-    }
+    // The needle is always drawn (hidden without a value), so a value arriving moves it.
+    const [nx, ny] = polar(cx, cy, r - 20, angle(v === null ? 0 : v));
+    svg.appendChild(s('line', {
+      x1: cx, y1: cy, x2: nx.toFixed(2), y2: ny.toFixed(2), class: v === null ? 'mk-needle mk-hide' : 'mk-needle',
+    }));
     svg.appendChild(s('circle', { cx, cy, r: 6, class: 'mk-hub' }));
     svg.appendChild(s('text', { x: cx, y: cy + 42, class: 'mk-gauge-value', 'text-anchor': 'middle' },
       v === null ? '—' : fmt(v, 0, 0)));
@@ -343,7 +467,6 @@
     let offset = 0;
     slices.forEach((slice) => {
       const len = (c * clamp(slice.value, 0, 100)) / 100;
-      if (len <= 0) return;
       svg.appendChild(s('circle', {
         cx: 50, cy: 50, r, class: `mk-slice ${slice.cls}`,
         'stroke-dasharray': `${len.toFixed(3)} ${(c - len).toFixed(3)}`,
@@ -369,19 +492,17 @@
   }
 
   function sparkline(values, ariaLabel) {
-    const w = 300; const hgt = 64; const pad = 3;
-    const lo = Math.min(...values); const hi = Math.max(...values);
-    const span = hi - lo || 1;
-    const pts = values.map((v, i) => [
-      (i * w) / (values.length - 1),
-      pad + ((hi - v) * (hgt - 2 * pad)) / span,
-    ]);
-    const line = pts.map(([x, y], i) => `${i ? 'L' : 'M'} ${x.toFixed(1)} ${y.toFixed(1)}`).join(' ');
-    const up = values[values.length - 1] >= values[0];
+    const w = 300; const hgt = 64; const pad2 = 3;
     const svg = s('svg', {
       viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': ariaLabel,
-      class: `mk-spark ${up ? 'mk-spark-up' : 'mk-spark-down'}`,
+      class: 'mk-spark',
     });
+    if (values.length < 2) return svg;
+    const lo = Math.min(...values); const hi = Math.max(...values);
+    const span = hi - lo || 1;
+    const pts = values.map((v, i) => [(i * w) / (values.length - 1), pad2 + ((hi - v) * (hgt - 2 * pad2)) / span]);
+    const line = pts.map(([x, y], i) => `${i ? 'L' : 'M'} ${x.toFixed(1)} ${y.toFixed(1)}`).join(' ');
+    svg.setAttribute('class', `mk-spark ${values[values.length - 1] >= values[0] ? 'mk-spark-up' : 'mk-spark-down'}`);
     svg.appendChild(s('path', { d: `${line} L ${w} ${hgt} L 0 ${hgt} Z`, class: 'mk-spark-area' }));
     svg.appendChild(s('path', { d: line, class: 'mk-spark-line', 'vector-effect': 'non-scaling-stroke' }));
     return svg;
@@ -389,31 +510,33 @@
 
   // ---- cards -----------------------------------------------------------------------------
 
+  // Every card has the same shape with or without data, so data arriving changes text only.
   function card(cls, title, ...body) {
     return h('article', { class: `mk-card ${cls}` }, h('h3', { class: 'mk-card-title' }, ...title), ...body);
   }
 
   function btcCard(d) {
     const values = sparkSeries(d.btc_sparkline);
-    const chart = values.length >= 2
-      ? h('figure', { class: 'mk-spark-wrap' },
-        sparkline(values, `${t('spark')}: ${price(values[0])} → ${price(values[values.length - 1])}`),
-        h('figcaption', { class: 'mk-spark-caption' },
-          h('span', null, t('spark')),
-          h('span', null, `${t('low')} ${price(Math.min(...values))} · ${t('high')} ${price(Math.max(...values))}`)))
-      : h('p', { class: 'mk-spark-wrap mk-spark-empty' }, `${t('spark')}: `, missing());
-    return card('mk-btc', ['Bitcoin ', h('span', { class: 'mk-sym' }, 'BTC'), staleMark('btc_price_usd', 'prices')],
+    const known = values.length >= 2;
+    const label = known ? `${t('spark')}: ${price(values[0])} → ${price(values[values.length - 1])}` : `${t('spark')}: ${t('unavailable')}`;
+    return card('mk-btc', ['Bitcoin ', h('span', { class: 'mk-sym' }, 'BTC'), staleMark('btc_price_usd')],
       h('p', { class: 'mk-big' }, value('btc_price_usd', d.btc_price_usd, price)),
       h('p', { class: 'mk-sub' }, change('btc_change_24h', d.btc_change_24h), ' ', h('span', { class: 'mk-muted' }, t('change_24h'))),
-      chart);
+      h('figure', { class: 'mk-spark-wrap' },
+        sparkline(values, label),
+        h('figcaption', { class: 'mk-spark-caption' },
+          h('span', null, t('spark')),
+          h('span', null, known
+            ? `${t('low')} ${price(Math.min(...values))} · ${t('high')} ${price(Math.max(...values))}`
+            : t('unavailable')))));
   }
 
   function globalCard(d) {
-    return card('mk-global', [t('market_cap'), staleMark('market_cap_usd', 'global')],
+    return card('mk-global', [t('market_cap'), staleMark('market_cap_usd')],
       h('p', { class: 'mk-big' }, value('market_cap_usd', d.market_cap_usd, bigUsd)),
       h('p', { class: 'mk-sub' }, change('market_cap_change_percentage_24h_usd', d.market_cap_change_percentage_24h_usd),
         ' ', h('span', { class: 'mk-muted' }, t('change_24h'))),
-      h('h3', { class: 'mk-card-title mk-second' }, t('volume'), staleMark('volume_24h_usd', 'global')),
+      h('h3', { class: 'mk-card-title mk-second' }, t('volume')),
       h('p', { class: 'mk-big mk-big-2' }, value('volume_24h_usd', d.volume_24h_usd, bigUsd)));
   }
 
@@ -421,32 +544,33 @@
     const btc = num(d.btc_market_cap_percentage);
     const eth = num(d.eth_market_cap_percentage);
     const known = btc !== null && eth !== null;
-    const slices = known
-      ? [{ value: btc, cls: 'mk-c-btc' }, { value: eth, cls: 'mk-c-eth' }, { value: Math.max(0, 100 - btc - eth), cls: 'mk-c-other' }]
-      : [];
+    const other = known ? Math.max(0, 100 - btc - eth) : 0;
+    const slices = [{ value: known ? btc : 0, cls: 'mk-c-btc' }, { value: known ? eth : 0, cls: 'mk-c-eth' },
+      { value: other, cls: 'mk-c-other' }];
     const label = known ? `BTC ${percent(btc)}, ETH ${percent(eth)}` : t('unavailable');
     const row = (cls, name, field, v) => h('li', null, h('span', { class: `mk-key ${cls}`, 'aria-hidden': 'true' }), `${name} `,
       value(field, v, (n) => percent(n)));
-    return card('mk-dominance', [t('dominance'), staleMark('btc_market_cap_percentage', 'global')],
+    return card('mk-dominance', [t('dominance'), staleMark('btc_market_cap_percentage')],
       h('div', { class: 'mk-dom-body' },
         doughnut(slices, ['BTC', btc === null ? '—' : percent(btc)], `${t('dominance')}: ${label}`),
         h('ul', { class: 'mk-legend' },
           row('mk-c-btc', 'BTC', 'btc_market_cap_percentage', btc),
           row('mk-c-eth', 'ETH', 'eth_market_cap_percentage', eth),
           h('li', null, h('span', { class: 'mk-key mk-c-other', 'aria-hidden': 'true' }), `${t('others')} `,
-            known ? percent(Math.max(0, 100 - btc - eth)) : missing()))));
+            known ? h('span', { class: 'mk-value' }, percent(other)) : missing()))));
   }
 
   function gaugeCard(cls, title, stale, v, bands, label) {
     const text = v === null ? t('unavailable') : `${fmt(v, 0, 1)}${label ? `, ${label}` : ''}`;
+    const zone = v === null ? '' : ` mk-zone ${band(bands, v).cls}`;
     return card(cls, [title, stale],
       gauge(v, bands, `${title}: ${text}`),
-      h('p', { class: 'mk-gauge-label' }, label || missing()));
+      h('p', { class: `mk-gauge-label${zone}` }, label || t('unavailable')));
   }
 
   function fngCard(d) {
     const v = num(d.fng_value);
-    return gaugeCard('mk-fng', t('fng'), staleMark('fng_value', 'fng'), v === null ? null : clamp(v, 0, 100),
+    return gaugeCard('mk-fng', t('fng'), staleMark('fng_value'), v === null ? null : clamp(v, 0, 100),
       FNG_BANDS, fngLabel(d, v));
   }
 
@@ -457,21 +581,20 @@
 
   function rsiCard(d) {
     const v = rsiValue(d);
-    return gaugeCard('mk-rsi', t('rsi'), staleMark('rsi_14', 'rsi'), v === null ? null : clamp(v, 0, 100),
+    return gaugeCard('mk-rsi', t('rsi'), staleMark('rsi_14'), v === null ? null : clamp(v, 0, 100),
       RSI_BANDS, rsiLabel(v));
   }
 
   function coinsCard(d) {
     const rows = COINS.slice(1).map(([sym, name]) => h('tr', null,
-      h('th', { scope: 'row' }, h('span', { class: 'mk-sym' }, sym.toUpperCase()), ' ', h('span', { class: 'mk-muted mk-name' }, name),
-        staleMark(`${sym}_price_usd`, 'prices')),
+      h('th', { scope: 'row' }, h('span', { class: 'mk-sym' }, sym.toUpperCase()), ' ', h('span', { class: 'mk-muted mk-name' }, name)),
       h('td', null, value(`${sym}_price_usd`, d[`${sym}_price_usd`], price)),
       h('td', null, change(`${sym}_change_24h`, d[`${sym}_change_24h`]))));
-    return card('mk-coins', [t('coins')], h('table', { class: 'mk-table' }, h('tbody', null, ...rows)));
+    return card('mk-coins', [t('coins'), staleMark('eth_price_usd')], h('table', { class: 'mk-table' }, h('tbody', null, ...rows)));
   }
 
   function indexOf(d, sym) {
-    const all = d.us_stock_indices;
+    const all = d && d.us_stock_indices;
     const row = all && typeof all === 'object' ? all[sym] : null;
     return row && typeof row === 'object' ? row : {};
   }
@@ -481,50 +604,53 @@
       const q = indexOf(d, sym);
       const full = typeof q.name === 'string' && q.name ? q.name : null;
       return h('tr', null,
-        h('th', { scope: 'row', title: full }, h('span', { class: 'mk-sym' }, sym), ' ', h('span', { class: 'mk-muted mk-name' }, short),
-          staleMark(`us_stock_indices.${sym}`, 'indices')),
+        h('th', { scope: 'row', title: full }, h('span', { class: 'mk-sym' }, sym), ' ', h('span', { class: 'mk-muted mk-name' }, short)),
         h('td', null, value(`${sym.toLowerCase()}_price`, q.price, price)),
         h('td', null, change(`${sym.toLowerCase()}_change_percent`, q.change_percent)));
     });
-    return card('mk-indices', [t('indices')], h('table', { class: 'mk-table' }, h('tbody', null, ...rows)));
+    return card('mk-indices', [t('indices'), staleMark('us_stock_indices.SPY')], h('table', { class: 'mk-table' }, h('tbody', null, ...rows)));
   }
 
   // ---- compact cards (report pages) ------------------------------------------------------
 
   function mini(label, main, sub, stale) {
     return h('div', { class: 'mk-mini' },
-      h('span', { class: 'mk-mini-label' }, label, stale),
+      h('span', { class: 'mk-mini-label' }, label),
       h('span', { class: 'mk-mini-value' }, main),
-      sub ? h('span', { class: 'mk-mini-sub' }, sub) : null);
+      h('span', { class: 'mk-mini-sub' }, stale || sub || ''));
   }
 
   function compactGrid(d) {
     const fng = num(d.fng_value);
     const rsi = rsiValue(d);
-    const band2 = (v, bands) => (v === null ? '' : ` mk-zone ${band(bands, v).cls}`);
+    const zone = (v, bands) => (v === null ? '' : ` mk-zone ${band(bands, v).cls}`);
     return h('div', { class: 'mk-minis' },
       ...COINS.map(([sym]) => mini(sym.toUpperCase(), value(`${sym}_price_usd`, d[`${sym}_price_usd`], price),
-        change(`${sym}_change_24h`, d[`${sym}_change_24h`]), staleMark(`${sym}_price_usd`, 'prices'))),
+        change(`${sym}_change_24h`, d[`${sym}_change_24h`]), staleMark(`${sym}_price_usd`))),
       mini(t('market_cap'), value('market_cap_usd', d.market_cap_usd, bigUsd),
-        change('market_cap_change_percentage_24h_usd', d.market_cap_change_percentage_24h_usd), staleMark('market_cap_usd', 'global')),
-      mini(t('volume'), value('volume_24h_usd', d.volume_24h_usd, bigUsd), null, staleMark('volume_24h_usd', 'global')),
+        change('market_cap_change_percentage_24h_usd', d.market_cap_change_percentage_24h_usd), staleMark('market_cap_usd')),
+      mini(t('volume'), value('volume_24h_usd', d.volume_24h_usd, bigUsd), null, staleMark('volume_24h_usd')),
       mini(t('dominance'), value('btc_market_cap_percentage', d.btc_market_cap_percentage, (n) => `BTC ${percent(n)}`),
-        value('eth_market_cap_percentage', d.eth_market_cap_percentage, (n) => `ETH ${percent(n)}`), null),
+        value('eth_market_cap_percentage', d.eth_market_cap_percentage, (n) => `ETH ${percent(n)}`), staleMark('btc_market_cap_percentage')),
       mini(t('fng_short'), value('fng_value', fng, (n) => fmt(n, 0, 0)),
-        h('span', { class: `mk-zone-text${band2(fng, FNG_BANDS)}` }, fngLabel(d, fng) || ''), staleMark('fng_value', 'fng')),
+        h('span', { class: `mk-zone-text${zone(fng, FNG_BANDS)}` }, fngLabel(d, fng) || ''), staleMark('fng_value')),
       mini(t('rsi_short'), value('rsi_14', rsi, (n) => fmt(n, 0, 1)),
-        h('span', { class: `mk-zone-text${band2(rsi, RSI_BANDS)}` }, rsiLabel(rsi) || ''), staleMark('rsi_14', 'rsi')),
+        h('span', { class: `mk-zone-text${zone(rsi, RSI_BANDS)}` }, rsiLabel(rsi) || ''), staleMark('rsi_14')),
       ...INDICES.map(([sym]) => {
         const q = indexOf(d, sym);
         return mini(sym, value(`${sym.toLowerCase()}_price`, q.price, price),
-          change(`${sym.toLowerCase()}_change_percent`, q.change_percent), staleMark(`us_stock_indices.${sym}`, 'indices'));
+          change(`${sym.toLowerCase()}_change_percent`, q.change_percent), staleMark(`us_stock_indices.${sym}`));
       }));
   }
 
   // ---- frame -----------------------------------------------------------------------------
 
+  // What the bar says is what is true: "live" only with values; otherwise which groups have
+  // none, which sources fail and since when.
   function statusBar(d) {
-    const status = state.status;
+    const trouble = d ? groupTrouble(d) : [];
+    const none = d !== null && trouble.length === GROUPS.length && trouble.every((x) => x.kind === 'never');
+    const status = none ? 'nodata' : state.status;
     const updated = d ? toDate(d.last_updated) : null;
     return h('div', { class: 'mk-bar' },
       d && d.demo === true
@@ -532,10 +658,12 @@
         : null,
       h('span', { class: `mk-status mk-status-${status}`, 'data-status': status },
         h('span', { class: 'mk-dot', 'aria-hidden': 'true' }), t(`status_${status}`)),
-      updated
-        ? h('span', { class: 'mk-updated' }, `${t('updated')}: `, h('time', { datetime: updated.toISOString() }, dateTime(updated)))
+      h('span', { class: 'mk-updated' }, updated
+        ? [`${t('updated')}: `, h('time', { datetime: updated.toISOString() }, dateTime(updated))]
+        : ''),
+      trouble.length
+        ? h('span', { class: 'mk-trouble' }, h('strong', null, `${t('failing')}: `), troubleText(trouble))
         : null,
-      d && d.partial_failure === true ? h('span', { class: 'mk-partial' }, t('partial')) : null,
       state.report
         ? h('span', { class: 'mk-new-report' }, `${t('new_report')} `,
           h('a', { href: `/crypto_report/${state.report.id}` }, t('read_now')))
@@ -543,12 +671,8 @@
   }
 
   function build(compact) {
-    const d = state.data;
-    const root = h('div', { class: compact ? 'mk mk-compact' : 'mk', lang: lang() }, statusBar(d));
-    if (!d) {
-      root.appendChild(h('p', { class: 'mk-loading' }, t('loading')));
-      return root;
-    }
+    const d = state.data || {};
+    const root = h('div', { class: compact ? 'mk mk-compact' : 'mk', lang: lang() }, statusBar(state.data));
     if (compact) {
       root.appendChild(compactGrid(d));
     } else {
@@ -559,20 +683,29 @@
   }
 
   function render() {
+    const range = selectedRange();
+    held = false;
     views.forEach((view) => {
-      // The report page shows its cards only once there is something to show.
-      if (view.compact && !state.data) return;
-      view.el.replaceChildren(build(view.compact));
+      const next = build(view.compact);
+      const current = view.el.firstElementChild;
+      if (current) morph(current, next, range);
+      else view.el.appendChild(next);
     });
   }
+
+  document.addEventListener('selectionchange', () => {
+    if (held && !selectedRange()) render();
+  });
 
   function setData(data) {
     if (!data || typeof data !== 'object') return;
     state.prev = state.data;
     state.data = data;
+    state.tick += 1;
     render();
     // Only the render that follows new data flashes the values that moved.
     state.prev = null;
+    if (groupTrouble(data).length) health.check();
   }
 
   function isPlainObject(v) {
@@ -596,6 +729,31 @@
     state.status = status;
     render();
   }
+
+  // Which providers fail and since when: /health knows, asked only while something is
+  // missing or stale, at most once a minute.
+  const health = (() => {
+    let last = 0;
+    let busy = false;
+    async function check() {
+      if (busy || Date.now() - last < HEALTH_MS) return;
+      busy = true;
+      last = Date.now();
+      try {
+        const res = await fetch('/health', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+        const body = await res.json();
+        if (body && typeof body === 'object') {
+          state.health = body;
+          render();
+        }
+      } catch (e) {
+        // Without the details the bar still names the groups and their last good values.
+      } finally {
+        busy = false;
+      }
+    }
+    return { check };
+  })();
 
   // ---- transport -------------------------------------------------------------------------
 
@@ -744,6 +902,7 @@
     if (cards) views.push({ el: cards, compact: true });
     if (!views.length) return;
     document.addEventListener('cr:language', render);
+    // The frame is drawn at once (no data yet): the page keeps its layout when data comes.
     render();
     transport.start(full ? full.closest('[data-socket]') || full : cards);
   }
