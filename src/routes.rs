@@ -114,17 +114,17 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
         }
     }
     let h = response.headers_mut();
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(header::CONTENT_SECURITY_POLICY, SITE_CSP);
-    }
+    // X-Frame-Options repeats `frame-ancestors` for old browsers; a handler's own CSP that
+    // names no frame ancestors (the print source) means the response may be framed.
+    let framable = match h.get(header::CONTENT_SECURITY_POLICY) {
+        Some(own) => !own.as_bytes().windows(15).any(|w| w == b"frame-ancestors"),
+        None => {
+            h.insert(header::CONTENT_SECURITY_POLICY, SITE_CSP);
+            false
+        }
+    };
     h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
     h.insert(header::REFERRER_POLICY, REFERRER);
-    // X-Frame-Options repeats `frame-ancestors` for old browsers; a response whose own CSP
-    // names no frame ancestors (the print source) may be framed, so it gets none.
-    let framable = h
-        .get(header::CONTENT_SECURITY_POLICY)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|csp| !csp.contains("frame-ancestors"));
     if !framable {
         h.insert(header::X_FRAME_OPTIONS, SAMEORIGIN);
     }

@@ -65,6 +65,7 @@
       group_fng: 'Sợ hãi & Tham lam',
       group_rsi: 'RSI',
       group_indices: 'Chỉ số Mỹ',
+      strip: 'Giá và chỉ số thị trường',
       'Extreme Fear': 'Sợ hãi tột độ',
       Fear: 'Sợ hãi',
       Neutral: 'Trung lập',
@@ -111,6 +112,7 @@
       group_fng: 'Fear & Greed',
       group_rsi: 'RSI',
       group_indices: 'US indices',
+      strip: 'Market prices and indicators',
     },
   };
 
@@ -624,7 +626,8 @@
     const fng = num(d.fng_value);
     const rsi = rsiValue(d);
     const zone = (v, bands) => (v === null ? '' : ` mk-zone ${band(bands, v).cls}`);
-    return h('div', { class: 'mk-minis' },
+    // A scrolling row: focusable, so a keyboard can scroll it too.
+    return h('div', { class: 'mk-minis', tabindex: 0, role: 'group', 'aria-label': t('strip') },
       ...COINS.map(([sym]) => mini(sym.toUpperCase(), value(`${sym}_price_usd`, d[`${sym}_price_usd`], price),
         change(`${sym}_change_24h`, d[`${sym}_change_24h`]), staleMark(`${sym}_price_usd`))),
       mini(t('market_cap'), value('market_cap_usd', d.market_cap_usd, bigUsd),

@@ -72,6 +72,7 @@
     }
     secureLinks(document.body);
     wrapTables(scope);
+    focusableScrollers(scope);
   }
 
   // ---------------------------------------------------------------- content fix-ups
@@ -113,6 +114,14 @@
       wrapper.className = 'table-container';
       parent.insertBefore(wrapper, table);
       wrapper.appendChild(table);
+    }
+  }
+
+  // A table wider than its box scrolls; a keyboard can only scroll what it can focus.
+  function focusableScrollers(scope) {
+    for (const box of scope.querySelectorAll('.table-container')) {
+      if (box.scrollWidth > box.clientWidth + 1) box.setAttribute('tabindex', '0');
+      else box.removeAttribute('tabindex');
     }
   }
 
@@ -282,6 +291,7 @@
   // width has moved enough (rotation, a grid breakpoint, print) to be worth a redraw. A cap on
   // redraws per window stops a layout that never settles from redrawing forever.
   function redrawIfWidthChanged() {
+    if (started) focusableScrollers(languageDiv(shown) || document.body);
     if (!started || typeof runtime.chartsOutOfDate !== 'function') return;
     if (!runtime.chartsOutOfDate(languageDiv(shown) || document.body)) return;
     const now = Date.now();

@@ -17,6 +17,14 @@
     for (const details of document.querySelectorAll('details')) details.open = true;
   }
 
+  // On screen a table wider than the preview scrolls; a keyboard can only scroll what it can focus.
+  function focusableScrollers() {
+    for (const box of document.querySelectorAll('.table-container')) {
+      if (box.scrollWidth > box.clientWidth + 1) box.setAttribute('tabindex', '0');
+      else box.removeAttribute('tabindex');
+    }
+  }
+
   // ---------------------------------------------------------------- cleaning
 
   // Nothing that runs, loads a document, submits or redirects survives; the CSP would refuse
@@ -73,6 +81,7 @@
     template.innerHTML = html; // inert: nothing in a template runs or loads
     target.replaceChildren(clean(template.content));
     openAllDetails();
+    focusableScrollers();
   }
 
   function drop() {
@@ -118,6 +127,8 @@
 
   function start() {
     openAllDetails();
+    focusableScrollers();
+    window.addEventListener('resize', focusableScrollers);
     const button = document.getElementById('print-button');
     if (button) {
       button.addEventListener('click', () => {

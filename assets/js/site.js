@@ -112,6 +112,7 @@
     if (toggle) {
       toggle.setAttribute('href', `${window.location.pathname}?lang=${other}`);
       toggle.setAttribute('hreflang', other);
+      toggle.setAttribute('lang', other); // its words are in the language it switches to
     }
     document.querySelectorAll('a[href*="lang="]').forEach((a) => {
       if (a === toggle) return;
