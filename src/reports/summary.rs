@@ -46,8 +46,17 @@ pub fn lead(html: &str, max_chars: usize) -> Lead {
         None => None,
     };
     let summary = if sentences.is_empty() {
-        // No prose anywhere: the opening text of the body, never a run of labels.
-        cut_on_word(&fallback_text(root), max_chars)
+        // No prose anywhere: the opening text of the body, without labels if it has other
+        // text; never empty while the report has any text at all.
+        let text = [
+            fallback_text(root, true),
+            fallback_text(root, false),
+            text_of(root),
+        ]
+        .into_iter()
+        .find(|t| !t.is_empty())
+        .unwrap_or_default();
+        cut_on_word(&text, max_chars)
     } else {
         take_sentences(&sentences, max_chars)
     };
@@ -157,28 +166,34 @@ fn skipped(e: ElementRef<'_>) -> bool {
         })
 }
 
-/// Class words of stat cards, captions, kickers and labels.
-const CAPTION_WORDS: [&str; 14] = [
-    "text-center",
-    "caption",
-    "kicker",
-    "label",
+/// Words of stat-card, caption, kicker and label classes ("stat-box", "kpi-label",
+/// "headline-kicker"), matched as whole words of a class so that "market-state" is not one.
+const CAPTION_WORDS: [&str; 16] = [
     "stat",
+    "stats",
     "kpi",
     "metric",
+    "metrics",
+    "label",
+    "caption",
+    "kicker",
     "level",
-    "price-header",
-    "source",
     "note",
+    "source",
     "disclaimer",
     "headline",
     "chart",
+    "figure",
+    "legend",
 ];
 
 fn caption_class(e: ElementRef<'_>) -> bool {
     e.value().classes().any(|c| {
         let c = c.to_ascii_lowercase();
-        CAPTION_WORDS.iter().any(|w| c.contains(w))
+        c == "text-center"
+            || c == "price-header"
+            || c.split(['-', '_'])
+                .any(|word| CAPTION_WORDS.contains(&word))
     })
 }
 
@@ -236,8 +251,9 @@ fn is_prose(text: &str) -> bool {
     text.chars().count() >= PROSE_MIN && words >= 8 && letters * 2 >= text.chars().count()
 }
 
-/// Opening text of the body when no paragraph is prose: headings, lists and tables skipped.
-fn fallback_text(root: ElementRef<'_>) -> String {
+/// Opening text of the body when no paragraph is prose: headings, lists and tables skipped,
+/// and with `strict` also every caption, label and stat card.
+fn fallback_text(root: ElementRef<'_>, strict: bool) -> String {
     let mut out = String::new();
     for e in root.descendants().filter_map(ElementRef::wrap) {
         let el = e.value();
@@ -246,11 +262,12 @@ fn fallback_text(root: ElementRef<'_>) -> String {
                 .children()
                 .filter_map(ElementRef::wrap)
                 .any(|c| is_block(c.value().name()));
-        let labelled = e
-            .descendants()
-            .filter_map(ElementRef::wrap)
-            .any(caption_class);
-        if block && !skipped(e) && !caption_like(e) && !labelled {
+        let labelled = strict
+            && (caption_like(e)
+                || e.descendants()
+                    .filter_map(ElementRef::wrap)
+                    .any(caption_class));
+        if block && !skipped(e) && !labelled {
             let t = text_of(e);
             if !t.is_empty() {
                 if !out.is_empty() {
@@ -568,6 +585,25 @@ mod tests {
         let lead = lead(html, 100);
         assert_eq!(lead.headline.as_deref(), None);
         assert_eq!(lead.summary, "Một dòng ngắn.");
+    }
+
+    #[test]
+    fn class_words_match_whole_words_and_a_summary_is_never_empty() {
+        let state = "<div class=\"market-state\"><p>Thị trường giữ nhịp ổn định suốt phiên, khối lượng giao dịch đều và không có biến động lớn nào đáng kể.</p></div>";
+        assert!(
+            lead(state, 200).headline.is_some(),
+            "market-state is not a stat card"
+        );
+        let labels_only = "<h2>Tổng quan</h2><div class=\"stat-box\"><span class=\"stat-label\">Vốn hóa</span> <span class=\"stat-value\">3 nghìn tỷ</span></div>";
+        assert_eq!(
+            lead(labels_only, 200).summary,
+            "Vốn hóa 3 nghìn tỷ",
+            "the labels, not the heading"
+        );
+        assert_eq!(
+            lead("<ul><li>Chỉ một mục</li></ul>", 200).summary,
+            "Chỉ một mục"
+        );
     }
 
     #[test]
