@@ -320,13 +320,28 @@
 
   // The drawn markup of the shown language, again whenever the report changes it (reports
   // may fill their page late); bounded so a report that never settles cannot flood the parent.
+  // What paper can show: no scripts, frames, forms or handlers (the print view removes them
+  // too, but markup that carries none is shown without a single refusal in its console).
+  const INERT_DROP = 'script, iframe, frame, object, embed, meta, link, base, form, noscript, template';
+
+  function paperCopy(div) {
+    const copy = div.cloneNode(true);
+    for (const el of copy.querySelectorAll(INERT_DROP)) el.remove();
+    for (const el of copy.querySelectorAll('*')) {
+      for (const attr of Array.from(el.attributes)) {
+        if (attr.name.toLowerCase().startsWith('on')) el.removeAttribute(attr.name);
+      }
+    }
+    return copy.innerHTML;
+  }
+
   function postRendered() {
     renderTimer = 0;
     const div = languageDiv(shown);
     if (!feedsPrint || !div || renderPosts >= RENDER_POSTS_MAX) return;
     renderPosts += 1;
     try {
-      parentWindow.postMessage({ type: 'cr:rendered', lang: shown, html: div.innerHTML }, '*');
+      parentWindow.postMessage({ type: 'cr:rendered', lang: shown, html: paperCopy(div) }, '*');
     } catch (err) {
       console.error(`${LOG} postMessage failed:`, err);
     }

@@ -71,15 +71,24 @@
   // ---------------------------------------------------------------- the source frame
 
   const target = document.getElementById(`report-content-${lang}`);
-  const original = target ? target.cloneNode(true) : null;
+
+  // Markup parsed in a document of its own (scripting off, nothing loads, this page's CSP not
+  // involved), cleaned there, and only then brought into this page.
+  function parse(html) {
+    const doc = new DOMParser().parseFromString(`<!doctype html><body>${html}`, 'text/html');
+    const fragment = document.createDocumentFragment();
+    fragment.append(...Array.from(clean(doc.body).childNodes).map((n) => document.adoptNode(n)));
+    return fragment;
+  }
+
+  // The report as served, for when the source is dropped.
+  const original = target ? target.innerHTML : '';
   let frame = null;
   let loads = 0;
   let dropped = false;
 
   function show(html) {
-    const template = document.createElement('template');
-    template.innerHTML = html; // inert: nothing in a template runs or loads
-    target.replaceChildren(clean(template.content));
+    target.replaceChildren(parse(html));
     openAllDetails();
     focusableScrollers();
   }
@@ -89,7 +98,7 @@
     window.removeEventListener('message', onMessage);
     if (frame) frame.remove();
     frame = null;
-    if (original) target.replaceChildren(...Array.from(original.cloneNode(true).childNodes));
+    if (target) target.replaceChildren(parse(original));
     openAllDetails();
     const notice = document.getElementById('print-blocked');
     if (notice) notice.hidden = false;

@@ -489,6 +489,8 @@ test('10. print: full A4 pages, numbered and dated, charts drawn for paper on an
   ];
   for (const [name, lang, size, word, date] of runs) {
     const { context, page } = await open(size);
+    const errors = [];
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
     try {
       await page.goto(`${demo.base}/crypto_report/107/pdf?lang=${lang}`);
       await page.waitForSelector('#report-root .chart-container svg');
@@ -511,6 +513,7 @@ test('10. print: full A4 pages, numbered and dated, charts drawn for paper on an
         assert.ok(body.includes(date), `${name} ${lang}: page ${i + 1} has no date`);
       });
       assert.match(perPage[0], /\/crypto_report\/107/, `${name} ${lang}: the first page does not say where the report lives`);
+      assert.deepEqual(errors, [], `${name} ${lang}: console errors in the print view`);
     } finally {
       await context.close();
     }
