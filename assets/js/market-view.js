@@ -316,6 +316,7 @@
       const names = providersOf(gh);
       if (gh && names.length === 0 && gh.complete === true && kind === 'never') return `${label}: ${t('not_configured')}`;
       const since = toDate(gh && gh.last_success) || (kind === 'stale' ? at : started);
+      if (!names.length && !since) return `${label}: ${t('unavailable')}`;
       const who = names.length ? ` ${names.join(', ')}` : '';
       return `${label}:${who}${since ? ` ${t('failing_since')} ${shortTime(since)}` : ''}`;
     }).join(' · ');
@@ -649,6 +650,16 @@
     troubled(data) {
       state = { ...state, data };
       return groupTrouble(data).length > 0;
+    },
+    // /health has said, for every group in trouble, which providers fail (or that none is
+    // configured); until then their first attempts may still be running.
+    explained(current) {
+      state = current;
+      const groups = current.health && current.health.market && current.health.market.groups;
+      return groupTrouble(current.data).every(({ group, kind }) => {
+        const gh = groups && typeof groups === 'object' ? groups[group.health] : null;
+        return !!gh && (providersOf(gh).length > 0 || (gh.complete === true && kind === 'never'));
+      });
     },
   };
 })();

@@ -15,6 +15,7 @@
   const BACKOFF_MAX_MS = 30000;
   const FIRST_DATA_MS = 4000;
   const HEALTH_MS = 60000;
+  const HEALTH_SOON_MS = 5000;
 
   // tick: bumped on every snapshot, so a value that moves again flashes again.
   const state = { data: null, prev: null, status: 'connecting', report: null, health: null, tick: 0 };
@@ -113,12 +114,21 @@
   }
 
   // Which providers fail and since when: /health knows, asked only while something is
-  // missing or stale, at most once a minute.
+  // missing or stale: every few seconds until it names the failing providers (the first
+  // attempts may still be running), then once a minute.
   const health = (() => {
     let last = 0;
     let busy = false;
+    let timer = 0;
+    const gap = () => (state.health && describe.explained(state) ? HEALTH_MS : HEALTH_SOON_MS);
+
+    function schedule() {
+      window.clearTimeout(timer);
+      if (state.data && describe.troubled(state.data)) timer = window.setTimeout(check, gap());
+    }
+
     async function check() {
-      if (busy || Date.now() - last < HEALTH_MS) return;
+      if (busy || Date.now() - last < gap()) return;
       busy = true;
       last = Date.now();
       try {
@@ -132,6 +142,7 @@
         // Without the details the bar still names the groups and their last good values.
       } finally {
         busy = false;
+        schedule();
       }
     }
     return { check };

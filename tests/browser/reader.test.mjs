@@ -251,7 +251,9 @@ test('4. without data the dashboard says so: failing sources, since when, unavai
     const bar = await page.textContent('#market-mount .mk-bar');
     assert.doesNotMatch(bar, /\bLive\b/, bar);
     assert.doesNotMatch(bar, /stale values are marked/i, bar);
-    await page.waitForFunction(() => /CoinGecko/.test(document.querySelector('#market-mount .mk-trouble')?.textContent || ''));
+    // The first answer of /health may come while the first attempts still run: the page asks
+    // again until it can name the failing providers.
+    await page.waitForFunction(() => /Coin prices: CoinGecko, Binance/.test(document.querySelector('#market-mount .mk-trouble')?.textContent || ''), null, { timeout: 20_000 });
     const trouble = await page.textContent('#market-mount .mk-trouble');
     assert.match(trouble, /Coin prices: CoinGecko, Binance since \d{2}:\d{2}/, trouble);
     assert.match(trouble, /Fear & Greed: alternative\.me since \d{2}:\d{2}/, trouble);
@@ -263,6 +265,41 @@ test('4. without data the dashboard says so: failing sources, since when, unavai
     // The report page's strip says the same.
     await page.goto(`${empty.base}/crypto_report/70?lang=en`);
     await page.waitForSelector('#market-cards .mk-status[data-status="nodata"]');
+  } finally {
+    await context.close();
+  }
+});
+
+test('4. a stale value shows when it was fetched, and the bar which source fails since when', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const { context, page } = await open();
+  try {
+    const fetched = new Date(Date.now() - 20 * 60_000);
+    const hhmm = new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Ho_Chi_Minh', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(fetched);
+    const stale = { fetched_at: fetched.toISOString(), stale: true, source: 'coingecko' };
+    const fresh = { fetched_at: new Date().toISOString(), stale: false, source: 'coingecko' };
+    await page.routeWebSocket(/\/ws$/, (ws) => ws.close());
+    await page.route('**/api/crypto/dashboard-summary', (route) => route.fulfill({
+      contentType: 'application/json',
+      body: JSON.stringify({
+        btc_price_usd: 90000, btc_change_24h: 1.2, eth_price_usd: 3000, market_cap_usd: 3.1e12, volume_24h_usd: 1e11,
+        btc_market_cap_percentage: 58, eth_market_cap_percentage: 12, fng_value: 50, rsi_14: 50,
+        us_stock_indices: { SPY: { price: 600, change_percent: 0.5 } },
+        partial_failure: true, last_updated: new Date().toISOString(),
+        freshness: { btc_price_usd: stale, eth_price_usd: stale, market_cap_usd: fresh, fng_value: fresh, rsi_14: fresh, 'us_stock_indices.SPY': fresh },
+      }),
+    }));
+    await page.route('**/health', (route) => route.fulfill({
+      contentType: 'application/json',
+      body: JSON.stringify({ uptime_seconds: 3600, market: { groups: { prices: { errors: ['coingecko: timed out', 'binance: HTTP 451'], last_success: fetched.toISOString(), complete: false } } } }),
+    }));
+    await page.goto(`${demo.base}/?lang=en`);
+    await page.waitForFunction(() => /CoinGecko/.test(document.querySelector('#market-mount .mk-trouble')?.textContent || ''));
+    const title = await page.textContent('#market-mount .mk-btc .mk-card-title');
+    assert.ok(title.includes(`stale · value of ${hhmm}`), title);
+    const trouble = await page.textContent('#market-mount .mk-trouble');
+    assert.ok(trouble.includes(`Coin prices: CoinGecko, Binance since ${hhmm}`), trouble);
+    assert.doesNotMatch(trouble, /Fear|RSI|indices|Market cap/, 'groups with fresh values are not listed');
+    assert.notEqual(await page.getAttribute('#market-mount .mk-status', 'data-status'), 'nodata');
   } finally {
     await context.close();
   }
