@@ -15,17 +15,30 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::market::Refresh;
 use crate::pages::{PER_PAGE, cached, parse_id, parse_page};
-use crate::render::title;
+use crate::render::ReportCard;
 use crate::reports::Report;
 
 const JSON: &str = "application/json";
 
+/// A report as lists show it.
 #[derive(Serialize)]
 struct ReportSummary {
     id: u64,
     created_at: String,
+    #[serde(flatten)]
+    lead: LeadFields,
+}
+
+/// Title, headline and summary in both languages; `excerpt_*` are the summaries under the
+/// names older clients read.
+#[derive(Serialize)]
+struct LeadFields {
     title_vi: String,
     title_en: String,
+    headline_vi: Option<String>,
+    headline_en: Option<String>,
+    summary_vi: String,
+    summary_en: String,
     excerpt_vi: String,
     excerpt_en: String,
     has_english: bool,
@@ -37,12 +50,25 @@ impl ReportSummary {
         ReportSummary {
             id: r.id,
             created_at: r.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            title_vi: title(r, Lang::Vi),
-            title_en: title(r, Lang::En),
-            excerpt_vi: r.excerpt(Lang::Vi, 220),
-            excerpt_en: r.excerpt(Lang::En, 220),
+            lead: LeadFields::new(r),
+        }
+    }
+}
+
+impl LeadFields {
+    fn new(r: &Report) -> Self {
+        let card = ReportCard::new(r, Lang::Vi);
+        LeadFields {
+            title_vi: card.title_vi,
+            title_en: card.title_en,
+            headline_vi: card.headline_vi,
+            headline_en: card.headline_en,
+            excerpt_vi: card.summary_vi.clone(),
+            excerpt_en: card.summary_en.clone(),
+            summary_vi: card.summary_vi,
+            summary_en: card.summary_en,
             has_english: r.has_english(),
-            url: format!("/crypto_report/{}", r.id),
+            url: card.url,
         }
     }
 }
@@ -96,18 +122,15 @@ pub async fn report(
     struct Full<'a> {
         #[serde(flatten)]
         report: &'a Report,
-        title_vi: String,
-        title_en: String,
-        url: String,
+        #[serde(flatten)]
+        lead: LeadFields,
     }
     let id = parse_id(&raw)?;
     let page = cached(&s, format!("api:report:{id}"), move |st| {
         let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
         let body = json_body(&Full {
             report: &report,
-            title_vi: title(&report, Lang::Vi),
-            title_en: title(&report, Lang::En),
-            url: format!("/crypto_report/{id}"),
+            lead: LeadFields::new(&report),
         })?;
         Ok((body, Deps::reports(vec![id])))
     })

@@ -133,9 +133,17 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "Phân tích thị trường tiền mã hoá mỗi ngày",
         "Daily crypto market analysis",
     ),
+    (
+        "site_description",
+        "Báo cáo phân tích thị trường tiền mã hoá mỗi ngày, bằng tiếng Việt và tiếng Anh, bên cạnh bảng giá trực tiếp.",
+        "Daily crypto market reports in Vietnamese and English, next to a live market dashboard.",
+    ),
+    ("main_nav", "Điều hướng chính", "Main navigation"),
     ("nav_home", "Trang chủ", "Home"),
     ("nav_latest", "Báo cáo mới nhất", "Latest report"),
+    ("nav_latest_short", "Mới nhất", "Latest"),
     ("nav_reports", "Tất cả báo cáo", "All reports"),
+    ("nav_reports_short", "Lưu trữ", "Archive"),
     (
         "toggle_theme",
         "Đổi giao diện sáng/tối",
@@ -164,6 +172,13 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("page", "Trang", "Page"),
     ("page_prev", "Trang trước", "Previous page"),
     ("page_next", "Trang sau", "Next page"),
+    ("pagination", "Phân trang", "Pagination"),
+    (
+        "report_neighbours",
+        "Báo cáo trước và sau",
+        "Previous and next reports",
+    ),
+    ("vi_only", "Chỉ có tiếng Việt", "Vietnamese only"),
     (
         "english_missing",
         "Báo cáo này chỉ có bản tiếng Việt.",
@@ -220,6 +235,11 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "report_blocked",
         "Nội dung báo cáo đã bị ẩn vì nó cố điều hướng khung hiển thị sang trang khác.",
         "The report content was hidden because it tried to navigate its frame to another page.",
+    ),
+    (
+        "print_blocked",
+        "Biểu đồ không được vẽ vì mã của báo cáo cố điều hướng sang trang khác.",
+        "The charts were not drawn because the report's script tried to navigate away.",
     ),
     (
         "time_zone_note",

@@ -24,8 +24,14 @@ const SITEMAP_MAX: usize = 50_000;
 
 /// Sandbox for a report document: an opaque origin that may run its own scripts and nothing else.
 const FRAME_CSP: &str = "sandbox allow-scripts; default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'none'; frame-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'";
-/// The print view is a top-level document: it may also open the print dialog.
-const PRINT_CSP: &str = "sandbox allow-scripts allow-modals; default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'none'; frame-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+/// The print view is a top-level document: a sandboxed one may still navigate its own tab, so
+/// it runs none of the report's script (no inline script at all), only ours, which frames the
+/// print source and opens the print dialog.
+const PRINT_CSP: &str = "sandbox allow-scripts allow-modals; default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'none'; frame-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
+/// The print source runs the report's script for the print view. Its parent is sandboxed, an
+/// opaque origin that no `frame-ancestors` source (not even `*`) matches, so it names none:
+/// anyone may frame this document, which shows public content and offers no action.
+const PRINT_SOURCE_CSP: &str = "sandbox allow-scripts; default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'none'; frame-src 'none'; form-action 'none'; base-uri 'none'";
 
 /// The raw value of one query parameter (the ones we read are plain ASCII tokens).
 pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
@@ -235,6 +241,10 @@ async fn document(
     let (key, csp) = match mode {
         DocumentMode::Frame => (format!("frame:{id}:{}", lang.code()), FRAME_CSP),
         DocumentMode::Print => (format!("print:{id}:{}", lang.code()), PRINT_CSP),
+        DocumentMode::PrintSource => (
+            format!("print-source:{id}:{}", lang.code()),
+            PRINT_SOURCE_CSP,
+        ),
     };
     let page = cached(s, key, move |st| {
         let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
@@ -268,6 +278,21 @@ pub async fn frame(
         .and_then(Lang::parse)
         .unwrap_or(Lang::Vi);
     document(&s, id, lang, DocumentMode::Frame, &headers).await
+}
+
+/// What the print view frames to draw the report's charts: the report's document with its
+/// script, in the language of the URL, laid out at the print view's width.
+pub async fn print_source(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let id = parse_id(&raw)?;
+    let lang = query_param(uri.query(), "lang")
+        .and_then(Lang::parse)
+        .unwrap_or(Lang::Vi);
+    document(&s, id, lang, DocumentMode::PrintSource, &headers).await
 }
 
 /// The print view: A4, every detail expanded, no navigation; sandboxed like the frame.

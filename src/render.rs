@@ -10,7 +10,7 @@ use tera::{Context, Tera};
 
 use crate::assets::Assets;
 use crate::i18n::{self, Lang};
-use crate::reports::{Report, Section, plain_text};
+use crate::reports::{Report, Section};
 use crate::store::ReportRef;
 
 #[derive(RustEmbed)]
@@ -24,11 +24,25 @@ pub struct RenderError {
     message: String,
 }
 
-/// How a report document is shown: inside the report page's frame, or as the print view.
+/// How a report document is shown: inside the report page's frame, as the print view, or as
+/// the print view's source (the frame where the report's script draws for paper).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentMode {
     Frame,
+    /// Top level: runs none of the report's script (it could navigate the tab away), only
+    /// the report's markup and what its source frame drew, at the width of A4.
     Print,
+    PrintSource,
+}
+
+impl DocumentMode {
+    fn name(self) -> &'static str {
+        match self {
+            DocumentMode::Frame => "frame",
+            DocumentMode::Print => "print",
+            DocumentMode::PrintSource => "print-source",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,7 +68,8 @@ impl Theme {
     }
 }
 
-/// A report as listed on the home page, the list and in feeds.
+/// A report as listed on the home page, the list and in feeds: title and summary in both
+/// languages (the page script switches between them), and the reader's.
 #[derive(Debug, Serialize)]
 pub struct ReportCard {
     pub id: u64,
@@ -62,25 +77,35 @@ pub struct ReportCard {
     pub title: String,
     pub title_vi: String,
     pub title_en: String,
+    pub headline_vi: Option<String>,
+    pub headline_en: Option<String>,
+    pub summary: String,
+    pub summary_vi: String,
+    pub summary_en: String,
+    /// No English version: English readers see the Vietnamese title and summary, marked so.
+    pub vi_only: bool,
     pub iso: String,
     pub date: String,
     pub datetime: String,
     pub rfc2822: String,
-    pub excerpt: String,
-    pub excerpt_vi: String,
-    pub excerpt_en: String,
-    pub sections: Vec<Section>,
+    pub sections_vi: Vec<Section>,
+    pub sections_en: Vec<Section>,
 }
 
 impl ReportCard {
     pub fn new(report: &Report, lang: Lang) -> ReportCard {
-        let title_vi = title(report, Lang::Vi);
-        let title_en = title(report, Lang::En);
-        let excerpt_vi = report.excerpt(Lang::Vi, 220);
-        let excerpt_en = report.excerpt(Lang::En, 220);
-        let (title, excerpt) = match lang {
-            Lang::Vi => (title_vi.clone(), excerpt_vi.clone()),
-            Lang::En => (title_en.clone(), excerpt_en.clone()),
+        let lead_vi = report.lead(Lang::Vi);
+        // A Vietnamese-only report has one lead; do not parse it twice.
+        let lead_en = if report.has_english() {
+            report.lead(Lang::En)
+        } else {
+            lead_vi.clone()
+        };
+        let title_vi = report.title(Lang::Vi, &lead_vi);
+        let title_en = report.title(Lang::En, &lead_en);
+        let (title, summary) = match lang {
+            Lang::Vi => (title_vi.clone(), lead_vi.summary.clone()),
+            Lang::En => (title_en.clone(), lead_en.summary.clone()),
         };
         ReportCard {
             id: report.id,
@@ -88,16 +113,59 @@ impl ReportCard {
             title,
             title_vi,
             title_en,
+            headline_vi: lead_vi.headline,
+            headline_en: lead_en.headline,
+            summary,
+            summary_vi: lead_vi.summary,
+            summary_en: lead_en.summary,
+            vi_only: !report.has_english(),
             iso: iso(report.created_at),
             date: i18n::format_date(report.created_at, lang),
             datetime: i18n::format_datetime(report.created_at, lang),
             rfc2822: report.created_at.to_rfc2822(),
-            excerpt,
-            excerpt_vi,
-            excerpt_en,
-            sections: report.sections(lang),
+            sections_vi: report.sections(Lang::Vi),
+            sections_en: report.sections(Lang::En),
         }
     }
+}
+
+/// A page's `<title>` and meta description in both languages, for the language switch.
+#[derive(Debug, Serialize)]
+struct Head {
+    title: String,
+    title_vi: String,
+    title_en: String,
+    description: String,
+    description_vi: String,
+    description_en: String,
+}
+
+impl Head {
+    fn new(
+        lang: Lang,
+        title: impl Fn(Lang) -> String,
+        description: impl Fn(Lang) -> String,
+    ) -> Head {
+        let pick = |vi: &String, en: &String| match lang {
+            Lang::Vi => vi.clone(),
+            Lang::En => en.clone(),
+        };
+        let (title_vi, title_en) = (title(Lang::Vi), title(Lang::En));
+        let (description_vi, description_en) = (description(Lang::Vi), description(Lang::En));
+        Head {
+            title: pick(&title_vi, &title_en),
+            description: pick(&description_vi, &description_en),
+            title_vi,
+            title_en,
+            description_vi,
+            description_en,
+        }
+    }
+}
+
+/// One UI string of `lang` (empty if the key is unknown: `i18n` tests every key exists).
+fn ui(lang: Lang, key: &str) -> &'static str {
+    i18n::strings(lang).get(key).copied().unwrap_or_default()
 }
 
 /// A previous/next link.
@@ -115,28 +183,6 @@ impl Neighbour {
             iso: iso(r.created_at),
             date: i18n::format_date(r.created_at, lang),
         }
-    }
-}
-
-/// The report's own `<h1>` if it has one, else "report of <date>".
-pub fn title(report: &Report, lang: Lang) -> String {
-    let html = report.html(lang);
-    let lower = html.to_ascii_lowercase();
-    let from_h1 = lower.find("<h1").and_then(|start| {
-        let open_end = lower[start..].find('>')? + start + 1;
-        let close = lower[open_end..].find("</h1")? + open_end;
-        Some(plain_text(&html[open_end..close]))
-    });
-    match from_h1.filter(|t| !t.is_empty()) {
-        Some(t) => t,
-        None => format!(
-            "{} {}",
-            i18n::strings(lang)
-                .get("report_title")
-                .copied()
-                .unwrap_or_default(),
-            i18n::format_date(report.created_at, lang)
-        ),
     }
 }
 
@@ -221,6 +267,12 @@ impl Renderer {
         recent: &[Report],
     ) -> Result<String, RenderError> {
         let mut ctx = self.context(lang, "/", "home");
+        let head = Head::new(
+            lang,
+            |l| format!("{} · {}", ui(l, "site_name"), ui(l, "site_tagline")),
+            |l| ui(l, "site_description").to_owned(),
+        );
+        ctx.insert("head", &head);
         ctx.insert("latest", &latest.map(|r| ReportCard::new(r, lang)));
         let cards: Vec<_> = recent.iter().map(|r| ReportCard::new(r, lang)).collect();
         ctx.insert("recent", &cards);
@@ -236,15 +288,9 @@ impl Renderer {
     ) -> Result<String, RenderError> {
         #[derive(Serialize)]
         struct View {
-            id: u64,
-            title: String,
-            title_vi: String,
-            title_en: String,
-            excerpt: String,
-            iso: String,
-            datetime: String,
+            #[serde(flatten)]
+            card: ReportCard,
             has_en: bool,
-            sections: Vec<Section>,
             frame_url: String,
             pdf_url: String,
         }
@@ -254,20 +300,33 @@ impl Renderer {
             ""
         };
         let mut ctx = self.context(lang, path, nav);
-        let (title_vi, title_en) = (title(report, Lang::Vi), title(report, Lang::En));
-        let view = View {
-            id: report.id,
-            title: match lang {
-                Lang::Vi => title_vi.clone(),
-                Lang::En => title_en.clone(),
+        let card = ReportCard::new(report, lang);
+        let head = Head::new(
+            lang,
+            |l| {
+                let (title, headline) = match l {
+                    Lang::Vi => (&card.title_vi, &card.headline_vi),
+                    Lang::En => (&card.title_en, &card.headline_en),
+                };
+                // A headline gets its date beside it; the date-based title has one already.
+                match headline {
+                    Some(_) => format!(
+                        "{title} · {} · {}",
+                        i18n::format_date(report.created_at, l),
+                        ui(l, "site_name")
+                    ),
+                    None => format!("{title} · {}", ui(l, "site_name")),
+                }
             },
-            title_vi,
-            title_en,
-            excerpt: report.excerpt(lang, 200),
-            iso: iso(report.created_at),
-            datetime: i18n::format_datetime(report.created_at, lang),
+            |l| match l {
+                Lang::Vi => card.summary_vi.clone(),
+                Lang::En => card.summary_en.clone(),
+            },
+        );
+        ctx.insert("head", &head);
+        let view = View {
+            card,
             has_en: report.has_english(),
-            sections: report.sections(lang),
             frame_url: format!("/crypto_report/{}/frame?lang={}", report.id, lang.code()),
             pdf_url: format!("/crypto_report/{}/pdf?lang={}", report.id, lang.code()),
         };
@@ -302,35 +361,53 @@ impl Renderer {
                 html: defuse_meta(report.html_content_en.as_deref().unwrap_or_default()),
             });
         }
-        if mode == DocumentMode::Print {
+        if mode != DocumentMode::Frame {
             parts.retain(|p| p.lang == content_lang.code());
         }
         let mut ctx = self.context(lang, "", "");
-        ctx.insert(
-            "mode",
-            if mode == DocumentMode::Print {
-                "print"
-            } else {
-                "frame"
-            },
-        );
+        ctx.insert("mode", mode.name());
         ctx.insert("content_lang", content_lang.code());
         ctx.insert("theme", theme.name());
         ctx.insert("has_en", &report.has_english());
-        ctx.insert("title", &title(report, lang));
+        let lead = report.lead(lang);
+        ctx.insert("title", &report.title(lang, &lead));
         ctx.insert("iso", &iso(report.created_at));
         ctx.insert("datetime", &i18n::format_datetime(report.created_at, lang));
         ctx.insert(
             "canonical",
             &format!("{}/crypto_report/{}", self.public_url, report.id),
         );
+        ctx.insert(
+            "report_url",
+            &format!("/crypto_report/{}?lang={}", report.id, lang.code()),
+        );
+        ctx.insert(
+            "source_url",
+            &format!(
+                "/crypto_report/{}/print-source?lang={}",
+                report.id,
+                content_lang.code()
+            ),
+        );
+        // Paper margins: site and date on the left, the page number on the right.
+        ctx.insert(
+            "page_footer_left",
+            &css_string(&format!(
+                "{} · {}",
+                ui(lang, "site_name"),
+                i18n::format_date(report.created_at, lang)
+            )),
+        );
+        ctx.insert("page_word", &css_string(ui(lang, "page")));
         ctx.insert("parts", &parts);
         ctx.insert(
             "css",
             &report.css_content.as_deref().map(|c| guard(c, "</style")),
         );
-        ctx.insert("js", &report.js_content.as_deref().map(guard_script));
-        ctx.insert("js_en", &report.js_content_en.as_deref().map(guard_script));
+        if mode != DocumentMode::Print {
+            ctx.insert("js", &report.js_content.as_deref().map(guard_script));
+            ctx.insert("js_en", &report.js_content_en.as_deref().map(guard_script));
+        }
         self.render("document.html", &ctx)
     }
 
@@ -344,6 +421,19 @@ impl Renderer {
     ) -> Result<String, RenderError> {
         let path = "/crypto_reports_list";
         let mut ctx = self.context(lang, path, "list");
+        let head = Head::new(
+            lang,
+            |l| {
+                format!(
+                    "{} · {} {page} · {}",
+                    ui(l, "nav_reports"),
+                    ui(l, "page"),
+                    ui(l, "site_name")
+                )
+            },
+            |l| ui(l, "site_description").to_owned(),
+        );
+        ctx.insert("head", &head);
         let cards: Vec<_> = reports.iter().map(|r| ReportCard::new(r, lang)).collect();
         ctx.insert("cards", &cards);
         ctx.insert("page", &page);
@@ -362,6 +452,12 @@ impl Renderer {
         let title_key = format!("error_{kind}_title");
         let text_key = format!("error_{kind}_text");
         let mut ctx = self.context(lang, "/", "");
+        let head = Head::new(
+            lang,
+            |l| format!("{status} · {} · {}", ui(l, &title_key), ui(l, "site_name")),
+            |l| ui(l, &text_key).to_owned(),
+        );
+        ctx.insert("head", &head);
         ctx.insert("status", &status);
         ctx.insert("title", strings.get(title_key.as_str()).unwrap_or(&""));
         ctx.insert("text", strings.get(text_key.as_str()).unwrap_or(&""));
@@ -463,6 +559,21 @@ fn tag_end(text: &str, start: usize) -> usize {
     text.len()
 }
 
+/// A CSS string literal (quotes included) that cannot end the string or the `<style>` element.
+fn css_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' | '\\' | '<' | '>' => out.push_str(&format!("\\{:x} ", c as u32)),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Keeps report text from closing the element it is embedded in (`</script` -> `<\/script`).
 fn guard(text: &str, closing: &str) -> String {
     let lower = text.to_ascii_lowercase();
@@ -502,11 +613,12 @@ fn guard_script(js: &str) -> String {
     out
 }
 
-/// Page numbers to link: first, last, and two around the current one; 0 marks a gap.
+/// Page numbers to link: first, last, and one either side of the current one (the row fits
+/// a phone); 0 marks a gap.
 fn page_links(page: u64, pages: u64) -> Vec<u64> {
     let mut out = Vec::new();
     for p in 1..=pages {
-        if p == 1 || p == pages || p.abs_diff(page) <= 2 {
+        if p == 1 || p == pages || p.abs_diff(page) <= 1 {
             out.push(p);
         } else if out.last() != Some(&0) {
             out.push(0);
@@ -562,18 +674,28 @@ mod tests {
     #[test]
     fn page_links_elide_the_middle() {
         assert_eq!(page_links(1, 1), vec![1]);
-        assert_eq!(page_links(5, 10), vec![1, 0, 3, 4, 5, 6, 7, 0, 10]);
-        assert_eq!(page_links(1, 4), vec![1, 2, 3, 4]);
+        assert_eq!(page_links(5, 10), vec![1, 0, 4, 5, 6, 0, 10]);
+        assert_eq!(page_links(1, 4), vec![1, 2, 0, 4]);
+        assert_eq!(page_links(3, 4), vec![1, 2, 3, 4]);
     }
 
     #[test]
-    fn title_prefers_the_reports_h1() {
+    fn title_prefers_the_reports_headline_then_the_date() {
         let mut r = crate::reports::sample(1, "2026-11-20T08:00:00Z");
-        assert_eq!(
-            title(&r, Lang::En),
-            "Crypto market report November 20, 2026"
-        );
-        r.html_content = "<h1>Bản tin <b>BTC</b></h1>".into();
-        assert_eq!(title(&r, Lang::Vi), "Bản tin BTC");
+        let card = ReportCard::new(&r, Lang::En);
+        assert_eq!(card.title, "Crypto market report November 20, 2026");
+        assert_eq!(card.title_vi, "Báo cáo thị trường crypto 20 tháng 11, 2026");
+        r.html_content = "<h1>Bản tin <b>BTC</b> hôm nay</h1>".into();
+        r.html_content_en = None;
+        let card = ReportCard::new(&r, Lang::En);
+        assert_eq!(card.title_vi, "Bản tin BTC hôm nay");
+        assert_eq!(card.title_en, "Bản tin BTC hôm nay", "Vietnamese only");
+        assert!(card.vi_only);
+    }
+
+    #[test]
+    fn css_strings_cannot_break_out() {
+        assert_eq!(css_string("Trang"), "\"Trang\"");
+        assert_eq!(css_string("a\"b</style>"), "\"a\\22 b\\3c /style\\3e \"");
     }
 }

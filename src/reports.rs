@@ -1,9 +1,17 @@
-//! Report domain: the generator's data model, validation, language fallbacks and section outline.
+//! Report domain: the generator's data model, validation, language fallbacks, section outline
+//! and the lead (headline and summary) readers see before opening a report.
+
+mod summary;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::i18n::Lang;
+use crate::i18n::{self, Lang};
+
+pub use summary::Lead;
+
+/// Longest summary shown on cards, in feeds, meta descriptions and the JSON API.
+pub const SUMMARY_MAX: usize = 260;
 
 pub mod publish;
 
@@ -136,9 +144,25 @@ impl Report {
         sections(self.html(lang))
     }
 
-    /// Plain-text opening of the report for lists and feeds, at most `max_chars` characters.
-    pub fn excerpt(&self, lang: Lang, max_chars: usize) -> String {
-        excerpt(self.html(lang), max_chars)
+    /// Headline and summary of the language a reader of `lang` is shown (see [`Lead`]).
+    pub fn lead(&self, lang: Lang) -> Lead {
+        summary::lead(self.html(lang), SUMMARY_MAX)
+    }
+
+    /// The report's title for a reader of `lang`: its headline (from `lead`, computed once by
+    /// the caller), else "<report title> <date>" so that a list never shows an empty title.
+    pub fn title(&self, lang: Lang, lead: &Lead) -> String {
+        match &lead.headline {
+            Some(h) => h.clone(),
+            None => format!(
+                "{} {}",
+                i18n::strings(lang)
+                    .get("report_title")
+                    .copied()
+                    .unwrap_or_default(),
+                i18n::format_date(self.created_at, lang)
+            ),
+        }
     }
 }
 
@@ -228,19 +252,6 @@ pub fn plain_text(html: &str) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn excerpt(html: &str, max_chars: usize) -> String {
-    // Skip headings: the excerpt is the first prose, not the section titles.
-    let lower = html.to_ascii_lowercase();
-    let body_start = lower.find("<p").unwrap_or(0);
-    let text = plain_text(&html[body_start..]);
-    if text.chars().count() <= max_chars {
-        return text;
-    }
-    let cut: String = text.chars().take(max_chars).collect();
-    let trimmed = cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head);
-    format!("{}…", trimmed.trim_end_matches([',', '.', ';', ':']))
 }
 
 fn decode_entities(s: &str) -> String {
@@ -359,7 +370,6 @@ mod tests {
             ..sample(1, "2026-11-20T08:00:00Z")
         };
         assert_eq!(r.sections(Lang::Vi)[0].title, "Vàng & Bạc điện tử");
-        assert_eq!(r.excerpt(Lang::Vi, 100), "Giá & khối lượng tăng");
     }
 
     #[test]
@@ -388,13 +398,6 @@ mod tests {
         let err = r.validate().expect_err("past bigint");
         assert_eq!(err, InvalidReport::IdTooLarge(1 << 63));
         assert!(!err.to_string().contains("positive"), "{err}");
-    }
-
-    #[test]
-    fn excerpt_is_cut_on_a_word() {
-        let r = sample(1, "2026-11-20T08:00:00Z");
-        assert_eq!(r.excerpt(Lang::En, 100), "Market & trend.");
-        assert_eq!(r.excerpt(Lang::En, 9), "Market &…");
     }
 
     #[test]

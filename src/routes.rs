@@ -42,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .route("/crypto_report/{id}", get(pages::report))
         .route("/crypto_report/{id}/frame", get(pages::frame))
         .route("/crypto_report/{id}/pdf", get(pages::print))
+        .route("/crypto_report/{id}/print-source", get(pages::print_source))
         .route("/pdf-template/{id}", get(pages::print))
         .route("/crypto_reports_list", get(pages::list))
         .route("/rss.xml", get(pages::rss))
@@ -134,12 +135,20 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
         }
     }
     let h = response.headers_mut();
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(header::CONTENT_SECURITY_POLICY, SITE_CSP);
-    }
+    // X-Frame-Options repeats `frame-ancestors` for old browsers; a handler's own CSP that
+    // names no frame ancestors (the print source) means the response may be framed.
+    let framable = match h.get(header::CONTENT_SECURITY_POLICY) {
+        Some(own) => !own.as_bytes().windows(15).any(|w| w == b"frame-ancestors"),
+        None => {
+            h.insert(header::CONTENT_SECURITY_POLICY, SITE_CSP);
+            false
+        }
+    };
     h.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF);
     h.insert(header::REFERRER_POLICY, REFERRER);
-    h.insert(header::X_FRAME_OPTIONS, SAMEORIGIN);
+    if !framable {
+        h.insert(header::X_FRAME_OPTIONS, SAMEORIGIN);
+    }
     h.insert(PERMISSIONS_POLICY, PERMISSIONS);
     h.insert(COOP, SAME_ORIGIN);
     observation.finish(&state.metrics, &response);

@@ -1,8 +1,9 @@
 /*
  * report-boot.js: runs after the report's own JS. Shows the right language, draws the report
- * (its init functions, then CHART_DATA comments), and, in frame mode, talks to the parent page
- * by postMessage (SPEC §3.3): language, theme, height, sections, scroll-to. In print mode it
- * expands every <details> and wires the Print button.
+ * (its init functions, then CHART_DATA comments), and talks to the parent by postMessage
+ * (SPEC §3.3). In frame mode (the report page) that is language, theme, height, sections and
+ * scroll-to; in print-source mode (the print view's hidden frame, as wide as the A4 text) it
+ * expands every <details> and sends the drawn markup for the print view to show.
  */
 /* global initializeAllVisuals_report, initializeAllVisuals_report_en */
 (function () {
@@ -10,9 +11,10 @@
 
   const LOG = '[cr-report]';
   const html = document.documentElement;
-  const mode = html.dataset.mode === 'print' ? 'print' : 'frame';
+  const mode = html.dataset.mode === 'print-source' ? 'print-source' : 'frame';
   const parentWindow = window.parent && window.parent !== window ? window.parent : null;
   const talksToParent = mode === 'frame' && parentWindow !== null;
+  const feedsPrint = mode === 'print-source' && parentWindow !== null;
   const runtime = window.crReport || {};
   // Without the runtime (it failed to load) the report still shows, minus charts.
   const languageManager = window.languageManager || (window.languageManager = { currentLanguage: 'vi' });
@@ -70,7 +72,7 @@
     }
     secureLinks(document.body);
     wrapTables(scope);
-    if (mode === 'print') openAllDetails();
+    focusableScrollers(scope);
   }
 
   // ---------------------------------------------------------------- content fix-ups
@@ -112,6 +114,14 @@
       wrapper.className = 'table-container';
       parent.insertBefore(wrapper, table);
       wrapper.appendChild(table);
+    }
+  }
+
+  // A table wider than its box scrolls; a keyboard can only scroll what it can focus.
+  function focusableScrollers(scope) {
+    for (const box of scope.querySelectorAll('.table-container')) {
+      if (box.scrollWidth > box.clientWidth + 1) box.setAttribute('tabindex', '0');
+      else box.removeAttribute('tabindex');
     }
   }
 
@@ -281,6 +291,7 @@
   // width has moved enough (rotation, a grid breakpoint, print) to be worth a redraw. A cap on
   // redraws per window stops a layout that never settles from redrawing forever.
   function redrawIfWidthChanged() {
+    if (started) focusableScrollers(languageDiv(shown) || document.body);
     if (!started || typeof runtime.chartsOutOfDate !== 'function') return;
     if (!runtime.chartsOutOfDate(languageDiv(shown) || document.body)) return;
     const now = Date.now();
@@ -301,23 +312,54 @@
     window.addEventListener('resize', onResize);
   }
 
-  // ---------------------------------------------------------------- print
+  // ---------------------------------------------------------------- print source
 
-  function preparePrint() {
-    const button = document.getElementById('print-button');
-    if (button) {
-      button.addEventListener('click', () => {
-        try {
-          window.print();
-        } catch (err) {
-          console.error(`${LOG} window.print() failed:`, err);
-        }
+  let renderTimer = 0;
+  let renderPosts = 0;
+  const RENDER_POSTS_MAX = 40;
+
+  // The drawn markup of the shown language, again whenever the report changes it (reports
+  // may fill their page late); bounded so a report that never settles cannot flood the parent.
+  // What paper can show: no scripts, frames, forms or handlers (the print view removes them
+  // too, but markup that carries none is shown without a single refusal in its console).
+  const INERT_DROP = 'script, iframe, frame, object, embed, meta, link, base, form, noscript, template';
+
+  function paperCopy(div) {
+    const copy = div.cloneNode(true);
+    for (const el of copy.querySelectorAll(INERT_DROP)) el.remove();
+    for (const el of copy.querySelectorAll('*')) {
+      for (const attr of Array.from(el.attributes)) {
+        if (attr.name.toLowerCase().startsWith('on')) el.removeAttribute(attr.name);
+      }
+    }
+    return copy.innerHTML;
+  }
+
+  function postRendered() {
+    renderTimer = 0;
+    const div = languageDiv(shown);
+    if (!feedsPrint || !div || renderPosts >= RENDER_POSTS_MAX) return;
+    renderPosts += 1;
+    try {
+      parentWindow.postMessage({ type: 'cr:rendered', lang: shown, html: paperCopy(div) }, '*');
+    } catch (err) {
+      console.error(`${LOG} postMessage failed:`, err);
+    }
+  }
+
+  function queueRendered() {
+    if (!renderTimer) renderTimer = setTimeout(postRendered, 120);
+  }
+
+  function feedPrint() {
+    postRendered();
+    const root = document.getElementById('report-root');
+    if (typeof MutationObserver === 'function' && root) {
+      new MutationObserver(queueRendered).observe(root, {
+        subtree: true, childList: true, attributes: true, characterData: true,
       });
     }
-    window.addEventListener('beforeprint', () => {
-      openAllDetails();
-      redrawIfWidthChanged();
-    });
+    window.addEventListener('load', queueRendered);
   }
 
   // ---------------------------------------------------------------- start
@@ -325,13 +367,15 @@
   function start() {
     if (started) return;
     showLanguage(requested);
+    // On paper every detail is open: open them before drawing, so charts inside get a width.
+    if (mode === 'print-source') openAllDetails();
     draw();
     started = true;
-    watchWidth();
-    if (mode === 'print') {
-      preparePrint();
+    if (mode === 'print-source') {
+      feedPrint();
       return;
     }
+    watchWidth();
     if (!talksToParent) return;
     post({
       type: 'cr:ready', lang: shown, requestedLang: requested, hasEn: !!languageDiv('en'), sections: collectSections(),

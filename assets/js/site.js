@@ -85,15 +85,26 @@
       const text = table[el.getAttribute('data-i18n')];
       if (text) el.textContent = text;
     });
-    document.querySelectorAll('[data-i18n-label]').forEach((el) => {
-      const text = table[el.getAttribute('data-i18n-label')];
-      if (text) {
-        el.setAttribute('aria-label', text);
-        el.setAttribute('title', text);
-      }
-    });
+    // Labels: aria-label and title together (buttons), or each alone; an optional suffix
+    // carries what is not translated ("Trang 3" / "Page 3").
+    const label = (el, key, attrs) => {
+      const text = table[el.getAttribute(key)];
+      if (!text) return;
+      const full = text + (el.getAttribute('data-label-suffix') || '');
+      attrs.forEach((a) => el.setAttribute(a, full));
+    };
+    document.querySelectorAll('[data-i18n-label]').forEach((el) => label(el, 'data-i18n-label', ['aria-label', 'title']));
+    document.querySelectorAll('[data-i18n-aria]').forEach((el) => label(el, 'data-i18n-aria', ['aria-label']));
+    document.querySelectorAll('[data-i18n-title]').forEach((el) => label(el, 'data-i18n-title', ['title']));
+    // Report titles and summaries, the page title and description; a Vietnamese-only report
+    // keeps its Vietnamese text for English readers, marked with lang="vi".
     document.querySelectorAll('[data-vi][data-en]').forEach((el) => {
-      el.textContent = el.getAttribute(`data-${lang}`);
+      const text = el.getAttribute(`data-${lang}`);
+      if (el.localName === 'meta') el.setAttribute('content', text);
+      else el.textContent = text;
+      const textLang = el.getAttribute(`data-lang-${lang}`);
+      if (textLang) el.setAttribute('lang', textLang);
+      else if (el.hasAttribute('data-lang-en') || el.hasAttribute('data-lang-vi')) el.removeAttribute('lang');
     });
     refreshDates(lang);
     const other = lang === 'vi' ? 'en' : 'vi';
@@ -101,6 +112,7 @@
     if (toggle) {
       toggle.setAttribute('href', `${window.location.pathname}?lang=${other}`);
       toggle.setAttribute('hreflang', other);
+      toggle.setAttribute('lang', other); // its words are in the language it switches to
     }
     document.querySelectorAll('a[href*="lang="]').forEach((a) => {
       if (a === toggle) return;

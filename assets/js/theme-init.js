@@ -1,6 +1,8 @@
-// Runs in <head> before the first paint, so the page never flashes the wrong theme.
+// Runs in <head> before the first paint, so the page never flashes the wrong theme; also
+// marks the page as scripted, so CSS can keep room for what the scripts will draw.
 (function () {
   'use strict';
+  document.documentElement.classList.add('js');
   var theme = null;
   try {
     theme = window.localStorage.getItem('theme');

@@ -1,0 +1,617 @@
+//! A report's lead for readers who have not opened it: its headline and its summary, taken
+//! from its own words (a headline element, its summary paragraph) in whole sentences.
+//!
+//! Reports are model-written HTML with stat cards, gauges with captions, lists of figures and
+//! prose. Only prose makes a summary: captions, labels, list items and table cells do not, and
+//! text is joined the way a browser shows it (no space where an inline tag closed before a
+//! comma, none between a sign and its number).
+
+use ego_tree::NodeRef;
+use scraper::{ElementRef, Html, Node};
+
+/// A headline longer than this is cut on a word (it is a title, not a paragraph).
+const HEADLINE_MAX: usize = 140;
+/// Shortest paragraph that reads as prose rather than a caption or a label.
+const PROSE_MIN: usize = 60;
+
+/// What lists, feeds and the report page's header show for one language of a report.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lead {
+    /// The report's own headline, or the first sentence of its summary; `None` when the report
+    /// has neither (callers fall back to a date-based title).
+    pub headline: Option<String>,
+    /// Whole sentences of the report's summary paragraph (without the sentence that became
+    /// the headline), at most the requested length; cut on a word with "…" only when its
+    /// first sentence alone is longer.
+    pub summary: String,
+}
+
+/// The lead of one report document, summary at most `max_chars` characters.
+pub fn lead(html: &str, max_chars: usize) -> Lead {
+    let doc = Html::parse_fragment(html);
+    let root = doc.root_element();
+    let own_headline = find_headline(root);
+    let prose = find_summary(root);
+    let mut sentences = prose.as_deref().map(sentences).unwrap_or_default();
+    let headline = match own_headline {
+        Some(h) => Some(h),
+        None if !sentences.is_empty() => {
+            let first = sentences.remove(0);
+            if sentences.is_empty() {
+                // A one-sentence summary stays the summary; the headline is its shortened form.
+                sentences.push(first.clone());
+            }
+            Some(as_title(&first))
+        }
+        None => None,
+    };
+    let summary = if sentences.is_empty() {
+        // No prose anywhere: the opening text of the body, without labels if it has other
+        // text; never empty while the report has any text at all.
+        let text = [
+            fallback_text(root, true),
+            fallback_text(root, false),
+            text_of(root),
+        ]
+        .into_iter()
+        .find(|t| !t.is_empty())
+        .unwrap_or_default();
+        cut_on_word(&text, max_chars)
+    } else {
+        take_sentences(&sentences, max_chars)
+    };
+    Lead { headline, summary }
+}
+
+// ---------------------------------------------------------------------------- finding
+
+/// `<h1>`, else an element whose class says it is the headline (not its card or kicker).
+fn find_headline(root: ElementRef<'_>) -> Option<String> {
+    let candidates = root.descendants().filter_map(ElementRef::wrap).filter(|e| {
+        let el = e.value();
+        el.name() == "h1"
+            || el.classes().any(|c| {
+                let c = c.to_ascii_lowercase();
+                c.contains("headline")
+                    && !["card", "kicker", "date", "meta", "wrap", "container", "box"]
+                        .iter()
+                        .any(|x| c.contains(x))
+            })
+    });
+    for e in candidates {
+        if skipped(e) {
+            continue;
+        }
+        let text = text_of(e);
+        if text.chars().count() >= 10 {
+            return Some(as_title(&text));
+        }
+    }
+    None
+}
+
+/// The text of the report's summary paragraph (with the paragraphs that follow it in the same
+/// block): one marked as a summary, else the first prose paragraph of the first section that
+/// has prose, preferring one that stands on its own over commentary beside a chart.
+fn find_summary(root: ElementRef<'_>) -> Option<String> {
+    let paragraphs: Vec<ElementRef<'_>> = root
+        .descendants()
+        .filter_map(ElementRef::wrap)
+        .filter(|e| e.value().name() == "p" && !skipped(e.to_owned()) && !caption_like(*e))
+        .collect();
+    let prose: Vec<(ElementRef<'_>, String)> = paragraphs
+        .into_iter()
+        .map(|p| (p, text_of(p)))
+        .filter(|(_, t)| is_prose(t))
+        .collect();
+    if prose.is_empty() {
+        return None;
+    }
+    let chosen = prose.iter().find(|(p, _)| marked_summary(*p)).or_else(|| {
+        let section = section_of(prose[0].0);
+        let same_section: Vec<_> = prose
+            .iter()
+            .filter(|(p, _)| section_of(*p) == section)
+            .collect();
+        same_section
+            .iter()
+            .find(|(p, _)| stands_alone(*p))
+            .or(same_section.first())
+            .copied()
+    })?;
+    // Following prose paragraphs of the same block carry the thought on.
+    let mut text = chosen.1.clone();
+    let block = chosen.0.parent();
+    for (p, t) in prose
+        .iter()
+        .skip_while(|(p, _)| p.id() != chosen.0.id())
+        .skip(1)
+    {
+        if p.parent().map(|n| n.id()) != block.map(|n| n.id()) {
+            break;
+        }
+        text.push(' ');
+        text.push_str(t);
+    }
+    Some(text)
+}
+
+/// Elements whose text is never a lead: scripts, tables, lists, figures, collapsed details.
+fn skipped(e: ElementRef<'_>) -> bool {
+    e.ancestors()
+        .filter_map(ElementRef::wrap)
+        .chain(std::iter::once(e))
+        .any(|a| {
+            matches!(
+                a.value().name(),
+                "script"
+                    | "style"
+                    | "template"
+                    | "noscript"
+                    | "li"
+                    | "td"
+                    | "th"
+                    | "table"
+                    | "figure"
+                    | "figcaption"
+                    | "details"
+                    | "summary"
+                    | "svg"
+                    | "nav"
+                    | "footer"
+                    | "aside"
+                    | "form"
+                    | "button"
+            )
+        })
+}
+
+/// Words of stat-card, caption, kicker and label classes ("stat-box", "kpi-label",
+/// "headline-kicker"), matched as whole words of a class so that "market-state" is not one.
+const CAPTION_WORDS: [&str; 16] = [
+    "stat",
+    "stats",
+    "kpi",
+    "metric",
+    "metrics",
+    "label",
+    "caption",
+    "kicker",
+    "level",
+    "note",
+    "source",
+    "disclaimer",
+    "headline",
+    "chart",
+    "figure",
+    "legend",
+];
+
+fn caption_class(e: ElementRef<'_>) -> bool {
+    e.value().classes().any(|c| {
+        let c = c.to_ascii_lowercase();
+        c == "text-center"
+            || c == "price-header"
+            || c.split(['-', '_'])
+                .any(|word| CAPTION_WORDS.contains(&word))
+    })
+}
+
+/// The paragraph, or a container of it inside its section, is a caption, label or stat card.
+fn caption_like(p: ElementRef<'_>) -> bool {
+    p.ancestors()
+        .filter_map(ElementRef::wrap)
+        .chain(std::iter::once(p))
+        .take_while(|a| a.value().name() != "section")
+        .any(caption_class)
+}
+
+/// The paragraph or its card is marked as the summary (`class="summary"`, `lead`, `tldr`).
+fn marked_summary(p: ElementRef<'_>) -> bool {
+    p.ancestors()
+        .filter_map(ElementRef::wrap)
+        .chain(std::iter::once(p))
+        .take_while(|a| a.value().name() != "section")
+        .any(|a| {
+            let el = a.value();
+            el.classes()
+                .chain(el.id())
+                .any(|c| ["summary", "lead", "tldr", "tom-tat"].contains(&c))
+        })
+}
+
+/// The paragraph's card holds no chart and no heading of its own: it is the text itself,
+/// not commentary on a figure.
+fn stands_alone(p: ElementRef<'_>) -> bool {
+    let Some(card) = p.parent().and_then(ElementRef::wrap) else {
+        return true;
+    };
+    if card.value().name() == "section" {
+        return true;
+    }
+    !card.descendants().filter_map(ElementRef::wrap).any(|d| {
+        let el = d.value();
+        matches!(
+            el.name(),
+            "h3" | "h4" | "h5" | "h6" | "svg" | "canvas" | "img"
+        ) || el.classes().any(|c| c == "chart-container")
+    })
+}
+
+/// The `<section>` a paragraph belongs to (the fragment root when it has none).
+fn section_of(p: ElementRef<'_>) -> Option<ego_tree::NodeId> {
+    p.ancestors()
+        .find(|a| matches!(a.value(), Node::Element(el) if el.name() == "section"))
+        .map(|a| a.id())
+}
+
+fn is_prose(text: &str) -> bool {
+    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
+    let words = text.split_whitespace().count();
+    text.chars().count() >= PROSE_MIN && words >= 8 && letters * 2 >= text.chars().count()
+}
+
+/// Opening text of the body when no paragraph is prose: headings, lists and tables skipped,
+/// and with `strict` also every caption, label and stat card.
+fn fallback_text(root: ElementRef<'_>, strict: bool) -> String {
+    let mut out = String::new();
+    for e in root.descendants().filter_map(ElementRef::wrap) {
+        let el = e.value();
+        let block = matches!(el.name(), "p" | "div")
+            && !e
+                .children()
+                .filter_map(ElementRef::wrap)
+                .any(|c| is_block(c.value().name()));
+        let labelled = strict
+            && (caption_like(e)
+                || e.descendants()
+                    .filter_map(ElementRef::wrap)
+                    .any(caption_class));
+        if block && !skipped(e) && !labelled {
+            let t = text_of(e);
+            if !t.is_empty() {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(&t);
+            }
+            if out.chars().count() > 400 {
+                break;
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------- text
+
+fn is_block(name: &str) -> bool {
+    matches!(
+        name,
+        "address"
+            | "article"
+            | "aside"
+            | "blockquote"
+            | "br"
+            | "dd"
+            | "details"
+            | "div"
+            | "dl"
+            | "dt"
+            | "figcaption"
+            | "figure"
+            | "footer"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "header"
+            | "hr"
+            | "li"
+            | "main"
+            | "nav"
+            | "ol"
+            | "p"
+            | "pre"
+            | "section"
+            | "summary"
+            | "table"
+            | "tbody"
+            | "td"
+            | "tfoot"
+            | "th"
+            | "thead"
+            | "tr"
+            | "ul"
+    )
+}
+
+/// Text of an element as a reader sees it: inline tags join without a space, block tags
+/// separate, whitespace folds, and no space stands before closing punctuation.
+pub fn text_of(e: ElementRef<'_>) -> String {
+    let mut raw = String::new();
+    collect(*e, &mut raw);
+    tidy(&raw)
+}
+
+fn collect(node: NodeRef<'_, Node>, out: &mut String) {
+    for child in node.children() {
+        match child.value() {
+            Node::Text(t) => out.push_str(t),
+            Node::Element(el) => {
+                let name = el.name();
+                if matches!(
+                    name,
+                    "script" | "style" | "template" | "noscript" | "svg" | "canvas"
+                ) {
+                    continue;
+                }
+                let block = is_block(name);
+                if block {
+                    out.push(' ');
+                }
+                collect(child, out);
+                if block {
+                    out.push(' ');
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Folds whitespace and removes the spaces markup leaves around punctuation.
+fn tidy(raw: &str) -> String {
+    let folded = raw.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out = String::with_capacity(folded.len());
+    let chars: Vec<char> = folded.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' {
+            let next = chars.get(i + 1).copied();
+            let prev = out.chars().last();
+            if next
+                .is_some_and(|n| matches!(n, ',' | '.' | ';' | ':' | '!' | '?' | ')' | ']' | '%'))
+                || prev.is_some_and(|p| matches!(p, '(' | '['))
+            {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    out.trim().to_owned()
+}
+
+// ---------------------------------------------------------------------------- sentences
+
+/// Words after which a full stop does not end a sentence.
+const ABBREVIATIONS: [&str; 22] = [
+    "mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "u.s", "u.k", "no", "jan", "feb",
+    "mar", "apr", "jun", "jul", "aug", "sep", "oct", "nov",
+];
+
+/// Splits prose into sentences: a `.`, `!`, `?` or `…` (with any closing quote or bracket)
+/// followed by a space and a capital, a digit or an opening quote. Decimal points and
+/// thousands separators ("1.3%", "89.470") are never followed by a space, so they stay.
+pub fn sentences(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        if matches!(chars[i], '.' | '!' | '?' | '…') {
+            let mut end = i + 1;
+            while end < chars.len() && matches!(chars[end], '"' | '\'' | '”' | '’' | ')' | '»')
+            {
+                end += 1;
+            }
+            let next = chars.get(end + 1).copied();
+            let at_space = chars.get(end) == Some(&' ');
+            let opens = next.is_some_and(|n| {
+                n.is_uppercase() || n.is_ascii_digit() || matches!(n, '"' | '“' | '‘' | '(' | '«')
+            });
+            if at_space && opens && !(chars[i] == '.' && abbreviation_before(&chars[start..i])) {
+                out.push(
+                    chars[start..end]
+                        .iter()
+                        .collect::<String>()
+                        .trim()
+                        .to_owned(),
+                );
+                start = end + 1;
+                i = end;
+            }
+        }
+        i += 1;
+    }
+    let rest: String = chars[start.min(chars.len())..].iter().collect();
+    if !rest.trim().is_empty() {
+        out.push(rest.trim().to_owned());
+    }
+    out
+}
+
+fn abbreviation_before(head: &[char]) -> bool {
+    let word: String = head
+        .iter()
+        .rev()
+        .take_while(|c| !c.is_whitespace() && **c != '(')
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let word = word.to_lowercase();
+    word.chars().count() == 1 || ABBREVIATIONS.contains(&word.as_str())
+}
+
+/// As many whole sentences as fit; the first one cut on a word when it alone does not.
+fn take_sentences(sentences: &[String], max_chars: usize) -> String {
+    let mut out = String::new();
+    for s in sentences {
+        let extra = s.chars().count() + usize::from(!out.is_empty());
+        if out.chars().count() + extra > max_chars {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(s);
+    }
+    if out.is_empty() {
+        sentences
+            .first()
+            .map(|s| cut_on_word(s, max_chars))
+            .unwrap_or_default()
+    } else {
+        out
+    }
+}
+
+/// A sentence as a title: no closing full stop, at most [`HEADLINE_MAX`] characters.
+fn as_title(sentence: &str) -> String {
+    let trimmed = sentence.strip_suffix('.').unwrap_or(sentence);
+    // "…" and "etc." style endings keep their dots; a lone full stop goes.
+    let trimmed = if trimmed.ends_with('.') {
+        sentence
+    } else {
+        trimmed
+    };
+    cut_on_word(trimmed.trim_end(), HEADLINE_MAX)
+}
+
+/// At most `max_chars` characters, cut after a whole word with "…", no dangling punctuation.
+pub fn cut_on_word(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(max_chars.saturating_sub(1)).collect();
+    let cut = match head.rfind(' ') {
+        Some(i) if i > 0 => &head[..i],
+        _ => head.as_str(),
+    };
+    let cut = cut.trim_end_matches(|c: char| {
+        c.is_whitespace() || matches!(c, ',' | ';' | ':' | '-' | '–' | '—' | '(' | '·')
+    });
+    format!("{cut}…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_tags_join_without_spaces_and_signs_stay() {
+        let html = r#"<section><div class="report-card"><p>BTC: <span class="highlight-value">87.960 USD</span> (<span class="positive-text">+1,59%</span>), ETH <strong>-2,40%</strong>; chỉ số lên <strong>44</strong>, sát ranh giới vùng Trung lập của thị trường.</p></div></section>"#;
+        let lead = lead(html, 400);
+        assert_eq!(
+            lead.headline.as_deref(),
+            Some(
+                "BTC: 87.960 USD (+1,59%), ETH -2,40%; chỉ số lên 44, sát ranh giới vùng Trung lập của thị trường"
+            )
+        );
+    }
+
+    #[test]
+    fn sentences_keep_decimals_and_abbreviations() {
+        assert_eq!(
+            sentences("Giá 89.470 USD, tăng 1.3% hôm nay. U.S. Senate waits. Vì sao? Vì ETF."),
+            vec![
+                "Giá 89.470 USD, tăng 1.3% hôm nay.",
+                "U.S. Senate waits.",
+                "Vì sao?",
+                "Vì ETF."
+            ]
+        );
+    }
+
+    #[test]
+    fn cut_on_word_adds_an_ellipsis_without_dangling_punctuation() {
+        assert_eq!(cut_on_word("short", 10), "short");
+        assert_eq!(cut_on_word("alpha beta, gamma delta", 14), "alpha beta…");
+        assert!(cut_on_word("alpha beta, gamma delta", 14).chars().count() <= 14);
+    }
+
+    #[test]
+    fn stat_cards_and_captions_are_not_the_summary() {
+        let html = r#"<section id="s"><h2>Tổng quan</h2>
+            <div class="kpi-grid"><div class="kpi-box"><span class="kpi-label">Tổng vốn hóa</span><span class="kpi-value">3,07 nghìn tỷ USD</span><span class="kpi-delta positive-text"><i class="fas fa-caret-up"></i> 1,3% / 24h</span></div></div>
+            <div class="report-card"><h3>Chỉ số</h3><div class="chart-container"></div><p class="text-center">Chỉ số lên <strong>44</strong>, sát ranh giới vùng Trung lập và tiếp tục tăng trong phiên.</p></div>
+            <div class="report-card col-span-full"><p>Thị trường bước vào ngày thứ tư liên tiếp đi lên. Bitcoin tiến sát vùng 88.000 USD, lấy lại gần hết phần giá trị đã mất.</p><p>Động lực chính đến từ dòng tiền tổ chức quay lại các quỹ ETF giao ngay.</p></div>
+            </section>"#;
+        let lead = lead(html, 220);
+        assert_eq!(
+            lead.headline.as_deref(),
+            Some("Thị trường bước vào ngày thứ tư liên tiếp đi lên")
+        );
+        assert_eq!(
+            lead.summary,
+            "Bitcoin tiến sát vùng 88.000 USD, lấy lại gần hết phần giá trị đã mất. Động lực chính đến từ dòng tiền tổ chức quay lại các quỹ ETF giao ngay."
+        );
+    }
+
+    #[test]
+    fn own_headline_wins_and_the_summary_is_whole_sentences() {
+        let html = r#"<section><div class="headline-card"><p class="headline-kicker">Thứ Bảy · Báo cáo ngày</p><p class="headline-text">Bitcoin tiến sát 90.000 USD</p></div>
+            <div class="report-card"><h3>Diễn biến</h3><div class="chart-container"></div><p>Chỉ số đã đi một vòng trọn vẹn trong tuần, từ 38 điểm xuống 22 rồi hồi phục liên tục.</p></div>
+            <div class="report-card wide-card"><p>Thị trường khép lại tuần với mức tăng đáng kể. Tổng vốn hóa đạt 3,07 nghìn tỷ USD. Bitcoin có lúc chạm 89.880 USD trong phiên Mỹ trước khi ổn định.</p></div></section>"#;
+        let lead = lead(html, 90);
+        assert_eq!(
+            lead.headline.as_deref(),
+            Some("Bitcoin tiến sát 90.000 USD")
+        );
+        assert_eq!(
+            lead.summary,
+            "Thị trường khép lại tuần với mức tăng đáng kể. Tổng vốn hóa đạt 3,07 nghìn tỷ USD."
+        );
+    }
+
+    #[test]
+    fn a_long_first_sentence_is_cut_on_a_word() {
+        let sentence = "Thị trường ".repeat(40);
+        let html = format!(
+            "<p>{} kết thúc.</p><p>Câu thứ hai của đoạn văn này.</p>",
+            sentence.trim()
+        );
+        let lead = lead(&html, 100);
+        assert!(lead.summary.ends_with('…'), "{}", lead.summary);
+        assert!(lead.summary.chars().count() <= 100);
+        assert!(lead.summary.starts_with("Thị trường Thị trường"));
+    }
+
+    #[test]
+    fn no_prose_falls_back_to_opening_text_not_labels_run_together() {
+        let html = "<section><h2>Tiêu đề</h2><div><span class=\"stat-label\">Vốn hóa</span><span class=\"stat-value\">3 nghìn tỷ</span></div><div>Một dòng ngắn.</div></section>";
+        let lead = lead(html, 100);
+        assert_eq!(lead.headline.as_deref(), None);
+        assert_eq!(lead.summary, "Một dòng ngắn.");
+    }
+
+    #[test]
+    fn class_words_match_whole_words_and_a_summary_is_never_empty() {
+        let state = "<div class=\"market-state\"><p>Thị trường giữ nhịp ổn định suốt phiên, khối lượng giao dịch đều và không có biến động lớn nào đáng kể.</p></div>";
+        assert!(
+            lead(state, 200).headline.is_some(),
+            "market-state is not a stat card"
+        );
+        let labels_only = "<h2>Tổng quan</h2><div class=\"stat-box\"><span class=\"stat-label\">Vốn hóa</span> <span class=\"stat-value\">3 nghìn tỷ</span></div>";
+        assert_eq!(
+            lead(labels_only, 200).summary,
+            "Vốn hóa 3 nghìn tỷ",
+            "the labels, not the heading"
+        );
+        assert_eq!(
+            lead("<ul><li>Chỉ một mục</li></ul>", 200).summary,
+            "Chỉ một mục"
+        );
+    }
+
+    #[test]
+    fn entities_and_scripts() {
+        let html = "<p>Vàng &amp; Bạc &ndash; giá &lt;cao&gt; hơn hôm qua rất nhiều trong phiên giao dịch sáng nay.<script>var x='<p>';</script></p>";
+        assert_eq!(
+            lead(html, 200).headline.as_deref(),
+            Some("Vàng & Bạc – giá <cao> hơn hôm qua rất nhiều trong phiên giao dịch sáng nay")
+        );
+    }
+}
