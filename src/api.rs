@@ -191,6 +191,7 @@ pub async fn health(State(s): State<AppState>) -> Response {
         "cache": cache,
         "market": s.market.health(),
         "sync": s.sync.as_ref().map(crate::sync::Sync::status),
+        "cluster": s.cluster.as_ref().map(crate::cluster::Cluster::health),
         "websocket": { "clients": s.live.clients() },
     });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
@@ -269,6 +270,9 @@ pub async fn clear_cache(
 ) -> Result<Response, AppError> {
     authorize(&s, &headers)?;
     s.pages.clear();
+    if let Some(cluster) = &s.cluster {
+        cluster.broadcast(crate::cluster::bus::Message::Clear);
+    }
     let all = crate::cache::l2::Invalidation::All;
     let l2 = tokio::time::timeout(
         std::time::Duration::from_secs(5),
@@ -412,6 +416,11 @@ pub async fn dashboard_refresh(
         }
         Refresh::Unavailable => {
             return Err(AppError::Unavailable("no market feed is running".into()));
+        }
+        Refresh::Elsewhere => {
+            return Err(AppError::Conflict(
+                "another instance polls the providers (it holds the market lease); ask it",
+            ));
         }
     };
     let snapshot = s.market.current();

@@ -11,6 +11,7 @@
 
 pub mod l2;
 pub mod redb_tier;
+pub mod redis_tier;
 
 use std::future::Future;
 use std::sync::Arc;

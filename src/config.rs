@@ -61,7 +61,45 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub sync: SyncArgs,
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
     pub market: MarketArgs,
+}
+
+/// Several instances sharing one Redis.
+#[derive(Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Redis shared by several instances (second cache tier, live updates, one market
+    /// poller), e.g. redis://:password@10.0.0.5:6379/0 [fallback: REDIS_URL].
+    #[arg(long, hide_env_values = true, env = "CR_REDIS_URL")]
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key and channel: one Redis can serve several deployments.
+    #[arg(long, env = "CR_REDIS_PREFIX", default_value = "crypto-report", value_parser = parse_prefix)]
+    pub redis_prefix: String,
+}
+
+impl ClusterArgs {
+    /// The Redis URL: the flag or `CR_REDIS_URL`, else the upstream's `REDIS_URL`.
+    pub fn url(&self) -> Option<Secret> {
+        self.redis_url.clone().or_else(|| {
+            std::env::var("REDIS_URL")
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .map(Secret::new)
+        })
+    }
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("1 to 64 letters, digits, '-', '_' or '.'".into())
+    }
 }
 
 /// Keeping the store in step with the generator's PostgreSQL while serving.

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod demo;
@@ -15,6 +16,7 @@ pub mod live;
 pub mod market;
 pub mod metrics;
 pub mod pages;
+pub mod redis_conn;
 pub mod render;
 pub mod reports;
 pub mod routes;

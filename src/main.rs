@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use crypto_report::cluster::Cluster;
 use crypto_report::config::{
     BackupArgs, CheckArgs, Cli, Command, ConfigError, HttpArgs, ImportArgs, ServeArgs, StoreArgs,
     SyncArgs,
@@ -131,15 +132,41 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let path = args.store.store_path();
     let store = Store::open(&path)?;
     tracing::info!(store = %path.display(), "store open");
-    let mut state =
+    let state =
         AppState::new(store, settings(&args.http, listen, false))?.with_hub(hub(&args.http));
-    if let Some(source) = source {
-        tracing::info!(source = source.at(), every = ?args.sync.sync_every, "syncing reports from PostgreSQL");
-        let sync = sync::Sync::new(source, state.publisher.clone(), args.sync.sync_every);
-        state = state.with_sync(sync);
-    }
+    let redis = args.cluster.url();
+    let prefix = args.cluster.redis_prefix.clone();
+    let sync_every = args.sync.sync_every;
     run_server(state, listen, args.http.metrics_listen, move |state| {
-        market::Market::start(market, state.store.clone(), state.background())
+        // Inside the runtime: the Redis connection and the tasks need it.
+        let mut state = match redis {
+            Some(url) => {
+                let cluster = Cluster::new(&url, &prefix).map_err(|reason| ConfigError {
+                    option: "--redis-url / CR_REDIS_URL / REDIS_URL",
+                    reason,
+                })?;
+                tracing::info!(health = %cluster.health(), "one of several instances sharing Redis");
+                let elected =
+                    market::Market::elected(market, state.store.clone(), state.background());
+                let state = state
+                    .with_l2(cluster.l2())
+                    .with_market(elected)
+                    .with_cluster(cluster.clone());
+                cluster.start(&state);
+                state
+            }
+            None => {
+                let live = market::Market::start(market, state.store.clone(), state.background());
+                state.with_market(live)
+            }
+        };
+        // Last: the sync publishes through everything set up above.
+        if let Some(source) = source {
+            tracing::info!(source = source.at(), every = ?sync_every, "syncing reports from PostgreSQL");
+            let sync = sync::Sync::new(source, state.publisher.clone(), sync_every);
+            state = state.with_sync(sync);
+        }
+        Ok(state)
     })
 }
 
@@ -164,23 +191,23 @@ fn run_demo(http: HttpArgs, tick: std::time::Duration) -> anyhow::Result<()> {
     let summary = demo::seed(&state.publisher)?;
     tracing::info!(store = %dir.path().display(), %summary, "demo store seeded with the sample reports");
     let result = run_server(state, listen, http.metrics_listen, |state| {
-        market::Market::demo(market::DEMO_SEED, tick, state.background())
+        let feed = market::Market::demo(market::DEMO_SEED, tick, state.background());
+        Ok(state.with_market(feed))
     });
     drop(dir);
     result
 }
 
-/// Serves `state` until a shutdown signal; `market` starts the market feed inside the runtime,
-/// in the state's background scope, which `serve` stops at the end.
+/// Serves `state` until a shutdown signal; `setup` finishes the state inside the runtime
+/// (market feed, Redis, sync), in the state's background scope, which `serve` stops at the end.
 fn run_server(
     state: AppState,
     listen: std::net::SocketAddr,
     metrics_listen: Option<std::net::SocketAddr>,
-    market: impl FnOnce(&AppState) -> market::Market,
+    setup: impl FnOnce(AppState) -> anyhow::Result<AppState>,
 ) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
-        let market = market(&state);
-        let state = state.with_market(market);
+        let state = setup(state)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -215,7 +242,12 @@ fn run_server(
                 .background()
                 .spawn("sync", |stop| async move { sync.run(stop).await });
         }
+        let store = std::sync::Arc::clone(&state.store);
         serve(listener, state, shutdown).await?;
+        // Cache writes are not durable on their own: one durable commit keeps them.
+        if let Err(e) = store.call(|s| s.sync()).await {
+            tracing::warn!(error = %e, "cannot flush the store at shutdown");
+        }
         tracing::info!("stopped cleanly");
         Ok(())
     })

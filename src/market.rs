@@ -15,6 +15,7 @@ pub mod coingecko;
 pub mod coinmarketcap;
 pub mod config;
 pub mod demo;
+mod elected;
 pub mod finnhub;
 pub mod guard;
 pub mod http;
@@ -62,12 +63,16 @@ pub enum Refresh {
     TooSoon(Duration),
     /// There is no feed to refresh (an idle market).
     Unavailable,
+    /// Another instance polls the providers (it holds the lease).
+    Elsewhere,
 }
 
 enum Feed {
     Idle,
     Live(Box<Live>),
     Demo(Mutex<demo::Walk>),
+    /// One of several instances: polls while it holds the lease, relays otherwise.
+    Elected(Box<elected::Elected>),
 }
 
 #[derive(Default)]
@@ -145,6 +150,60 @@ impl Market {
         market
     }
 
+    /// The feed of an instance among several: follows relayed snapshots until told to lead
+    /// ([`Market::lead`]), then polls like [`Market::start`] until told to follow.
+    pub fn elected(config: Config, store: Arc<Store>, tasks: &Background) -> Market {
+        let min_refresh = config.refresh_min_interval;
+        let feed = Feed::Elected(Box::new(elected::Elected::new(config, store)));
+        Market::with_feed(feed, min_refresh, tasks.child())
+    }
+
+    /// Starts polling the providers (this instance now holds the lease). Returns whether it
+    /// started now; false when already leading or not an elected feed.
+    pub fn lead(&self) -> bool {
+        match &self.inner.feed {
+            Feed::Elected(e) => e.lead(self, &self.inner.tasks),
+            _ => false,
+        }
+    }
+
+    /// Stops polling (another instance holds the lease). Returns whether it stopped now.
+    pub fn follow(&self) -> bool {
+        match &self.inner.feed {
+            Feed::Elected(e) => e.follow(),
+            _ => false,
+        }
+    }
+
+    /// Whether this market polls providers itself (a live feed, or an elected one leading).
+    pub fn is_polling(&self) -> bool {
+        match &self.inner.feed {
+            Feed::Live(_) => true,
+            Feed::Elected(e) => e.is_leading(),
+            Feed::Idle | Feed::Demo(_) => false,
+        }
+    }
+
+    /// Shows a snapshot relayed by the leading instance; ignored while this one leads.
+    pub fn relay(&self, snapshot: &Snapshot) {
+        let Feed::Elected(e) = &self.inner.feed else {
+            return;
+        };
+        if e.is_leading() {
+            return;
+        }
+        self.inner.tx.send_if_modified(|current| {
+            let mut next = snapshot.clone();
+            next.version = current.version;
+            if **current == next {
+                return false;
+            }
+            next.version += 1;
+            *current = Arc::new(next);
+            true
+        });
+    }
+
     /// The simulated feed of `demo`: a deterministic walk from `seed`, one step every `tick`,
     /// badged `demo: true`, in a scope of `tasks`. Opens no connection. Must be called inside a
     /// Tokio runtime.
@@ -177,6 +236,12 @@ impl Market {
     /// most once per `refresh_min_interval`, so this cannot be used to hammer the providers
     /// (their own budgets and breakers still apply).
     pub async fn refresh(&self) -> Refresh {
+        if let Feed::Elected(e) = &self.inner.feed {
+            return match e.poller() {
+                Some(poller) => Box::pin(poller.refresh()).await,
+                None => Refresh::Elsewhere,
+            };
+        }
         let (run, joined) = {
             let mut forced = lock(&self.inner.forced);
             if let Some(run) = &forced.running {
@@ -224,6 +289,7 @@ impl Market {
     pub fn provider_stats(&self) -> Vec<(guard::ProviderStats, Histogram)> {
         match &self.inner.feed {
             Feed::Live(live) => live.provider_stats(),
+            Feed::Elected(e) => e.poller().map(|p| p.provider_stats()).unwrap_or_default(),
             Feed::Idle | Feed::Demo(_) => Vec::new(),
         }
     }
@@ -241,6 +307,15 @@ impl Market {
         let extra = match &self.inner.feed {
             Feed::Idle => json!({ "mode": "idle" }),
             Feed::Demo(_) => json!({ "mode": "demo", "data_age_seconds": 0 }),
+            Feed::Elected(e) => match e.poller() {
+                Some(poller) => {
+                    let mut v = poller.health();
+                    v["mode"] = json!("elected");
+                    v["role"] = json!("leading");
+                    v
+                }
+                None => json!({ "mode": "elected", "role": "following" }),
+            },
             Feed::Live(live) => {
                 let mut v = live.health();
                 v["mode"] = json!("live");
@@ -302,7 +377,7 @@ impl Inner {
 
     async fn refresh_all(self: &Arc<Self>) {
         match &self.feed {
-            Feed::Idle => {}
+            Feed::Idle | Feed::Elected(_) => {}
             Feed::Demo(_) => self.demo_step(),
             Feed::Live(_) => {
                 join_all(Group::ALL.map(|g| self.run_group(g))).await;
@@ -320,7 +395,7 @@ impl Inner {
     /// Rebuilds the snapshot from the feed and sends it if anything changed.
     fn publish(&self) {
         let (values, btc_sparkline, demo) = match &self.feed {
-            Feed::Idle => return,
+            Feed::Idle | Feed::Elected(_) => return,
             Feed::Live(live) => (live.values(), live.sparkline(), false),
             Feed::Demo(walk) => {
                 let walk = lock(walk);

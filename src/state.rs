@@ -8,6 +8,7 @@ use crate::assets::Assets;
 use crate::cache::PageCache;
 use crate::cache::l2::L2;
 use crate::cache::redb_tier::RedbTier;
+use crate::cluster::Cluster;
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::render::{self, Renderer};
@@ -79,6 +80,8 @@ pub struct Shared {
     pub live: live::Hub,
     /// The PostgreSQL sync, when the server was started with one.
     pub sync: Option<sync::Sync>,
+    /// The other instances sharing a Redis, when there are any.
+    pub cluster: Option<Cluster>,
     pub health: Arc<api::HealthProbe>,
     pub started: Instant,
     /// Every background task; cancelled once at shutdown.
@@ -102,7 +105,7 @@ impl AppState {
         let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL, l2));
         let live = live::Hub::new(live::HubSettings::default(), &background);
         Ok(AppState(Arc::new(Shared {
-            publisher: publisher(&store, &pages, &live),
+            publisher: publisher(&store, &pages, &live, None),
             store,
             pages,
             assets: Arc::new(assets),
@@ -111,6 +114,7 @@ impl AppState {
             market: market::Market::idle(),
             live,
             sync: None,
+            cluster: None,
             health: Arc::default(),
             started: Instant::now(),
             background,
@@ -144,7 +148,12 @@ impl AppState {
     pub fn with_hub(self, settings: live::HubSettings) -> AppState {
         let mut shared = (*self.0).clone();
         shared.live = live::Hub::new(settings, &shared.background);
-        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live);
+        shared.publisher = publisher(
+            &shared.store,
+            &shared.pages,
+            &shared.live,
+            shared.cluster.as_ref(),
+        );
         AppState(Arc::new(shared))
     }
 
@@ -153,7 +162,21 @@ impl AppState {
     pub fn with_l2(self, l2: Arc<dyn L2>) -> AppState {
         let mut shared = (*self.0).clone();
         shared.pages = Arc::new(PageCache::new(shared.settings.cache_bytes, PAGE_TTL, l2));
-        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live);
+        shared.publisher = publisher(
+            &shared.store,
+            &shared.pages,
+            &shared.live,
+            shared.cluster.as_ref(),
+        );
+        AppState(Arc::new(shared))
+    }
+
+    /// The same state as one of several instances: published changes also go to the others.
+    /// Set it before [`AppState::with_sync`], whose publisher it joins.
+    pub fn with_cluster(self, cluster: Cluster) -> AppState {
+        let mut shared = (*self.0).clone();
+        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live, Some(&cluster));
+        shared.cluster = Some(cluster);
         AppState(Arc::new(shared))
     }
 
@@ -166,9 +189,19 @@ impl AppState {
     }
 }
 
-/// Writes reports into `store` and tells the page cache and the live clients.
-fn publisher(store: &Arc<Store>, pages: &Arc<Pages>, live: &live::Hub) -> Publisher {
-    Publisher::new(Arc::clone(store))
+/// Writes reports into `store` and tells the page cache, the live clients and, with several
+/// instances, the others.
+fn publisher(
+    store: &Arc<Store>,
+    pages: &Arc<Pages>,
+    live: &live::Hub,
+    cluster: Option<&Cluster>,
+) -> Publisher {
+    let publisher = Publisher::new(Arc::clone(store))
         .with(Arc::clone(pages) as Arc<dyn Subscriber>)
-        .with(Arc::new(live.clone()))
+        .with(Arc::new(live.clone()));
+    match cluster {
+        Some(c) => publisher.with(Arc::new(c.clone())),
+        None => publisher,
+    }
 }

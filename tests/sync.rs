@@ -4,89 +4,31 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::ADMIN_TOKEN;
 use common::pg;
+use common::process::Instance;
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_crypto-report");
-/// Where the market providers are: nowhere (tests never reach the internet).
-const NOWHERE: &str = "http://127.0.0.1:9";
 
-/// A `crypto-report serve` process on a free port; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    logs: mpsc::Receiver<String>,
-}
-
-impl Server {
-    fn start(data_dir: &std::path::Path, sync_from: &str) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--sync-every", "1h"])
-            .args(["--sync-from", sync_from, "--admin-token", ADMIN_TOKEN])
-            .env("CR_DATA_DIR", data_dir)
-            .env("RUST_LOG", "info")
-            .envs(
-                [
-                    "CR_COINGECKO_URL",
-                    "CR_COINMARKETCAP_URL",
-                    "CR_BINANCE_URL",
-                    "CR_ALTERNATIVE_ME_URL",
-                    "CR_TAAPI_URL",
-                    "CR_FINNHUB_URL",
-                ]
-                .map(|k| (k, NOWHERE)),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the server");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, logs) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = loop {
-            let line = logs
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .expect("the server logs its address");
-            if let Some(rest) = line.split("address=").nth(1) {
-                break rest
-                    .split_whitespace()
-                    .next()
-                    .and_then(|a| a.parse().ok())
-                    .expect("address");
-            }
-        };
-        Server { child, addr, logs }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn logged(&self) -> String {
-        self.logs.try_iter().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A server syncing from `sync_from` (every hour: the tests trigger passes themselves).
+fn start(data_dir: &std::path::Path, sync_from: &str) -> Instance {
+    Instance::start(
+        data_dir,
+        &[
+            "--sync-every",
+            "1h",
+            "--sync-from",
+            sync_from,
+            "--admin-token",
+            ADMIN_TOKEN,
+        ],
+        &[],
+    )
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
@@ -94,7 +36,7 @@ async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.expect("body"))
 }
 
-async fn health(client: &reqwest::Client, server: &Server) -> serde_json::Value {
+async fn health(client: &reqwest::Client, server: &Instance) -> serde_json::Value {
     let r = client
         .get(server.url("/health"))
         .send()
@@ -104,7 +46,7 @@ async fn health(client: &reqwest::Client, server: &Server) -> serde_json::Value 
     r.json().await.expect("json")
 }
 
-async fn wait_for_first_pass(client: &reqwest::Client, server: &Server) -> serde_json::Value {
+async fn wait_for_first_pass(client: &reqwest::Client, server: &Instance) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let h = health(client, server).await;
@@ -123,7 +65,7 @@ async fn a_synced_report_shows_everywhere_at_once_and_is_announced() {
     pg::apply(&db.client, &["current.sql"]).await;
     pg::insert(&db.client, "crypto_report", 1, 30, 1, true).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), &db.url);
+    let server = start(dir.path(), &db.url);
     let client = reqwest::Client::new();
     let password = pg::password_of(&db.url);
 
@@ -237,7 +179,7 @@ async fn an_unreachable_source_never_touches_serving() {
     drop(dead);
     let url = format!("postgres://postgres:{password}@127.0.0.1:{port}/gone");
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(dir.path(), &url);
+    let server = start(dir.path(), &url);
     let client = reqwest::Client::new();
 
     let h = wait_for_first_pass(&client, &server).await;

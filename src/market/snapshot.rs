@@ -278,6 +278,30 @@ impl Book {
         self.indices[index as usize].as_ref()
     }
 
+    /// Takes every value of `from` at least as recent as this book's (or that it lacks), and
+    /// `from`'s failing groups: `from` is the authority, but not for values it has older.
+    pub fn merge_newer(&mut self, from: &Book) {
+        fn take<T: Clone>(mine: &mut Option<Entry<T>>, theirs: &Option<Entry<T>>) {
+            if let Some(t) = theirs
+                && mine
+                    .as_ref()
+                    .is_none_or(|m| t.fetched_at_ms >= m.fetched_at_ms)
+            {
+                *mine = Some(t.clone());
+            }
+        }
+        for (m, t) in self.prices.iter_mut().zip(&from.prices) {
+            take(m, t);
+        }
+        take(&mut self.global, &from.global);
+        take(&mut self.fng, &from.fng);
+        take(&mut self.rsi, &from.rsi);
+        for (m, t) in self.indices.iter_mut().zip(&from.indices) {
+            take(m, t);
+        }
+        self.failing = from.failing;
+    }
+
     /// Marks every value of `group` stale (all its providers failed for them).
     pub fn mark_stale(&mut self, group: Group) {
         fn stale<T>(e: &mut Option<Entry<T>>) {
@@ -549,6 +573,93 @@ pub fn downsample(points: impl IntoIterator<Item = (i64, f64)>, bucket_ms: i64) 
     out
 }
 
+/// A snapshot as it travels between instances: every value with its source, time and
+/// staleness (the store's records leave staleness out; it is decided again on restore).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotWire {
+    prices: Vec<Option<WireEntry<Quote>>>,
+    global: Option<WireEntry<Global>>,
+    fng: Option<WireEntry<FearGreed>>,
+    rsi: Option<WireEntry<f64>>,
+    indices: Vec<Option<WireEntry<IndexQuote>>>,
+    failing: [bool; 5],
+    btc_sparkline: Vec<(i64, f64)>,
+    demo: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct WireEntry<T> {
+    value: T,
+    source: String,
+    fetched_at_ms: i64,
+    stale: bool,
+}
+
+impl<T: Clone> WireEntry<T> {
+    fn of(e: &Option<Entry<T>>) -> Option<WireEntry<T>> {
+        e.as_ref().map(|e| WireEntry {
+            value: e.value.clone(),
+            source: e.source.clone(),
+            fetched_at_ms: e.fetched_at_ms,
+            stale: e.stale,
+        })
+    }
+
+    fn entry(self) -> Entry<T> {
+        Entry {
+            value: self.value,
+            source: self.source,
+            fetched_at_ms: self.fetched_at_ms,
+            stale: self.stale,
+        }
+    }
+}
+
+impl From<&Snapshot> for SnapshotWire {
+    fn from(s: &Snapshot) -> SnapshotWire {
+        let b = &s.values;
+        SnapshotWire {
+            prices: b.prices.iter().map(WireEntry::of).collect(),
+            global: WireEntry::of(&b.global),
+            fng: WireEntry::of(&b.fng),
+            rsi: WireEntry::of(&b.rsi),
+            indices: b.indices.iter().map(WireEntry::of).collect(),
+            failing: b.failing,
+            btc_sparkline: s.btc_sparkline.clone(),
+            demo: s.demo,
+        }
+    }
+}
+
+impl SnapshotWire {
+    /// The snapshot (version 0: the receiver numbers its own), or `None` when the shape is
+    /// not this build's.
+    pub fn into_snapshot(self) -> Option<Snapshot> {
+        fn array<T: Clone, const N: usize>(
+            v: Vec<Option<WireEntry<T>>>,
+        ) -> Option<[Option<Entry<T>>; N]> {
+            v.into_iter()
+                .map(|e| e.map(WireEntry::entry))
+                .collect::<Vec<_>>()
+                .try_into()
+                .ok()
+        }
+        Some(Snapshot {
+            values: Book {
+                prices: array(self.prices)?,
+                global: self.global.map(WireEntry::entry),
+                fng: self.fng.map(WireEntry::entry),
+                rsi: self.rsi.map(WireEntry::entry),
+                indices: array(self.indices)?,
+                failing: self.failing,
+            },
+            btc_sparkline: self.btc_sparkline,
+            demo: self.demo,
+            version: 0,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,5 +744,40 @@ mod tests {
     fn downsample_keeps_the_latest_per_bucket() {
         let pts = [(0, 1.0), (5, 2.0), (10, 3.0), (19, 4.0), (20, 5.0)];
         assert_eq!(downsample(pts, 10), vec![(5, 2.0), (19, 4.0), (20, 5.0)]);
+    }
+
+    #[test]
+    fn a_snapshot_travels_whole() {
+        let mut book = Book::default();
+        let at = "2026-11-20T08:00:00Z".parse().expect("date");
+        book.prices[Coin::Eth as usize] = Some(Entry {
+            stale: true,
+            ..Entry::new(
+                Quote {
+                    price: 3000.0,
+                    change_24h: Some(-1.5),
+                },
+                "binance",
+                at,
+            )
+        });
+        book.fng = Some(Entry::new(
+            FearGreed {
+                value: 38,
+                classification: "Fear".into(),
+            },
+            "alternative.me",
+            at,
+        ));
+        book.failing[2] = true;
+        let snapshot = Snapshot {
+            values: book,
+            btc_sparkline: vec![(1, 90_000.0)],
+            demo: false,
+            version: 0,
+        };
+        let bytes = postcard::to_allocvec(&SnapshotWire::from(&snapshot)).expect("encode");
+        let back: SnapshotWire = postcard::from_bytes(&bytes).expect("decode");
+        assert_eq!(back.into_snapshot(), Some(snapshot));
     }
 }

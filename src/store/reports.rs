@@ -173,6 +173,13 @@ impl Store {
         matches!(e, StoreError::Damaged { .. } | StoreError::Decode { .. })
     }
 
+    /// Whether the store holds report `id` (without reading it).
+    pub fn contains(&self, id: u64) -> Result<bool> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        Ok(table.get(id).map_err(db_err)?.is_some())
+    }
+
     pub fn count(&self) -> Result<u64> {
         let tx = self.db.begin_read().map_err(db_err)?;
         tx.open_table(REPORTS)

@@ -4,6 +4,8 @@
 
 pub mod fake;
 pub mod pg;
+pub mod process;
+pub mod redis;
 pub mod server;
 
 use axum::body::Body;

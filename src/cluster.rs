@@ -1,0 +1,349 @@
+//! Several instances behind one load balancer, sharing one Redis: a shared second cache tier
+//! (`cache::redis_tier`), a bus that carries invalidations, new-report announcements and the
+//! market snapshot to every instance (`bus`), and a lease so that exactly one instance polls
+//! the market providers while the others show its snapshots (`lease`).
+//!
+//! Each instance keeps its own store, synced from PostgreSQL by itself: a report announced by
+//! another instance is announced here only once this store holds it, and shared cache entries
+//! are keyed by the store's content, so a page is never served where its reports are missing.
+//! When Redis is away, every instance keeps serving from its memory and its store, and each
+//! polls the providers itself until Redis is back and one of them takes the lease again.
+
+pub mod bus;
+pub mod lease;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use self::bus::{BusStats, Message};
+use self::lease::{Held, LEASE_TICK, LEASE_TTL, Lease};
+use crate::cache::l2::{L2, Strategy};
+use crate::cache::redis_tier::RedisTier;
+use crate::market::snapshot::SnapshotWire;
+use crate::redis_conn::Redis;
+use crate::reports::publish::{NewReport, Published, Subscriber};
+use crate::secret::Secret;
+use crate::state::AppState;
+
+/// Report ids announced lately, so that one is not announced twice.
+const RECENT_ANNOUNCEMENTS: usize = 256;
+/// The L2 key of the latest market snapshot, read by an instance that starts following.
+const SNAPSHOT_KEY: &str = "market:snapshot";
+
+/// This instance's part in polling the market.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Role {
+    /// Another instance holds the lease; this one shows its snapshots.
+    Following,
+    /// This instance holds the lease and polls.
+    Leading(Held),
+    /// Redis is away: this instance polls for itself until it is back.
+    Alone,
+}
+
+struct Inner {
+    redis: Arc<Redis>,
+    /// Random per process: tells this instance's bus messages from the others'.
+    id: u64,
+    /// `host:pid`, for people reading `/health`.
+    name: String,
+    channel: String,
+    lease: Lease,
+    role: Mutex<Role>,
+    /// Highest fencing number seen on the bus: snapshots below it come from a former holder.
+    fence_seen: Mutex<u64>,
+    announced: Mutex<VecDeque<u64>>,
+    bus: BusStats,
+    started: DateTime<Utc>,
+}
+
+/// Handle to the instance's place among the others; cheap to clone.
+#[derive(Clone)]
+pub struct Cluster(Arc<Inner>);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Cluster {
+    /// Joins the deployment `prefix` on the Redis at `url`. Connects lazily: a Redis that is
+    /// down now only means starting degraded. Must be called inside a Tokio runtime.
+    pub fn new(url: &Secret, prefix: &str) -> Result<Cluster, String> {
+        let redis = Arc::new(Redis::new(url, prefix)?);
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "host".into());
+        Ok(Cluster(Arc::new(Inner {
+            channel: redis.key("bus"),
+            lease: Lease::new(&redis, "market"),
+            redis,
+            id: rand::random(),
+            name: format!("{host}:{}", std::process::id()),
+            role: Mutex::new(Role::Following),
+            fence_seen: Mutex::new(0),
+            announced: Mutex::new(VecDeque::new()),
+            bus: BusStats::default(),
+            started: Utc::now(),
+        })))
+    }
+
+    /// The shared second cache tier.
+    pub fn l2(&self) -> Arc<dyn L2> {
+        Arc::new(RedisTier::new(Arc::clone(&self.0.redis)))
+    }
+
+    /// Starts the bus listener, the lease and the snapshot relay in `state`'s task scope.
+    /// `state` must already hold this cluster and an elected market.
+    pub fn start(&self, state: &AppState) {
+        let listener = self.clone();
+        let st = state.clone();
+        state.background().spawn("cluster bus", |stop| async move {
+            let inner = Arc::clone(&listener.0);
+            bus::listen(
+                &inner.redis,
+                &inner.channel,
+                inner.id,
+                &inner.bus,
+                stop,
+                |m| {
+                    listener.received(&st, m);
+                },
+            )
+            .await;
+        });
+        let leaser = self.clone();
+        let st = state.clone();
+        state.background().spawn("market lease", |stop| async move {
+            leaser.lease_loop(&st, stop).await
+        });
+        let relayer = self.clone();
+        let st = state.clone();
+        state.background().spawn("market relay", |stop| async move {
+            relayer.relay_loop(&st, stop).await
+        });
+    }
+
+    /// Tells the other instances (fire and forget: the bus is best effort).
+    pub fn broadcast(&self, message: Message) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = Arc::clone(&self.0);
+        runtime.spawn(async move {
+            if let Err(e) =
+                bus::publish(&inner.redis, &inner.channel, inner.id, message, &inner.bus).await
+            {
+                tracing::debug!(error = %e, "bus message not sent");
+            }
+        });
+    }
+
+    /// Records an announcement; false when `id` was announced lately.
+    fn first_announcement(&self, id: u64) -> bool {
+        let mut recent = lock(&self.0.announced);
+        if recent.contains(&id) {
+            return false;
+        }
+        if recent.len() == RECENT_ANNOUNCEMENTS {
+            recent.pop_front();
+        }
+        recent.push_back(id);
+        true
+    }
+
+    fn received(&self, state: &AppState, message: Message) {
+        match message {
+            Message::Invalidate { affected } => state.pages.invalidate(&affected),
+            Message::Clear => state.pages.clear(),
+            Message::Announce(reports) => {
+                let this = self.clone();
+                let state = state.clone();
+                tokio::spawn(async move { this.announce_held(&state, reports).await });
+            }
+            Message::Market { fence, snapshot } => {
+                {
+                    let mut seen = lock(&self.0.fence_seen);
+                    if fence < *seen {
+                        return; // from a former holder
+                    }
+                    *seen = fence;
+                }
+                // Someone took the lease after ours lapsed: stop polling now.
+                let mut role = lock(&self.0.role);
+                if let Role::Leading(held) = &*role
+                    && fence > held.fence
+                {
+                    tracing::warn!(
+                        fence,
+                        ours = held.fence,
+                        "another instance holds the market lease; following it"
+                    );
+                    *role = Role::Following;
+                    state.market.follow();
+                }
+                drop(role);
+                if let Some(snapshot) = snapshot.into_snapshot() {
+                    state.market.relay(&snapshot);
+                }
+            }
+        }
+    }
+
+    /// Announces the reports of another instance that this store holds (the rest are
+    /// announced by this instance's own sync when it imports them).
+    async fn announce_held(&self, state: &AppState, reports: Vec<NewReport>) {
+        for r in reports {
+            let id = r.id;
+            let held = state
+                .store
+                .call(move |s| s.contains(id))
+                .await
+                .unwrap_or(false);
+            if held && self.first_announcement(r.id) {
+                state.live.report_published(r.id, r.created_at);
+            }
+        }
+    }
+
+    async fn lease_loop(&self, state: &AppState, stop: tokio_util::sync::CancellationToken) {
+        let inner = &self.0;
+        let me = format!("{}:{:x}", inner.name, inner.id);
+        // A new follower shows the last shared snapshot at once.
+        if let Ok(Some(bytes)) = self.l2().get(SNAPSHOT_KEY).await
+            && let Ok(wire) = postcard::from_bytes::<SnapshotWire>(&bytes)
+            && let Some(snapshot) = wire.into_snapshot()
+        {
+            state.market.relay(&snapshot);
+        }
+        loop {
+            let role = lock(&inner.role).clone();
+            let next = match &role {
+                Role::Leading(held) => match inner.lease.renew(&inner.redis, held).await {
+                    Ok(true) => role.clone(),
+                    Ok(false) => {
+                        tracing::warn!("the market lease went to another instance; following it");
+                        Role::Following
+                    }
+                    Err(_) if inner.redis.failing_for(LEASE_TTL) => Role::Alone,
+                    Err(_) => role.clone(),
+                },
+                Role::Following | Role::Alone => {
+                    match inner.lease.acquire(&inner.redis, &me).await {
+                        Ok(Some(held)) => {
+                            tracing::info!(
+                                fence = held.fence,
+                                "this instance holds the market lease and polls the providers"
+                            );
+                            Role::Leading(held)
+                        }
+                        Ok(None) => Role::Following,
+                        Err(_) if inner.redis.failing_for(LEASE_TTL) => {
+                            if role != Role::Alone {
+                                tracing::warn!(
+                                    "Redis is away; polling the market providers here until it is back"
+                                );
+                            }
+                            Role::Alone
+                        }
+                        Err(_) => role.clone(),
+                    }
+                }
+            };
+            match &next {
+                Role::Leading(held) => {
+                    let mut seen = lock(&inner.fence_seen);
+                    *seen = (*seen).max(held.fence);
+                    drop(seen);
+                    state.market.lead();
+                }
+                Role::Alone => {
+                    state.market.lead();
+                }
+                Role::Following => {
+                    state.market.follow();
+                }
+            }
+            *lock(&inner.role) = next;
+            tokio::select! {
+                () = tokio::time::sleep(LEASE_TICK) => {}
+                () = stop.cancelled() => break,
+            }
+        }
+        // Hand the lease over at once rather than after it expires.
+        let last = lock(&inner.role).clone();
+        if let Role::Leading(held) = last {
+            let _ = inner.lease.release(&inner.redis, &held).await;
+        }
+    }
+
+    /// While this instance leads, sends every new snapshot to the others (and to L2, for
+    /// instances that start later).
+    async fn relay_loop(&self, state: &AppState, stop: tokio_util::sync::CancellationToken) {
+        let mut snapshots = state.market.subscribe();
+        let l2 = self.l2();
+        loop {
+            tokio::select! {
+                changed = snapshots.changed() => if changed.is_err() { break },
+                () = stop.cancelled() => break,
+            }
+            let role = lock(&self.0.role).clone();
+            let fence = match role {
+                Role::Leading(held) => held.fence,
+                Role::Following | Role::Alone => continue,
+            };
+            let snapshot = snapshots.borrow_and_update().clone();
+            let wire = SnapshotWire::from(&*snapshot);
+            if let Ok(bytes) = postcard::to_allocvec(&wire) {
+                let _ = l2
+                    .put(SNAPSHOT_KEY, bytes, Strategy::ShortTerm.ttl(), &[])
+                    .await;
+            }
+            self.broadcast(Message::Market {
+                fence,
+                snapshot: Box::new(wire),
+            });
+        }
+    }
+
+    pub fn health(&self) -> serde_json::Value {
+        let inner = &self.0;
+        let (role, fence) = match &*lock(&inner.role) {
+            Role::Following => ("following", None),
+            Role::Leading(h) => ("leading", Some(h.fence)),
+            Role::Alone => ("alone (Redis away)", None),
+        };
+        json!({
+            "instance": format!("{}:{:x}", inner.name, inner.id),
+            "since": inner.started,
+            "redis": inner.redis.state(),
+            "market_role": role,
+            "lease_fence": fence,
+            "bus": inner.bus.json(),
+        })
+    }
+
+    /// Whether Redis has been failing for `long` (for tests and health).
+    pub fn redis_failing_for(&self, long: Duration) -> bool {
+        self.0.redis.failing_for(long)
+    }
+}
+
+/// A change published here reaches the other instances: their memory tier drops the pages
+/// and they announce the new reports once they hold them.
+impl Subscriber for Cluster {
+    fn published(&self, change: &Published) {
+        for r in &change.new {
+            self.first_announcement(r.id);
+        }
+        self.broadcast(Message::Invalidate {
+            affected: change.affected.clone(),
+        });
+        if !change.new.is_empty() {
+            self.broadcast(Message::Announce(change.new.clone()));
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The market lease: at most one instance polls the providers. `SET NX PX` takes it, a script
+//! renews it only while this instance still holds it, and every take draws a fencing number
+//! from a counter, so that what a former holder sends after it lost the lease (it hung, the
+//! lease expired, another took it) is recognised as older and ignored.
+
+use std::time::Duration;
+
+use redis::Script;
+
+use crate::redis_conn::{Redis, RedisFault};
+
+/// How long the lease lasts without renewal: a holder that dies or hangs is replaced within
+/// this (plus one tick of the others).
+pub const LEASE_TTL: Duration = Duration::from_secs(5);
+/// How often the holder renews and the others try to take it.
+pub const LEASE_TICK: Duration = Duration::from_secs(1);
+
+const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+/// A lease held: its value in Redis and its fencing number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub value: String,
+    pub fence: u64,
+}
+
+pub struct Lease {
+    key: String,
+    fence_key: String,
+    renew: Script,
+    release: Script,
+}
+
+impl Lease {
+    pub fn new(redis: &Redis, name: &str) -> Lease {
+        Lease {
+            key: redis.key(&format!("lease:{name}")),
+            fence_key: redis.key(&format!("lease:{name}:fence")),
+            renew: Script::new(RENEW),
+            release: Script::new(RELEASE),
+        }
+    }
+
+    /// Takes the lease for `holder` if nobody holds it.
+    pub async fn acquire(&self, redis: &Redis, holder: &str) -> Result<Option<Held>, RedisFault> {
+        let fence: u64 = redis.cmd(redis::cmd("INCR").arg(&self.fence_key)).await?;
+        let value = format!("{holder}#{fence}");
+        let ms = LEASE_TTL.as_millis() as u64;
+        let set: Option<String> = redis
+            .cmd(
+                redis::cmd("SET")
+                    .arg(&self.key)
+                    .arg(&value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ms),
+            )
+            .await?;
+        Ok(set.map(|_| Held { value, fence }))
+    }
+
+    /// Extends the lease; false when it is no longer ours.
+    pub async fn renew(&self, redis: &Redis, held: &Held) -> Result<bool, RedisFault> {
+        let ms = LEASE_TTL.as_millis().to_string();
+        let n: i64 = redis
+            .script(&self.renew, &[&self.key], &[&held.value, &ms])
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Gives the lease up (at shutdown), if it is still ours.
+    pub async fn release(&self, redis: &Redis, held: &Held) -> Result<(), RedisFault> {
+        let _: i64 = redis
+            .script(&self.release, &[&self.key], &[&held.value])
+            .await?;
+        Ok(())
+    }
+
+    /// Who holds the lease now (`instance#fence`).
+    pub async fn holder(&self, redis: &Redis) -> Result<Option<String>, RedisFault> {
+        redis.cmd(redis::cmd("GET").arg(&self.key)).await
+    }
+}

@@ -1,0 +1,465 @@
+//! Several instances sharing a real Redis (Debian's redis-server, started per test): live
+//! updates reach the clients of every instance, exactly one instance polls the providers and
+//! another takes over when it is killed, pages come from the shared tier without rendering,
+//! and Redis faults (killed, restarted, paused, garbage) never reach a reader.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::ADMIN_TOKEN;
+use common::fake::{Fake, Fault};
+use common::process::{BIN, Instance};
+use common::redis::RedisServer;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A store in `dir` holding the bundled sample reports.
+fn seeded_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = format!("{}/data/sample-reports.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(BIN)
+        .args(["import", "--from", &samples])
+        .env("CR_DATA_DIR", dir.path())
+        .output()
+        .expect("import");
+    assert!(out.status.success(), "{out:?}");
+    dir
+}
+
+/// An instance sharing `redis`, its market providers at `fake` (CoinGecko, Binance,
+/// alternative.me; the keyed ones are off).
+fn instance(dir: &std::path::Path, redis: &str, fake: Option<&Fake>) -> Instance {
+    let mut env = vec![("CR_REDIS_URL", redis.to_owned())];
+    if let Some(f) = fake {
+        env.push(("CR_COINGECKO_URL", f.url("/cg")));
+        env.push(("CR_BINANCE_URL", f.url("/bn")));
+        env.push(("CR_ALTERNATIVE_ME_URL", f.url("/am")));
+    }
+    Instance::start(dir, &["--admin-token", ADMIN_TOKEN], &env)
+}
+
+async fn health(client: &reqwest::Client, i: &Instance) -> serde_json::Value {
+    let r = client.get(i.url("/health")).send().await.expect("health");
+    assert_eq!(r.status(), 200, "health stays 200");
+    r.json().await.expect("json")
+}
+
+async fn role(client: &reqwest::Client, i: &Instance) -> String {
+    health(client, i).await["cluster"]["market_role"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Waits until `check` holds, at most `limit`.
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn calls(fake: &Fake) -> usize {
+    fake.all_hits().values().sum()
+}
+
+async fn cache_stats(client: &reqwest::Client, i: &Instance) -> serde_json::Value {
+    client
+        .get(i.url("/cache-stats"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("stats")
+        .json::<serde_json::Value>()
+        .await
+        .expect("json")["l1_pages"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_instance_polls_the_others_follow_and_a_killed_holder_is_replaced() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let fakes = [Fake::start().await, Fake::start().await];
+    let dirs = [seeded_dir(), seeded_dir()];
+    let mut instances: Vec<Instance> = (0..2)
+        .map(|n| instance(dirs[n].path(), &redis.url(), Some(&fakes[n])))
+        .collect();
+    let client = reqwest::Client::new();
+
+    let mut leader = 0;
+    eventually(Duration::from_secs(10), "one instance leads", || {
+        let (client, instances) = (&client, &instances);
+        async move {
+            let roles = [
+                role(client, &instances[0]).await,
+                role(client, &instances[1]).await,
+            ];
+            roles.contains(&"leading".into()) && roles.contains(&"following".into())
+        }
+    })
+    .await;
+    if role(&client, &instances[1]).await == "leading" {
+        leader = 1;
+    }
+    let follower = 1 - leader;
+    eventually(Duration::from_secs(5), "the leader polls", || async {
+        calls(&fakes[leader]) > 0
+    })
+    .await;
+    assert_eq!(
+        calls(&fakes[follower]),
+        0,
+        "the follower never calls a provider"
+    );
+
+    // A change seen by the leader reaches a WebSocket client of the follower.
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/ws", instances[follower].addr))
+            .await
+            .expect("websocket");
+    // (alternative.me: its budget leaves room for a forced refresh whatever ran before.)
+    fakes[leader].sticky(
+        "fng",
+        Fault::Body(
+            r#"{"data":[{"value":"93","value_classification":"Relayed Greed","timestamp":"1794960000"}]}"#
+                .into(),
+        ),
+    );
+    let refreshed = client
+        .post(instances[leader].url("/api/crypto/dashboard-summary/refresh"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("refresh");
+    assert!(refreshed.status().is_success(), "{refreshed:?}");
+    let seen = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(Message::Text(text))) = ws.next().await {
+            if text.contains("Relayed Greed") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(seen, "the follower's client got the leader's update");
+    let summary: serde_json::Value = client
+        .get(instances[follower].url("/api/crypto/dashboard-summary"))
+        .send()
+        .await
+        .expect("summary")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(summary["fng_value"], 93, "{summary}");
+    let refused = client
+        .post(instances[follower].url("/api/crypto/dashboard-summary/refresh"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("refresh");
+    assert_eq!(refused.status(), 409, "only the lease holder polls");
+    assert_eq!(
+        calls(&fakes[follower]),
+        0,
+        "the follower still never called a provider"
+    );
+
+    // The holder dies: the other takes over within a few seconds and starts polling.
+    let killed_at = Instant::now();
+    instances[leader].kill9();
+    eventually(Duration::from_secs(10), "takeover", || async {
+        role(&client, &instances[follower]).await == "leading"
+    })
+    .await;
+    let takeover = killed_at.elapsed();
+    eventually(Duration::from_secs(5), "the new holder polls", || async {
+        calls(&fakes[follower]) > 0
+    })
+    .await;
+    assert!(
+        takeover < Duration::from_secs(8),
+        "takeover took {takeover:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_are_shared_through_redis_and_rendered_once_per_instance() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (dir_a, dir_b) = (seeded_dir(), seeded_dir());
+    let a = instance(dir_a.path(), &redis.url(), None);
+    let b = instance(dir_b.path(), &redis.url(), None);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+
+    // A thousand concurrent cold requests for one page across both: one render at most each.
+    let mut waiting = Vec::new();
+    for n in 0..1000 {
+        let url = if n % 2 == 0 {
+            a.url("/crypto_report/105")
+        } else {
+            b.url("/crypto_report/105")
+        };
+        let client = client.clone();
+        waiting.push(tokio::spawn(async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }));
+    }
+    for w in waiting {
+        assert_eq!(w.await.expect("join"), 200);
+    }
+    let (sa, sb) = (
+        cache_stats(&client, &a).await,
+        cache_stats(&client, &b).await,
+    );
+    let renders = sa["renders"].as_u64().unwrap_or(9) + sb["renders"].as_u64().unwrap_or(9);
+    assert!(
+        sa["renders"].as_u64() <= Some(1) && sb["renders"].as_u64() <= Some(1),
+        "{sa} {sb}"
+    );
+    assert!(renders >= 1);
+
+    // A page rendered by A is served by B (same reports, same store digest) without rendering.
+    let from_a = client
+        .get(a.url("/crypto_report/103/frame?lang=en"))
+        .send()
+        .await
+        .expect("a");
+    let body_a = from_a.bytes().await.expect("body");
+    eventually(Duration::from_secs(5), "A's page reaches Redis", || async {
+        cache_stats(&client, &a).await["l2"]["puts"].as_u64() >= Some(2)
+    })
+    .await;
+    let before = cache_stats(&client, &b).await["renders"].as_u64();
+    let from_b = client
+        .get(b.url("/crypto_report/103/frame?lang=en"))
+        .send()
+        .await
+        .expect("b");
+    assert_eq!(from_b.bytes().await.expect("body"), body_a);
+    let after = cache_stats(&client, &b).await;
+    assert_eq!(
+        after["renders"].as_u64(),
+        before,
+        "B did not render: {after}"
+    );
+    assert!(after["l2_hits"].as_u64() >= Some(1), "{after}");
+
+    // A restarted instance serves its first page from Redis without rendering.
+    drop(a);
+    let a = instance(dir_a.path(), &redis.url(), None);
+    let again = client
+        .get(a.url("/crypto_report/103/frame?lang=en"))
+        .send()
+        .await
+        .expect("a");
+    assert_eq!(again.bytes().await.expect("body"), body_a);
+    let stats = cache_stats(&client, &a).await;
+    assert_eq!(stats["renders"], 0, "{stats}");
+
+    // An instance holding other reports never reads those pages (another store digest).
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let other = instance(other_dir.path(), &redis.url(), None);
+    let r = client
+        .get(other.url("/crypto_report/103"))
+        .send()
+        .await
+        .expect("other");
+    assert_eq!(r.status(), 404, "its store does not hold report 103");
+}
+
+/// Requests on a loop against both instances until `stop`; returns statuses by code.
+fn load(
+    client: reqwest::Client,
+    urls: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<BTreeMap<u16, usize>> {
+    tokio::spawn(async move {
+        let mut statuses = BTreeMap::new();
+        let mut n = 0usize;
+        // Bounded in count as well as in time.
+        while !stop.load(Ordering::Relaxed) && n < 20_000 {
+            let url = &urls[n % urls.len()];
+            let status = client
+                .get(url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            *statuses.entry(status).or_default() += 1;
+            n += 1;
+        }
+        statuses
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_killed_restarted_or_paused_never_reaches_a_reader() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (dir_a, dir_b) = (seeded_dir(), seeded_dir());
+    let a = instance(dir_a.path(), &redis.url(), None);
+    let b = instance(dir_b.path(), &redis.url(), None);
+    let client = reqwest::Client::new();
+    let mut urls = Vec::new();
+    for i in [&a, &b] {
+        for path in [
+            "/",
+            "/crypto_report/107",
+            "/crypto_report/101/frame?lang=en",
+            "/crypto_reports_list",
+            "/api/reports",
+            "/api/crypto/dashboard-summary",
+            "/health",
+        ] {
+            urls.push(i.url(path));
+        }
+    }
+    // A WebSocket client that must stay connected through all of it.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", b.addr))
+        .await
+        .expect("websocket");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|_| load(client.clone(), urls.clone(), Arc::clone(&stop)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Cold pages while Redis is gone: rendered, never an error.
+    for id in [102, 104, 106] {
+        let r = client
+            .get(a.url(&format!("/crypto_report/{id}")))
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(r.status(), 200);
+    }
+    let h = health(&client, &a).await;
+    assert_eq!(h["cluster"]["redis"]["state"], "degraded", "{h}");
+    redis.restart();
+    eventually(Duration::from_secs(10), "Redis is back in use", || async {
+        health(&client, &a).await["cluster"]["redis"]["state"] == "ok"
+            && health(&client, &b).await["cluster"]["bus"]["connected"] == true
+    })
+    .await;
+    // A Redis that accepts and never answers (paused): each request waits at most briefly.
+    redis.pause(true);
+    let started = Instant::now();
+    let r = client
+        .get(b.url("/crypto_report/103"))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(r.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.pause(false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut total: BTreeMap<u16, usize> = BTreeMap::new();
+    for w in workers {
+        for (status, n) in w.await.expect("join") {
+            *total.entry(status).or_default() += n;
+        }
+    }
+    let served: usize = total.values().sum();
+    assert!(served > 100, "{total:?}");
+    assert!(
+        total.keys().all(|s| (200..400).contains(s)),
+        "every answer was a success: {total:?}"
+    );
+    ws.send(Message::text("ping"))
+        .await
+        .expect("still connected");
+    let pong = tokio::time::timeout(Duration::from_secs(3), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m
+                && t.contains("pong")
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(pong, "the WebSocket client kept its connection");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_that_answers_garbage_is_only_degraded() {
+    let Some(_) = RedisServer::start() else {
+        return;
+    };
+    let garbage = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = garbage.local_addr().expect("addr").port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut s, _)) = garbage.accept().await {
+            seen.fetch_add(1, Ordering::Relaxed);
+            let _ = s
+                .write_all(b"%%% not RESP at all \x00\xff\r\n$-7\r\n*x\r\n")
+                .await;
+        }
+    });
+    let dir = seeded_dir();
+    let i = instance(
+        dir.path(),
+        &format!("redis://:secret-pass-42@127.0.0.1:{port}/0"),
+        None,
+    );
+    let client = reqwest::Client::new();
+    for path in [
+        "/",
+        "/crypto_report/107",
+        "/api/reports",
+        "/api/crypto/dashboard-summary",
+    ] {
+        let r = client.get(i.url(path)).send().await.expect("request");
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the garbage is noticed",
+        || async { health(&client, &i).await["cluster"]["redis"]["state"] == "degraded" },
+    )
+    .await;
+    assert!(accepted.load(Ordering::Relaxed) > 0);
+    let h = health(&client, &i).await;
+    assert!(!h.to_string().contains("secret-pass-42"), "{h}");
+    assert!(!i.logged().contains("secret-pass-42"));
+}

@@ -1,0 +1,105 @@
+//! A `crypto-report serve` process on a free port, for what needs a real process: signals,
+//! `kill -9`, several instances. Its stderr is read on a thread; it is killed when dropped.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_crypto-report");
+/// Where the market providers are unless a test says otherwise: nowhere (tests never reach
+/// the internet).
+pub const NOWHERE: &str = "http://127.0.0.1:9";
+const PROVIDERS: [&str; 6] = [
+    "CR_COINGECKO_URL",
+    "CR_COINMARKETCAP_URL",
+    "CR_BINANCE_URL",
+    "CR_ALTERNATIVE_ME_URL",
+    "CR_TAAPI_URL",
+    "CR_FINNHUB_URL",
+];
+
+pub struct Instance {
+    child: Child,
+    pub addr: SocketAddr,
+    logs: mpsc::Receiver<String>,
+}
+
+impl Instance {
+    /// `serve --listen 127.0.0.1:0` on `data_dir` with `args`; `env` overrides the defaults
+    /// (providers nowhere, `RUST_LOG=info`).
+    pub fn start(data_dir: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> Instance {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("CR_DATA_DIR", data_dir)
+            .env("RUST_LOG", "info")
+            .env_remove("CR_REDIS_URL")
+            .env_remove("REDIS_URL")
+            .env_remove("CR_PG_URL")
+            .env_remove("DATABASE_URL");
+        for p in PROVIDERS {
+            command.env(p, NOWHERE);
+        }
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, logs) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let line = logs
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("the server logs its address");
+            if line.contains("listening")
+                && let Some(rest) = line.split("address=").nth(1)
+            {
+                break rest
+                    .split_whitespace()
+                    .next()
+                    .and_then(|a| a.parse().ok())
+                    .expect("address");
+            }
+        };
+        Instance { child, addr, logs }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything logged since the last call.
+    pub fn logged(&self) -> String {
+        self.logs.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// SIGKILL.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
