@@ -54,6 +54,12 @@ pub mod names {
     pub const CACHE_ENTRIES: &str = "crypto_report_cache_entries";
     /// Weighted bytes held, by `tier`.
     pub const CACHE_BYTES: &str = "crypto_report_cache_bytes";
+    /// Second-tier writes (`tier="l2"`; the store's redb table, or Redis).
+    pub const CACHE_WRITES: &str = "crypto_report_cache_writes";
+    /// Second-tier calls that failed or timed out (each served as a miss).
+    pub const CACHE_ERRORS: &str = "crypto_report_cache_errors";
+    /// 1 while the shared Redis answers, 0 while instances serve without it.
+    pub const REDIS_UP: &str = "crypto_report_redis_up";
     /// Calls sent to a market data provider, by `provider`.
     pub const PROVIDER_CALLS: &str = "crypto_report_provider_calls";
     /// Failed provider calls, by `provider`.
@@ -298,9 +304,47 @@ impl Collector for Sample {
     fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         use MetricType::{Counter as C, Gauge as G, Histogram as H};
         let p = &self.pages;
+        let l2 = &p.l2;
+        let both = |l1: u64, l2v: u64| {
+            [
+                ([("tier", "l1".to_owned())], ConstCounter::new(l1)),
+                ([("tier", "l2".to_owned())], ConstCounter::new(l2v)),
+            ]
+        };
+        series(
+            &mut e,
+            names::CACHE_HITS,
+            "Page cache hits.",
+            C,
+            both(p.hits, l2.hits),
+        )?;
+        series(
+            &mut e,
+            names::CACHE_MISSES,
+            "Page cache misses.",
+            C,
+            both(p.misses, l2.misses),
+        )?;
+        let l2_only = |v: u64| Some(([("tier", "l2".to_owned())], ConstCounter::new(v)));
+        series(
+            &mut e,
+            names::CACHE_WRITES,
+            "Second-tier writes.",
+            C,
+            l2_only(l2.puts),
+        )?;
+        series(
+            &mut e,
+            names::CACHE_ERRORS,
+            "Second-tier calls that failed (served as misses).",
+            C,
+            l2_only(l2.errors),
+        )?;
+        if l2.tier == "redis" {
+            let up = gauge(u64::from(!l2.state.starts_with("degraded")));
+            single(&mut e, names::REDIS_UP, "1 while Redis answers.", up)?;
+        }
         for (name, help, value) in [
-            (names::CACHE_HITS, "Page cache hits.", p.hits),
-            (names::CACHE_MISSES, "Page cache misses.", p.misses),
             (
                 names::CACHE_COALESCED,
                 "Misses that waited for another render.",

@@ -361,12 +361,28 @@ async fn redis_killed_restarted_or_paused_never_reaches_a_reader() {
     }
     let h = health(&client, &a).await;
     assert_eq!(h["cluster"]["redis"]["state"], "degraded", "{h}");
+    let metrics = |i: &Instance| {
+        let url = i.url("/metrics");
+        let client = client.clone();
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("text")
+        }
+    };
+    assert!(metrics(&a).await.contains("crypto_report_redis_up 0"));
     redis.restart();
     eventually(Duration::from_secs(10), "Redis is back in use", || async {
         health(&client, &a).await["cluster"]["redis"]["state"] == "ok"
             && health(&client, &b).await["cluster"]["bus"]["connected"] == true
     })
     .await;
+    assert!(metrics(&a).await.contains("crypto_report_redis_up 1"));
     // A Redis that accepts and never answers (paused): each request waits at most briefly.
     redis.pause(true);
     let started = Instant::now();

@@ -119,6 +119,12 @@ async fn every_series_is_exposed_by_name() {
     value(&text, &format!("{}_total{l1}", names::CACHE_COALESCED));
     assert!(value(&text, &format!("{}{l1}", names::CACHE_ENTRIES)) >= 2.0);
     assert!(value(&text, &format!("{}{l1}", names::CACHE_BYTES)) > 0.0);
+    // The second tier (the store's table here): misses of the first renders, then writes.
+    let l2 = r#"{tier="l2"}"#;
+    assert!(value(&text, &format!("{}_total{l2}", names::CACHE_MISSES)) >= 2.0);
+    value(&text, &format!("{}_total{l2}", names::CACHE_HITS));
+    value(&text, &format!("{}_total{l2}", names::CACHE_WRITES));
+    value(&text, &format!("{}_total{l2}", names::CACHE_ERRORS));
 
     let cg = r#"{provider="coingecko"}"#;
     assert!(value(&text, &format!("{}_total{cg}", names::PROVIDER_CALLS)) >= 1.0);
