@@ -140,6 +140,9 @@ pub struct DemoArgs {
     /// Milliseconds between two simulated market ticks (benchmarks use a fast feed).
     #[arg(long, env = "CR_DEMO_INTERVAL_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     pub demo_interval_ms: u64,
+    /// Demo instances can share a Redis too (to try or measure several instances).
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Args, Debug, Clone)]

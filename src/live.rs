@@ -206,7 +206,7 @@ impl Hub {
             return;
         }
         let first = snapshots.borrow_and_update().clone();
-        self.push(&*first, source_of(first.demo), true);
+        self.push(&*first, source_of(first.demo), true, made_at(&first));
         let hub = self.clone();
         self.inner.tasks.spawn("live hub", |stop| async move {
             loop {
@@ -216,7 +216,7 @@ impl Hub {
                             break;
                         }
                         let snapshot = snapshots.borrow_and_update().clone();
-                        hub.push(&*snapshot, source_of(snapshot.demo), true);
+                        hub.push(&*snapshot, source_of(snapshot.demo), true, made_at(&snapshot));
                     }
                     () = stop.cancelled() => break,
                 }
@@ -227,12 +227,18 @@ impl Hub {
     /// Pushes `data` to every client as a whole `dashboard_update`, serialized once; a client
     /// still busy with an older snapshot gets only this one.
     pub fn publish<T: Serialize + ?Sized>(&self, data: &T, source: &'static str) {
-        self.push(data, source, false);
+        self.push(data, source, false, now());
     }
 
     /// Publishes `data` as the next snapshot; with `diff`, clients that have the previous one
     /// get only the changes, and an unchanged snapshot is not published at all.
-    fn push<T: Serialize + ?Sized>(&self, data: &T, source: &'static str, diff: bool) {
+    fn push<T: Serialize + ?Sized>(
+        &self,
+        data: &T,
+        source: &'static str,
+        diff: bool,
+        stamp: String,
+    ) {
         // The value to diff against the next snapshot, and the text in its own field order.
         let serialized =
             serde_json::to_value(data).and_then(|v| Ok((serde_json::to_string(data)?, v)));
@@ -262,9 +268,10 @@ impl Hub {
         let seq = chain.seq;
         let frame = Frame {
             seq,
-            data: envelope("dashboard_data", Some(&whole), seq, source).into(),
-            update: envelope("dashboard_update", Some(&whole), seq, source).into(),
-            patch: patch.map(|p| envelope("dashboard_update", Some(&p), seq, source).into()),
+            data: envelope("dashboard_data", Some(&whole), seq, source, &stamp).into(),
+            update: envelope("dashboard_update", Some(&whole), seq, source, &stamp).into(),
+            patch: patch
+                .map(|p| envelope("dashboard_update", Some(&p), seq, source, &stamp).into()),
         };
         self.inner.frames.send_replace(Some(Arc::new(frame)));
     }
@@ -327,11 +334,19 @@ fn source_of(demo: bool) -> &'static str {
 }
 
 fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// When a snapshot was made (on the instance that polled it): its updates' `timestamp`.
+fn made_at(snapshot: &Snapshot) -> String {
+    match DateTime::from_timestamp_millis(snapshot.produced_at_ms) {
+        Some(at) if snapshot.produced_at_ms > 0 => at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        _ => now(),
+    }
 }
 
 /// `{type, data?, timestamp, seq?, source?}` around an already serialized `data`.
-fn envelope(kind: &str, data: Option<&str>, seq: u64, source: &str) -> String {
+fn envelope(kind: &str, data: Option<&str>, seq: u64, source: &str, stamp: &str) -> String {
     let mut out = String::with_capacity(data.map_or(0, str::len) + 128);
     out.push_str("{\"type\":\"");
     out.push_str(kind);
@@ -341,7 +356,7 @@ fn envelope(kind: &str, data: Option<&str>, seq: u64, source: &str) -> String {
         out.push_str(data);
     }
     out.push_str(",\"timestamp\":\"");
-    out.push_str(&now());
+    out.push_str(stamp);
     out.push('"');
     if seq > 0 {
         out.push_str(",\"seq\":");
@@ -491,7 +506,7 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
                 last_seen = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) if is_ping(text.as_str()) => {
-                        let pong = envelope("pong", None, 0, "");
+                        let pong = envelope("pong", None, 0, "", &now());
                         if !send(&mut socket, Message::Text(pong.into()), limit, drops).await {
                             break End::Gone;
                         }
@@ -645,17 +660,17 @@ mod tests {
     fn only_market_snapshots_that_changed_are_published_as_patches() {
         let hub = Hub::new(HubSettings::default(), &Background::new());
         let mut frames = hub.inner.frames.subscribe();
-        hub.push(&serde_json::json!({ "a": 1, "b": [1] }), "demo", true);
+        hub.push(&serde_json::json!({ "a": 1, "b": [1] }), "demo", true, now());
         let first = frames.borrow_and_update().clone().expect("frame");
         assert_eq!((first.seq, first.patch.is_none()), (1, true));
 
-        hub.push(&serde_json::json!({ "a": 1, "b": [1] }), "demo", true);
+        hub.push(&serde_json::json!({ "a": 1, "b": [1] }), "demo", true, now());
         assert!(
             !frames.has_changed().expect("open"),
             "unchanged, yet published"
         );
 
-        hub.push(&serde_json::json!({ "a": 2, "b": [1] }), "demo", true);
+        hub.push(&serde_json::json!({ "a": 2, "b": [1] }), "demo", true, now());
         let second = frames.borrow_and_update().clone().expect("frame");
         let patch: Value = serde_json::from_str(second.message_after(1).as_str()).expect("json");
         assert_eq!(patch["type"], "dashboard_update");
@@ -666,7 +681,7 @@ mod tests {
         hub.publish(&serde_json::json!({ "a": 3, "b": [1] }), "test");
         let third = frames.borrow_and_update().clone().expect("frame");
         assert!(third.patch.is_none());
-        hub.push(&serde_json::json!({ "a": 3, "b": [2] }), "demo", true);
+        hub.push(&serde_json::json!({ "a": 3, "b": [2] }), "demo", true, now());
         let fourth = frames.borrow_and_update().clone().expect("frame");
         let patch: Value = serde_json::from_str(fourth.message_after(3).as_str()).expect("json");
         assert_eq!(patch["data"], serde_json::json!({ "b": [2] }));

@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::Parser;
 use crypto_report::cluster::Cluster;
 use crypto_report::config::{
-    BackupArgs, CheckArgs, Cli, Command, ConfigError, HttpArgs, ImportArgs, ServeArgs, StoreArgs,
-    SyncArgs,
+    BackupArgs, CheckArgs, Cli, ClusterArgs, Command, ConfigError, HttpArgs, ImportArgs, ServeArgs,
+    StoreArgs, SyncArgs,
 };
 use crypto_report::import::postgres::{self, Source};
 use crypto_report::import::{ImportError, ImportSummary, export_jsonl, import_jsonl};
@@ -71,6 +71,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Demo(args)) => run_demo(
             args.http,
             std::time::Duration::from_millis(args.demo_interval_ms),
+            &args.cluster,
         ),
         Some(Command::Import(args)) => run_import(&args),
         Some(Command::Export(args)) => run_export(&args.to, &args.store),
@@ -139,24 +140,13 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let sync_every = args.sync.sync_every;
     run_server(state, listen, args.http.metrics_listen, move |state| {
         // Inside the runtime: the Redis connection and the tasks need it.
+        let store = state.store.clone();
+        let start: market::elected::Start =
+            Box::new(move |scope| market::Market::start(market.clone(), store.clone(), scope));
         let mut state = match redis {
-            Some(url) => {
-                let cluster = Cluster::new(&url, &prefix).map_err(|reason| ConfigError {
-                    option: "--redis-url / CR_REDIS_URL / REDIS_URL",
-                    reason,
-                })?;
-                tracing::info!(health = %cluster.health(), "one of several instances sharing Redis");
-                let elected =
-                    market::Market::elected(market, state.store.clone(), state.background());
-                let state = state
-                    .with_l2(cluster.l2())
-                    .with_market(elected)
-                    .with_cluster(cluster.clone());
-                cluster.start(&state);
-                state
-            }
+            Some(url) => join_cluster(state, &url, &prefix, start)?,
             None => {
-                let live = market::Market::start(market, state.store.clone(), state.background());
+                let live = start(state.background());
                 state.with_market(live)
             }
         };
@@ -168,6 +158,28 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         Ok(state)
     })
+}
+
+/// `state` as one of several instances sharing the Redis at `url`: the shared L2, the bus, and
+/// the market feed `start` makes, run only while this instance holds the lease.
+fn join_cluster(
+    state: AppState,
+    url: &crypto_report::secret::Secret,
+    prefix: &str,
+    start: market::elected::Start,
+) -> anyhow::Result<AppState> {
+    let cluster = Cluster::new(url, prefix).map_err(|reason| ConfigError {
+        option: "--redis-url / CR_REDIS_URL / REDIS_URL",
+        reason,
+    })?;
+    tracing::info!(redis = %cluster.health()["redis"]["at"], "one of several instances sharing Redis");
+    let elected = market::Market::elected(start, state.background());
+    let state = state
+        .with_l2(cluster.l2())
+        .with_market(elected)
+        .with_cluster(cluster.clone());
+    cluster.start(&state);
+    Ok(state)
 }
 
 /// The PostgreSQL source of `serve --sync-from` (or `CR_PG_URL`, or `DATABASE_URL`).
@@ -183,16 +195,29 @@ fn sync_source(args: &SyncArgs) -> Result<Option<Source>, ConfigError> {
         })
 }
 
-fn run_demo(http: HttpArgs, tick: std::time::Duration) -> anyhow::Result<()> {
+fn run_demo(
+    http: HttpArgs,
+    tick: std::time::Duration,
+    cluster: &ClusterArgs,
+) -> anyhow::Result<()> {
     http.validate()?;
     let listen = http.listen_addr()?;
     let (dir, store) = demo::open()?;
     let state = AppState::new(store, settings(&http, listen, true))?.with_hub(hub(&http));
     let summary = demo::seed(&state.publisher)?;
     tracing::info!(store = %dir.path().display(), %summary, "demo store seeded with the sample reports");
-    let result = run_server(state, listen, http.metrics_listen, |state| {
-        let feed = market::Market::demo(market::DEMO_SEED, tick, state.background());
-        Ok(state.with_market(feed))
+    let redis = cluster.url();
+    let prefix = cluster.redis_prefix.clone();
+    let result = run_server(state, listen, http.metrics_listen, move |state| {
+        let start: market::elected::Start =
+            Box::new(move |scope| market::Market::demo(market::DEMO_SEED, tick, scope));
+        match redis {
+            Some(url) => join_cluster(state, &url, &prefix, start),
+            None => {
+                let feed = start(state.background());
+                Ok(state.with_market(feed))
+            }
+        }
     });
     drop(dir);
     result

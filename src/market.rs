@@ -15,7 +15,7 @@ pub mod coingecko;
 pub mod coinmarketcap;
 pub mod config;
 pub mod demo;
-mod elected;
+pub mod elected;
 pub mod finnhub;
 pub mod guard;
 pub mod http;
@@ -151,11 +151,11 @@ impl Market {
     }
 
     /// The feed of an instance among several: follows relayed snapshots until told to lead
-    /// ([`Market::lead`]), then polls like [`Market::start`] until told to follow.
-    pub fn elected(config: Config, store: Arc<Store>, tasks: &Background) -> Market {
-        let min_refresh = config.refresh_min_interval;
-        let feed = Feed::Elected(Box::new(elected::Elected::new(config, store)));
-        Market::with_feed(feed, min_refresh, tasks.child())
+    /// ([`Market::lead`]), then runs the feed `start` makes (a [`Market::start`], or the
+    /// demo's walk) until told to follow.
+    pub fn elected(start: elected::Start, tasks: &Background) -> Market {
+        let feed = Feed::Elected(Box::new(elected::Elected::new(start)));
+        Market::with_feed(feed, Duration::ZERO, tasks.child())
     }
 
     /// Starts polling the providers (this instance now holds the lease). Returns whether it
@@ -192,16 +192,8 @@ impl Market {
         if e.is_leading() {
             return;
         }
-        self.inner.tx.send_if_modified(|current| {
-            let mut next = snapshot.clone();
-            next.version = current.version;
-            if **current == next {
-                return false;
-            }
-            next.version += 1;
-            *current = Arc::new(next);
-            true
-        });
+        self.inner
+            .replace(snapshot.clone(), snapshot.produced_at_ms);
     }
 
     /// The simulated feed of `demo`: a deterministic walk from `seed`, one step every `tick`,
@@ -404,19 +396,26 @@ impl Inner {
                 (walk.book(now), spark, true)
             }
         };
+        let next = Snapshot {
+            values,
+            btc_sparkline,
+            demo,
+            ..Snapshot::default()
+        };
+        self.replace(next, Utc::now().timestamp_millis());
+    }
+
+    /// Makes `next` the current snapshot if it shows other data, numbered after the current
+    /// one and stamped `produced_at_ms`.
+    fn replace(&self, mut next: Snapshot, produced_at_ms: i64) -> bool {
         self.tx.send_if_modified(|current| {
-            let mut next = Snapshot {
-                values,
-                btc_sparkline,
-                demo,
-                version: current.version,
-            };
-            if **current == next {
+            if current.same_data(&next) {
                 return false;
             }
-            next.version += 1;
+            next.version = current.version + 1;
+            next.produced_at_ms = produced_at_ms;
             *current = Arc::new(next);
             true
-        });
+        })
     }
 }

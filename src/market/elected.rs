@@ -3,15 +3,16 @@
 //! does); the others show the snapshots the leader relays. Which instance leads is decided
 //! elsewhere (the cluster's lease); this file only follows its decisions.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use super::{Config, Market, Snapshot, lock};
-use crate::store::Store;
+use super::{Market, Snapshot, lock};
 use crate::tasks::Background;
 
+/// Starts the feed this instance runs while it leads, in the scope it is given.
+pub type Start = Box<dyn Fn(&Background) -> Market + Send + Sync>;
+
 pub(super) struct Elected {
-    config: Config,
-    store: Arc<Store>,
+    start: Start,
     leading: Mutex<Option<Leading>>,
 }
 
@@ -22,10 +23,9 @@ struct Leading {
 }
 
 impl Elected {
-    pub fn new(config: Config, store: Arc<Store>) -> Elected {
+    pub fn new(start: Start) -> Elected {
         Elected {
-            config,
-            store,
+            start,
             leading: Mutex::new(None),
         }
     }
@@ -47,7 +47,7 @@ impl Elected {
             return false;
         }
         let scope = tasks.child();
-        let poller = Market::start(self.config.clone(), Arc::clone(&self.store), &scope);
+        let poller = (self.start)(&scope);
         let mut snapshots = poller.subscribe();
         let target = market.clone();
         scope.spawn("market forward", |stop| async move {
@@ -79,20 +79,13 @@ impl Elected {
 impl Market {
     /// Takes the values of `from` that are newer than this market's (or that it lacks).
     pub(super) fn merge_newer(&self, from: &Snapshot) {
-        self.inner.tx.send_if_modified(|current| {
-            let mut next = (**current).clone();
-            next.values.merge_newer(&from.values);
-            let last = |s: &[(i64, f64)]| s.last().map(|p| p.0);
-            if last(&from.btc_sparkline) >= last(&next.btc_sparkline) {
-                next.btc_sparkline.clone_from(&from.btc_sparkline);
-            }
-            next.demo = from.demo;
-            if next == **current {
-                return false;
-            }
-            next.version = current.version + 1;
-            *current = Arc::new(next);
-            true
-        });
+        let mut next = (*self.current()).clone();
+        next.values.merge_newer(&from.values);
+        let last = |s: &[(i64, f64)]| s.last().map(|p| p.0);
+        if last(&from.btc_sparkline) >= last(&next.btc_sparkline) {
+            next.btc_sparkline.clone_from(&from.btc_sparkline);
+        }
+        next.demo = from.demo;
+        self.inner.replace(next, from.produced_at_ms);
     }
 }

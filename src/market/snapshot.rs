@@ -442,6 +442,18 @@ pub struct Snapshot {
     pub demo: bool,
     /// Bumped on every change; not serialized.
     pub version: u64,
+    /// When this snapshot was made, in unix ms, on the instance that made it (the lease
+    /// holder's clock for a relayed one): the `timestamp` of its live updates. Not serialized.
+    pub produced_at_ms: i64,
+}
+
+impl Snapshot {
+    /// Whether `self` and `other` show the same data (version and time aside).
+    pub fn same_data(&self, other: &Snapshot) -> bool {
+        self.values == other.values
+            && self.btc_sparkline == other.btc_sparkline
+            && self.demo == other.demo
+    }
 }
 
 impl Snapshot {
@@ -585,6 +597,7 @@ pub struct SnapshotWire {
     failing: [bool; 5],
     btc_sparkline: Vec<(i64, f64)>,
     demo: bool,
+    produced_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -627,6 +640,7 @@ impl From<&Snapshot> for SnapshotWire {
             failing: b.failing,
             btc_sparkline: s.btc_sparkline.clone(),
             demo: s.demo,
+            produced_at_ms: s.produced_at_ms,
         }
     }
 }
@@ -656,6 +670,7 @@ impl SnapshotWire {
             btc_sparkline: self.btc_sparkline,
             demo: self.demo,
             version: 0,
+            produced_at_ms: self.produced_at_ms,
         })
     }
 }
@@ -775,6 +790,7 @@ mod tests {
             btc_sparkline: vec![(1, 90_000.0)],
             demo: false,
             version: 0,
+            produced_at_ms: 1_794_960_000_123,
         };
         let bytes = postcard::to_allocvec(&SnapshotWire::from(&snapshot)).expect("encode");
         let back: SnapshotWire = postcard::from_bytes(&bytes).expect("decode");
