@@ -208,6 +208,8 @@
           if (msg.data && Number.isSafeInteger(Number(msg.data.id))) {
             state.report = { id: Number(msg.data.id) };
             render();
+            // The page may show the new report in place (the home page does).
+            document.dispatchEvent(new CustomEvent('cr:report-published', { detail: state.report }));
           }
           break;
         default:

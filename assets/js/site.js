@@ -281,6 +281,32 @@
     return { post, start };
   })();
 
+  // ---- a report published while the home page is open -------------------------------------
+
+  // The home page shows it in place, without a reload: the page is fetched again (rendered
+  // once on the server for every reader) and its report sections replace these, then take
+  // the reader's language.
+  let refreshing = null;
+  function showNewReports() {
+    if (!document.body.classList.contains('home-page') || refreshing) return;
+    refreshing = fetch('/', { credentials: 'same-origin', headers: { Accept: 'text/html' } })
+      .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
+      .then((html) => {
+        const fresh = new DOMParser().parseFromString(html, 'text/html');
+        const dashboard = document.getElementById('market-dashboard');
+        for (const selector of ['section.latest', 'section.recent']) {
+          const next = fresh.querySelector(selector);
+          const current = document.querySelector(selector);
+          if (!next) continue;
+          if (current) current.replaceWith(document.adoptNode(next));
+          else if (dashboard) dashboard.before(document.adoptNode(next));
+        }
+        applyLanguage(currentLang());
+      })
+      .catch(() => {})
+      .finally(() => { refreshing = null; });
+  }
+
   // ---- wiring --------------------------------------------------------------------------
 
   function start() {
@@ -296,6 +322,7 @@
       });
     }
     frame.start();
+    document.addEventListener('cr:report-published', showNewReports);
   }
 
   window.crSite = { currentLang, currentTheme, formatDate };
