@@ -660,17 +660,32 @@ mod tests {
     fn only_market_snapshots_that_changed_are_published_as_patches() {
         let hub = Hub::new(HubSettings::default(), &Background::new());
         let mut frames = hub.inner.frames.subscribe();
-        hub.push(&serde_json::json!({ "a": 1, "b": [1] }), "demo", true, now());
+        hub.push(
+            &serde_json::json!({ "a": 1, "b": [1] }),
+            "demo",
+            true,
+            now(),
+        );
         let first = frames.borrow_and_update().clone().expect("frame");
         assert_eq!((first.seq, first.patch.is_none()), (1, true));
 
-        hub.push(&serde_json::json!({ "a": 1, "b": [1] }), "demo", true, now());
+        hub.push(
+            &serde_json::json!({ "a": 1, "b": [1] }),
+            "demo",
+            true,
+            now(),
+        );
         assert!(
             !frames.has_changed().expect("open"),
             "unchanged, yet published"
         );
 
-        hub.push(&serde_json::json!({ "a": 2, "b": [1] }), "demo", true, now());
+        hub.push(
+            &serde_json::json!({ "a": 2, "b": [1] }),
+            "demo",
+            true,
+            now(),
+        );
         let second = frames.borrow_and_update().clone().expect("frame");
         let patch: Value = serde_json::from_str(second.message_after(1).as_str()).expect("json");
         assert_eq!(patch["type"], "dashboard_update");
@@ -681,7 +696,12 @@ mod tests {
         hub.publish(&serde_json::json!({ "a": 3, "b": [1] }), "test");
         let third = frames.borrow_and_update().clone().expect("frame");
         assert!(third.patch.is_none());
-        hub.push(&serde_json::json!({ "a": 3, "b": [2] }), "demo", true, now());
+        hub.push(
+            &serde_json::json!({ "a": 3, "b": [2] }),
+            "demo",
+            true,
+            now(),
+        );
         let fourth = frames.borrow_and_update().clone().expect("frame");
         let patch: Value = serde_json::from_str(fourth.message_after(3).as_str()).expect("json");
         assert_eq!(patch["data"], serde_json::json!({ "b": [2] }));

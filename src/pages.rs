@@ -273,11 +273,7 @@ pub async fn frame(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let id = parse_id(&raw)?;
-    let lang = query_param(uri.query(), "lang")
-        .and_then(Lang::parse)
-        .unwrap_or(Lang::Vi);
-    document(&s, id, lang, DocumentMode::Frame, &headers).await
+    url_document(&s, &raw, &uri, &headers, DocumentMode::Frame).await
 }
 
 /// What the print view frames to draw the report's charts: the report's document with its
@@ -288,11 +284,22 @@ pub async fn print_source(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let id = parse_id(&raw)?;
+    url_document(&s, &raw, &uri, &headers, DocumentMode::PrintSource).await
+}
+
+/// A report document whose language comes from the URL alone (a frame has no cookie).
+async fn url_document(
+    s: &AppState,
+    raw: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    mode: DocumentMode,
+) -> Result<Response, AppError> {
+    let id = parse_id(raw)?;
     let lang = query_param(uri.query(), "lang")
         .and_then(Lang::parse)
         .unwrap_or(Lang::Vi);
-    document(&s, id, lang, DocumentMode::PrintSource, &headers).await
+    document(s, id, lang, mode, headers).await
 }
 
 /// The print view: A4, every detail expanded, no navigation; sandboxed like the frame.

@@ -148,13 +148,7 @@ impl AppState {
     pub fn with_hub(self, settings: live::HubSettings) -> AppState {
         let mut shared = (*self.0).clone();
         shared.live = live::Hub::new(settings, &shared.background);
-        shared.publisher = publisher(
-            &shared.store,
-            &shared.pages,
-            &shared.live,
-            shared.cluster.as_ref(),
-        );
-        AppState(Arc::new(shared))
+        AppState::rewired(shared)
     }
 
     /// The same state with another second cache tier (Redis, for several instances); the
@@ -162,21 +156,25 @@ impl AppState {
     pub fn with_l2(self, l2: Arc<dyn L2>) -> AppState {
         let mut shared = (*self.0).clone();
         shared.pages = Arc::new(PageCache::new(shared.settings.cache_bytes, PAGE_TTL, l2));
-        shared.publisher = publisher(
-            &shared.store,
-            &shared.pages,
-            &shared.live,
-            shared.cluster.as_ref(),
-        );
-        AppState(Arc::new(shared))
+        AppState::rewired(shared)
     }
 
     /// The same state as one of several instances: published changes also go to the others.
     /// Set it before [`AppState::with_sync`], whose publisher it joins.
     pub fn with_cluster(self, cluster: Cluster) -> AppState {
         let mut shared = (*self.0).clone();
-        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live, Some(&cluster));
         shared.cluster = Some(cluster);
+        AppState::rewired(shared)
+    }
+
+    /// `shared` with its publisher telling the subscribers it now holds.
+    fn rewired(mut shared: Shared) -> AppState {
+        shared.publisher = publisher(
+            &shared.store,
+            &shared.pages,
+            &shared.live,
+            shared.cluster.as_ref(),
+        );
         AppState(Arc::new(shared))
     }
 

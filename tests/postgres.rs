@@ -474,16 +474,19 @@ async fn postgres_stopped_in_the_middle_of_an_import() {
         l.local_addr().expect("addr").port()
     };
     let script = format!("{}/scripts/pg-server", env!("CARGO_MANIFEST_DIR"));
-    let started = Command::new(&script)
-        .args([
-            "start",
-            cluster.path().to_str().expect("utf8"),
-            &port.to_string(),
-        ])
-        .output()
-        .expect("pg-server");
-    assert!(started.status.success(), "{started:?}");
-    let admin = text(&started.stdout).trim().to_owned();
+    let start = || {
+        let started = Command::new(&script)
+            .args([
+                "start",
+                cluster.path().to_str().expect("utf8"),
+                &port.to_string(),
+            ])
+            .output()
+            .expect("pg-server");
+        assert!(started.status.success(), "{started:?}");
+        text(&started.stdout).trim().to_owned()
+    };
+    let admin = start();
     let stop = |mode: &str| {
         Command::new(&script)
             .args(["stop", cluster.path().to_str().expect("utf8"), mode])
@@ -528,15 +531,7 @@ async fn postgres_stopped_in_the_middle_of_an_import() {
             "{out:?}"
         );
     }
-    let restarted = Command::new(&script)
-        .args([
-            "start",
-            cluster.path().to_str().expect("utf8"),
-            &port.to_string(),
-        ])
-        .output()
-        .expect("pg-server");
-    assert!(restarted.status.success(), "{restarted:?}");
+    start();
     let rerun = import(&db.url, dir.path(), &[]);
     assert!(rerun.status.success(), "{rerun:?}");
     assert_eq!(stored(dir.path()), source);

@@ -112,6 +112,15 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a read as a hit or a miss, and hands its result on.
+    pub fn looked_up<T>(&self, found: Option<T>) -> Option<T> {
+        Counters::bump(match found {
+            Some(_) => &self.hits,
+            None => &self.misses,
+        });
+        found
+    }
+
     pub fn stats(&self, tier: &'static str, state: String) -> L2Stats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         L2Stats {

@@ -38,14 +38,7 @@ impl L2 for RedbTier {
             let now = Utc::now().timestamp_millis();
             let found = self.store.call(move |s| s.cache_get(&owned, now)).await;
             match found {
-                Ok(Some(v)) => {
-                    Counters::bump(&self.counters.hits);
-                    Ok(Some(v))
-                }
-                Ok(None) => {
-                    Counters::bump(&self.counters.misses);
-                    Ok(None)
-                }
+                Ok(found) => Ok(self.counters.looked_up(found)),
                 Err(e) => {
                     Counters::bump(&self.counters.errors);
                     Err(failed(e))

@@ -67,11 +67,7 @@ impl L2 for RedisTier {
                 .cmd(redis::cmd("GET").arg(self.value_key(key)))
                 .await
                 .map_err(|e| self.fail(e))?;
-            Counters::bump(match found {
-                Some(_) => &self.counters.hits,
-                None => &self.counters.misses,
-            });
-            Ok(found)
+            Ok(self.counters.looked_up(found))
         })
     }
 

@@ -192,18 +192,10 @@ impl Store {
     pub fn newest(&self, offset: u64, limit: usize) -> Result<Vec<ReportRef>> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        let mut out = Vec::with_capacity(limit);
-        for entry in index
-            .iter()
-            .map_err(db_err)?
-            .rev()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(limit)
-        {
-            let (key, _) = entry.map_err(db_err)?;
-            out.push(ReportRef::from_key(key.value()));
-        }
-        Ok(out)
+        newest_keys(&index, offset, limit)?
+            .into_iter()
+            .map(|key| Ok(ReportRef::from_key(key)))
+            .collect()
     }
 
     /// Newest-first reports, skipping `offset`, at most `limit`, with the total count, all
@@ -213,14 +205,7 @@ impl Store {
         let index = tx.open_table(BY_TIME).map_err(db_err)?;
         let table = tx.open_table(REPORTS).map_err(db_err)?;
         let mut out = Vec::with_capacity(limit);
-        for entry in index
-            .iter()
-            .map_err(db_err)?
-            .rev()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(limit)
-        {
-            let (_, id) = entry.map_err(db_err)?.0.value();
+        for (_, id) in newest_keys(&index, offset, limit)? {
             if let Some(v) = table.get(id).map_err(db_err)? {
                 match self.decode(id, v.value()) {
                     Ok(r) => out.push(r),
@@ -466,6 +451,25 @@ impl Store {
             }
         }
     }
+}
+
+/// Date-index keys, newest first, skipping `offset`, at most `limit`.
+fn newest_keys(
+    index: &redb::ReadOnlyTable<(i64, u64), ()>,
+    offset: u64,
+    limit: usize,
+) -> Result<Vec<(i64, u64)>> {
+    let mut out = Vec::with_capacity(limit);
+    for entry in index
+        .iter()
+        .map_err(db_err)?
+        .rev()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(limit)
+    {
+        out.push(entry.map_err(db_err)?.0.value());
+    }
+    Ok(out)
 }
 
 /// The stored compression dictionary, if one was trained.
