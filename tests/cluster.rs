@@ -479,3 +479,47 @@ async fn a_redis_that_answers_garbage_is_only_degraded() {
     assert!(!h.to_string().contains("secret-pass-42"), "{h}");
     assert!(!i.logged().contains("secret-pass-42"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_started_while_redis_is_down_serves_then_joins_when_it_comes() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    redis.kill();
+    let dir = seeded_dir();
+    let i = instance(dir.path(), &redis.url(), None);
+    let client = reqwest::Client::new();
+    for path in [
+        "/",
+        "/crypto_report/107",
+        "/api/reports",
+        "/api/crypto/dashboard-summary",
+    ] {
+        let r = client.get(i.url(path)).send().await.expect("request");
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    eventually(
+        Duration::from_secs(15),
+        "it polls alone while Redis is away",
+        || async {
+            let h = health(&client, &i).await;
+            h["cluster"]["redis"]["state"] == "degraded"
+                && h["cluster"]["market_role"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("alone"))
+        },
+    )
+    .await;
+    redis.restart();
+    eventually(
+        Duration::from_secs(15),
+        "it joins once Redis is there",
+        || async {
+            let h = health(&client, &i).await;
+            h["cluster"]["redis"]["state"] == "ok"
+                && h["cluster"]["market_role"] == "leading"
+                && h["cluster"]["bus"]["connected"] == true
+        },
+    )
+    .await;
+}
