@@ -259,7 +259,7 @@ pub async fn cache_stats(
     let stats = s.pages.stats().await;
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::json!({ "l1_pages": stats, "l2": stats.l2 })),
+        Json(serde_json::json!({ "l1_pages": stats })),
     )
         .into_response())
 }
@@ -385,7 +385,7 @@ pub async fn dashboard_summary(
     let current = key.clone();
     let page = s
         .pages
-        .get_or_render(key, crate::cache::Tier::l1_only(), async move {
+        .get_or_render(key, crate::cache::Tier::l1_only, async move {
             let body = json_body(&*snapshot)?;
             pages.drop_older("api:dashboard:", &current);
             Ok::<_, AppError>((body, Deps::default()))

@@ -142,18 +142,29 @@ struct State {
     l2_hits: AtomicU64,
 }
 
-type Load<E> = Shared<BoxFuture<'static, Result<Arc<CachedPage>, Arc<E>>>>;
+/// A load in flight: its number (so that it only ever removes its own entry) and its result,
+/// shared by every request waiting for it.
+type Load<E> = (
+    u64,
+    Shared<BoxFuture<'static, Result<Arc<CachedPage>, Arc<E>>>>,
+);
+
+/// A load that ended without a result: its task panicked or was cancelled (at shutdown).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the page could not be built: {0}")]
+pub struct Abandoned(pub String);
 
 /// The two tiers; `E` is the error a render can end with (returned to every waiter).
 pub struct PageCache<E> {
     pages: Cache<String, Arc<CachedPage>>,
     l2: Arc<dyn L2>,
     loading: Arc<DashMap<String, Load<E>>>,
+    next_load: AtomicU64,
     state: Arc<State>,
     capacity_bytes: u64,
 }
 
-impl<E: Send + Sync + 'static> PageCache<E> {
+impl<E: From<Abandoned> + Send + Sync + 'static> PageCache<E> {
     pub fn new(capacity_bytes: u64, ttl: Duration, l2: Arc<dyn L2>) -> Self {
         let pages = Cache::builder()
             .max_capacity(capacity_bytes)
@@ -167,6 +178,7 @@ impl<E: Send + Sync + 'static> PageCache<E> {
             pages,
             l2,
             loading: Arc::default(),
+            next_load: AtomicU64::new(0),
             state: Arc::default(),
             capacity_bytes,
         }
@@ -176,13 +188,14 @@ impl<E: Send + Sync + 'static> PageCache<E> {
         &self.l2
     }
 
-    /// The cached page for `key`, from L1, else from L2, else rendered. Concurrent callers
-    /// for one missing key share a single load; an error is returned to all of them and
-    /// nothing is cached.
+    /// The cached page for `key`, from L1, else from L2, else rendered. `tier` says where the
+    /// page is kept beyond memory; it is only asked on a miss. Concurrent callers for one
+    /// missing key share a single load, which runs to its end as a task of its own even if
+    /// they all give up; an error is returned to all of them and nothing is cached.
     pub async fn get_or_render<F>(
         &self,
         key: String,
-        tier: Tier,
+        tier: impl FnOnce() -> Tier,
         render: F,
     ) -> Result<Arc<CachedPage>, Arc<E>>
     where
@@ -196,22 +209,34 @@ impl<E: Send + Sync + 'static> PageCache<E> {
         let load = match self.loading.entry(key.clone()) {
             dashmap::Entry::Occupied(e) => {
                 self.state.coalesced.fetch_add(1, Ordering::Relaxed);
-                e.get().clone()
+                e.get().1.clone()
             }
             dashmap::Entry::Vacant(v) => {
-                let load = self.load(key, tier, render).boxed().shared();
-                v.insert(load.clone());
+                // The epoch first: whatever the tier reads next is at least this recent.
+                let epoch = self.state.epoch.load(Ordering::Acquire);
+                let id = self.next_load.fetch_add(1, Ordering::Relaxed);
+                let task = tokio::spawn(self.load(id, key, epoch, tier(), render));
+                let load = async move {
+                    task.await
+                        .unwrap_or_else(|e| Err(Arc::new(E::from(Abandoned(e.to_string())))))
+                }
+                .boxed()
+                .shared();
+                v.insert((id, load.clone()));
                 load
             }
         };
         load.await
     }
 
-    /// One load: L2, else the render; keeps the result in both tiers unless the store
-    /// changed while it ran. Removes itself from the loads in flight when done.
+    /// One load: L2, else the render; keeps the result in memory unless an invalidation came
+    /// meanwhile, and in L2 unless the store changed meanwhile. Removes its own entry from the
+    /// loads in flight when done.
     fn load<F>(
         &self,
+        id: u64,
         key: String,
+        epoch: u64,
         tier: Tier,
         render: F,
     ) -> impl Future<Output = Result<Arc<CachedPage>, Arc<E>>> + Send + 'static
@@ -223,37 +248,49 @@ impl<E: Send + Sync + 'static> PageCache<E> {
         let state = Arc::clone(&self.state);
         let loading = Arc::clone(&self.loading);
         async move {
-            let epoch = state.epoch.load(Ordering::Acquire);
             let current = |state: &State| state.epoch.load(Ordering::Acquire) == epoch;
-            if let Some(l2_key) = &tier.l2_key
-                && let Some(page) = read_l2(&*l2, l2_key).await
-            {
-                state.l2_hits.fetch_add(1, Ordering::Relaxed);
-                let page = Arc::new(page);
-                if current(&state) {
-                    pages.insert(key.clone(), Arc::clone(&page)).await;
-                }
-                loading.remove(&key);
-                return Ok(page);
-            }
-            state.renders.fetch_add(1, Ordering::Relaxed);
-            let rendered = render.await;
-            let result = match rendered {
-                Ok((body, deps)) => {
-                    let page = Arc::new(CachedPage { body, deps });
-                    // A page rendered across an invalidation is served this once, not kept; one
-                    // that may not belong to its L2 key is kept in memory only.
+            // Kept in memory only while no invalidation came since the load began; checked
+            // again after the insert, which an invalidation running meanwhile would miss.
+            let keep = |page: Arc<CachedPage>| {
+                let (pages, state, key) = (pages.clone(), Arc::clone(&state), key.clone());
+                async move {
                     if current(&state) {
-                        pages.insert(key.clone(), Arc::clone(&page)).await;
-                        if let Some(l2_key) = tier.l2_key.filter(|_| (tier.still_valid)()) {
-                            write_l2(l2, l2_key, tier.strategy, &page);
+                        pages.insert(key.clone(), page).await;
+                        if !current(&state) {
+                            pages.invalidate(&key).await;
                         }
                     }
-                    Ok(page)
                 }
-                Err(e) => Err(Arc::new(e)),
             };
-            loading.remove(&key);
+            let from_l2 = match &tier.l2_key {
+                Some(l2_key) => read_l2(&*l2, l2_key).await,
+                None => None,
+            };
+            let result = if let Some(page) = from_l2 {
+                state.l2_hits.fetch_add(1, Ordering::Relaxed);
+                let page = Arc::new(page);
+                // Read under the key of the store as it was: kept only if it still is.
+                if (tier.still_valid)() {
+                    keep(Arc::clone(&page)).await;
+                }
+                Ok(page)
+            } else {
+                state.renders.fetch_add(1, Ordering::Relaxed);
+                match render.await {
+                    Ok((body, deps)) => {
+                        let page = Arc::new(CachedPage { body, deps });
+                        keep(Arc::clone(&page)).await;
+                        if current(&state)
+                            && let Some(l2_key) = tier.l2_key.filter(|_| (tier.still_valid)())
+                        {
+                            write_l2(l2, l2_key, tier.strategy, &page);
+                        }
+                        Ok(page)
+                    }
+                    Err(e) => Err(Arc::new(e)),
+                }
+            };
+            loading.remove_if(&key, |_, (load, _)| *load == id);
             result
         }
     }
@@ -265,6 +302,8 @@ impl<E: Send + Sync + 'static> PageCache<E> {
         }
         self.state.invalidations.fetch_add(1, Ordering::Relaxed);
         self.state.epoch.fetch_add(1, Ordering::AcqRel);
+        // Loads under way read the store before this change: later requests start afresh.
+        self.loading.clear();
         let changed = changed.to_vec();
         let result = self.pages.invalidate_entries_if(move |_, page| {
             page.deps.listing || page.deps.reports.iter().any(|id| changed.contains(id))
@@ -301,6 +340,7 @@ impl<E: Send + Sync + 'static> PageCache<E> {
     pub fn clear(&self) {
         self.state.invalidations.fetch_add(1, Ordering::Relaxed);
         self.state.epoch.fetch_add(1, Ordering::AcqRel);
+        self.loading.clear();
         self.pages.invalidate_all();
     }
 
@@ -379,7 +419,7 @@ fn write_l2(l2: Arc<dyn L2>, key: String, strategy: Strategy, page: &CachedPage)
     });
 }
 
-impl<E: Send + Sync + 'static> Subscriber for PageCache<E> {
+impl<E: From<Abandoned> + Send + Sync + 'static> Subscriber for PageCache<E> {
     fn published(&self, change: &Published) {
         self.invalidate(&change.affected);
         self.invalidate_l2(invalidation_of(change));
@@ -453,7 +493,17 @@ mod tests {
         Encoded::new("text/plain", text.to_owned(), Quality::Fast)
     }
 
-    fn cache(l2: &Arc<Memory>) -> PageCache<&'static str> {
+    /// A render's error in these tests.
+    #[derive(Debug, PartialEq)]
+    struct Failed(String);
+
+    impl From<Abandoned> for Failed {
+        fn from(e: Abandoned) -> Failed {
+            Failed(e.to_string())
+        }
+    }
+
+    fn cache(l2: &Arc<Memory>) -> PageCache<Failed> {
         PageCache::new(
             1 << 20,
             Duration::from_secs(60),
@@ -480,7 +530,7 @@ mod tests {
             let renders = Arc::clone(&renders);
             tasks.push(tokio::spawn(async move {
                 cache
-                    .get_or_render("k".into(), shared("k"), async move {
+                    .get_or_render("k".into(), || shared("k"), async move {
                         renders.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         Ok((page("hello"), Deps::default()))
@@ -508,7 +558,7 @@ mod tests {
         let l2 = Arc::new(Memory::default());
         let first = cache(&l2);
         first
-            .get_or_render("k".into(), shared("k"), async {
+            .get_or_render("k".into(), || shared("k"), async {
                 Ok((page("rendered once"), Deps::reports(vec![7])))
             })
             .await
@@ -522,8 +572,8 @@ mod tests {
         }
         let second = cache(&l2);
         let got = second
-            .get_or_render("k".into(), shared("k"), async {
-                Err::<(Encoded, Deps), _>("must not render")
+            .get_or_render("k".into(), || shared("k"), async {
+                Err::<(Encoded, Deps), _>(Failed("must not render".into()))
             })
             .await
             .expect("from L2");
@@ -557,7 +607,9 @@ mod tests {
             ..shared("k")
         };
         cache
-            .get_or_render("k".into(), tier, async { Ok((page("x"), Deps::default())) })
+            .get_or_render("k".into(), || tier, async {
+                Ok((page("x"), Deps::default()))
+            })
             .await
             .expect("served");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -570,8 +622,8 @@ mod tests {
         let l2 = Arc::new(Memory::default());
         let cache = cache(&l2);
         let failed = cache
-            .get_or_render("k".into(), shared("k"), async {
-                Err::<(Encoded, Deps), _>("boom")
+            .get_or_render("k".into(), || shared("k"), async {
+                Err::<(Encoded, Deps), _>(Failed("boom".into()))
             })
             .await;
         assert!(failed.is_err());
@@ -590,7 +642,7 @@ mod tests {
         ];
         for (key, reports, listing) in entries {
             cache
-                .get_or_render(key.into(), Tier::l1_only(), async move {
+                .get_or_render(key.into(), Tier::l1_only, async move {
                     Ok((page(key), Deps { reports, listing }))
                 })
                 .await
@@ -600,5 +652,73 @@ mod tests {
         assert!(!cache.contains("report-1").await);
         assert!(cache.contains("report-5").await);
         assert!(!cache.contains("list").await);
+    }
+
+    #[tokio::test]
+    async fn a_load_whose_requests_all_gave_up_still_ends_and_leaves_nothing_behind() {
+        let l2 = Arc::new(Memory::default());
+        let cache = Arc::new(cache(&l2));
+        let waiting = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                cache
+                    .get_or_render("k".into(), || shared("k"), async {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok((page("late"), Deps::default()))
+                    })
+                    .await
+                    .map(|_| ())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waiting.abort(); // the only request gives up (a client that went away)
+        for _ in 0..100 {
+            if cache.loading.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(cache.loading.is_empty(), "the load ended by itself");
+        assert!(cache.contains("k").await, "and its page was kept");
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_during_a_load_sends_later_requests_to_a_new_one() {
+        let l2 = Arc::new(Memory::default());
+        let cache = Arc::new(cache(&l2));
+        let first = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move {
+                cache
+                    .get_or_render("k".into(), Tier::l1_only, async {
+                        tokio::time::sleep(Duration::from_millis(80)).await;
+                        Ok((page("old"), Deps::listing()))
+                    })
+                    .await
+                    .map(|p| p.body.identity().clone())
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        cache.invalidate(&[1]);
+        let second = cache
+            .get_or_render("k".into(), Tier::l1_only, async {
+                Ok((page("new"), Deps::listing()))
+            })
+            .await
+            .expect("second");
+        assert_eq!(&second.body.identity()[..], b"new");
+        assert_eq!(&first.await.expect("join").expect("first")[..], b"old");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let third = cache
+            .get_or_render("k".into(), Tier::l1_only, async {
+                Err::<(Encoded, Deps), _>(Failed("cached: must not render".into()))
+            })
+            .await
+            .expect("third");
+        assert_eq!(
+            &third.body.identity()[..],
+            b"new",
+            "the old load was not kept"
+        );
     }
 }

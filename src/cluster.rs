@@ -14,7 +14,6 @@ pub mod lease;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -324,11 +323,6 @@ impl Cluster {
             "lease_fence": fence,
             "bus": inner.bus.json(),
         })
-    }
-
-    /// Whether Redis has been failing for `long` (for tests and health).
-    pub fn redis_failing_for(&self, long: Duration) -> bool {
-        self.0.redis.failing_for(long)
     }
 }
 

@@ -157,7 +157,8 @@ impl Encoded {
     }
 
     /// The response stored as `parts`, ready to serve (nothing is compressed again). The
-    /// identity body must still hash to its tag: a damaged entry is refused, not served.
+    /// identity body must still hash to its tag (the compressed bodies carry no digest of
+    /// their own; the tier's transport and Redis's own checks are trusted for them).
     pub fn from_parts(parts: EncodedParts) -> Result<Encoded, PartsError> {
         let value = |s: &str| HeaderValue::from_str(s).map_err(|e| PartsError(e.to_string()));
         if blake3::hash(&parts.identity).to_hex()[..20] != parts.tag {

@@ -73,6 +73,12 @@ impl From<StoreError> for AppError {
     }
 }
 
+impl From<crate::cache::Abandoned> for AppError {
+    fn from(e: crate::cache::Abandoned) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
 impl From<RenderError> for AppError {
     fn from(e: RenderError) -> Self {
         AppError::Internal(e.to_string())

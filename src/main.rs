@@ -313,7 +313,14 @@ fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
         let publisher = Publisher::new(std::sync::Arc::new(Store::open(&args.store.store_path())?));
         runtime()?.block_on(import_postgres(&source, &publisher, &mut summary))
     } else {
-        let file = std::fs::File::open(from).with_context(|| format!("cannot open {from}"))?;
+        // A value that looks like a URL may hold a password: never repeat it.
+        let file = std::fs::File::open(from).with_context(|| {
+            if from.contains("://") || from.contains('@') {
+                "--from is neither a postgres:// URL nor a file that can be read".to_owned()
+            } else {
+                format!("cannot open {from}")
+            }
+        })?;
         let publisher = Publisher::new(std::sync::Arc::new(Store::open(&args.store.store_path())?));
         import_jsonl(&publisher, BufReader::new(file), &mut summary)
     };
@@ -374,7 +381,7 @@ async fn import_postgres(
 }
 
 fn run_export(to: &std::path::Path, store_args: &StoreArgs) -> anyhow::Result<()> {
-    let store = Store::open(&store_args.store_path())?;
+    let store = Store::open_existing(&store_args.store_path())?;
     let summary = if to.as_os_str() == "-" {
         export_jsonl(&store, BufWriter::new(std::io::stdout().lock()))?
     } else {
@@ -433,7 +440,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
 fn run_backup(args: &BackupArgs) -> anyhow::Result<()> {
     let partial = args.to.with_extension("partial");
     let _ = std::fs::remove_file(&partial);
-    let how = match Store::open(&args.store.store_path()) {
+    let how = match Store::open_existing(&args.store.store_path()) {
         Ok(store) => {
             store.backup_to(&partial)?;
             "taken from the store".to_owned()

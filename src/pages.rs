@@ -115,27 +115,32 @@ fn html_page(html: String) -> Encoded {
     Encoded::new(HTML, html, Quality::Fast).varying_by_language()
 }
 
-/// The cached page for `key`, or renders it: store reads, templates and compression run
-/// together on the blocking pool (a large report costs milliseconds of CPU, which must not
-/// stall an async worker), once however many requests ask at the same time.
-/// Where a page is kept beyond memory: under a key naming what this instance's store holds,
-/// so that a page is only read back (after a restart, or by another instance sharing the
-/// tier) where the same reports are held. Documents of one report live longer than lists.
+/// Where a page is kept beyond memory: under a key naming this build and what this
+/// instance's store holds, so that a page is only read back (after a restart, or by another
+/// instance sharing the tier) where the same program renders the same reports. Documents of
+/// one report live longer than lists.
 fn page_tier(s: &AppState, key: &str) -> Tier {
     let version = s.store.version();
     let store = Arc::clone(&s.store);
-    let strategy = if key.starts_with("frame:") || key.starts_with("print:") {
+    let strategy = if ["frame:", "print:", "print-source:"]
+        .iter()
+        .any(|p| key.starts_with(p))
+    {
         Strategy::LongTerm
     } else {
         Strategy::MediumTerm
     };
+    let build = s.renderer.fingerprint();
     Tier {
-        l2_key: Some(format!("page:{}:{key}", version.key())),
+        l2_key: Some(format!("page:{build}:{}:{key}", version.key())),
         strategy,
         still_valid: Box::new(move || version.still(&store.version())),
     }
 }
 
+/// The cached page for `key`, or renders it: store reads, templates and compression run
+/// together on the blocking pool (a large report costs milliseconds of CPU, which must not
+/// stall an async worker), once however many requests ask at the same time.
 pub(crate) async fn cached(
     s: &AppState,
     key: String,
@@ -144,7 +149,7 @@ pub(crate) async fn cached(
     let state = s.clone();
     let page = s
         .pages
-        .get_or_render(key.clone(), page_tier(s, &key), async move {
+        .get_or_render(key.clone(), || page_tier(s, &key), async move {
             tokio::task::spawn_blocking(move || render(&state))
                 .await
                 .map_err(|e| AppError::Internal(format!("render task failed: {e}")))?

@@ -29,12 +29,18 @@ pub enum RedisFault {
     Skipped,
     #[error("Redis: {0}")]
     Failed(String),
+    /// Redis answered, with an error of its own (out of memory, a wrong type): Redis works,
+    /// this command did not.
+    #[error("Redis refused: {0}")]
+    Refused(String),
 }
 
 #[derive(Debug, Default)]
 struct Breaker {
     failures: u32,
     open_until: Option<Instant>,
+    /// A probe is under way after the breaker reopened; the others still skip.
+    probing: bool,
     last_error: Option<(DateTime<Utc>, String)>,
     last_ok: Option<DateTime<Utc>>,
     /// When the current run of failures began.
@@ -146,10 +152,20 @@ impl Redis {
         }
         let outcome = match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
             Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
+                Err(RedisFault::Refused(one_line(&e)))
+            }
             Ok(Err(e)) => Err(RedisFault::Failed(one_line(&e))),
             Err(_) => Err(RedisFault::Timeout(COMMAND_TIMEOUT)),
         };
-        self.record(outcome.as_ref().err());
+        // Only a Redis that cannot be reached or understood opens the breaker.
+        match &outcome {
+            Err(RedisFault::Refused(e)) => {
+                tracing::debug!(redis = %self.at, error = %e, "Redis refused a command");
+                self.record(None);
+            }
+            other => self.record(other.as_ref().err()),
+        }
         outcome
     }
 
@@ -157,10 +173,10 @@ impl Redis {
         let mut b = lock(&self.breaker);
         match b.open_until {
             Some(until) if Instant::now() < until => false,
+            Some(_) if b.probing => false,
             Some(_) => {
-                // Half open: this call probes; another failure reopens at once.
-                b.open_until = None;
-                b.failures = BREAKER_FAILURES - 1;
+                // Half open: this one call probes; the others wait for its outcome.
+                b.probing = true;
                 true
             }
             None => true,
@@ -169,9 +185,11 @@ impl Redis {
 
     fn record(&self, error: Option<&RedisFault>) {
         let mut b = lock(&self.breaker);
+        b.probing = false;
         match error {
             None => {
                 b.failures = 0;
+                b.open_until = None;
                 b.failing_since = None;
                 b.last_ok = Some(Utc::now());
             }

@@ -196,6 +196,10 @@ pub struct Renderer {
     public_url: String,
     /// Both languages' UI strings as JSON, for the page script's language switch.
     strings_json: String,
+    /// What every rendered page depends on besides the reports: this program, its templates,
+    /// assets and strings, and the public URL. Part of the keys of shared cached pages, so an
+    /// upgraded or reconfigured instance never serves a page rendered by another build.
+    fingerprint: String,
 }
 
 impl Renderer {
@@ -203,7 +207,16 @@ impl Renderer {
         let mut tera = Tera::default();
         tera.set_escape_fn(escape_html);
         let mut files = Vec::new();
-        for name in Templates::iter() {
+        let mut print = blake3::Hasher::new();
+        print.update(env!("CARGO_PKG_VERSION").as_bytes());
+        print.update(public_url.as_bytes());
+        // The running program itself: a change of rendering code is a change of pages.
+        if let Ok(exe) = std::env::current_exe().and_then(std::fs::read) {
+            print.update(&exe);
+        }
+        let mut names: Vec<_> = Templates::iter().collect();
+        names.sort();
+        for name in names {
             let file = Templates::get(&name).ok_or_else(|| RenderError {
                 template: "embedded",
                 message: format!("{name} vanished"),
@@ -212,25 +225,41 @@ impl Renderer {
                 template: "embedded",
                 message: format!("{name} is not UTF-8"),
             })?;
+            print.update(name.as_bytes());
+            print.update(text.as_bytes());
             files.push((name.to_string(), text));
         }
         tera.add_raw_templates(files).map_err(|e| RenderError {
             template: "embedded",
             message: format!("{e:?}"),
         })?;
-        let strings: HashMap<&str, _> = Lang::ALL
+        // Ordered: the same JSON in every process (it is part of the fingerprint).
+        let strings: std::collections::BTreeMap<&str, _> = Lang::ALL
             .iter()
             .map(|l| (l.code(), i18n::strings(*l)))
             .collect();
         let strings_json = serde_json::to_string(&strings)
             .unwrap_or_default()
             .replace("</", "<\\/");
+        let mut urls: Vec<_> = assets.urls().iter().collect();
+        urls.sort();
+        for (path, url) in urls {
+            print.update(path.as_bytes());
+            print.update(url.as_bytes());
+        }
+        print.update(strings_json.as_bytes());
         Ok(Renderer {
             tera,
             assets: assets.urls().clone(),
             public_url: public_url.to_owned(),
             strings_json,
+            fingerprint: print.finalize().to_hex()[..16].to_owned(),
         })
+    }
+
+    /// See the field: what rendered pages depend on besides the reports.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     fn context(&self, lang: Lang, path: &str, nav: &str) -> Context {
@@ -697,5 +726,15 @@ mod tests {
     fn css_strings_cannot_break_out() {
         assert_eq!(css_string("Trang"), "\"Trang\"");
         assert_eq!(css_string("a\"b</style>"), "\"a\\22 b\\3c /style\\3e \"");
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_same_for_the_same_build_and_url() {
+        let assets = Assets::load();
+        let a = Renderer::new(&assets, "https://reports.example").expect("renderer");
+        let b = Renderer::new(&assets, "https://reports.example").expect("renderer");
+        let c = Renderer::new(&assets, "https://other.example").expect("renderer");
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        assert_ne!(a.fingerprint(), c.fingerprint());
     }
 }

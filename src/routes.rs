@@ -36,7 +36,12 @@ pub fn metrics_app(state: AppState) -> Router {
 
 pub fn app(state: AppState) -> Router {
     let timeout = state.settings.request_timeout;
-    Router::new()
+    // Admin operations that take as long as the data takes (a sync pass, a copy of the
+    // store): outside the request timeout, bounded by their own limits.
+    let long = Router::new()
+        .route("/admin/sync", post(api::admin_sync))
+        .route("/admin/backup", post(api::admin_backup));
+    let timed = Router::new()
         .route("/", get(pages::home))
         .route("/crypto_report", get(pages::latest))
         .route("/crypto_report/{id}", get(pages::report))
@@ -64,16 +69,15 @@ pub fn app(state: AppState) -> Router {
         .route("/ws", get(crate::live::ws))
         .route("/cache-stats", get(api::cache_stats))
         .route("/admin/cache/stats", get(api::cache_stats))
-        .route("/admin/sync", post(api::admin_sync))
-        .route("/admin/backup", post(api::admin_backup))
         .route("/clear-cache", post(api::clear_cache))
         .route("/admin/cache/clear", post(api::clear_cache))
         .fallback(pages::not_found)
-        .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
-        ))
+        ));
+    long.merge(timed)
+        .layer(CatchPanicLayer::new())
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         // Outside the limits, so their refusals are dressed and carry the headers too.
         .layer(middleware::from_fn_with_state(state.clone(), edge))

@@ -195,11 +195,13 @@ fn publisher(
     live: &live::Hub,
     cluster: Option<&Cluster>,
 ) -> Publisher {
-    let publisher = Publisher::new(Arc::clone(store))
-        .with(Arc::clone(pages) as Arc<dyn Subscriber>)
-        .with(Arc::new(live.clone()));
-    match cluster {
+    let publisher =
+        Publisher::new(Arc::clone(store)).with(Arc::clone(pages) as Arc<dyn Subscriber>);
+    // The cluster before the hub: it records a new report as announced before the hub tells
+    // this instance's clients, so an announcement from another instance is not repeated.
+    let publisher = match cluster {
         Some(c) => publisher.with(Arc::new(c.clone())),
         None => publisher,
-    }
+    };
+    publisher.with(Arc::new(live.clone()))
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use self::check::{CheckSummary, check, panic_is_handled};
 use self::codec::Dictionary;
 use self::reports::load_dictionary;
-pub use self::reports::{ReportRef, StoreVersion, UpsertOutcome};
+pub use self::reports::{Committed, ReportRef, StoreVersion, UpsertOutcome};
 
 pub const FILE_NAME: &str = "crypto-report.redb";
 /// Bumped whenever a table or an encoded value changes shape; older stores are migrated on
@@ -25,6 +25,10 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// Memory redb may use to cache pages. Its default (1 GiB) let a bulk import grow to a 1.2 GB
 /// process; what a report site reads hot is the date index and a few recent reports.
 const PAGE_CACHE_BYTES: usize = 32 << 20;
+
+/// Most entries of the second cache tier: a few thousand pages (a few hundred MB at most),
+/// so that a crawler cannot fill the disk and tag invalidation stays a short scan.
+const CACHE_MAX_ENTRIES: u64 = 4096;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// id -> postcard `codec::StoredReport`.
@@ -148,6 +152,15 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
+    /// Opens an existing store for writing; `Missing` when there is none (a command that only
+    /// reads a store must not create an empty one where a wrong path points).
+    pub fn open_existing(path: &Path) -> Result<Store> {
+        if !path.exists() {
+            return Err(StoreError::Missing(path.to_owned()));
+        }
+        Store::open(path)
+    }
+
     /// Opens (creating if needed) the store for writing, checking its schema version.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -265,7 +278,10 @@ impl Store {
         let reports = copy_table(&source, &target, REPORTS)?;
         copy_table(&source, &target, BY_TIME)?;
         copy_table(&source, &target, SOURCE_VERSIONS)?;
-        copy_table(&source, &target, CACHE)?;
+        // The cache table is left empty: it is a cache, and can be large.
+        let tx = target.begin_write().map_err(db_err)?;
+        tx.open_table(CACHE).map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
         copy_table(&source, &target, MARKET)?;
         copy_table(&source, &target, HISTORY)?;
         copy_table(&source, &target, CURSORS)?;
@@ -283,23 +299,35 @@ impl Store {
         Ok((entry.expires_at_ms > now_ms).then(|| entry.bytes.to_vec()))
     }
 
-    /// Writes a second-tier entry. Not durable on its own (it is a cache): the next durable
-    /// commit, or [`Store::sync`] at shutdown, persists it.
+    /// Writes a second-tier entry; false when the tier is full (of entries not yet expired).
+    /// Not durable on its own (it is a cache): the next durable commit, or [`Store::sync`] at
+    /// shutdown, persists it.
     pub fn cache_put(
         &self,
         key: &str,
         bytes: &[u8],
         expires_at_ms: i64,
         tags: &[String],
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let entry = postcard::to_allocvec(&CacheEntry {
             expires_at_ms,
             tags: tags.iter().map(String::as_str).collect(),
             bytes,
         })?;
+        let now = Utc::now().timestamp_millis();
         self.write_cache(|table| {
+            if table.len().map_err(db_err)? >= CACHE_MAX_ENTRIES {
+                table
+                    .retain(|_, v| {
+                        postcard::from_bytes::<CacheEntry>(v).is_ok_and(|e| e.expires_at_ms > now)
+                    })
+                    .map_err(db_err)?;
+                if table.len().map_err(db_err)? >= CACHE_MAX_ENTRIES {
+                    return Ok(false);
+                }
+            }
             table.insert(key, entry.as_slice()).map_err(db_err)?;
-            Ok(())
+            Ok(true)
         })
     }
 

@@ -21,7 +21,8 @@ fn reports_survive_reopen_and_page_newest_first() {
         let outcomes = store
             .commit_reports(&reports, &[], Some(("file", 3)))
             .expect("upsert");
-        assert_eq!(outcomes, vec![UpsertOutcome::New; 3]);
+        assert_eq!(outcomes.outcomes, vec![UpsertOutcome::New; 3]);
+        assert_eq!(outcomes.affected, vec![1, 2, 3]);
     }
     let store = Store::open(&path).expect("reopen");
     assert_eq!(store.count().expect("count"), 3);
@@ -59,7 +60,8 @@ fn upsert_detects_changes_and_moves_the_index() {
     assert_eq!(
         store
             .commit_reports(std::slice::from_ref(&a), &[], None)
-            .expect("again"),
+            .expect("again")
+            .outcomes,
         vec![UpsertOutcome::Unchanged]
     );
     let mut moved = a.clone();
@@ -67,7 +69,8 @@ fn upsert_detects_changes_and_moves_the_index() {
     assert_eq!(
         store
             .commit_reports(&[moved.clone()], &[], None)
-            .expect("update"),
+            .expect("update")
+            .outcomes,
         vec![UpsertOutcome::Updated]
     );
     let refs = store.newest(0, 10).expect("newest");
@@ -320,6 +323,58 @@ async fn a_damaged_report_is_an_error_for_that_report_only() {
         "/rss.xml",
     ] {
         assert_eq!(status(ok).await, 200, "{ok}");
+    }
+}
+
+#[test]
+fn writing_a_damaged_report_again_repairs_it() {
+    let (_dir, store) = temp_store();
+    let reports = [
+        sample(1, "2026-11-18T08:00:00Z"),
+        sample(2, "2026-11-19T08:00:00Z"),
+    ];
+    store
+        .commit_reports(&reports, &[Some(5), Some(6)], None)
+        .expect("write");
+    let digest = store.version().digest;
+    for damage in ["body", "header"] {
+        store
+            .write(|tx| {
+                let mut table = tx.open_table(REPORTS).map_err(db_err)?;
+                let mut bytes = table
+                    .get(1)
+                    .map_err(db_err)?
+                    .expect("present")
+                    .value()
+                    .to_vec();
+                match damage {
+                    "body" => {
+                        let last = bytes.len() - 1;
+                        bytes[last] ^= 1;
+                    }
+                    _ => bytes.truncate(3),
+                }
+                table.insert(1, bytes.as_slice()).map_err(db_err)?;
+                Ok(())
+            })
+            .expect("damage");
+        assert!(store.report(1).is_err(), "{damage}");
+        assert_eq!(store.damaged_ids(), vec![1], "{damage}");
+        // The same report again (as a re-import would write it): rewritten, not "unchanged".
+        let again = store
+            .commit_reports(&reports[..1], &[Some(5)], None)
+            .expect("rewrite");
+        assert_eq!(again.outcomes, vec![UpsertOutcome::Updated], "{damage}");
+        assert_eq!(store.report(1).expect("read"), Some(reports[0].clone()));
+        assert!(store.damaged_ids().is_empty());
+        assert_eq!(store.version().digest, digest, "{damage}");
+        assert_eq!(store.newest(0, 10).expect("index").len(), 2, "{damage}");
+        let summary = check_store(&store);
+        assert!(
+            summary.problems.is_empty(),
+            "{damage}: {:?}",
+            summary.problems
+        );
     }
 }
 

@@ -605,3 +605,22 @@ fn under_systemd_it_signals_ready_then_pings_the_watchdog_with_a_status() {
         "{all}"
     );
 }
+
+#[test]
+fn a_source_that_is_neither_a_url_nor_a_file_never_echoes_a_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for from in [
+        "postgres:/u:pw-4242-secret@h/db",
+        "mysql://u:pw-4242-secret@h/db",
+        "u:pw-4242-secret@host",
+    ] {
+        let out = run(&["import", "--from", from], dir.path());
+        assert!(!out.status.success(), "{from}");
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!all.contains("pw-4242-secret"), "{from}: {all}");
+    }
+}

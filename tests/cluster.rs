@@ -40,7 +40,17 @@ fn instance(dir: &std::path::Path, redis: &str, fake: Option<&Fake>) -> Instance
         env.push(("CR_BINANCE_URL", f.url("/bn")));
         env.push(("CR_ALTERNATIVE_ME_URL", f.url("/am")));
     }
-    Instance::start(dir, &["--admin-token", ADMIN_TOKEN], &env)
+    // Behind one load balancer, every instance has the site's one public URL.
+    Instance::start(
+        dir,
+        &[
+            "--admin-token",
+            ADMIN_TOKEN,
+            "--public-url",
+            "https://reports.example",
+        ],
+        &env,
+    )
 }
 
 async fn health(client: &reqwest::Client, i: &Instance) -> serde_json::Value {
@@ -233,12 +243,10 @@ async fn pages_are_shared_through_redis_and_rendered_once_per_instance() {
         cache_stats(&client, &a).await,
         cache_stats(&client, &b).await,
     );
-    let renders = sa["renders"].as_u64().unwrap_or(9) + sb["renders"].as_u64().unwrap_or(9);
-    assert!(
-        sa["renders"].as_u64() <= Some(1) && sb["renders"].as_u64() <= Some(1),
-        "{sa} {sb}"
-    );
-    assert!(renders >= 1);
+    let ra = sa["renders"].as_u64().expect("renders");
+    let rb = sb["renders"].as_u64().expect("renders");
+    assert!(ra <= 1 && rb <= 1, "at most one render each: {sa} {sb}");
+    assert!(ra + rb >= 1, "someone rendered it: {sa} {sb}");
 
     // A page rendered by A is served by B (same reports, same store digest) without rendering.
     let from_a = client

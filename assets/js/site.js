@@ -287,8 +287,14 @@
   // once on the server for every reader) and its report sections replace these, then take
   // the reader's language.
   let refreshing = null;
+  let again = false;
   function showNewReports() {
-    if (!document.body.classList.contains('home-page') || refreshing) return;
+    if (!document.body.classList.contains('home-page')) return;
+    if (refreshing) {
+      // Announced while fetching: fetch once more when this one is done.
+      again = true;
+      return;
+    }
     refreshing = fetch('/', { credentials: 'same-origin', headers: { Accept: 'text/html' } })
       .then((response) => (response.ok ? response.text() : Promise.reject(response.status)))
       .then((html) => {
@@ -304,7 +310,13 @@
         applyLanguage(currentLang());
       })
       .catch(() => {})
-      .finally(() => { refreshing = null; });
+      .finally(() => {
+        refreshing = null;
+        if (again) {
+          again = false;
+          showNewReports();
+        }
+      });
   }
 
   // ---- wiring --------------------------------------------------------------------------

@@ -89,8 +89,8 @@ pub struct L2Stats {
     pub hits: u64,
     pub misses: u64,
     pub puts: u64,
-    /// Values not stored for being over the size cap.
-    pub too_large: u64,
+    /// Values not stored: over the size cap, or the tier was full.
+    pub skipped: u64,
     /// Calls that failed or timed out (each counted as a miss by the caller).
     pub errors: u64,
     /// `ok`, or why the tier is being skipped (degraded, not down: pages keep working).
@@ -103,7 +103,7 @@ pub struct Counters {
     pub hits: AtomicU64,
     pub misses: AtomicU64,
     pub puts: AtomicU64,
-    pub too_large: AtomicU64,
+    pub skipped: AtomicU64,
     pub errors: AtomicU64,
 }
 
@@ -128,7 +128,7 @@ impl Counters {
             hits: load(&self.hits),
             misses: load(&self.misses),
             puts: load(&self.puts),
-            too_large: load(&self.too_large),
+            skipped: load(&self.skipped),
             errors: load(&self.errors),
             state,
         }

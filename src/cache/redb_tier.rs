@@ -56,7 +56,7 @@ impl L2 for RedbTier {
     ) -> L2Future<'a, ()> {
         Box::pin(async move {
             if value.len() > MAX_VALUE_BYTES {
-                Counters::bump(&self.counters.too_large);
+                Counters::bump(&self.counters.skipped);
                 return Ok(());
             }
             let (key, tags) = (key.to_owned(), tags.to_vec());
@@ -67,8 +67,12 @@ impl L2 for RedbTier {
                 .call(move |s| s.cache_put(&key, &value, expires, &tags))
                 .await;
             match stored {
-                Ok(()) => {
+                Ok(true) => {
                     Counters::bump(&self.counters.puts);
+                    Ok(())
+                }
+                Ok(false) => {
+                    Counters::bump(&self.counters.skipped);
                     Ok(())
                 }
                 Err(e) => {

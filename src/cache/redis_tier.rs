@@ -37,7 +37,7 @@ impl RedisTier {
         match e {
             RedisFault::Timeout(d) => L2Error::Timeout(d),
             RedisFault::Skipped => L2Error::Unavailable(e.to_string()),
-            RedisFault::Failed(m) => L2Error::Failed(m),
+            RedisFault::Failed(m) | RedisFault::Refused(m) => L2Error::Failed(m),
         }
     }
 
@@ -80,7 +80,7 @@ impl L2 for RedisTier {
     ) -> L2Future<'a, ()> {
         Box::pin(async move {
             if value.len() > MAX_VALUE_BYTES {
-                Counters::bump(&self.counters.too_large);
+                Counters::bump(&self.counters.skipped);
                 return Ok(());
             }
             let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);

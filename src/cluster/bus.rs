@@ -14,6 +14,10 @@ use crate::market::snapshot::SnapshotWire;
 use crate::redis_conn::{Redis, RedisFault};
 use crate::reports::publish::NewReport;
 
+/// How often the listening connection is checked, and how long its ping may take.
+const PING_EVERY: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// What one instance tells the others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
@@ -98,13 +102,32 @@ pub async fn listen(
             Ok(Ok(pubsub)) => {
                 stats.connected.store(true, Ordering::Relaxed);
                 backoff = Duration::from_millis(250);
-                let mut messages = pubsub.into_on_message();
+                let (mut sink, mut messages) = pubsub.split();
+                // A connection cut without a word (a crashed host, a partition) would stay
+                // open for hours: a ping that goes unanswered ends it.
+                let mut ping = tokio::time::interval(PING_EVERY);
+                ping.tick().await;
                 loop {
                     let next = tokio::select! {
                         m = messages.next() => m,
+                        _ = ping.tick() => {
+                            let answered = tokio::time::timeout(
+                                PING_TIMEOUT,
+                                sink.ping::<redis::Value>(),
+                            )
+                            .await;
+                            if matches!(answered, Ok(Ok(_))) {
+                                continue;
+                            }
+                            tracing::warn!(redis = %redis.at(), "the live-update bus stopped answering");
+                            break;
+                        }
                         () = stop.cancelled() => return,
                     };
-                    let Some(msg) = next else { break };
+                    let Some(msg) = next else {
+                        tracing::warn!(redis = %redis.at(), "the live-update bus was cut; reconnecting");
+                        break;
+                    };
                     match postcard::from_bytes::<Envelope>(msg.get_payload_bytes()) {
                         Ok(envelope) if envelope.from == me => {}
                         Ok(envelope) => {
@@ -116,7 +139,6 @@ pub async fn listen(
                         }
                     }
                 }
-                tracing::warn!(redis = %redis.at(), "the live-update bus was cut; reconnecting");
             }
             Ok(Err(e)) => {
                 tracing::debug!(error = %crate::redis_conn::one_line(&e), "cannot subscribe to the bus");

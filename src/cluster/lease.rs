@@ -76,9 +76,4 @@ impl Lease {
             .await?;
         Ok(())
     }
-
-    /// Who holds the lease now (`instance#fence`).
-    pub async fn holder(&self, redis: &Redis) -> Result<Option<String>, RedisFault> {
-        redis.cmd(redis::cmd("GET").arg(&self.key)).await
-    }
 }

@@ -73,8 +73,9 @@ impl std::fmt::Debug for Source {
     }
 }
 
-/// True for the URLs this module reads.
+/// True for the URLs this module reads (scheme in any case).
 pub fn is_postgres_url(s: &str) -> bool {
+    let s = s.trim_start().to_ascii_lowercase();
     s.starts_with("postgres://") || s.starts_with("postgresql://")
 }
 
@@ -88,6 +89,16 @@ impl Source {
                 "must start with postgres:// or postgresql://".into(),
             ));
         }
+        let url = url.trim();
+        // The scheme in lower case, as the driver's parser wants it.
+        let lowered;
+        let url = match url.split_once("://") {
+            Some((scheme, rest)) if scheme != scheme.to_ascii_lowercase() => {
+                lowered = format!("{}://{rest}", scheme.to_ascii_lowercase());
+                lowered.as_str()
+            }
+            _ => url,
+        };
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut mode = Mode::Prefer;
         let mut root_cert = None;
@@ -598,11 +609,16 @@ async fn known_versions(
     let (Some(from), Some(to)) = (from, to) else {
         return Ok(HashMap::new());
     };
-    let versions = publisher
+    let (versions, damaged) = publisher
         .store()
-        .call(move |s| s.source_versions(from as u64, to as u64))
+        .call(move |s| Ok((s.source_versions(from as u64, to as u64)?, s.damaged_ids())))
         .await?;
-    Ok(versions.into_iter().collect())
+    let mut known: HashMap<u64, u64> = versions.into_iter().collect();
+    // A report found damaged is fetched again, whatever its version: the write repairs it.
+    for id in damaged {
+        known.remove(&id);
+    }
+    Ok(known)
 }
 
 /// What is wrong with a row that can be told from the listing alone.

@@ -137,17 +137,17 @@ impl Publisher {
             .cursor
             .as_ref()
             .map(|c| (c.source.as_str(), c.position));
-        let outcomes = self
+        let committed = self
             .store
             .commit_reports(&batch.reports, &batch.versions, cursor)?;
-        let published = self.changes(&batch.reports, &outcomes)?;
+        let published = changes(&batch.reports, &committed.outcomes, committed.affected);
         if !published.is_empty() {
             for s in self.subscribers.iter() {
                 s.published(&published);
             }
         }
         Ok(Outcome {
-            outcomes,
+            outcomes: committed.outcomes,
             published,
         })
     }
@@ -159,33 +159,26 @@ impl Publisher {
             .await
             .map_err(|e| PublishError::Store(StoreError::Join(e.to_string())))?
     }
+}
 
-    /// Reads, after the commit, which pages the batch affected.
-    fn changes(
-        &self,
-        reports: &[Report],
-        outcomes: &[UpsertOutcome],
-    ) -> Result<Published, StoreError> {
-        let mut out = Published::default();
-        for (report, outcome) in reports.iter().zip(outcomes) {
-            match outcome {
-                UpsertOutcome::Unchanged => continue,
-                UpsertOutcome::New => out.new.push(NewReport {
-                    id: report.id,
-                    created_at: report.created_at,
-                }),
-                UpsertOutcome::Updated => out.updated.push(report.id),
-            }
-            out.affected.push(report.id);
-            let (older, newer) = self.store.neighbours(report)?;
-            out.affected
-                .extend([older, newer].into_iter().flatten().map(|r| r.id));
+/// What a committed batch changed, from its outcomes and the pages the commit found affected.
+fn changes(reports: &[Report], outcomes: &[UpsertOutcome], affected: Vec<u64>) -> Published {
+    let mut out = Published {
+        affected,
+        ..Published::default()
+    };
+    for (report, outcome) in reports.iter().zip(outcomes) {
+        match outcome {
+            UpsertOutcome::Unchanged => {}
+            UpsertOutcome::New => out.new.push(NewReport {
+                id: report.id,
+                created_at: report.created_at,
+            }),
+            UpsertOutcome::Updated => out.updated.push(report.id),
         }
-        out.new.sort_by_key(|r| (r.created_at, r.id));
-        out.affected.sort_unstable();
-        out.affected.dedup();
-        Ok(out)
     }
+    out.new.sort_by_key(|r| (r.created_at, r.id));
+    out
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use super::codec::{Dictionary, Encoder, TRAINING_BODIES, body_bytes};
 use super::{
-    CACHE, DICTIONARY_KEY, META, REPORTS, Result, SCHEMA_KEY, db_err, decode, load_dictionary,
+    CACHE, DICTIONARY_KEY, META, REPORTS, Result, SCHEMA_KEY, StoreError, db_err, decode,
+    load_dictionary,
 };
 use crate::reports::Report;
 
@@ -31,7 +32,6 @@ struct StoredReportV1 {
     html_content_en: Option<String>,
     js_content_en: Option<String>,
     created_at_us: i64,
-    #[allow(dead_code)] // part of the encoding; schema 2 recomputes it
     hash: [u8; 32],
 }
 
@@ -51,9 +51,18 @@ pub(super) fn v1_to_v2(db: &Database) -> Result<u64> {
                 .unwrap_or(0);
             let old = tx.open_table(REPORTS_V1).map_err(db_err)?;
             let mut batch = Vec::with_capacity(BATCH);
+            let mut last_seen = None;
             for entry in old.range(next..).map_err(db_err)?.take(BATCH) {
                 let (k, v) = entry.map_err(db_err)?;
-                batch.push(v1_report(k.value(), v.value())?);
+                last_seen = Some(k.value());
+                // A damaged record cannot be carried over; it must not keep the store from
+                // opening either. It is named, to be imported again.
+                match v1_report(k.value(), v.value()) {
+                    Ok(r) => batch.push(r),
+                    Err(e) => {
+                        tracing::error!(id = k.value(), error = %e, "a damaged report was not carried over to schema 2; import it again")
+                    }
+                }
             }
             drop(old);
             let mut new = tx.open_table(REPORTS).map_err(db_err)?;
@@ -62,9 +71,9 @@ pub(super) fn v1_to_v2(db: &Database) -> Result<u64> {
                 new.insert(report.id, bytes.as_slice()).map_err(db_err)?;
             }
             copied += batch.len() as u64;
-            match batch.last() {
-                Some(last) if batch.len() == BATCH => {
-                    let next = last.id.saturating_add(1).to_le_bytes();
+            match last_seen {
+                Some(last) => {
+                    let next = last.saturating_add(1).to_le_bytes();
                     meta.insert(PROGRESS_KEY, next.as_slice()).map_err(db_err)?;
                     false
                 }
@@ -92,7 +101,8 @@ pub(super) fn v1_to_v2(db: &Database) -> Result<u64> {
 
 fn v1_report(id: u64, bytes: &[u8]) -> Result<Report> {
     let r: StoredReportV1 = decode("reports", id, bytes)?;
-    Ok(Report {
+    let stored_hash = r.hash;
+    let report = Report {
         id,
         html_content: r.html_content,
         css_content: r.css_content,
@@ -100,7 +110,15 @@ fn v1_report(id: u64, bytes: &[u8]) -> Result<Report> {
         html_content_en: r.html_content_en,
         js_content_en: r.js_content_en,
         created_at: DateTime::from_timestamp_micros(r.created_at_us).unwrap_or_default(),
-    })
+    };
+    // Schema 1 hashed the same way: a record that does not match its hash is damaged.
+    if report.content_hash() != stored_hash {
+        return Err(StoreError::Damaged {
+            id,
+            reason: "content does not match its hash".into(),
+        });
+    }
+    Ok(report)
 }
 
 /// The compression dictionary for the migrated bodies: the one a previous, interrupted run
@@ -118,9 +136,11 @@ fn train_from_v1(db: &Database) -> Result<Option<std::sync::Arc<Dictionary>>> {
         let mut bodies = Vec::new();
         for entry in old.iter().map_err(db_err)?.take(2 * TRAINING_BODIES) {
             let (k, v) = entry.map_err(db_err)?;
-            let mut body = body_bytes(&v1_report(k.value(), v.value())?)?;
-            body.truncate(32 * 1024);
-            bodies.push(body);
+            if let Ok(report) = v1_report(k.value(), v.value()) {
+                let mut body = body_bytes(&report)?;
+                body.truncate(32 * 1024);
+                bodies.push(body);
+            }
         }
         Dictionary::train(1, &bodies)
     };

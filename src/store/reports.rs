@@ -64,6 +64,45 @@ impl StoreVersion {
     }
 }
 
+/// What a commit did: per report, in order, and every report whose page changed.
+#[derive(Debug, Default)]
+pub struct Committed {
+    pub outcomes: Vec<UpsertOutcome>,
+    /// Sorted: the new and updated reports and their neighbours in time.
+    pub affected: Vec<u64>,
+}
+
+/// What a write finds stored under its id.
+enum Previous {
+    Absent,
+    /// The same content, whole.
+    Same,
+    Differs {
+        hash: [u8; 32],
+        at: i64,
+    },
+    /// Unreadable or not matching its hash; `at` when its header could still be read.
+    Damaged {
+        at: Option<i64>,
+    },
+}
+
+/// Removes the date-index entries of `id`: the one at `at` if known, else any.
+fn drop_index_entries(
+    index: &mut redb::Table<(i64, u64), ()>,
+    id: u64,
+    at: Option<i64>,
+) -> Result<()> {
+    if let Some(at) = at {
+        index.remove((at, id)).map_err(db_err)?;
+        return Ok(());
+    }
+    index
+        .retain(|(_, entry_id), _| entry_id != id)
+        .map_err(db_err)?;
+    Ok(())
+}
+
 /// The digest term of one report.
 fn term(id: u64, hash: &[u8; 32]) -> [u8; 16] {
     let mut h = blake3::Hasher::new();
@@ -237,21 +276,27 @@ impl Store {
 
     /// Inserts or replaces reports and moves the import cursor, all in one transaction: a crash
     /// leaves each report either wholly present or absent. `versions[i]` is the version of
-    /// the source row `reports[i]` came from (`None`: not from a versioned source). Only the
-    /// report domain's publish path writes reports (see `reports::publish`).
+    /// the source row `reports[i]` came from (`None`: not from a versioned source). Returns
+    /// what happened to each report and, read in the same transaction, every report whose
+    /// page changed (the written ones and their neighbours in time). A stored report that is
+    /// damaged is rewritten whatever its hash says. Only the report domain's publish path
+    /// writes reports (see `reports::publish`).
     pub(crate) fn commit_reports(
         &self,
         reports: &[Report],
         versions: &[Option<u64>],
         cursor: Option<(&str, u64)>,
-    ) -> Result<Vec<UpsertOutcome>> {
+    ) -> Result<Committed> {
         self.version_mut(|v| v.writers += 1);
         let _writing = Writing(self);
-        let mut digest = self.version().digest;
         let tx = self.db.begin_write().map_err(db_err)?;
+        // Read once the write lock is held: no other commit can move it meanwhile.
+        let mut digest = self.version().digest;
+        let mut recount = false;
         let (dictionary, trained) = self.dictionary_for(&tx, reports)?;
         let mut encoder = Encoder::new(dictionary.as_deref())?;
-        let mut outcomes = Vec::with_capacity(reports.len());
+        let mut committed = Committed::default();
+        let mut repaired = Vec::new();
         {
             let mut table = tx.open_table(REPORTS).map_err(db_err)?;
             let mut index = tx.open_table(BY_TIME).map_err(db_err)?;
@@ -260,21 +305,28 @@ impl Store {
                 let hash = report.content_hash();
                 let created_at_us = report.created_at.timestamp_micros();
                 let previous = match table.get(report.id).map_err(db_err)? {
-                    Some(v) => {
-                        let h = header(report.id, v.value())?;
-                        Some((h.hash, h.created_at_us))
-                    }
-                    None => None,
+                    None => Previous::Absent,
+                    Some(v) => self.previous(report.id, v.value(), hash, dictionary.as_ref()),
                 };
                 let outcome = match previous {
-                    None => UpsertOutcome::New,
-                    Some((h, at)) if h == hash && at == created_at_us => UpsertOutcome::Unchanged,
-                    Some(_) => UpsertOutcome::Updated,
+                    Previous::Absent => UpsertOutcome::New,
+                    Previous::Same => UpsertOutcome::Unchanged,
+                    Previous::Differs { .. } | Previous::Damaged { .. } => UpsertOutcome::Updated,
                 };
                 if outcome != UpsertOutcome::Unchanged {
-                    if let Some((old, at)) = previous {
-                        index.remove((at, report.id)).map_err(db_err)?;
-                        xor(&mut digest, term(report.id, &old));
+                    match previous {
+                        Previous::Differs { hash: old, at } => {
+                            index.remove((at, report.id)).map_err(db_err)?;
+                            xor(&mut digest, term(report.id, &old));
+                        }
+                        Previous::Damaged { at } => {
+                            // What it held is unknown: drop every index entry naming it, and
+                            // count the digest again from what is stored.
+                            drop_index_entries(&mut index, report.id, at)?;
+                            recount = true;
+                            repaired.push(report.id);
+                        }
+                        Previous::Absent | Previous::Same => {}
                     }
                     xor(&mut digest, term(report.id, &hash));
                     let bytes = encoder.encode(report, hash)?;
@@ -293,7 +345,30 @@ impl Store {
                     }
                     None => {}
                 }
-                outcomes.push(outcome);
+                committed.outcomes.push(outcome);
+            }
+            for (report, outcome) in reports.iter().zip(&committed.outcomes) {
+                if *outcome == UpsertOutcome::Unchanged {
+                    continue;
+                }
+                let key = (report.created_at.timestamp_micros(), report.id);
+                committed.affected.push(report.id);
+                let older = index.range(..key).map_err(db_err)?.next_back();
+                let newer = index.range(key..).map_err(db_err)?.nth(1);
+                for e in [older, newer].into_iter().flatten() {
+                    committed.affected.push(e.map_err(db_err)?.0.value().1);
+                }
+            }
+            committed.affected.sort_unstable();
+            committed.affected.dedup();
+            if recount {
+                digest = [0; 16];
+                for entry in table.iter().map_err(db_err)? {
+                    let (k, v) = entry.map_err(db_err)?;
+                    if let Ok(h) = header(k.value(), v.value()) {
+                        xor(&mut digest, term(k.value(), &h.hash));
+                    }
+                }
             }
             tx.open_table(META)
                 .map_err(db_err)?
@@ -308,7 +383,7 @@ impl Store {
         }
         drop(encoder);
         tx.commit().map_err(db_err)?;
-        let changed = outcomes.iter().any(|o| *o != UpsertOutcome::Unchanged);
+        let changed = !committed.affected.is_empty();
         self.version_mut(|v| {
             v.digest = digest;
             v.generation += u64::from(changed);
@@ -320,7 +395,52 @@ impl Store {
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = dictionary;
         }
-        Ok(outcomes)
+        if !repaired.is_empty() {
+            let mut damaged = self
+                .damaged
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for id in repaired {
+                if damaged.remove(&id) {
+                    tracing::info!(id, "damaged report rewritten");
+                }
+            }
+        }
+        Ok(committed)
+    }
+
+    /// What is stored under `id`, against a report to write whose hash is `hash`. A report
+    /// with the same hash is read whole: only a body that decodes and verifies is the same.
+    fn previous(
+        &self,
+        id: u64,
+        bytes: &[u8],
+        hash: [u8; 32],
+        dictionary: Option<&Arc<Dictionary>>,
+    ) -> Previous {
+        match header(id, bytes) {
+            Ok(h) if h.hash != hash => Previous::Differs {
+                hash: h.hash,
+                at: h.created_at_us,
+            },
+            Ok(h) => match codec::decode_report(id, bytes, dictionary) {
+                Ok(_) => Previous::Same,
+                Err(_) => Previous::Damaged {
+                    at: Some(h.created_at_us),
+                },
+            },
+            Err(_) => Previous::Damaged { at: None },
+        }
+    }
+
+    /// Reports found damaged since the store was opened (they are fetched again by a sync).
+    pub fn damaged_ids(&self) -> Vec<u64> {
+        self.damaged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
     }
 
     fn current_dictionary(&self) -> Option<Arc<Dictionary>> {
@@ -331,7 +451,17 @@ impl Store {
     }
 
     fn decode(&self, id: u64, bytes: &[u8]) -> Result<Report> {
-        codec::decode_report(id, bytes, self.current_dictionary().as_ref())
+        let loaded = self.current_dictionary();
+        let wanted = header(id, bytes)?.dictionary;
+        if wanted != 0 && loaded.as_ref().is_none_or(|d| d.id != wanted) {
+            // Trained by a commit that just landed (this store loads it once it is stored).
+            let stored = {
+                let tx = self.db.begin_read().map_err(db_err)?;
+                load_dictionary(&tx)?
+            };
+            return codec::decode_report(id, bytes, stored.as_ref());
+        }
+        codec::decode_report(id, bytes, loaded.as_ref())
     }
 
     /// The dictionary to compress `batch` with: the store's, or one trained now from the
