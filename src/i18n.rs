@@ -241,6 +241,32 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "Biểu đồ không được vẽ vì mã của báo cáo cố điều hướng sang trang khác.",
         "The charts were not drawn because the report's script tried to navigate away.",
     ),
+    ("search_title", "Tìm kiếm", "Search"),
+    (
+        "search_label",
+        "Tìm trong các báo cáo",
+        "Search the reports",
+    ),
+    ("search_placeholder", "Tìm báo cáo…", "Search reports…"),
+    ("search_button", "Tìm", "Search"),
+    ("search_from", "Từ ngày", "From"),
+    ("search_to", "Đến ngày", "To"),
+    ("search_results", "báo cáo khớp", "matching reports"),
+    (
+        "search_none",
+        "Không có báo cáo nào khớp. Hãy thử từ khác hoặc bỏ giới hạn ngày.",
+        "No report matches. Try other words or remove the dates.",
+    ),
+    (
+        "search_hint",
+        "Tìm trong mọi báo cáo, tiếng Việt và tiếng Anh; gõ có dấu hay không dấu đều được.",
+        "Searches every report in Vietnamese and English; accents are optional.",
+    ),
+    (
+        "search_catching_up",
+        "Chỉ mục tìm kiếm đang được cập nhật: vài báo cáo có thể chưa xuất hiện.",
+        "The search index is catching up: a few reports may be missing for now.",
+    ),
     (
         "time_zone_note",
         "Giờ Việt Nam (UTC+7)",

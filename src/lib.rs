@@ -18,6 +18,7 @@ pub mod pages;
 pub mod render;
 pub mod reports;
 pub mod routes;
+pub mod search;
 pub mod secret;
 pub mod server;
 pub mod state;

@@ -181,6 +181,7 @@ fn run_server(
     runtime()?.block_on(async move {
         let market = market(&state);
         let state = state.with_market(market);
+        state.search.start(state.background());
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

@@ -15,6 +15,8 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::render::{DocumentMode, Theme};
 
+pub mod search;
+
 pub const HTML: &str = "text/html; charset=utf-8";
 pub const PER_PAGE: u64 = 10;
 const HOME_RECENT: usize = 6;

@@ -13,6 +13,8 @@ use crate::i18n::{self, Lang};
 use crate::reports::{Report, Section};
 use crate::store::ReportRef;
 
+mod search;
+
 #[derive(RustEmbed)]
 #[folder = "templates/"]
 struct Templates;
@@ -505,7 +507,7 @@ impl Renderer {
 
 /// Escapes text for HTML and XML bodies and quoted attributes. Unlike tera's default it leaves
 /// `/` alone, so URLs stay readable and byte-identical to what the router serves.
-fn escape_html(input: &str) -> String {
+pub fn escape_html(input: &str) -> String {
     let mut out = String::with_capacity(input.len() + input.len() / 8);
     for c in input.chars() {
         match c {

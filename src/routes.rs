@@ -45,6 +45,8 @@ pub fn app(state: AppState) -> Router {
         .route("/crypto_report/{id}/print-source", get(pages::print_source))
         .route("/pdf-template/{id}", get(pages::print))
         .route("/crypto_reports_list", get(pages::list))
+        .route("/search", get(pages::search::page))
+        .route("/api/search", get(pages::search::api))
         .route("/rss.xml", get(pages::rss))
         .route("/rss", get(pages::rss))
         .route("/sitemap.xml", get(pages::sitemap))

@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::render::{self, Renderer};
 use crate::reports::Publisher;
 use crate::reports::publish::Subscriber;
+use crate::search::Search;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::tasks::Background;
@@ -84,6 +85,8 @@ pub struct Shared {
     /// Every background task; cancelled once at shutdown.
     pub background: Background,
     pub metrics: Metrics,
+    /// Full-text search over the reports; one of the publish path's subscribers.
+    pub search: Search,
 }
 
 /// The page cache of the handlers (its renders fail with the HTTP edge's error).
@@ -101,8 +104,14 @@ impl AppState {
         let l2: Arc<dyn L2> = Arc::new(RedbTier::new(Arc::clone(&store)));
         let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL, l2));
         let live = live::Hub::new(live::HubSettings::default(), &background);
+        let search = Search::open(Arc::clone(&store));
+        // Inside a runtime (tests, embedders) the index keeps up at once; `serve` starts it
+        // with the server.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            search.start(&background);
+        }
         Ok(AppState(Arc::new(Shared {
-            publisher: publisher(&store, &pages, &live),
+            publisher: publisher(&store, &pages, &live, &search),
             store,
             pages,
             assets: Arc::new(assets),
@@ -115,6 +124,7 @@ impl AppState {
             started: Instant::now(),
             background,
             metrics: Metrics::new(),
+            search,
         })))
     }
 
@@ -144,7 +154,7 @@ impl AppState {
     pub fn with_hub(self, settings: live::HubSettings) -> AppState {
         let mut shared = (*self.0).clone();
         shared.live = live::Hub::new(settings, &shared.background);
-        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live);
+        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live, &shared.search);
         AppState(Arc::new(shared))
     }
 
@@ -153,7 +163,7 @@ impl AppState {
     pub fn with_l2(self, l2: Arc<dyn L2>) -> AppState {
         let mut shared = (*self.0).clone();
         shared.pages = Arc::new(PageCache::new(shared.settings.cache_bytes, PAGE_TTL, l2));
-        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live);
+        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live, &shared.search);
         AppState(Arc::new(shared))
     }
 
@@ -166,9 +176,16 @@ impl AppState {
     }
 }
 
-/// Writes reports into `store` and tells the page cache and the live clients.
-fn publisher(store: &Arc<Store>, pages: &Arc<Pages>, live: &live::Hub) -> Publisher {
+/// Writes reports into `store` and tells the search index, the page cache and the live
+/// clients.
+fn publisher(
+    store: &Arc<Store>,
+    pages: &Arc<Pages>,
+    live: &live::Hub,
+    search: &Search,
+) -> Publisher {
     Publisher::new(Arc::clone(store))
+        .with(Arc::new(search.clone()))
         .with(Arc::clone(pages) as Arc<dyn Subscriber>)
         .with(Arc::new(live.clone()))
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub use self::check::{CheckSummary, check, panic_is_handled};
 use self::codec::Dictionary;
 use self::reports::load_dictionary;
-pub use self::reports::{ReportRef, StoreVersion, UpsertOutcome};
+pub use self::reports::{ReportRef, StoreVersion, UpsertOutcome, digest_term};
 
 pub const FILE_NAME: &str = "crypto-report.redb";
 /// Bumped whenever a table or an encoded value changes shape; older stores are migrated on
