@@ -21,6 +21,7 @@ pub mod routes;
 pub mod search;
 pub mod secret;
 pub mod server;
+pub mod since;
 pub mod state;
 pub mod store;
 pub mod sync;

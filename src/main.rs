@@ -139,6 +139,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         state = state.with_sync(sync);
     }
     run_server(state, listen, args.http.metrics_listen, move |state| {
+        state.start_market_history(&market);
         market::Market::start(market, state.store.clone(), state.background())
     })
 }

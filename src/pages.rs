@@ -212,7 +212,10 @@ async fn report_response(
         };
         let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
         let neighbours = st.store.neighbours(&report)?;
-        let html = st.renderer.report_page(lang, &path, &report, neighbours)?;
+        let at = crate::since::at_publication(&st.store, report.id, report.created_at)?;
+        let html = st
+            .renderer
+            .report_page(lang, &path, &report, neighbours, &at)?;
         let mut deps = vec![report.id];
         deps.extend(
             [neighbours.0, neighbours.1]

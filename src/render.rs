@@ -14,6 +14,7 @@ use crate::reports::{Report, Section};
 use crate::store::ReportRef;
 
 mod search;
+mod since;
 
 #[derive(RustEmbed)]
 #[folder = "templates/"]
@@ -287,6 +288,7 @@ impl Renderer {
         path: &str,
         report: &Report,
         neighbours: (Option<ReportRef>, Option<ReportRef>),
+        at_publication: &crate::since::AtPublication,
     ) -> Result<String, RenderError> {
         #[derive(Serialize)]
         struct View {
@@ -333,6 +335,7 @@ impl Renderer {
             pdf_url: format!("/crypto_report/{}/pdf?lang={}", report.id, lang.code()),
         };
         ctx.insert("report", &view);
+        ctx.insert("since", &since::Panel::new(at_publication));
         ctx.insert("prev", &neighbours.0.map(|r| Neighbour::new(r, lang)));
         ctx.insert("next", &neighbours.1.map(|r| Neighbour::new(r, lang)));
         self.render("report.html", &ctx)

@@ -17,7 +17,7 @@ use crate::search::Search;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::tasks::Background;
-use crate::{api, live, market, sync};
+use crate::{api, live, market, since, sync};
 
 /// Settings the request handlers need, fixed at start-up.
 #[derive(Debug, Clone)]
@@ -87,6 +87,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Full-text search over the reports; one of the publish path's subscribers.
     pub search: Search,
+    /// Records the market as reports are published ("since this report").
+    pub since: Arc<since::Recorder>,
 }
 
 /// The page cache of the handlers (its renders fail with the HTTP edge's error).
@@ -110,8 +112,9 @@ impl AppState {
         if tokio::runtime::Handle::try_current().is_ok() {
             search.start(&background);
         }
+        let recorder = Arc::new(since::Recorder::new(Arc::clone(&store)));
         Ok(AppState(Arc::new(Shared {
-            publisher: publisher(&store, &pages, &live, &search),
+            publisher: publisher(&store, &pages, &live, &search, &recorder),
             store,
             pages,
             assets: Arc::new(assets),
@@ -125,6 +128,7 @@ impl AppState {
             background,
             metrics: Metrics::new(),
             search,
+            since: recorder,
         })))
     }
 
@@ -136,6 +140,7 @@ impl AppState {
     /// The same state serving `market` (the live refresher or the demo feed), which should
     /// run in [`AppState::background`] so that shutdown stops it.
     pub fn with_market(self, market: market::Market) -> AppState {
+        self.0.since.set_market(market.clone());
         let mut shared = (*self.0).clone();
         shared.market = market;
         AppState(Arc::new(shared))
@@ -154,7 +159,13 @@ impl AppState {
     pub fn with_hub(self, settings: live::HubSettings) -> AppState {
         let mut shared = (*self.0).clone();
         shared.live = live::Hub::new(settings, &shared.background);
-        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live, &shared.search);
+        shared.publisher = publisher(
+            &shared.store,
+            &shared.pages,
+            &shared.live,
+            &shared.search,
+            &shared.since,
+        );
         AppState(Arc::new(shared))
     }
 
@@ -163,7 +174,13 @@ impl AppState {
     pub fn with_l2(self, l2: Arc<dyn L2>) -> AppState {
         let mut shared = (*self.0).clone();
         shared.pages = Arc::new(PageCache::new(shared.settings.cache_bytes, PAGE_TTL, l2));
-        shared.publisher = publisher(&shared.store, &shared.pages, &shared.live, &shared.search);
+        shared.publisher = publisher(
+            &shared.store,
+            &shared.pages,
+            &shared.live,
+            &shared.search,
+            &shared.since,
+        );
         AppState(Arc::new(shared))
     }
 
@@ -176,6 +193,31 @@ impl AppState {
     }
 }
 
+impl AppState {
+    /// Starts the task that fetches the providers' daily history for reports published
+    /// before their market was recorded (`serve` only: `demo` makes no outbound call).
+    pub fn start_market_history(&self, config: &market::Config) {
+        let pages = Arc::clone(&self.0.pages);
+        let invalidate: since::history::Invalidate = Arc::new(move |ids: Vec<u64>| {
+            let change = crate::reports::publish::Published {
+                affected: ids,
+                ..Default::default()
+            };
+            pages.invalidate(&change.affected);
+            pages.invalidate_l2(crate::cache::invalidation_of(&change));
+        });
+        match since::History::new(config, Arc::clone(&self.0.store), invalidate) {
+            Ok(history) => {
+                let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
+                self.0.since.set_wake(wake);
+                self.background()
+                    .spawn("market history", move |stop| history.run(woken, stop));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the market history task"),
+        }
+    }
+}
+
 /// Writes reports into `store` and tells the search index, the page cache and the live
 /// clients.
 fn publisher(
@@ -183,8 +225,11 @@ fn publisher(
     pages: &Arc<Pages>,
     live: &live::Hub,
     search: &Search,
+    recorder: &Arc<since::Recorder>,
 ) -> Publisher {
+    // The recorder before the page cache: a report's first cached page has its values.
     Publisher::new(Arc::clone(store))
+        .with(Arc::clone(recorder) as Arc<dyn Subscriber>)
         .with(Arc::new(search.clone()))
         .with(Arc::clone(pages) as Arc<dyn Subscriber>)
         .with(Arc::new(live.clone()))
