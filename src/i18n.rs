@@ -88,6 +88,14 @@ const MONTHS_EN: [&str; 12] = [
     "December",
 ];
 
+/// The English name of month `m` (1-12).
+pub fn month_name(m: u32) -> &'static str {
+    MONTHS_EN
+        .get(m.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
 /// A calendar date as readers write it: "20 tháng 11, 2026" / "November 20, 2026".
 pub fn format_date(at: DateTime<Utc>, lang: Lang) -> String {
     let t = at.with_timezone(&local_offset());
@@ -262,6 +270,24 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "Giá trị lúc xuất bản được ghi lại khi báo cáo ra đời, hoặc lấy từ lịch sử của nhà cung cấp (đầu ngày, giờ UTC); giá trị hiện tại cập nhật trực tiếp. Không có số nào được ước đoán.",
         "Values at publication were recorded as the report came out, or come from the providers' daily history (start of the UTC day); the current values are live. No number is estimated.",
     ),
+    ("archive_title", "Lưu trữ theo tháng", "Archive by month"),
+    (
+        "archive_description",
+        "Mọi báo cáo thị trường crypto, theo từng tháng.",
+        "Every crypto market report, month by month.",
+    ),
+    ("archive_reports", "báo cáo", "reports"),
+    ("archive_prev", "Tháng trước", "Previous month"),
+    ("archive_next", "Tháng sau", "Next month"),
+    ("archive_all", "Tất cả các tháng", "All months"),
+    ("feed_vi", "RSS tiếng Việt", "RSS in Vietnamese"),
+    ("feed_en", "RSS tiếng Anh", "RSS in English"),
+    (
+        "card_alt",
+        "Thẻ chia sẻ của báo cáo",
+        "The report's share card",
+    ),
+    ("since_card", "Lúc xuất bản", "At publication"),
     ("search_title", "Tìm kiếm", "Search"),
     (
         "search_label",

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod cache;
+pub mod card;
 pub mod config;
 pub mod connections;
 pub mod demo;

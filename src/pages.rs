@@ -15,6 +15,7 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::render::{DocumentMode, Theme};
 
+pub mod archive;
 pub mod search;
 
 pub const HTML: &str = "text/html; charset=utf-8";

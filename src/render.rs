@@ -13,6 +13,7 @@ use crate::i18n::{self, Lang};
 use crate::reports::{Report, Section};
 use crate::store::ReportRef;
 
+pub mod archive;
 mod search;
 mod since;
 
@@ -246,6 +247,11 @@ impl Renderer {
         ctx.insert("path", path);
         ctx.insert("nav", nav);
         ctx.insert("strings_json", &self.strings_json);
+        // Share tags: a page that is not a report shows the site's card.
+        ctx.insert("canonical", path);
+        ctx.insert("og_type", "website");
+        ctx.insert("og_image", "/card.png");
+        ctx.insert("published_iso", &None::<String>);
         ctx
     }
 
@@ -336,6 +342,13 @@ impl Renderer {
         };
         ctx.insert("report", &view);
         ctx.insert("since", &since::Panel::new(at_publication));
+        ctx.insert("canonical", &format!("/crypto_report/{}", report.id));
+        ctx.insert("og_type", "article");
+        ctx.insert(
+            "og_image",
+            &format!("/crypto_report/{}/card.png", report.id),
+        );
+        ctx.insert("published_iso", &Some(iso(report.created_at)));
         ctx.insert("prev", &neighbours.0.map(|r| Neighbour::new(r, lang)));
         ctx.insert("next", &neighbours.1.map(|r| Neighbour::new(r, lang)));
         self.render("report.html", &ctx)
@@ -472,13 +485,7 @@ impl Renderer {
     }
 
     pub fn rss(&self, reports: &[Report]) -> Result<String, RenderError> {
-        let mut ctx = self.context(Lang::Vi, "/rss.xml", "");
-        let items: Vec<_> = reports
-            .iter()
-            .map(|r| ReportCard::new(r, Lang::Vi))
-            .collect();
-        ctx.insert("items", &items);
-        self.render("rss.xml", &ctx)
+        self.feed(reports, Lang::Vi)
     }
 
     pub fn sitemap(&self, refs: &[ReportRef]) -> Result<String, RenderError> {
