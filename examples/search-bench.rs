@@ -101,7 +101,7 @@ fn make(id: u64, base: &[Report], vocabulary: &[String], start: DateTime<Utc>) -
         en.push_str(&extra);
     }
     r.id = id;
-    r.created_at = start + TimeDelta::hours(6 * id as i64);
+    r.created_at = start + TimeDelta::hours(3 * id as i64);
     r
 }
 
@@ -170,7 +170,7 @@ async fn main() {
         .collect();
     vocabulary.sort();
     vocabulary.dedup();
-    let start: DateTime<Utc> = "2014-01-01T01:00:00Z".parse().expect("date");
+    let start: DateTime<Utc> = "2019-01-01T01:00:00Z".parse().expect("date");
 
     // Written without the index listening, as `crypto-report import` would.
     let quiet = Publisher::new(Arc::clone(&store));
