@@ -504,6 +504,9 @@ impl Renderer {
             .collect();
         ctx.insert("latest", &refs.first().map(|r| iso(r.created_at)));
         ctx.insert("urls", &urls);
+        let mut months: Vec<String> = refs.iter().map(|r| archive::Month::of(r).url()).collect();
+        months.dedup();
+        ctx.insert("months", &months);
         self.render("sitemap.xml", &ctx)
     }
 

@@ -83,6 +83,15 @@ async fn months_list_their_reports_and_link_to_their_neighbours() {
     ] {
         assert_eq!(app.get(bad).await.status, 400, "{bad}");
     }
+    // The sitemap names the archive and each month.
+    let sitemap = app.get("/sitemap.xml").await.text();
+    roxmltree::Document::parse(&sitemap).expect("sitemap is XML");
+    for loc in ["/archive<", "/archive/2026/01<", "/archive/2026/02<"] {
+        assert!(
+            sitemap.contains(&format!("https://reports.example{loc}")),
+            "{loc}"
+        );
+    }
     // The list links to the archive.
     assert!(
         app.get("/crypto_reports_list")
