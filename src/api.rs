@@ -192,6 +192,7 @@ pub async fn health(State(s): State<AppState>) -> Response {
         "market": s.market.health(),
         "sync": s.sync.as_ref().map(crate::sync::Sync::status),
         "websocket": { "clients": s.live.clients() },
+        "search": s.search.status(),
     });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

@@ -61,6 +61,9 @@ async fn finds_exactly_the_samples_that_discuss_it_with_or_without_accents() {
         );
     }
     assert_eq!(ids(&get(&state, "/api/search?q=fed").await), vec![106, 107]);
+    let health = get(&state, "/health").await.json();
+    assert_eq!(health["search"]["documents"], 7);
+    assert_eq!(health["search"]["catching_up"], false);
     assert_eq!(
         ids(&get(&state, "/api/search?q=stablecoin").await),
         vec![103, 106, 107]
@@ -164,6 +167,10 @@ async fn results_are_paginated_and_bad_input_is_refused() {
         "every report once across the pages"
     );
     assert_eq!(app.get("/api/search?q=thi+truong&page=4").await.status, 404);
+    assert_eq!(
+        app.get("/api/search?q=thi+truong&page=101").await.status,
+        404
+    );
     let html = app.get("/search?q=thi+truong&page=2").await.text();
     assert!(
         html.contains("href=\"/search?q=thi%20truong&amp;page=3\""),

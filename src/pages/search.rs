@@ -110,6 +110,10 @@ impl Asked {
 }
 
 async fn run(s: &AppState, asked: &Asked) -> Result<Results, AppError> {
+    // Pages past the deepest result a query ranks do not exist.
+    if asked.query.page > crate::search::MAX_OFFSET / crate::search::PER_PAGE {
+        return Err(AppError::NotFound);
+    }
     let search = s.search.clone();
     let query = asked.query.clone();
     let results = tokio::task::spawn_blocking(move || search.search(&query))
