@@ -64,6 +64,11 @@ async fn old_reports_get_their_values_from_the_daily_history_once() {
     let h = history(&state, &fake, &seen);
     let affected = h.pass().await.expect("pass");
     assert_eq!(affected, (101..=107).collect::<Vec<_>>());
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        affected,
+        "their pages are rendered again"
+    );
     assert_eq!(fake.hits("bn.history.BTCUSDT"), 1);
     assert_eq!(fake.hits("bn.history.ETHUSDT"), 1);
     assert_eq!(fake.hits("fng.history"), 1);
@@ -191,4 +196,29 @@ async fn a_report_published_now_keeps_the_market_of_its_publication() {
     assert!(row(&html, "btc_price_usd").contains("since-pending"));
     market.stop().await;
     let _ = tasks.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn one_failing_provider_does_not_keep_the_other_history_out() {
+    let fake = Fake::start().await;
+    // Binance refuses this host (as it does some locations); alternative.me answers.
+    for key in ["bn.history.BTCUSDT", "bn.history.ETHUSDT"] {
+        fake.sticky(
+            key,
+            Fault::Status(451, "binance_error_451_restricted_location.json", None),
+        );
+    }
+    let (state, _dir) = samples();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let h = history(&state, &fake, &seen);
+    assert!(h.pass().await.is_err(), "the pass says Binance failed");
+    assert_eq!(fake.hits("fng.history"), 1);
+    let html = get(&state, "/crypto_report/106?lang=en").await.text();
+    assert!(row(&html, "fng_value").contains("data-then=\"34\""));
+    assert!(row(&html, "btc_price_usd").contains(">unknown<"));
+    assert_eq!(
+        seen.lock().expect("lock").len(),
+        7,
+        "pages with the new values are rendered again"
+    );
 }

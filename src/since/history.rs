@@ -89,7 +89,6 @@ impl History {
                             reports = ids.len(),
                             "market history fetched for older reports"
                         );
-                        (self.invalidate)(ids);
                     }
                     backoff = self.retry_min;
                     None
@@ -116,9 +115,22 @@ impl History {
         }
     }
 
-    /// Fetches what the history lacks for the reports' dates; returns the reports in the
-    /// days it fetched.
+    /// Fetches what the history lacks for the reports' dates, and has the pages of the
+    /// reports in the days it fetched rendered again; returns those reports. A series that
+    /// fails does not keep the others from being fetched; the pass then ends with its error.
     pub async fn pass(&self) -> Result<Vec<u64>, HistoryError> {
+        let mut failed = None;
+        let affected = self.fetch_all(&mut failed).await?;
+        if !affected.is_empty() {
+            (self.invalidate)(affected.clone());
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(affected),
+        }
+    }
+
+    async fn fetch_all(&self, failed: &mut Option<HistoryError>) -> Result<Vec<u64>, HistoryError> {
         let store = Arc::clone(&self.store);
         let Some((oldest, newest)) = store.call(|s| s.date_span()).await? else {
             return Ok(Vec::new());
@@ -142,10 +154,13 @@ impl History {
                 }
             }
             for (from, to) in gaps {
-                let points = self
-                    .fetch(series, from, to, today)
-                    .await
-                    .map_err(|source| HistoryError::Fetch { series, source })?;
+                let points = match self.fetch(series, from, to, today).await {
+                    Ok(p) => p,
+                    Err(source) => {
+                        failed.get_or_insert(HistoryError::Fetch { series, source });
+                        break;
+                    }
+                };
                 // Days asked for and not answered before the newest one answered do not
                 // exist (before a listing); the days after it may still come: ask again.
                 let answered_to = points.last().map_or(from - DAY_MS, |(d, _)| *d);
