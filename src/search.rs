@@ -30,12 +30,16 @@ use crate::tasks::Background;
 
 /// The index's folder in the data directory; the number changes with the schema, so a
 /// release that changes it builds a new index instead of misreading the old one.
-pub const DIR_NAME: &str = "search-v1";
+pub const DIR_NAME: &str = "search-v2";
+/// Folders of earlier schemas, removed when found (derived data nobody reads any more).
+const OLD_DIRS: &[&str] = &["search-v1"];
 pub const PER_PAGE: usize = 10;
 /// Deepest result a query may page to: past it, ranking far-down hits costs work for nobody.
 pub const MAX_OFFSET: usize = 1_000;
 /// Characters of text around the matches in a snippet.
 const SNIPPET_CHARS: usize = 220;
+/// Bytes of a body searched for a snippet before the rest of it.
+const SNIPPET_WINDOW: usize = 4096;
 /// A title match counts this much more than one in the body.
 const TITLE_BOOST: f32 = 2.0;
 /// How much more a hit scores when the words appear side by side as typed.
@@ -62,6 +66,7 @@ pub enum SearchError {
 struct Fields {
     id: Field,
     created: Field,
+    all: Field,
     title_vi: Field,
     title_en: Field,
     body_vi: Field,
@@ -81,20 +86,23 @@ fn schema() -> (Schema, Fields) {
     // the index holds, and in which version, without reading a document.
     b.add_u64_field(TERM_HI, FAST);
     b.add_u64_field(TERM_LO, FAST);
-    let text = TextOptions::default()
-        .set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(text::FOLDED)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-        .set_stored();
+    let indexed = TextFieldIndexing::default()
+        .set_tokenizer(text::FOLDED)
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let stored = TextOptions::default().set_stored();
+    let titles = stored.clone().set_indexing_options(indexed.clone());
     let fields = Fields {
         id,
         created,
-        title_vi: b.add_text_field("title_vi", text.clone()),
-        title_en: b.add_text_field("title_en", text.clone()),
-        body_vi: b.add_text_field("body_vi", text.clone()),
-        body_en: b.add_text_field("body_en", text),
+        // Every word of the report, both languages, in one field: a query reads one posting
+        // list per word, not one per field and language.
+        all: b.add_text_field("all", TextOptions::default().set_indexing_options(indexed)),
+        // Titles are indexed again on their own, to rank a match there higher.
+        title_vi: b.add_text_field("title_vi", titles.clone()),
+        title_en: b.add_text_field("title_en", titles),
+        // Bodies are only kept, for the snippets.
+        body_vi: b.add_text_field("body_vi", stored.clone()),
+        body_en: b.add_text_field("body_en", stored),
     };
     (b.build(), fields)
 }
@@ -241,6 +249,11 @@ impl Search {
             path: dir.to_owned(),
             source,
         })?;
+        if let Some(parent) = dir.parent() {
+            for old in OLD_DIRS {
+                let _ = std::fs::remove_dir_all(parent.join(old));
+            }
+        }
         let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| SearchError::Index(e.into()))?;
@@ -329,13 +342,8 @@ impl Search {
         let offset = (page - 1).saturating_mul(PER_PAGE);
         let f = self.0.fields;
         let searcher = self.0.reader.searcher();
-        let mut parser = QueryParser::for_index(
-            &self.0.index,
-            vec![f.title_vi, f.title_en, f.body_vi, f.body_en],
-        );
+        let mut parser = QueryParser::for_index(&self.0.index, vec![f.all]);
         parser.set_conjunction_by_default();
-        parser.set_field_boost(f.title_vi, TITLE_BOOST);
-        parser.set_field_boost(f.title_en, TITLE_BOOST);
         // Whatever a reader types is a query: syntax it gets wrong is read as words.
         let (words, _) = parser.parse_query_lenient(&query.text);
         let mut terms = 0;
@@ -349,6 +357,13 @@ impl Search {
             });
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, words.box_clone())];
+        // A word in the title ranks the report higher.
+        let (titles, _) = QueryParser::for_index(&self.0.index, vec![f.title_vi, f.title_en])
+            .parse_query_lenient(&query.text);
+        clauses.push((
+            Occur::Should,
+            Box::new(BoostQuery::new(titles, TITLE_BOOST)),
+        ));
         // Words side by side, as typed, rank above the same words apart ("lạm phát" above
         // a report that says "làm" here and "phát" there, which folds to the same words).
         if terms > 1 && !query.text.contains('"') {
@@ -388,14 +403,29 @@ impl Search {
                     .order_by_score(),
             ),
         )?;
-        let mut snippets = [f.body_vi, f.body_en].map(|field| {
-            SnippetGenerator::create(&searcher, &*words, field).map(|mut g| {
-                g.set_max_num_chars(SNIPPET_CHARS);
-                g
-            })
+        // The snippets mark the query's words (as the index folds them) in the bodies.
+        let mut words_text = std::collections::BTreeMap::new();
+        let mut doc_freq_failed = false;
+        words.query_terms(&mut |term, _| {
+            if let Some(text) = term.value().as_str() {
+                match searcher.doc_freq(term) {
+                    Ok(n) => {
+                        words_text.insert(text.to_owned(), 1.0 / (1.0 + n as f32));
+                    }
+                    Err(_) => doc_freq_failed = true,
+                }
+            }
         });
-        let [vi_gen, en_gen] = &mut snippets;
-        let (vi_gen, en_gen) = (vi_gen.as_ref().ok(), en_gen.as_ref().ok());
+        if doc_freq_failed {
+            tracing::debug!(
+                "a word's frequency could not be read; its snippet marks may be missing"
+            );
+        }
+        let snippet_for = |field: Field| {
+            SnippetGenerator::new(words_text.clone(), text::analyzer(), field, SNIPPET_CHARS)
+        };
+        let (vi_gen, en_gen) = (snippet_for(f.body_vi), snippet_for(f.body_en));
+        let (vi_gen, en_gen) = (Some(&vi_gen), Some(&en_gen));
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
@@ -404,8 +434,7 @@ impl Search {
             let side = |title: Field, body: Field, generator: Option<&SnippetGenerator>| {
                 let body_text = text_of(body)?;
                 let snippet = generator
-                    .map(|g| snippet_of(&g.snippet(body_text)))
-                    .filter(Snippet::has_hits)
+                    .and_then(|g| snippet_in(g, body_text))
                     .unwrap_or_else(|| Snippet::plain(&opening(body_text)));
                 Some(HitSide {
                     title: text_of(title).unwrap_or_default().to_owned(),
@@ -437,6 +466,23 @@ impl Search {
             hits,
         })
     }
+}
+
+/// The best snippet of `text` with a match, looked for in its opening first: reports say
+/// what matters early, and a frequent word would otherwise cost a pass over a long body.
+fn snippet_in(generator: &SnippetGenerator, text: &str) -> Option<Snippet> {
+    let mut end = text.len().min(SNIPPET_WINDOW);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let found = snippet_of(&generator.snippet(&text[..end]));
+    if found.has_hits() {
+        return Some(found);
+    }
+    if end == text.len() {
+        return None;
+    }
+    Some(snippet_of(&generator.snippet(text))).filter(Snippet::has_hits)
 }
 
 /// tantivy's snippet as pieces (its highlighted ranges are sorted and do not overlap).

@@ -205,9 +205,13 @@ fn document(inner: &Inner, report: &Report) -> TantivyDocument {
     }
     doc.add_text(f.title_vi, &text.vi.title);
     doc.add_text(f.body_vi, &text.vi.body);
+    doc.add_text(f.all, &text.vi.title);
+    doc.add_text(f.all, &text.vi.body);
     if let Some(en) = &text.en {
         doc.add_text(f.title_en, &en.title);
         doc.add_text(f.body_en, &en.body);
+        doc.add_text(f.all, &en.title);
+        doc.add_text(f.all, &en.body);
     }
     doc
 }
