@@ -214,7 +214,7 @@ impl std::fmt::Debug for Search {
 }
 
 impl Search {
-    /// Opens (or creates) the index beside the store, in `<data dir>/search-v1`. An index
+    /// Opens (or creates) the index beside the store, in `<data dir>/search-v2`. An index
     /// that cannot be opened (damaged, or written by another version) is derived data: it is
     /// removed and built again. Where even that fails, the index lives in memory. Indexing
     /// starts with [`Search::start`].
