@@ -282,12 +282,6 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("archive_all", "Tất cả các tháng", "All months"),
     ("feed_vi", "RSS tiếng Việt", "RSS in Vietnamese"),
     ("feed_en", "RSS tiếng Anh", "RSS in English"),
-    (
-        "card_alt",
-        "Thẻ chia sẻ của báo cáo",
-        "The report's share card",
-    ),
-    ("since_card", "Lúc xuất bản", "At publication"),
     ("search_title", "Tìm kiếm", "Search"),
     (
         "search_label",
