@@ -184,8 +184,19 @@ test('1. search from the header of any page: accents optional, marked snippets, 
     const { context, page } = await open(device);
     try {
       await page.goto(`${demo.base}/crypto_reports_list?lang=vi`);
-      await page.fill('#site-search-q', 'lam phat');
-      await page.press('#site-search-q', 'Enter');
+      if (device === DESKTOP) {
+        await page.fill('#site-search-q', 'lam phat');
+        await page.press('#site-search-q', 'Enter');
+      } else {
+        // A phone's header keeps one row: its magnifier opens the search page, whose field
+        // has the focus.
+        assert.equal(await page.locator('#site-search-q').isVisible(), false);
+        await page.click('.site-search button');
+        await page.waitForURL(/\/search\?q=$/);
+        assert.equal(await page.evaluate(() => document.activeElement?.id), 'search-q');
+        await page.keyboard.type('lam phat');
+        await page.keyboard.press('Enter');
+      }
       await page.waitForURL(/\/search\?q=lam\+phat/);
       const hits = page.locator('.search-hit');
       assert.equal(await hits.count(), 4);
@@ -193,7 +204,9 @@ test('1. search from the header of any page: accents optional, marked snippets, 
       assert.deepEqual(ids, ['/crypto_report/101', '/crypto_report/102', '/crypto_report/106', '/crypto_report/107']);
       // Vietnamese readers see the Vietnamese snippet, its words marked as written.
       const marks = await page.locator('.search-snippet[data-show-lang="vi"]:visible mark').allTextContents();
-      assert.ok(marks.length >= 4 && marks.every((m) => /^(lạm|phát|Lạm|Phát)$/.test(m)), marks.join(','));
+      const folded = (m) => m.normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase();
+      assert.ok(marks.length >= 4 && marks.every((m) => ['lam', 'phat'].includes(folded(m))), marks.join(','));
+      assert.ok(marks.includes('lạm') && marks.includes('phát'), marks.join(','));
       // The language switch shows the English snippets (where the English text matches)
       // without a reload.
       await page.click('#lang-toggle');
