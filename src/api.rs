@@ -193,6 +193,7 @@ pub async fn health(State(s): State<AppState>) -> Response {
         "sync": s.sync.as_ref().map(crate::sync::Sync::status),
         "cluster": s.cluster.as_ref().map(crate::cluster::Cluster::health),
         "websocket": { "clients": s.live.clients() },
+        "search": s.search.status(),
     });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

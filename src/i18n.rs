@@ -88,6 +88,14 @@ const MONTHS_EN: [&str; 12] = [
     "December",
 ];
 
+/// The English name of month `m` (1-12).
+pub fn month_name(m: u32) -> &'static str {
+    MONTHS_EN
+        .get(m.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
 /// A calendar date as readers write it: "20 tháng 11, 2026" / "November 20, 2026".
 pub fn format_date(at: DateTime<Utc>, lang: Lang) -> String {
     let t = at.with_timezone(&local_offset());
@@ -240,6 +248,65 @@ const STRINGS: &[(&str, &str, &str)] = &[
         "print_blocked",
         "Biểu đồ không được vẽ vì mã của báo cáo cố điều hướng sang trang khác.",
         "The charts were not drawn because the report's script tried to navigate away.",
+    ),
+    (
+        "since_title",
+        "Từ khi báo cáo này ra đời",
+        "Since this report",
+    ),
+    ("since_measure", "Chỉ số", "Measure"),
+    ("since_then", "Lúc xuất bản", "At publication"),
+    ("since_now", "Hiện tại", "Now"),
+    ("since_change", "Thay đổi", "Change"),
+    ("since_btc", "Giá BTC", "BTC price"),
+    ("since_eth", "Giá ETH", "ETH price"),
+    ("since_market_cap", "Tổng vốn hoá", "Total market cap"),
+    ("since_dominance", "Tỷ lệ thống trị BTC", "BTC dominance"),
+    ("since_fng", "Sợ hãi & Tham lam", "Fear & Greed"),
+    ("since_unknown", "không rõ", "unknown"),
+    ("since_points", "điểm", "pts"),
+    (
+        "since_foot",
+        "Giá trị lúc xuất bản được ghi lại khi báo cáo ra đời, hoặc lấy từ lịch sử của nhà cung cấp (đầu ngày, giờ UTC); giá trị hiện tại cập nhật trực tiếp. Không có số nào được ước đoán.",
+        "Values at publication were recorded as the report came out, or come from the providers' daily history (start of the UTC day); the current values are live. No number is estimated.",
+    ),
+    ("archive_title", "Lưu trữ theo tháng", "Archive by month"),
+    (
+        "archive_description",
+        "Mọi báo cáo thị trường crypto, theo từng tháng.",
+        "Every crypto market report, month by month.",
+    ),
+    ("archive_reports", "báo cáo", "reports"),
+    ("archive_prev", "Tháng trước", "Previous month"),
+    ("archive_next", "Tháng sau", "Next month"),
+    ("archive_all", "Tất cả các tháng", "All months"),
+    ("feed_vi", "RSS tiếng Việt", "RSS in Vietnamese"),
+    ("feed_en", "RSS tiếng Anh", "RSS in English"),
+    ("search_title", "Tìm kiếm", "Search"),
+    (
+        "search_label",
+        "Tìm trong các báo cáo",
+        "Search the reports",
+    ),
+    ("search_placeholder", "Tìm báo cáo…", "Search reports…"),
+    ("search_button", "Tìm", "Search"),
+    ("search_from", "Từ ngày", "From"),
+    ("search_to", "Đến ngày", "To"),
+    ("search_results", "báo cáo khớp", "matching reports"),
+    (
+        "search_none",
+        "Không có báo cáo nào khớp. Hãy thử từ khác hoặc bỏ giới hạn ngày.",
+        "No report matches. Try other words or remove the dates.",
+    ),
+    (
+        "search_hint",
+        "Tìm trong mọi báo cáo, tiếng Việt và tiếng Anh; gõ có dấu hay không dấu đều được.",
+        "Searches every report in Vietnamese and English; accents are optional.",
+    ),
+    (
+        "search_catching_up",
+        "Chỉ mục tìm kiếm đang được cập nhật: vài báo cáo có thể chưa xuất hiện.",
+        "The search index is catching up: a few reports may be missing for now.",
     ),
     (
         "time_zone_note",

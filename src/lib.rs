@@ -4,6 +4,7 @@
 pub mod api;
 pub mod assets;
 pub mod cache;
+pub mod card;
 pub mod cluster;
 pub mod config;
 pub mod connections;
@@ -20,8 +21,10 @@ pub mod redis_conn;
 pub mod render;
 pub mod reports;
 pub mod routes;
+pub mod search;
 pub mod secret;
 pub mod server;
+pub mod since;
 pub mod state;
 pub mod store;
 pub mod sync;

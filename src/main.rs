@@ -140,6 +140,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let sync_every = args.sync.sync_every;
     run_server(state, listen, args.http.metrics_listen, move |state| {
         // Inside the runtime: the Redis connection and the tasks need it.
+        state.start_market_history(&market);
         let store = state.store.clone();
         let start: market::elected::Start =
             Box::new(move |scope| market::Market::start(market.clone(), store.clone(), scope));
@@ -233,6 +234,7 @@ fn run_server(
 ) -> anyhow::Result<()> {
     runtime()?.block_on(async move {
         let state = setup(state)?;
+        state.search.start(state.background());
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;

@@ -15,6 +15,9 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::render::{DocumentMode, Theme};
 
+pub mod archive;
+pub mod search;
+
 pub const HTML: &str = "text/html; charset=utf-8";
 pub const PER_PAGE: u64 = 10;
 const HOME_RECENT: usize = 6;
@@ -215,7 +218,10 @@ async fn report_response(
         };
         let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
         let neighbours = st.store.neighbours(&report)?;
-        let html = st.renderer.report_page(lang, &path, &report, neighbours)?;
+        let at = crate::since::at_publication(&st.store, report.id, report.created_at)?;
+        let html = st
+            .renderer
+            .report_page(lang, &path, &report, neighbours, &at)?;
         let mut deps = vec![report.id];
         deps.extend(
             [neighbours.0, neighbours.1]

@@ -13,6 +13,10 @@ use crate::i18n::{self, Lang};
 use crate::reports::{Report, Section};
 use crate::store::ReportRef;
 
+pub mod archive;
+mod search;
+mod since;
+
 #[derive(RustEmbed)]
 #[folder = "templates/"]
 struct Templates;
@@ -272,6 +276,11 @@ impl Renderer {
         ctx.insert("path", path);
         ctx.insert("nav", nav);
         ctx.insert("strings_json", &self.strings_json);
+        // Share tags: a page that is not a report shows the site's card.
+        ctx.insert("canonical", path);
+        ctx.insert("og_type", "website");
+        ctx.insert("og_image", "/card.png");
+        ctx.insert("published_iso", &None::<String>);
         ctx
     }
 
@@ -314,6 +323,7 @@ impl Renderer {
         path: &str,
         report: &Report,
         neighbours: (Option<ReportRef>, Option<ReportRef>),
+        at_publication: &crate::since::AtPublication,
     ) -> Result<String, RenderError> {
         #[derive(Serialize)]
         struct View {
@@ -360,6 +370,14 @@ impl Renderer {
             pdf_url: format!("/crypto_report/{}/pdf?lang={}", report.id, lang.code()),
         };
         ctx.insert("report", &view);
+        ctx.insert("since", &since::Panel::new(at_publication));
+        ctx.insert("canonical", &format!("/crypto_report/{}", report.id));
+        ctx.insert("og_type", "article");
+        ctx.insert(
+            "og_image",
+            &format!("/crypto_report/{}/card.png", report.id),
+        );
+        ctx.insert("published_iso", &Some(iso(report.created_at)));
         ctx.insert("prev", &neighbours.0.map(|r| Neighbour::new(r, lang)));
         ctx.insert("next", &neighbours.1.map(|r| Neighbour::new(r, lang)));
         self.render("report.html", &ctx)
@@ -496,13 +514,7 @@ impl Renderer {
     }
 
     pub fn rss(&self, reports: &[Report]) -> Result<String, RenderError> {
-        let mut ctx = self.context(Lang::Vi, "/rss.xml", "");
-        let items: Vec<_> = reports
-            .iter()
-            .map(|r| ReportCard::new(r, Lang::Vi))
-            .collect();
-        ctx.insert("items", &items);
-        self.render("rss.xml", &ctx)
+        self.feed(reports, Lang::Vi)
     }
 
     pub fn sitemap(&self, refs: &[ReportRef]) -> Result<String, RenderError> {
@@ -521,6 +533,9 @@ impl Renderer {
             .collect();
         ctx.insert("latest", &refs.first().map(|r| iso(r.created_at)));
         ctx.insert("urls", &urls);
+        let mut months: Vec<String> = refs.iter().map(|r| archive::Month::of(r).url()).collect();
+        months.dedup();
+        ctx.insert("months", &months);
         self.render("sitemap.xml", &ctx)
     }
 
@@ -534,7 +549,7 @@ impl Renderer {
 
 /// Escapes text for HTML and XML bodies and quoted attributes. Unlike tera's default it leaves
 /// `/` alone, so URLs stay readable and byte-identical to what the router serves.
-fn escape_html(input: &str) -> String {
+pub fn escape_html(input: &str) -> String {
     let mut out = String::with_capacity(input.len() + input.len() / 8);
     for c in input.chars() {
         match c {

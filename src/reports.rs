@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::i18n::{self, Lang};
 
-pub use summary::Lead;
+pub use summary::{Lead, cut_on_word};
 
 /// Longest summary shown on cards, in feeds, meta descriptions and the JSON API.
 pub const SUMMARY_MAX: usize = 260;

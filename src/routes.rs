@@ -50,6 +50,20 @@ pub fn app(state: AppState) -> Router {
         .route("/crypto_report/{id}/print-source", get(pages::print_source))
         .route("/pdf-template/{id}", get(pages::print))
         .route("/crypto_reports_list", get(pages::list))
+        .route("/search", get(pages::search::page))
+        .route("/api/search", get(pages::search::api))
+        .route(
+            "/crypto_report/{id}/card.png",
+            get(pages::archive::report_card),
+        )
+        .route("/archive", get(pages::archive::index))
+        .route("/archive/{year}/{month}", get(pages::archive::month))
+        .route("/rss-en.xml", get(pages::archive::rss_en))
+        .route("/card.png", get(pages::archive::site_card))
+        .route("/apple-touch-icon.png", get(pages::archive::touch_icon))
+        .route("/icon-192.png", get(pages::archive::icon_192))
+        .route("/icon-512.png", get(pages::archive::icon_512))
+        .route("/manifest.webmanifest", get(pages::archive::manifest))
         .route("/rss.xml", get(pages::rss))
         .route("/rss", get(pages::rss))
         .route("/sitemap.xml", get(pages::sitemap))

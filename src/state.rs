@@ -14,10 +14,11 @@ use crate::metrics::Metrics;
 use crate::render::{self, Renderer};
 use crate::reports::Publisher;
 use crate::reports::publish::Subscriber;
+use crate::search::Search;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::tasks::Background;
-use crate::{api, live, market, sync};
+use crate::{api, live, market, since, sync};
 
 /// Settings the request handlers need, fixed at start-up.
 #[derive(Debug, Clone)]
@@ -87,6 +88,10 @@ pub struct Shared {
     /// Every background task; cancelled once at shutdown.
     pub background: Background,
     pub metrics: Metrics,
+    /// Full-text search over the reports; one of the publish path's subscribers.
+    pub search: Search,
+    /// Records the market as reports are published ("since this report").
+    pub since: Arc<since::Recorder>,
 }
 
 /// The page cache of the handlers (its renders fail with the HTTP edge's error).
@@ -104,8 +109,15 @@ impl AppState {
         let l2: Arc<dyn L2> = Arc::new(RedbTier::new(Arc::clone(&store)));
         let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL, l2));
         let live = live::Hub::new(live::HubSettings::default(), &background);
+        let search = Search::open(Arc::clone(&store));
+        // Inside a runtime (tests, embedders) the index keeps up at once; `serve` starts it
+        // with the server.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            search.start(&background);
+        }
+        let recorder = Arc::new(since::Recorder::new(Arc::clone(&store)));
         Ok(AppState(Arc::new(Shared {
-            publisher: publisher(&store, &pages, &live, None),
+            publisher: publisher(&store, &pages, &live, &search, &recorder, None),
             store,
             pages,
             assets: Arc::new(assets),
@@ -119,6 +131,8 @@ impl AppState {
             started: Instant::now(),
             background,
             metrics: Metrics::new(),
+            search,
+            since: recorder,
         })))
     }
 
@@ -130,6 +144,7 @@ impl AppState {
     /// The same state serving `market` (the live refresher or the demo feed), which should
     /// run in [`AppState::background`] so that shutdown stops it.
     pub fn with_market(self, market: market::Market) -> AppState {
+        self.0.since.set_market(market.clone());
         let mut shared = (*self.0).clone();
         shared.market = market;
         AppState(Arc::new(shared))
@@ -173,6 +188,8 @@ impl AppState {
             &shared.store,
             &shared.pages,
             &shared.live,
+            &shared.search,
+            &shared.since,
             shared.cluster.as_ref(),
         );
         AppState(Arc::new(shared))
@@ -187,16 +204,46 @@ impl AppState {
     }
 }
 
-/// Writes reports into `store` and tells the page cache, the live clients and, with several
-/// instances, the others.
+impl AppState {
+    /// Starts the task that fetches the providers' daily history for reports published
+    /// before their market was recorded (`serve` only: `demo` makes no outbound call).
+    pub fn start_market_history(&self, config: &market::Config) {
+        let pages = Arc::clone(&self.0.pages);
+        let invalidate: since::history::Invalidate = Arc::new(move |ids: Vec<u64>| {
+            let change = crate::reports::publish::Published {
+                affected: ids,
+                ..Default::default()
+            };
+            pages.invalidate(&change.affected);
+            pages.invalidate_l2(crate::cache::invalidation_of(&change));
+        });
+        match since::History::new(config, Arc::clone(&self.0.store), invalidate) {
+            Ok(history) => {
+                let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
+                self.0.since.set_wake(wake);
+                self.background()
+                    .spawn("market history", move |stop| history.run(woken, stop));
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the market history task"),
+        }
+    }
+}
+
+/// Writes reports into `store` and tells the market recorder, the search index, the page
+/// cache, the other instances (with several) and the live clients.
 fn publisher(
     store: &Arc<Store>,
     pages: &Arc<Pages>,
     live: &live::Hub,
+    search: &Search,
+    recorder: &Arc<since::Recorder>,
     cluster: Option<&Cluster>,
 ) -> Publisher {
-    let publisher =
-        Publisher::new(Arc::clone(store)).with(Arc::clone(pages) as Arc<dyn Subscriber>);
+    // The recorder before the page cache: a report's first cached page has its values.
+    let publisher = Publisher::new(Arc::clone(store))
+        .with(Arc::clone(recorder) as Arc<dyn Subscriber>)
+        .with(Arc::new(search.clone()))
+        .with(Arc::clone(pages) as Arc<dyn Subscriber>);
     // The cluster before the hub: it records a new report as announced before the hub tells
     // this instance's clients, so an announcement from another instance is not repeated.
     let publisher = match cluster {

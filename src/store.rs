@@ -3,6 +3,7 @@
 
 mod check;
 mod codec;
+mod market_at;
 mod migrate;
 mod reports;
 
@@ -16,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use self::check::{CheckSummary, check, panic_is_handled};
 use self::codec::Dictionary;
 use self::reports::load_dictionary;
-pub use self::reports::{Committed, ReportRef, StoreVersion, UpsertOutcome};
+pub use self::reports::{Committed, ReportRef, StoreVersion, UpsertOutcome, digest_term};
 
 pub const FILE_NAME: &str = "crypto-report.redb";
 /// Bumped whenever a table or an encoded value changes shape; older stores are migrated on
@@ -47,6 +48,15 @@ const MARKET: TableDefinition<&str, &[u8]> = TableDefinition::new("market");
 const HISTORY: TableDefinition<i64, &[u8]> = TableDefinition::new("market_history");
 /// import source -> last id committed.
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("import_cursors");
+/// report id -> postcard market values recorded when the report was published (shape owned
+/// by the `since` module).
+const MARKET_AT: TableDefinition<u64, &[u8]> = TableDefinition::new("market_at_publication");
+/// (series, start of the UTC day in unix ms) -> postcard daily value from a provider's
+/// history (shape owned by the `since` module); fetched once, kept.
+const MARKET_DAILY: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("market_daily");
+/// series -> (first, last) day in unix ms that the fetched history covers.
+const DAILY_COVERED: TableDefinition<&str, (i64, i64)> =
+    TableDefinition::new("market_daily_covered");
 
 const SCHEMA_KEY: &str = "schema_version";
 /// The compression dictionary of report bodies (`codec::Dictionary::from_stored`).
@@ -246,6 +256,9 @@ impl Store {
         tx.open_table(MARKET).map_err(db_err)?;
         tx.open_table(HISTORY).map_err(db_err)?;
         tx.open_table(CURSORS).map_err(db_err)?;
+        tx.open_table(MARKET_AT).map_err(db_err)?;
+        tx.open_table(MARKET_DAILY).map_err(db_err)?;
+        tx.open_table(DAILY_COVERED).map_err(db_err)?;
         tx.commit().map_err(db_err)
     }
 
@@ -285,6 +298,9 @@ impl Store {
         copy_table(&source, &target, MARKET)?;
         copy_table(&source, &target, HISTORY)?;
         copy_table(&source, &target, CURSORS)?;
+        copy_table(&source, &target, MARKET_AT)?;
+        copy_table(&source, &target, MARKET_DAILY)?;
+        copy_table(&source, &target, DAILY_COVERED)?;
         Ok(reports)
     }
 

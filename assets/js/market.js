@@ -86,6 +86,8 @@
     state.data = data;
     state.tick += 1;
     render();
+    // Other parts of the page that compare with the market now (js/since.js).
+    document.dispatchEvent(new CustomEvent('cr:market', { detail: data }));
     // Only the render that follows new data flashes the values that moved.
     state.prev = null;
     if (describe.troubled(data)) health.check();

@@ -96,6 +96,7 @@
     document.querySelectorAll('[data-i18n-label]').forEach((el) => label(el, 'data-i18n-label', ['aria-label', 'title']));
     document.querySelectorAll('[data-i18n-aria]').forEach((el) => label(el, 'data-i18n-aria', ['aria-label']));
     document.querySelectorAll('[data-i18n-title]').forEach((el) => label(el, 'data-i18n-title', ['title']));
+    document.querySelectorAll('[data-i18n-placeholder]').forEach((el) => label(el, 'data-i18n-placeholder', ['placeholder']));
     // Report titles and summaries, the page title and description; a Vietnamese-only report
     // keeps its Vietnamese text for English readers, marked with lang="vi".
     document.querySelectorAll('[data-vi][data-en]').forEach((el) => {

@@ -19,6 +19,41 @@ impl AlternativeMe {
     }
 }
 
+impl AlternativeMe {
+    /// The daily index for the last `days` days, newest first (`limit=0`: all of it).
+    pub fn fng_history(&self, days: u32) -> Result<Call, Invalid> {
+        Call::get(&self.base, "/fng/", &[("limit", &days.to_string())])
+    }
+}
+
+/// Every day of a history answer: (the day's start in unix ms, its value), oldest first.
+/// Each entry is checked like the current value; its `timestamp` is a string of seconds.
+pub fn parse_fng_history(body: &[u8]) -> Result<Vec<(i64, FearGreed)>, Invalid> {
+    let v: Value = serde_json::from_slice(body).map_err(Invalid::json)?;
+    if let Some(err) = v.pointer("/metadata/error").filter(|e| !e.is_null()) {
+        return Err(Invalid(format!("provider error: {err}")));
+    }
+    let data = v
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| Invalid("data is missing".into()))?;
+    let mut out = Vec::with_capacity(data.len());
+    for entry in data {
+        let day = match entry.get("timestamp") {
+            Some(Value::String(s)) => s.trim().parse::<i64>().ok(),
+            Some(Value::Number(n)) => n.as_i64(),
+            _ => None,
+        }
+        .filter(|s| *s > 0)
+        .ok_or_else(|| Invalid("timestamp is not a number of seconds".into()))?;
+        let one = serde_json::json!({ "data": [entry] });
+        let fng = parse_fng(one.to_string().as_bytes())?;
+        out.push((day * 1000, fng));
+    }
+    out.sort_by_key(|(day, _)| *day);
+    Ok(out)
+}
+
 /// `data[0].value` is a string of 0-100 (a number is accepted too).
 pub fn parse_fng(body: &[u8]) -> Result<FearGreed, Invalid> {
     let v: Value = serde_json::from_slice(body).map_err(Invalid::json)?;
@@ -60,6 +95,32 @@ mod tests {
                 value: 38,
                 classification: "Fear".into()
             }
+        );
+    }
+
+    #[test]
+    fn parses_the_history_oldest_first() {
+        let body = include_bytes!("../../tests/fixtures/providers/alternative_me_fng_history.json");
+        let days = parse_fng_history(body).expect("history");
+        assert_eq!(days.len(), 21);
+        assert_eq!(days[0].0, 1_794_182_400_000);
+        assert_eq!(
+            days[0].1,
+            FearGreed {
+                value: 52,
+                classification: "Neutral".into()
+            }
+        );
+        assert!(days.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(
+            parse_fng_history(br#"{"data":[{"value":"50","value_classification":"Neutral"}]}"#)
+                .is_err()
+        );
+        assert!(
+            parse_fng_history(
+                br#"{"data":[{"value":"150","value_classification":"Neutral","timestamp":"1"}]}"#
+            )
+            .is_err()
         );
     }
 

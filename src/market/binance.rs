@@ -46,6 +46,52 @@ impl Binance {
     }
 }
 
+/// Most candles Binance returns per klines call.
+pub const KLINES_MAX: usize = 1000;
+
+impl Binance {
+    /// Daily candles of `symbol` (`BTCUSDT`) opening in `[start_ms, end_ms]`, at most
+    /// [`KLINES_MAX`]: the history behind the market at an old report's publication.
+    pub fn daily_history(&self, symbol: &str, start_ms: i64, end_ms: i64) -> Result<Call, Invalid> {
+        Call::get(
+            &self.base,
+            "/api/v3/klines",
+            &[
+                ("symbol", symbol),
+                ("interval", "1d"),
+                ("startTime", &start_ms.to_string()),
+                ("endTime", &end_ms.to_string()),
+                ("limit", &KLINES_MAX.to_string()),
+            ],
+        )
+    }
+}
+
+/// Each daily candle's open time (unix ms, midnight UTC) and opening price, oldest first:
+/// the price as the day began, known before anything published that day.
+pub fn parse_daily_opens(body: &[u8], coin: Coin) -> Result<Vec<(i64, f64)>, Invalid> {
+    let rows: Vec<Vec<Value>> = serde_json::from_slice(body).map_err(Invalid::json)?;
+    let mut last_open = i64::MIN;
+    rows.iter()
+        .map(|row| {
+            let open = row
+                .first()
+                .and_then(Value::as_i64)
+                .ok_or_else(|| Invalid("kline without open time".into()))?;
+            if open <= last_open {
+                return Err(Invalid("klines out of order".into()));
+            }
+            last_open = open;
+            let price = check_price(
+                "open",
+                decimal(row.get(1).and_then(Value::as_str)),
+                coin.max_price(),
+            )?;
+            Ok((open, price))
+        })
+        .collect()
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Ticker {
@@ -151,6 +197,27 @@ mod tests {
         assert_eq!(
             call.url.query(),
             Some("symbols=%5B%22BTCUSDT%22%2C%22ETHUSDT%22%5D")
+        );
+    }
+
+    #[test]
+    fn daily_opens_of_the_history() {
+        let body =
+            include_bytes!("../../tests/fixtures/providers/binance_klines_history_btcusdt.json");
+        let opens = parse_daily_opens(body, Coin::Btc).expect("opens");
+        assert_eq!(opens.len(), 21);
+        assert_eq!(opens[0], (1_794_182_400_000, 88_120.55));
+        assert!(opens.windows(2).all(|w| w[1].0 - w[0].0 == 86_400_000));
+        assert!(parse_daily_opens(br#"[[1,"0","1","1","1","1"]]"#, Coin::Btc).is_err());
+        assert!(parse_daily_opens(br#"[[1,"5e7","1","1","1","1"]]"#, Coin::Btc).is_err());
+        let call = Binance {
+            base: DEFAULT_URL.into(),
+        }
+        .daily_history("ETHUSDT", 1, 2)
+        .expect("call");
+        assert_eq!(
+            call.url.query(),
+            Some("symbol=ETHUSDT&interval=1d&startTime=1&endTime=2&limit=1000")
         );
     }
 

@@ -103,7 +103,12 @@ fn drop_index_entries(
     Ok(())
 }
 
-/// The digest term of one report.
+/// The digest term of one report: its id and content hash, hashed. The store's digest is the
+/// XOR of its reports' terms, so an index holding the same terms holds the same reports.
+pub fn digest_term(id: u64, hash: &[u8; 32]) -> [u8; 16] {
+    term(id, hash)
+}
+
 fn term(id: u64, hash: &[u8; 32]) -> [u8; 16] {
     let mut h = blake3::Hasher::new();
     h.update(&id.to_le_bytes());
@@ -515,6 +520,22 @@ impl Store {
                 Ok((None, false))
             }
         }
+    }
+
+    /// Every report's digest term ([`digest_term`]), in id order, read from the records'
+    /// headers (no body is decompressed): what an index derived from the reports compares
+    /// itself with. A record whose header cannot be read is left out.
+    pub fn report_terms(&self) -> Result<Vec<(u64, [u8; 16])>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (k, v) = entry.map_err(db_err)?;
+            if let Ok(h) = header(k.value(), v.value()) {
+                out.push((k.value(), term(k.value(), &h.hash)));
+            }
+        }
+        Ok(out)
     }
 
     /// Source row versions of the reports with ids in `from..=to`, in id order.

@@ -75,6 +75,9 @@ fn default_fixture(key: &str) -> &'static str {
         "fh.DIA" => "finnhub_quote_dia.json",
         "fh.SPY" => "finnhub_quote_spy.json",
         "fh.QQQM" => "finnhub_quote_qqqm.json",
+        "bn.history.BTCUSDT" => "binance_klines_history_btcusdt.json",
+        "bn.history.ETHUSDT" => "binance_klines_history_ethusdt.json",
+        "fng.history" => "alternative_me_fng_history.json",
         _ => "none",
     }
 }
@@ -97,7 +100,10 @@ fn key_of(path: &str, query: &str) -> String {
         "/cmc/v2/cryptocurrency/quotes/latest" => "cmc.quotes".into(),
         "/cmc/v1/global-metrics/quotes/latest" => "cmc.global".into(),
         "/bn/api/v3/ticker/24hr" => "bn.ticker".into(),
+        // The history of an old report's day (a start time) apart from the RSI's candles.
+        "/bn/api/v3/klines" if query.contains("startTime=") => format!("bn.history.{symbol}"),
         "/bn/api/v3/klines" => "bn.klines".into(),
+        "/am/fng/" if !query.split('&').any(|kv| kv == "limit=1") => "fng.history".into(),
         "/am/fng/" => "fng".into(),
         "/taapi/rsi" => "taapi".into(),
         "/fh/api/v1/quote" => format!("fh.{symbol}"),

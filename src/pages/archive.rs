@@ -1,0 +1,275 @@
+//! The archive by month (`/archive`, `/archive/{year}/{month}`), the English feed beside the
+//! Vietnamese one, and what link previews and installed apps fetch: the share cards, the
+//! icons and the web app manifest. Everything is rendered once into the page cache.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use chrono::Datelike;
+
+use super::{FEED_ITEMS, cached, html_page, parse_id, reader_lang, remember_lang};
+use crate::AppState;
+use crate::cache::Deps;
+use crate::card;
+use crate::encoded::{Encoded, Quality};
+use crate::error::AppError;
+use crate::i18n::{self, Lang};
+use crate::render::archive::Month;
+use crate::search::fold;
+use crate::store::Store;
+
+/// Every month with reports and how many, newest first.
+fn months(store: &Store) -> Result<Vec<(Month, usize)>, AppError> {
+    let mut counts: BTreeMap<Month, usize> = BTreeMap::new();
+    let all = usize::try_from(store.count()?).unwrap_or(usize::MAX);
+    for r in store.newest(0, all)? {
+        *counts.entry(Month::of(&r)).or_default() += 1;
+    }
+    Ok(counts.into_iter().rev().collect())
+}
+
+pub async fn index(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let lang = reader_lang(uri.query(), &headers);
+    let page = cached(&s, format!("archive:{}", lang.code()), move |st| {
+        let html = st.renderer.archive_index(lang, &months(&st.store)?)?;
+        Ok((html_page(html), Deps::listing()))
+    })
+    .await?;
+    Ok(remember_lang(page.body.respond(&headers), &uri))
+}
+
+/// `2026` / `11`: digits only (else 400); a month outside 1-12 is a 400 too, one without
+/// reports a 404.
+fn parse_month(year: &str, month: &str) -> Result<Month, AppError> {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let bad = || AppError::bad_request("the archive is addressed as /archive/YYYY/MM");
+    if !digits(year, 4) || !(digits(month, 2) || digits(month, 1)) {
+        return Err(bad());
+    }
+    let (year, month) = (
+        year.parse::<i32>().map_err(|_| bad())?,
+        month.parse::<u32>().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&month) {
+        return Err(bad());
+    }
+    Ok(Month { year, month })
+}
+
+pub async fn month(
+    State(s): State<AppState>,
+    Path((year, month)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let lang = reader_lang(uri.query(), &headers);
+    let m = parse_month(&year, &month)?;
+    let key = format!("archive:{}-{:02}:{}", m.year, m.month, lang.code());
+    let page = cached(&s, key, move |st| {
+        let start = |m: Month| -> Result<i64, AppError> {
+            let day = m.first_day().ok_or(AppError::NotFound)?;
+            let local = day
+                .and_hms_opt(0, 0, 0)
+                .and_then(|t| t.and_local_timezone(i18n::local_offset()).single())
+                .ok_or(AppError::NotFound)?;
+            Ok(local.timestamp_millis())
+        };
+        let refs = st.store.published_between(start(m)?, start(m.next())?)?;
+        let mut reports = Vec::with_capacity(refs.len());
+        for r in &refs {
+            match st.store.report(r.id) {
+                Ok(Some(report)) => reports.push(report),
+                Ok(None) => {}
+                Err(e) if Store::is_record_damage(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if reports.is_empty() {
+            return Err(AppError::NotFound);
+        }
+        let all = months(&st.store)?;
+        let newer = all.iter().rev().find(|(x, _)| *x > m).copied();
+        let older = all.iter().find(|(x, _)| *x < m).copied();
+        let html = st.renderer.archive_month(lang, m, &reports, older, newer)?;
+        Ok((html_page(html), Deps::listing()))
+    })
+    .await?;
+    Ok(remember_lang(page.body.respond(&headers), &uri))
+}
+
+/// The English feed (`/rss-en.xml`); the Vietnamese one stays at `/rss.xml`.
+pub async fn rss_en(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let page = cached(&s, "rss:en".into(), |st| {
+        let (reports, _) = st.store.newest_reports(0, FEED_ITEMS)?;
+        let xml = st.renderer.feed(&reports, Lang::En)?;
+        let body = Encoded::new("application/rss+xml; charset=utf-8", xml, Quality::Fast);
+        Ok((body, Deps::listing()))
+    })
+    .await?;
+    Ok(page.body.respond(&headers))
+}
+
+fn png(bytes: Vec<u8>) -> Encoded {
+    Encoded::new("image/png", bytes, Quality::Fast)
+}
+
+/// `84251.37` as `84,251`.
+fn dollars(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::from("$");
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A report's share card (Open Graph and Twitter image): date, headline, and the market at
+/// publication where known.
+pub async fn report_card(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let id = parse_id(&raw)?;
+    let page = cached(&s, format!("card:{id}"), move |st| {
+        let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
+        let at = crate::since::at_publication(&st.store, report.id, report.created_at)?;
+        // One image for both languages: the English headline where there is one (the pixel
+        // font has no accents), else the Vietnamese one folded.
+        let lang = report.content_lang(Lang::En);
+        let title = report.title(lang, &report.lead(lang));
+        let local = report.created_at.with_timezone(&i18n::local_offset());
+        let date = format!(
+            "{} {} {}",
+            local.day(),
+            &i18n::month_name(local.month())[..3],
+            local.year()
+        );
+        let mut figures = Vec::new();
+        if let Some(v) = &at.btc {
+            figures.push(format!("BTC {}", dollars(v.value)));
+        }
+        if let Some(v) = &at.eth {
+            figures.push(format!("ETH {}", dollars(v.value)));
+        }
+        if let Some(f) = &at.fng {
+            figures.push(format!("F&G {}", f.value));
+        }
+        let bytes = card::report_card(&card::ReportCard {
+            site: "CRYPTO REPORT",
+            date: &date,
+            title: &fold(&title),
+            figures: &figures,
+            figures_label: "AT PUBLICATION",
+        });
+        Ok((png(bytes), Deps::reports(vec![id])))
+    })
+    .await?;
+    Ok(page.body.respond(&headers))
+}
+
+/// The site's card, for pages that are not a report.
+pub async fn site_card(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let page = cached(&s, "card:site".into(), |_| {
+        let ui = |l: Lang, k: &str| i18n::strings(l).get(k).copied().unwrap_or_default();
+        let bytes = card::site_card(
+            ui(Lang::En, "site_name"),
+            ui(Lang::En, "site_tagline"),
+            &fold(ui(Lang::Vi, "site_tagline")),
+        );
+        Ok((png(bytes), Deps::default()))
+    })
+    .await?;
+    Ok(page.body.respond(&headers))
+}
+
+async fn icon(s: &AppState, size: u32, headers: &HeaderMap) -> Result<Response, AppError> {
+    let page = cached(s, format!("icon:{size}"), move |_| {
+        Ok((png(card::icon(size)), Deps::default()))
+    })
+    .await?;
+    Ok(page.body.respond(headers))
+}
+
+pub async fn touch_icon(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    icon(&s, 180, &headers).await
+}
+
+pub async fn icon_192(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    icon(&s, 192, &headers).await
+}
+
+pub async fn icon_512(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    icon(&s, 512, &headers).await
+}
+
+pub async fn manifest(
+    State(s): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let lang = reader_lang(uri.query(), &headers);
+    let page = cached(&s, format!("manifest:{}", lang.code()), move |st| {
+        let body = Encoded::new(
+            "application/manifest+json",
+            st.renderer.manifest(lang),
+            Quality::Fast,
+        )
+        .varying_by_language();
+        Ok((body, Deps::default()))
+    })
+    .await?;
+    Ok(page.body.respond(&headers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn months_are_addressed_by_digits() {
+        assert_eq!(
+            parse_month("2026", "11").ok(),
+            Some(Month {
+                year: 2026,
+                month: 11
+            })
+        );
+        assert_eq!(
+            parse_month("2026", "1").ok(),
+            Some(Month {
+                year: 2026,
+                month: 1
+            })
+        );
+        for (y, m) in [
+            ("26", "11"),
+            ("2026", "13"),
+            ("2026", "00"),
+            ("abcd", "11"),
+            ("2026", "x"),
+        ] {
+            assert!(
+                matches!(parse_month(y, m), Err(AppError::BadRequest(_))),
+                "{y}/{m}"
+            );
+        }
+        assert_eq!(dollars(84251.6), "$84,252");
+        assert_eq!(dollars(999.0), "$999");
+    }
+}

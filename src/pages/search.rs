@@ -1,0 +1,267 @@
+//! `/search` and `/api/search`: the query from the URL, run on the blocking pool, shown as a
+//! page or as JSON. Results are not cached: every query is its own, and a search costs less
+//! than a cache lookup's bookkeeping would save.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{html_page, reader_lang, remember_lang};
+use crate::AppState;
+use crate::error::AppError;
+use crate::i18n::{self, Lang};
+use crate::search::{Hit, Results, SearchQuery, Snippet};
+
+/// Longest query accepted: a reader's words, not a document.
+const MAX_QUERY_CHARS: usize = 200;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    page: String,
+}
+
+/// A search as asked: the text, the dates as typed (for the form), and the query to run.
+#[derive(Debug)]
+pub struct Asked {
+    pub text: String,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub query: SearchQuery,
+}
+
+/// A calendar day (`YYYY-MM-DD`) as the audience reads it: midnight in Vietnam (UTC+7).
+fn day_start(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(i18n::local_offset()).single())
+        .map(|t| t.to_utc())
+        .unwrap_or_default()
+}
+
+fn parse_day(raw: &str, name: &str) -> Result<Option<NaiveDate>, AppError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .map(Some)
+        .map_err(|_| AppError::bad_request(format!("{name} must be a date as YYYY-MM-DD")))
+}
+
+impl Asked {
+    pub fn parse(p: &Params) -> Result<Asked, AppError> {
+        let text: String = p.q.trim().chars().take(MAX_QUERY_CHARS).collect();
+        let from = parse_day(&p.from, "from")?;
+        let to = parse_day(&p.to, "to")?;
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            return Err(AppError::bad_request("from must not be after to"));
+        }
+        let page = match p.page.trim() {
+            "" => 1,
+            raw => match raw.parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => return Err(AppError::bad_request("page must be a positive integer")),
+            },
+        };
+        let query = SearchQuery {
+            text: text.clone(),
+            from: from.map(day_start),
+            // `to` is inclusive: up to the start of the next day.
+            until: to.map(|d| day_start(d) + TimeDelta::days(1)),
+            page,
+        };
+        Ok(Asked {
+            text,
+            from,
+            to,
+            query,
+        })
+    }
+
+    /// The query string of this search on another page (for the page links).
+    pub fn link(&self, page: usize) -> String {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        let mut out = format!(
+            "/search?q={}",
+            utf8_percent_encode(&self.text, NON_ALPHANUMERIC)
+        );
+        if let Some(f) = self.from {
+            out.push_str(&format!("&from={f}"));
+        }
+        if let Some(t) = self.to {
+            out.push_str(&format!("&to={t}"));
+        }
+        if page > 1 {
+            out.push_str(&format!("&page={page}"));
+        }
+        out
+    }
+}
+
+async fn run(s: &AppState, asked: &Asked) -> Result<Results, AppError> {
+    // Pages past the deepest result a query ranks do not exist.
+    if asked.query.page > crate::search::MAX_OFFSET / crate::search::PER_PAGE {
+        return Err(AppError::NotFound);
+    }
+    let search = s.search.clone();
+    let query = asked.query.clone();
+    let results = tokio::task::spawn_blocking(move || search.search(&query))
+        .await
+        .map_err(|e| AppError::Internal(format!("search task failed: {e}")))?
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    if results.hits.is_empty() && results.total > 0 && asked.query.page > 1 {
+        return Err(AppError::NotFound);
+    }
+    Ok(results)
+}
+
+pub async fn page(
+    State(s): State<AppState>,
+    Query(params): Query<Params>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let lang = reader_lang(uri.query(), &headers);
+    let asked = Asked::parse(&params)?;
+    let results = if asked.text.is_empty() {
+        None
+    } else {
+        Some(run(&s, &asked).await?)
+    };
+    let status = s.search.status();
+    let html = s
+        .renderer
+        .search(lang, &asked, results.as_ref(), status.catching_up)?;
+    let mut response = html_page(html).respond(&headers);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(remember_lang(response, &uri))
+}
+
+#[derive(Serialize)]
+struct ApiSide {
+    title: String,
+    snippet: String,
+    snippet_html: String,
+}
+
+#[derive(Serialize)]
+struct ApiHit {
+    id: u64,
+    url: String,
+    created_at: DateTime<Utc>,
+    score: f32,
+    title: String,
+    snippet: String,
+    snippet_html: String,
+    vi: ApiSide,
+    en: Option<ApiSide>,
+}
+
+#[derive(Serialize)]
+struct ApiResults {
+    query: String,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    lang: Lang,
+    total: usize,
+    page: usize,
+    pages: usize,
+    per_page: usize,
+    catching_up: bool,
+    hits: Vec<ApiHit>,
+}
+
+/// The snippet as HTML: escaped text, matches in `<mark>`.
+pub fn snippet_html(s: &Snippet) -> String {
+    let mut out = String::new();
+    for p in &s.pieces {
+        if p.hit {
+            out.push_str("<mark>");
+        }
+        out.push_str(&crate::render::escape_html(&p.text));
+        if p.hit {
+            out.push_str("</mark>");
+        }
+    }
+    out
+}
+
+fn api_hit(h: &Hit, lang: Lang) -> ApiHit {
+    let side = |s: &crate::search::HitSide| ApiSide {
+        title: s.title.clone(),
+        snippet: s.snippet.text(),
+        snippet_html: snippet_html(&s.snippet),
+    };
+    let vi = side(&h.vi);
+    let en = h.en.as_ref().map(side);
+    // The reader's language, else Vietnamese; a snippet without a match falls back too.
+    let shown = match (&h.en, lang) {
+        (Some(e), Lang::En) if e.snippet.has_hits() || !h.vi.snippet.has_hits() => e,
+        _ => &h.vi,
+    };
+    let title = match (&h.en, lang) {
+        (Some(e), Lang::En) => e.title.clone(),
+        _ => h.vi.title.clone(),
+    };
+    ApiHit {
+        id: h.id,
+        url: format!("/crypto_report/{}", h.id),
+        created_at: h.created_at,
+        score: h.score,
+        title,
+        snippet: shown.snippet.text(),
+        snippet_html: snippet_html(&shown.snippet),
+        vi,
+        en,
+    }
+}
+
+pub async fn api(
+    State(s): State<AppState>,
+    Query(params): Query<Params>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let lang = reader_lang(uri.query(), &headers);
+    let asked = Asked::parse(&params)?;
+    let results = if asked.text.is_empty() {
+        Results {
+            total: 0,
+            page: 1,
+            pages: 0,
+            hits: Vec::new(),
+        }
+    } else {
+        run(&s, &asked).await?
+    };
+    let body = ApiResults {
+        query: asked.text.clone(),
+        from: asked.from,
+        to: asked.to,
+        lang,
+        total: results.total,
+        page: results.page,
+        pages: results.pages,
+        per_page: crate::search::PER_PAGE,
+        catching_up: s.search.status().catching_up,
+        hits: results.hits.iter().map(|h| api_hit(h, lang)).collect(),
+    };
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+        Json(body),
+    )
+        .into_response())
+}

@@ -1,0 +1,538 @@
+//! Full-text search over every report in both languages: a tantivy index derived from the
+//! store, kept beside it in the data directory, updated by the publish path (the index is one
+//! of its subscribers) and brought back in line with the store by itself when it is missing
+//! or stale. Queries are ranked (BM25), accent-insensitive, paginated, optionally restricted to
+//! a date range, and come back with highlighted snippets.
+
+mod indexer;
+mod text;
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, QueryParser, RangeQuery};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tokio::sync::{mpsc, watch};
+
+pub use self::text::{ReportText, fold};
+use crate::reports::publish::{Published, Subscriber};
+use crate::store::{Store, StoreError};
+use crate::tasks::Background;
+
+/// The index's folder in the data directory; the number changes with the schema, so a
+/// release that changes it builds a new index instead of misreading the old one.
+pub const DIR_NAME: &str = "search-v2";
+/// Folders of earlier schemas, removed when found (derived data nobody reads any more).
+const OLD_DIRS: &[&str] = &["search-v1"];
+pub const PER_PAGE: usize = 10;
+/// Deepest result a query may page to: past it, ranking far-down hits costs work for nobody.
+pub const MAX_OFFSET: usize = 1_000;
+/// Characters of text around the matches in a snippet.
+const SNIPPET_CHARS: usize = 220;
+/// Bytes of a body searched for a snippet before the rest of it.
+const SNIPPET_WINDOW: usize = 4096;
+/// A title match counts this much more than one in the body.
+const TITLE_BOOST: f32 = 2.0;
+/// How much more a hit scores when the words appear side by side as typed.
+const PHRASE_BOOST: f32 = 2.0;
+/// Memory the index writer may fill before it writes a segment.
+const WRITER_BYTES: usize = 32 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("search index: {0}")]
+    Index(#[from] tantivy::TantivyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("search index directory {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("search task failed: {0}")]
+    Join(String),
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    id: Field,
+    created: Field,
+    all: Field,
+    title_vi: Field,
+    title_en: Field,
+    body_vi: Field,
+    body_en: Field,
+}
+
+/// Field names of the schema (fast fields are read by name).
+const ID: &str = "id";
+const TERM_HI: &str = "term_hi";
+const TERM_LO: &str = "term_lo";
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let id = b.add_u64_field(ID, INDEXED | FAST | STORED);
+    let created = b.add_i64_field("created", INDEXED | FAST | STORED);
+    // The report's digest term (see `store::digest_term`) in two halves: tells which reports
+    // the index holds, and in which version, without reading a document.
+    b.add_u64_field(TERM_HI, FAST);
+    b.add_u64_field(TERM_LO, FAST);
+    let indexed = TextFieldIndexing::default()
+        .set_tokenizer(text::FOLDED)
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let stored = TextOptions::default().set_stored();
+    let titles = stored.clone().set_indexing_options(indexed.clone());
+    let fields = Fields {
+        id,
+        created,
+        // Every word of the report, both languages, in one field: a query reads one posting
+        // list per word, not one per field and language.
+        all: b.add_text_field("all", TextOptions::default().set_indexing_options(indexed)),
+        // Titles are indexed again on their own, to rank a match there higher.
+        title_vi: b.add_text_field("title_vi", titles.clone()),
+        title_en: b.add_text_field("title_en", titles),
+        // Bodies are only kept, for the snippets.
+        body_vi: b.add_text_field("body_vi", stored.clone()),
+        body_en: b.add_text_field("body_en", stored),
+    };
+    (b.build(), fields)
+}
+
+/// What a reader asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchQuery {
+    pub text: String,
+    /// Reports published at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Reports published before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// 1-based.
+    pub page: usize,
+}
+
+/// Text with the matched words marked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Snippet {
+    /// The text in pieces; `hit` marks a matched word.
+    pub pieces: Vec<Piece>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Piece {
+    pub text: String,
+    pub hit: bool,
+}
+
+impl Snippet {
+    fn plain(text: &str) -> Snippet {
+        Snippet {
+            pieces: vec![Piece {
+                text: text.to_owned(),
+                hit: false,
+            }],
+        }
+    }
+
+    pub fn has_hits(&self) -> bool {
+        self.pieces.iter().any(|p| p.hit)
+    }
+
+    pub fn text(&self) -> String {
+        self.pieces.iter().map(|p| p.text.as_str()).collect()
+    }
+}
+
+/// One language of a hit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HitSide {
+    pub title: String,
+    pub snippet: Snippet,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    pub id: u64,
+    pub created_at: DateTime<Utc>,
+    pub score: f32,
+    pub vi: HitSide,
+    /// `None` for a report without its own English text.
+    pub en: Option<HitSide>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Results {
+    pub total: usize,
+    pub page: usize,
+    pub pages: usize,
+    pub hits: Vec<Hit>,
+}
+
+/// How far the index is from the store, for the search page and `/health`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// The index is being brought in line with the store (results may be missing).
+    pub catching_up: bool,
+    pub documents: u64,
+}
+
+/// The search index; cheap to clone.
+#[derive(Clone)]
+pub struct Search(Arc<Inner>);
+
+struct Inner {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    /// Used by the indexing task only (one writer per index).
+    writer: Mutex<IndexWriter>,
+    store: Arc<Store>,
+    queue: mpsc::UnboundedSender<Vec<u64>>,
+    pending: Mutex<Option<mpsc::UnboundedReceiver<Vec<u64>>>>,
+    started: AtomicBool,
+    /// Batches handed to the indexer, and (watched) how many it has finished.
+    requested: AtomicU64,
+    done: watch::Sender<u64>,
+    catching_up: AtomicBool,
+    where_: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Search {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Search")
+            .field("dir", &self.0.where_)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Search {
+    /// Opens (or creates) the index beside the store, in `<data dir>/search-v2`. An index
+    /// that cannot be opened (damaged, or written by another version) is derived data: it is
+    /// removed and built again. Where even that fails, the index lives in memory. Indexing
+    /// starts with [`Search::start`].
+    pub fn open(store: Arc<Store>) -> Search {
+        let dir = store
+            .path()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .join(DIR_NAME);
+        match Search::open_in(&dir, Arc::clone(&store)) {
+            Ok(s) => s,
+            // Another index of this process still writes there (a state being replaced): the
+            // files are fine and not ours to remove.
+            Err(SearchError::Index(tantivy::TantivyError::LockFailure(..))) => {
+                tracing::warn!(dir = %dir.display(), "search index busy; keeping this one in memory");
+                Search::in_memory(store)
+            }
+            Err(first) => {
+                tracing::warn!(dir = %dir.display(), error = %first, "search index unusable; building it again");
+                let _ = std::fs::remove_dir_all(&dir);
+                Search::open_in(&dir, Arc::clone(&store)).unwrap_or_else(|e| {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot keep the search index on disk; keeping it in memory");
+                    Search::in_memory(store)
+                })
+            }
+        }
+    }
+
+    fn open_in(dir: &Path, store: Arc<Store>) -> Result<Search, SearchError> {
+        std::fs::create_dir_all(dir).map_err(|source| SearchError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if let Some(parent) = dir.parent() {
+            for old in OLD_DIRS {
+                let _ = std::fs::remove_dir_all(parent.join(old));
+            }
+        }
+        let (schema, fields) = schema();
+        let directory = tantivy::directory::MmapDirectory::open(dir)
+            .map_err(|e| SearchError::Index(e.into()))?;
+        let index = Index::open_or_create(directory, schema)?;
+        Search::with_index(index, fields, store, Some(dir.to_owned()))
+    }
+
+    /// An index in memory only, built from the store at every start.
+    pub fn in_memory(store: Arc<Store>) -> Search {
+        let (schema, fields) = schema();
+        let index = Index::create_in_ram(schema);
+        Search::with_index(index, fields, store, None)
+            .expect("a fresh index in memory always opens")
+    }
+
+    fn with_index(
+        index: Index,
+        fields: Fields,
+        store: Arc<Store>,
+        where_: Option<PathBuf>,
+    ) -> Result<Search, SearchError> {
+        index.tokenizers().register(text::FOLDED, text::analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
+        let (queue, pending) = mpsc::unbounded_channel();
+        Ok(Search(Arc::new(Inner {
+            index,
+            reader,
+            fields,
+            writer: Mutex::new(writer),
+            store,
+            queue,
+            pending: Mutex::new(Some(pending)),
+            started: AtomicBool::new(false),
+            requested: AtomicU64::new(0),
+            done: watch::channel(0).0,
+            catching_up: AtomicBool::new(true),
+            where_,
+        })))
+    }
+
+    /// Starts the indexing task in `background` (once; later calls do nothing): it first
+    /// brings the index in line with the store, then indexes what the publish path reports.
+    /// Must be called inside a Tokio runtime.
+    pub fn start(&self, background: &Background) {
+        if self.0.started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(rx) = self
+            .0
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return;
+        };
+        // The task holds the index weakly: it ends when the last handle goes.
+        let this = Arc::downgrade(&self.0);
+        background.spawn("search index", move |stop| indexer::run(this, rx, stop));
+    }
+
+    /// Waits until every change published before this call is searchable (and the first
+    /// catch-up with the store is over). For tests and benchmarks.
+    pub async fn settled(&self) {
+        let wanted = self.0.requested.load(Ordering::Acquire);
+        let mut done = self.0.done.subscribe();
+        let _ = done
+            .wait_for(|d| *d >= wanted && !self.0.catching_up.load(Ordering::Acquire))
+            .await;
+    }
+
+    pub fn status(&self) -> Status {
+        Status {
+            catching_up: self.0.catching_up.load(Ordering::Acquire),
+            documents: self.0.reader.searcher().num_docs(),
+        }
+    }
+
+    /// Runs `query` (blocking: call it from the blocking pool). An empty text finds nothing.
+    pub fn search(&self, query: &SearchQuery) -> Result<Results, SearchError> {
+        let page = query.page.max(1);
+        let offset = (page - 1).saturating_mul(PER_PAGE);
+        let f = self.0.fields;
+        let searcher = self.0.reader.searcher();
+        let mut parser = QueryParser::for_index(&self.0.index, vec![f.all]);
+        parser.set_conjunction_by_default();
+        // Whatever a reader types is a query: syntax it gets wrong is read as words.
+        let (words, _) = parser.parse_query_lenient(&query.text);
+        let mut terms = 0;
+        words.query_terms(&mut |_, _| terms += 1);
+        if terms == 0 || offset >= MAX_OFFSET {
+            return Ok(Results {
+                total: 0,
+                page,
+                pages: 0,
+                hits: Vec::new(),
+            });
+        }
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, words.box_clone())];
+        // A word in the title ranks the report higher.
+        let (titles, _) = QueryParser::for_index(&self.0.index, vec![f.title_vi, f.title_en])
+            .parse_query_lenient(&query.text);
+        clauses.push((
+            Occur::Should,
+            Box::new(BoostQuery::new(titles, TITLE_BOOST)),
+        ));
+        // Words side by side, as typed, rank above the same words apart ("lạm phát" above
+        // a report that says "làm" here and "phát" there, which folds to the same words).
+        if terms > 1 && !query.text.contains('"') {
+            let (phrase, _) = parser.parse_query_lenient(&format!("\"{}\"", query.text));
+            clauses.push((
+                Occur::Should,
+                Box::new(BoostQuery::new(phrase, PHRASE_BOOST)),
+            ));
+        }
+        if query.from.is_some() || query.until.is_some() {
+            let bound = |at: Option<DateTime<Utc>>, inclusive: bool| match at {
+                None => Bound::Unbounded,
+                Some(t) => {
+                    let term = Term::from_field_i64(f.created, t.timestamp_micros());
+                    if inclusive {
+                        Bound::Included(term)
+                    } else {
+                        Bound::Excluded(term)
+                    }
+                }
+            };
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    bound(query.from, true),
+                    bound(query.until, false),
+                )),
+            ));
+        }
+        let full = BooleanQuery::new(clauses);
+        let (total, top) = searcher.search(
+            &full,
+            &(
+                Count,
+                TopDocs::with_limit(PER_PAGE)
+                    .and_offset(offset)
+                    .order_by_score(),
+            ),
+        )?;
+        // The snippets mark the query's words (as the index folds them) in the bodies.
+        let mut words_text = std::collections::BTreeMap::new();
+        let mut doc_freq_failed = false;
+        words.query_terms(&mut |term, _| {
+            if let Some(text) = term.value().as_str() {
+                match searcher.doc_freq(term) {
+                    Ok(n) => {
+                        words_text.insert(text.to_owned(), 1.0 / (1.0 + n as f32));
+                    }
+                    Err(_) => doc_freq_failed = true,
+                }
+            }
+        });
+        if doc_freq_failed {
+            tracing::debug!(
+                "a word's frequency could not be read; its snippet marks may be missing"
+            );
+        }
+        let snippet_for = |field: Field| {
+            SnippetGenerator::new(words_text.clone(), text::analyzer(), field, SNIPPET_CHARS)
+        };
+        let (vi_gen, en_gen) = (snippet_for(f.body_vi), snippet_for(f.body_en));
+        let (vi_gen, en_gen) = (Some(&vi_gen), Some(&en_gen));
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let text_of =
+                |field: Field| -> Option<&str> { doc.get_first(field).and_then(|v| v.as_str()) };
+            let side = |title: Field, body: Field, generator: Option<&SnippetGenerator>| {
+                let body_text = text_of(body)?;
+                let snippet = generator
+                    .and_then(|g| snippet_in(g, body_text))
+                    .unwrap_or_else(|| Snippet::plain(&opening(body_text)));
+                Some(HitSide {
+                    title: text_of(title).unwrap_or_default().to_owned(),
+                    snippet,
+                })
+            };
+            let Some(vi) = side(f.title_vi, f.body_vi, vi_gen) else {
+                continue;
+            };
+            let en = side(f.title_en, f.body_en, en_gen);
+            let id = doc.get_first(f.id).and_then(|v| v.as_u64()).unwrap_or(0);
+            let created_us = doc
+                .get_first(f.created)
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0);
+            hits.push(Hit {
+                id,
+                created_at: DateTime::from_timestamp_micros(created_us).unwrap_or_default(),
+                score,
+                vi,
+                en,
+            });
+        }
+        let reachable = total.min(MAX_OFFSET);
+        Ok(Results {
+            total,
+            page,
+            pages: reachable.div_ceil(PER_PAGE),
+            hits,
+        })
+    }
+}
+
+/// The best snippet of `text` with a match, looked for in its opening first: reports say
+/// what matters early, and a frequent word would otherwise cost a pass over a long body.
+fn snippet_in(generator: &SnippetGenerator, text: &str) -> Option<Snippet> {
+    let mut end = text.len().min(SNIPPET_WINDOW);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let found = snippet_of(&generator.snippet(&text[..end]));
+    if found.has_hits() {
+        return Some(found);
+    }
+    if end == text.len() {
+        return None;
+    }
+    Some(snippet_of(&generator.snippet(text))).filter(Snippet::has_hits)
+}
+
+/// tantivy's snippet as pieces (its highlighted ranges are sorted and do not overlap).
+fn snippet_of(s: &tantivy::snippet::Snippet) -> Snippet {
+    let text = s.fragment();
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for r in s.highlighted() {
+        if r.start < at || r.end > text.len() {
+            continue;
+        }
+        if r.start > at {
+            pieces.push(Piece {
+                text: text[at..r.start].to_owned(),
+                hit: false,
+            });
+        }
+        pieces.push(Piece {
+            text: text[r.clone()].to_owned(),
+            hit: true,
+        });
+        at = r.end;
+    }
+    if at < text.len() {
+        pieces.push(Piece {
+            text: text[at..].to_owned(),
+            hit: false,
+        });
+    }
+    Snippet { pieces }
+}
+
+/// The start of a text, cut on a word, for a hit whose body has no match to show.
+fn opening(text: &str) -> String {
+    crate::reports::cut_on_word(text, SNIPPET_CHARS)
+}
+
+/// The publish path tells the index what changed; the indexing task does the work.
+impl Subscriber for Search {
+    fn published(&self, change: &Published) {
+        let mut ids: Vec<u64> = change.new.iter().map(|r| r.id).collect();
+        ids.extend(&change.updated);
+        if ids.is_empty() {
+            return;
+        }
+        self.0.requested.fetch_add(1, Ordering::AcqRel);
+        // Fails only once the task is gone (shutdown): the next start catches up.
+        let _ = self.0.queue.send(ids);
+    }
+}
+
+#[cfg(test)]
+mod tests;

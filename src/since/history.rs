@@ -1,0 +1,288 @@
+//! The history task: fetches, once, the daily values (BTC and ETH opens from Binance, the
+//! Fear & Greed index from alternative.me) that the stored history lacks for the reports'
+//! dates, keeps them in the store, and has the pages of the reports they complete rendered
+//! again. A failed fetch leaves the values unknown and is retried later, with backoff.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{AtPublication, BTC, DAY_MS, Daily, ETH, FNG};
+use crate::market::alternative_me::{self, AlternativeMe};
+use crate::market::binance::{self, Binance, KLINES_MAX};
+use crate::market::guard::{Budget, Provider};
+use crate::market::http::{Call, FetchError, Upstream};
+use crate::market::snapshot::Invalid;
+use crate::market::{Coin, Config};
+use crate::store::{Store, StoreError};
+
+/// How long to wait for the budget to refill, and how many times.
+const BUDGET_WAIT: Duration = Duration::from_secs(1);
+const BUDGET_WAITS: usize = 60;
+
+/// What a pass can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("{series}: {source}")]
+    Fetch {
+        series: &'static str,
+        source: FetchError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Called with the reports whose values at publication became known.
+pub type Invalidate = Arc<dyn Fn(Vec<u64>) + Send + Sync>;
+
+pub struct History {
+    store: Arc<Store>,
+    binance: Binance,
+    alternative_me: AlternativeMe,
+    upstream: Upstream,
+    /// Budgets and breakers of their own: a backfill never eats the dashboard's allowance.
+    bn: Provider,
+    am: Provider,
+    invalidate: Invalidate,
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+fn day_floor(ms: i64) -> i64 {
+    ms.div_euclid(DAY_MS) * DAY_MS
+}
+
+impl History {
+    pub fn new(
+        config: &Config,
+        store: Arc<Store>,
+        invalidate: Invalidate,
+    ) -> Result<History, FetchError> {
+        Ok(History {
+            store,
+            binance: config.binance.clone(),
+            alternative_me: config.alternative_me.clone(),
+            upstream: Upstream::new(config.http)?,
+            // Binance allows 6,000 weight a minute (2 a call), alternative.me 60 calls: a
+            // pass needs a handful, spread by the refill when it needs more.
+            bn: Provider::new(binance::NAME, Budget::new(10, 1_000), config.breaker),
+            am: Provider::new(alternative_me::NAME, Budget::new(5, 2_000), config.breaker),
+            invalidate,
+            retry_min: Duration::from_secs(300),
+            retry_max: Duration::from_secs(6 * 3600),
+        })
+    }
+
+    /// One pass at start, then one whenever `wake` says reports lack values, or after a
+    /// backoff when a pass failed; ends when `stop` fires.
+    pub async fn run(self, mut wake: mpsc::UnboundedReceiver<()>, stop: CancellationToken) {
+        let mut backoff = self.retry_min;
+        let mut listening = true;
+        loop {
+            let retry = match self.pass().await {
+                Ok(ids) => {
+                    if !ids.is_empty() {
+                        tracing::info!(
+                            reports = ids.len(),
+                            "market history fetched for older reports"
+                        );
+                    }
+                    backoff = self.retry_min;
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "cannot fetch the market history; values at publication stay unknown for now");
+                    let wait = backoff;
+                    backoff = (backoff * 2).min(self.retry_max);
+                    Some(wait)
+                }
+            };
+            let sleep = tokio::time::sleep(retry.unwrap_or(Duration::from_secs(365 * 86_400)));
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = sleep => {}
+                woken = wake.recv(), if listening => {
+                    if woken.is_none() {
+                        listening = false;
+                    }
+                    // A burst of publications is one pass.
+                    while wake.try_recv().is_ok() {}
+                }
+            }
+        }
+    }
+
+    /// Fetches what the history lacks for the reports' dates, and has the pages of the
+    /// reports in the days it fetched rendered again; returns those reports. A series that
+    /// fails does not keep the others from being fetched; the pass then ends with its error.
+    pub async fn pass(&self) -> Result<Vec<u64>, HistoryError> {
+        let mut failed = None;
+        let affected = self.fetch_all(&mut failed).await?;
+        if !affected.is_empty() {
+            (self.invalidate)(affected.clone());
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(affected),
+        }
+    }
+
+    async fn fetch_all(&self, failed: &mut Option<HistoryError>) -> Result<Vec<u64>, HistoryError> {
+        let store = Arc::clone(&self.store);
+        let Some((oldest, newest)) = store.call(|s| s.date_span()).await? else {
+            return Ok(Vec::new());
+        };
+        let today = day_floor(Utc::now().timestamp_millis());
+        let need_from = day_floor(oldest.created_at.timestamp_millis());
+        let need_to = day_floor(newest.created_at.timestamp_millis()).min(today);
+        let mut affected = Vec::new();
+        for series in [BTC, ETH, FNG] {
+            let covered = store.call(move |s| s.daily_covered(series)).await?;
+            let mut gaps = Vec::new();
+            match covered {
+                None => gaps.push((need_from, need_to)),
+                Some((first, last)) => {
+                    if need_from < first {
+                        gaps.push((need_from, first - DAY_MS));
+                    }
+                    if need_to > last && self.lacking(last + DAY_MS, need_to + DAY_MS).await? {
+                        gaps.push((last + DAY_MS, need_to));
+                    }
+                }
+            }
+            for (from, to) in gaps {
+                let points = match self.fetch(series, from, to, today).await {
+                    Ok(p) => p,
+                    Err(source) => {
+                        failed.get_or_insert(HistoryError::Fetch { series, source });
+                        break;
+                    }
+                };
+                // Days asked for and not answered before the newest one answered do not
+                // exist (before a listing); the days after it may still come: ask again.
+                let answered_to = points.last().map_or(from - DAY_MS, |(d, _)| *d);
+                let span = match covered {
+                    None => (from, answered_to.max(from - DAY_MS)),
+                    Some((first, last)) => (first.min(from), last.max(answered_to)),
+                };
+                let rows: Vec<(i64, Vec<u8>)> = points
+                    .iter()
+                    .filter_map(|(d, v)| postcard::to_allocvec(v).ok().map(|b| (*d, b)))
+                    .collect();
+                let ids = store
+                    .call(move |s| {
+                        s.daily_put(series, &rows, span)?;
+                        s.published_between(from, to + DAY_MS)
+                    })
+                    .await?;
+                affected.extend(ids.into_iter().map(|r| r.id));
+            }
+        }
+        affected.sort_unstable();
+        affected.dedup();
+        Ok(affected)
+    }
+
+    /// Whether a report published in `[from_ms, to_ms)` lacks a value the history gives.
+    async fn lacking(&self, from_ms: i64, to_ms: i64) -> Result<bool, StoreError> {
+        self.store
+            .call(move |s| {
+                for r in s.published_between(from_ms, to_ms)? {
+                    let recorded: Option<AtPublication> = s
+                        .market_at(r.id)?
+                        .and_then(|b| postcard::from_bytes(&b).ok());
+                    if !recorded.is_some_and(|a| a.has_history_fields()) {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+            .await
+    }
+
+    /// The daily values of `series` for the days `from..=to` (unix ms of their starts).
+    async fn fetch(
+        &self,
+        series: &'static str,
+        from: i64,
+        to: i64,
+        today: i64,
+    ) -> Result<Vec<(i64, Daily)>, FetchError> {
+        let in_range = |d: &i64| (from..=to).contains(d);
+        match series {
+            FNG => {
+                let days = u32::try_from((today - from) / DAY_MS + 2).unwrap_or(0);
+                let call = self.alternative_me.fng_history(days);
+                let all = self
+                    .get(&self.am, call, alternative_me::parse_fng_history)
+                    .await?;
+                Ok(all
+                    .into_iter()
+                    .map(|(d, f)| (day_floor(d), f))
+                    .filter(|(d, _)| in_range(d))
+                    .map(|(d, f)| {
+                        (
+                            d,
+                            Daily {
+                                value: f64::from(f.value),
+                                label: Some(f.classification),
+                            },
+                        )
+                    })
+                    .collect())
+            }
+            _ => {
+                let (symbol, coin) = if series == BTC {
+                    ("BTCUSDT", Coin::Btc)
+                } else {
+                    ("ETHUSDT", Coin::Eth)
+                };
+                let mut out = Vec::new();
+                let mut start = from;
+                // Bounded: each call moves past the days it returned.
+                for _ in 0..64 {
+                    let call = self.binance.daily_history(symbol, start, to + DAY_MS - 1);
+                    let rows = self
+                        .get(&self.bn, call, |b| binance::parse_daily_opens(b, coin))
+                        .await?;
+                    let full = rows.len() >= KLINES_MAX;
+                    let last = rows.last().map(|(d, _)| *d);
+                    out.extend(rows.into_iter().filter(|(d, _)| in_range(d)).map(|(d, v)| {
+                        (
+                            d,
+                            Daily {
+                                value: v,
+                                label: None,
+                            },
+                        )
+                    }));
+                    match last {
+                        Some(last) if full && last < to => start = last + DAY_MS,
+                        _ => break,
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    async fn get<T>(
+        &self,
+        provider: &Provider,
+        call: Result<Call, Invalid>,
+        parse: impl Fn(&[u8]) -> Result<T, Invalid>,
+    ) -> Result<T, FetchError> {
+        let call = call.map_err(|e| FetchError::Invalid(e.0))?;
+        // Out of budget is a wait, not a failure: the backfill is in no hurry.
+        for _ in 0..BUDGET_WAITS {
+            match self.upstream.fetch(provider, &call, &parse).await {
+                Err(FetchError::Budget) => tokio::time::sleep(BUDGET_WAIT).await,
+                other => return other,
+            }
+        }
+        Err(FetchError::Budget)
+    }
+}

@@ -1,0 +1,107 @@
+//! The market at each report's publication: values recorded when a report was published, and
+//! the providers' daily history kept for reports published before that. Values are bytes here;
+//! their shape belongs to the `since` module.
+
+use redb::{ReadableDatabase, ReadableTable};
+
+use super::{BY_TIME, DAILY_COVERED, MARKET_AT, MARKET_DAILY, ReportRef, Result, Store, db_err};
+
+impl Store {
+    /// Records market values for reports (id, bytes), replacing earlier ones.
+    pub fn market_at_put(&self, records: &[(u64, Vec<u8>)]) -> Result<()> {
+        self.write(|tx| {
+            let mut table = tx.open_table(MARKET_AT).map_err(db_err)?;
+            for (id, bytes) in records {
+                table.insert(*id, bytes.as_slice()).map_err(db_err)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The market values recorded when report `id` was published, if any.
+    pub fn market_at(&self, id: u64) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(MARKET_AT).map_err(db_err)?;
+        Ok(table.get(id).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    /// Stores daily values of `series` and the days they cover, in one transaction.
+    pub fn daily_put(
+        &self,
+        series: &str,
+        points: &[(i64, Vec<u8>)],
+        covered: (i64, i64),
+    ) -> Result<()> {
+        self.write(|tx| {
+            let mut table = tx.open_table(MARKET_DAILY).map_err(db_err)?;
+            for (day, bytes) in points {
+                table
+                    .insert((series, *day), bytes.as_slice())
+                    .map_err(db_err)?;
+            }
+            tx.open_table(DAILY_COVERED)
+                .map_err(db_err)?
+                .insert(series, covered)
+                .map_err(db_err)?;
+            Ok(())
+        })
+    }
+
+    /// The days (first, last, unix ms) the stored history of `series` covers.
+    pub fn daily_covered(&self, series: &str) -> Result<Option<(i64, i64)>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(DAILY_COVERED).map_err(db_err)?;
+        Ok(table.get(series).map_err(db_err)?.map(|v| v.value()))
+    }
+
+    /// The latest daily value of `series` at or before `at_ms`, if it is not older than
+    /// `not_before_ms`: (day in unix ms, bytes).
+    pub fn daily_at(
+        &self,
+        series: &str,
+        at_ms: i64,
+        not_before_ms: i64,
+    ) -> Result<Option<(i64, Vec<u8>)>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = tx.open_table(MARKET_DAILY).map_err(db_err)?;
+        let last = table
+            .range((series, not_before_ms)..=(series, at_ms))
+            .map_err(db_err)?
+            .next_back();
+        match last {
+            Some(entry) => {
+                let (k, v) = entry.map_err(db_err)?;
+                Ok(Some((k.value().1, v.value().to_vec())))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The oldest and the newest report.
+    pub fn date_span(&self) -> Result<Option<(ReportRef, ReportRef)>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let mut all = index.iter().map_err(db_err)?;
+        let first = match all.next() {
+            Some(e) => ReportRef::from_key(e.map_err(db_err)?.0.value()),
+            None => return Ok(None),
+        };
+        let last = match all.next_back() {
+            Some(e) => ReportRef::from_key(e.map_err(db_err)?.0.value()),
+            None => first,
+        };
+        Ok(Some((first, last)))
+    }
+
+    /// Reports published in `[from_ms, to_ms)`, oldest first.
+    pub fn published_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<ReportRef>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let (from_us, to_us) = (from_ms.saturating_mul(1000), to_ms.saturating_mul(1000));
+        let mut out = Vec::new();
+        for entry in index.range((from_us, 0)..(to_us, 0)).map_err(db_err)? {
+            out.push(ReportRef::from_key(entry.map_err(db_err)?.0.value()));
+        }
+        Ok(out)
+    }
+}
