@@ -18,9 +18,8 @@ use crypto_report::{AppState, Settings, demo, live, market, serve, shutdown_sign
 use tracing_subscriber::EnvFilter;
 
 /// Allocation-heavy request handling spent about 14% of its CPU in glibc malloc (perf, warm
-/// report page); mimalloc's per-thread heaps cut that. Its v2 line serves as fast as v3
-/// (scripts/bench-compare) and returns freed memory sooner: the PostgreSQL importer peaked at
-/// 166 MiB with v3 and peaks at 105 MiB with v2 (scripts/bench-import).
+/// report page); mimalloc's per-thread heaps cut that. (Its v2 line, tried for the importer's
+/// peak RSS, held 238 MiB instead of 137 MiB with 10,000 WebSocket clients: scripts/bench-ws.)
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -538,23 +538,11 @@ impl Connection {
             }
             for group in groups(&wanted) {
                 let rows = self.fetch(&group).await?;
-                let mut batch = Batch {
-                    cursor: Some(Cursor {
-                        source: cursor.clone(),
-                        position: group.last().copied().unwrap_or_default() as u64,
-                    }),
-                    ..Batch::default()
+                let cursor = Cursor {
+                    source: cursor.clone(),
+                    position: group.last().copied().unwrap_or_default() as u64,
                 };
-                for row in &rows {
-                    match report_of(row) {
-                        Ok((report, version)) => {
-                            batch.reports.push(report);
-                            batch.versions.push(Some(version));
-                        }
-                        Err(skip) => summary.skipped.push(skip),
-                    }
-                }
-                pipeline.push(publisher, batch, summary).await?;
+                pipeline.push(publisher, rows, cursor, summary).await?;
             }
             state.done += page.len() as u64;
             state.total = state.total.max(state.done);
@@ -564,26 +552,48 @@ impl Connection {
     }
 }
 
-/// Publishes one batch while the next is fetched: at most one batch commits at a time.
+/// What committing one group of rows gave: the rows that were not reports, and the
+/// publish outcome of the others.
+type Committed = (Vec<Skipped>, Result<Option<Outcome>, PublishError>);
+
+/// Publishes one group of rows while the next is fetched: at most one commits at a time.
 #[derive(Default)]
 struct Pipeline {
-    pending: Option<JoinHandle<Result<Outcome, PublishError>>>,
+    pending: Option<JoinHandle<Committed>>,
 }
 
 impl Pipeline {
     async fn push(
         &mut self,
         publisher: &Publisher,
-        batch: Batch,
+        rows: Vec<Row>,
+        cursor: Cursor,
         summary: &mut ImportSummary,
     ) -> Result<(), ImportError> {
         self.drain(summary).await?;
-        if batch.reports.is_empty() {
-            return Ok(());
-        }
         let publisher = publisher.clone();
+        // The reports are made, committed and freed on one thread: the allocator then reuses
+        // their memory for the next group instead of holding it for a thread that freed it.
         self.pending = Some(tokio::task::spawn_blocking(move || {
-            publisher.publish(batch)
+            let mut batch = Batch {
+                cursor: Some(cursor),
+                ..Batch::default()
+            };
+            let mut skipped = Vec::new();
+            for row in &rows {
+                match report_of(row) {
+                    Ok((report, version)) => {
+                        batch.reports.push(report);
+                        batch.versions.push(Some(version));
+                    }
+                    Err(skip) => skipped.push(skip),
+                }
+            }
+            drop(rows);
+            if batch.reports.is_empty() {
+                return (skipped, Ok(None));
+            }
+            (skipped, publisher.publish(batch).map(Some))
         }));
         Ok(())
     }
@@ -592,10 +602,13 @@ impl Pipeline {
         let Some(task) = self.pending.take() else {
             return Ok(());
         };
-        let outcome = task
+        let (skipped, outcome) = task
             .await
-            .map_err(|e| ImportError::Store(crate::store::StoreError::Join(e.to_string())))??;
-        summary.count(&outcome.outcomes);
+            .map_err(|e| ImportError::Store(crate::store::StoreError::Join(e.to_string())))?;
+        summary.skipped.extend(skipped);
+        if let Some(outcome) = outcome? {
+            summary.count(&outcome.outcomes);
+        }
         Ok(())
     }
 }
@@ -638,7 +651,11 @@ fn listing_problem(row: &Listed) -> Option<String> {
     None
 }
 
-/// Splits the wanted rows into fetches of at most `BATCH` rows and `BATCH_BYTES` of text.
+/// Text in one fetch: half a JSONL batch, as two are in memory at once (one fetched, one
+/// committing).
+const FETCH_BYTES: usize = BATCH_BYTES / 2;
+
+/// Splits the wanted rows into fetches of at most `BATCH` rows and `FETCH_BYTES` of text.
 fn groups(wanted: &[(i64, i64)]) -> Vec<Vec<i64>> {
     let mut out: Vec<Vec<i64>> = Vec::new();
     let mut bytes = 0usize;
@@ -646,7 +663,7 @@ fn groups(wanted: &[(i64, i64)]) -> Vec<Vec<i64>> {
         let size = usize::try_from(size).unwrap_or(0);
         let full = out
             .last()
-            .is_none_or(|g| g.len() >= BATCH || bytes + size > BATCH_BYTES);
+            .is_none_or(|g| g.len() >= BATCH || bytes + size > FETCH_BYTES);
         if full {
             out.push(Vec::new());
             bytes = 0;
@@ -730,13 +747,13 @@ mod tests {
 
     #[test]
     fn fetches_are_bounded_in_rows_and_bytes() {
-        let big = (BATCH_BYTES / 2) as i64;
+        let big = (FETCH_BYTES / 2) as i64;
         let wanted = [(1, big), (2, big), (3, 10), (4, big)];
         assert_eq!(groups(&wanted), vec![vec![1, 2], vec![3, 4]]);
         let many: Vec<(i64, i64)> = (1..=250).map(|i| (i, 10)).collect();
         let sizes: Vec<usize> = groups(&many).iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![BATCH, BATCH, 50]);
         // A single row larger than a group still gets a group of its own.
-        assert_eq!(groups(&[(9, BATCH_BYTES as i64)]), vec![vec![9]]);
+        assert_eq!(groups(&[(9, FETCH_BYTES as i64)]), vec![vec![9]]);
     }
 }
