@@ -3,28 +3,7 @@
 
 mod common;
 
-use common::{Reply, TestApp};
-use crypto_report::{AppState, Settings};
-
-fn samples() -> (AppState, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store =
-        crypto_report::store::Store::open(&dir.path().join(crypto_report::store::FILE_NAME))
-            .expect("store");
-    let state = AppState::new(store, Settings::new("https://reports.example")).expect("state");
-    crypto_report::demo::seed(&state.publisher).expect("seed");
-    (state, dir)
-}
-
-async fn get(state: &AppState, uri: &str) -> Reply {
-    common::request(
-        state,
-        axum::http::Request::get(uri)
-            .body(axum::body::Body::empty())
-            .expect("request"),
-    )
-    .await
-}
+use common::{TestApp, get, samples};
 
 /// The `content` of `<meta property|name="key" content="…">`.
 fn meta<'a>(html: &'a str, key: &str) -> Option<&'a str> {

@@ -6,29 +6,14 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestApp, publish, report};
-use crypto_report::{AppState, Settings};
+use common::{Reply, TestApp, get, publish, report};
+use crypto_report::AppState;
 
 /// A state seeded with the bundled samples (ids 101-107), the index caught up.
 async fn samples() -> (AppState, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store =
-        crypto_report::store::Store::open(&dir.path().join(crypto_report::store::FILE_NAME))
-            .expect("store");
-    let state = AppState::new(store, Settings::new("https://reports.example")).expect("state");
-    crypto_report::demo::seed(&state.publisher).expect("seed");
+    let (state, dir) = common::samples();
     state.search.settled().await;
     (state, dir)
-}
-
-async fn get(state: &AppState, uri: &str) -> Reply {
-    common::request(
-        state,
-        axum::http::Request::get(uri)
-            .body(axum::body::Body::empty())
-            .expect("request"),
-    )
-    .await
 }
 
 fn ids(reply: &Reply) -> Vec<u64> {

@@ -8,32 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::fake::{self, Fake, Fault};
-use common::{Reply, publish, report};
+use common::{get, publish, report, samples};
+use crypto_report::AppState;
 use crypto_report::market::Market;
 use crypto_report::since::History;
 use crypto_report::tasks::Background;
-use crypto_report::{AppState, Settings};
-
-/// A state holding the bundled samples (101-107, 14-21 Nov 2026), no market feed.
-fn samples() -> (AppState, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store =
-        crypto_report::store::Store::open(&dir.path().join(crypto_report::store::FILE_NAME))
-            .expect("store");
-    let state = AppState::new(store, Settings::new("https://reports.example")).expect("state");
-    crypto_report::demo::seed(&state.publisher).expect("seed");
-    (state, dir)
-}
-
-async fn get(state: &AppState, uri: &str) -> Reply {
-    common::request(
-        state,
-        axum::http::Request::get(uri)
-            .body(axum::body::Body::empty())
-            .expect("request"),
-    )
-    .await
-}
 
 /// The row of `field` in the panel of a report page.
 fn row<'a>(html: &'a str, field: &str) -> &'a str {

@@ -70,6 +70,22 @@ impl Binance {
 /// Each daily candle's open time (unix ms, midnight UTC) and opening price, oldest first:
 /// the price as the day began, known before anything published that day.
 pub fn parse_daily_opens(body: &[u8], coin: Coin) -> Result<Vec<(i64, f64)>, Invalid> {
+    klines(body, |open, row| {
+        let price = check_price(
+            "open",
+            decimal(row.get(1).and_then(Value::as_str)),
+            coin.max_price(),
+        )?;
+        Ok((open, price))
+    })
+}
+
+/// Each candle of a klines answer through `read` with its open time, checking that the open
+/// times rise.
+fn klines<T>(
+    body: &[u8],
+    mut read: impl FnMut(i64, &[Value]) -> Result<T, Invalid>,
+) -> Result<Vec<T>, Invalid> {
     let rows: Vec<Vec<Value>> = serde_json::from_slice(body).map_err(Invalid::json)?;
     let mut last_open = i64::MIN;
     rows.iter()
@@ -82,12 +98,7 @@ pub fn parse_daily_opens(body: &[u8], coin: Coin) -> Result<Vec<(i64, f64)>, Inv
                 return Err(Invalid("klines out of order".into()));
             }
             last_open = open;
-            let price = check_price(
-                "open",
-                decimal(row.get(1).and_then(Value::as_str)),
-                coin.max_price(),
-            )?;
-            Ok((open, price))
+            read(open, row)
         })
         .collect()
 }
@@ -134,25 +145,13 @@ pub fn parse_ticker(body: &[u8], coins: &[Coin]) -> Result<Vec<(Coin, Quote)>, I
 
 /// Closing prices, oldest first, each a believable BTC price.
 pub fn parse_closes(body: &[u8]) -> Result<Vec<f64>, Invalid> {
-    let rows: Vec<Vec<Value>> = serde_json::from_slice(body).map_err(Invalid::json)?;
-    let mut last_open = i64::MIN;
-    rows.iter()
-        .map(|row| {
-            let open = row
-                .first()
-                .and_then(Value::as_i64)
-                .ok_or_else(|| Invalid("kline without open time".into()))?;
-            if open <= last_open {
-                return Err(Invalid("klines out of order".into()));
-            }
-            last_open = open;
-            check_price(
-                "close",
-                decimal(row.get(4).and_then(Value::as_str)),
-                Coin::Btc.max_price(),
-            )
-        })
-        .collect()
+    klines(body, |_, row| {
+        check_price(
+            "close",
+            decimal(row.get(4).and_then(Value::as_str)),
+            Coin::Btc.max_price(),
+        )
+    })
 }
 
 #[cfg(test)]

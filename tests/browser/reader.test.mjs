@@ -10,75 +10,30 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import AxeBuilder from '@axe-core/playwright';
+import { alive, processes, sleep } from './servers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.resolve(process.env.CR_BIN || path.join(ROOT, 'target', 'debug', 'crypto-report'));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.CR_SHOTS || path.join(ROOT, 'target', 'browser-shots');
 const SUITE_TIMEOUT_MS = 240_000;
-const START_TIMEOUT_MS = 30_000;
 const TEST_TIMEOUT_MS = 90_000;
 const WAIT_MS = 10_000;
 
 const DESKTOP = { viewport: { width: 1366, height: 900 } };
 const MOBILE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const alive = (proc) => proc && proc.exitCode === null && proc.signalCode === null;
 
 // ------------------------------------------------------------------------------ servers
 
-const servers = [];
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'cr-reader-'));
-
-async function start(args, env = {}) {
-  const cwd = fs.mkdtempSync(path.join(scratch, 'run-'));
-  const proc = spawn(BIN, args, {
-    cwd,
-    env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log = [];
-  const server = { proc, log, base: '' };
-  servers.push(server);
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${args[0]} did not start:\n${log.slice(-20).join('\n')}`)), START_TIMEOUT_MS);
-    proc.once('error', (e) => { clearTimeout(timer); reject(e); });
-    proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${args[0]} exited (${code}):\n${log.slice(-20).join('\n')}`)); });
-    for (const stream of [proc.stderr, proc.stdout]) {
-      readline.createInterface({ input: stream }).on('line', (line) => {
-        log.push(line);
-        if (log.length > 2000) log.splice(0, 500);
-        const m = /listening.*address=127\.0\.0\.1:(\d+)/.exec(line);
-        if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-      });
-    }
-  });
-  server.base = `http://127.0.0.1:${port}`;
-  return server;
-}
-
-async function stop(server) {
-  const { proc } = server;
-  if (alive(proc)) {
-    const exited = once(proc, 'exit');
-    proc.kill('SIGTERM');
-    await Promise.race([exited, sleep(8_000)]);
-    if (alive(proc)) proc.kill('SIGKILL');
-  }
-  proc.stdout.destroy();
-  proc.stderr.destroy();
-}
+const { servers, scratch, start, stop } = processes(BIN, 'cr-reader-');
 
 // A loopback port with nothing listening: every provider call is refused at once.
 async function closedPort() {

@@ -104,6 +104,25 @@ pub async fn publish(state: &AppState, reports: Vec<Report>) {
         .expect("publish");
 }
 
+/// A state holding the bundled samples (ids 101-107, 14-21 Nov 2026) in a temporary store,
+/// with no market feed.
+pub fn samples() -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join(FILE_NAME)).expect("store");
+    let state = AppState::new(store, Settings::new("https://reports.example")).expect("state");
+    crypto_report::demo::seed(&state.publisher).expect("seed");
+    (state, dir)
+}
+
+/// `GET uri` through `app(state)`.
+pub async fn get(state: &AppState, uri: &str) -> Reply {
+    request(
+        state,
+        Request::get(uri).body(Body::empty()).expect("request"),
+    )
+    .await
+}
+
 /// Runs one request through `app(state)` and collects the whole response. Like every real
 /// HTTP/1.1 client, it sends a `Host` header unless the test set one (or several).
 pub async fn request(state: &AppState, mut req: Request<Body>) -> Reply {

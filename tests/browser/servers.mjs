@@ -1,0 +1,62 @@
+// crypto-report processes for the browser suites: each runs in its own folder under one
+// scratch folder, its output kept for failure messages, and is stopped by its PID.
+
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+
+const START_TIMEOUT_MS = 30_000;
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+export const alive = (proc) => proc && proc.exitCode === null && proc.signalCode === null;
+
+// The servers a suite started (`servers`), the folder they run in (`scratch`, made with
+// `prefix`), and how to start (`bin` with `args`, resolving once it listens) and stop one.
+export function processes(bin, prefix) {
+  const servers = [];
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+
+  async function start(args, env = {}) {
+    const cwd = fs.mkdtempSync(path.join(scratch, 'run-'));
+    const proc = spawn(bin, args, {
+      cwd,
+      env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const log = [];
+    const server = { proc, log, base: '' };
+    servers.push(server);
+    const port = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${args[0]} did not start:\n${log.slice(-20).join('\n')}`)), START_TIMEOUT_MS);
+      proc.once('error', (e) => { clearTimeout(timer); reject(e); });
+      proc.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${args[0]} exited (${code}):\n${log.slice(-20).join('\n')}`)); });
+      for (const stream of [proc.stderr, proc.stdout]) {
+        readline.createInterface({ input: stream }).on('line', (line) => {
+          log.push(line);
+          if (log.length > 2000) log.splice(0, 500);
+          const m = /listening.*address=127\.0\.0\.1:(\d+)/.exec(line);
+          if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+        });
+      }
+    });
+    server.base = `http://127.0.0.1:${port}`;
+    return server;
+  }
+
+  async function stop(server) {
+    const { proc } = server;
+    if (alive(proc)) {
+      const exited = once(proc, 'exit');
+      proc.kill('SIGTERM');
+      await Promise.race([exited, sleep(8_000)]);
+      if (alive(proc)) proc.kill('SIGKILL');
+    }
+    proc.stdout.destroy();
+    proc.stderr.destroy();
+  }
+
+  return { servers, scratch, start, stop };
+}
