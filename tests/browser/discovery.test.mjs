@@ -205,7 +205,8 @@ test('2. since this report: the market at publication from the history, now and 
     assert.equal(await then('market_cap_usd'), 'unknown');
     assert.equal(await then('btc_market_cap_percentage'), 'unknown');
     // The market now comes live from the dashboard's snapshot, and the change beside it.
-    await page.waitForFunction(() => /\d/.test(document.querySelector('#since tr[data-field="btc_price_usd"] .since-now')?.textContent || ''));
+    // (The first poll of the providers may still be under way on a busy machine.)
+    await page.waitForFunction(() => /\d/.test(document.querySelector('#since tr[data-field="btc_price_usd"] .since-now')?.textContent || ''), null, { timeout: 30_000 });
     const now = async (f) => (await row(page, f).locator('.since-now').textContent()).trim();
     const change = async (f) => (await row(page, f).locator('.since-change').textContent()).trim();
     assert.equal(await now('btc_price_usd'), '$84,250.00');
@@ -235,7 +236,8 @@ test('2b. since this report: a failing history leaves the values at publication 
       assert.equal((await row(page, f).locator('.since-then').textContent()).trim(), 'unknown', f);
       assert.equal(await row(page, f).getAttribute('data-then'), null, f);
     }
-    await page.waitForFunction(() => /\d/.test(document.querySelector('#since tr[data-field="btc_price_usd"] .since-now')?.textContent || ''));
+    // (The first poll of the providers may still be under way on a busy machine.)
+    await page.waitForFunction(() => /\d/.test(document.querySelector('#since tr[data-field="btc_price_usd"] .since-now')?.textContent || ''), null, { timeout: 30_000 });
     assert.equal((await row(page, 'btc_price_usd').locator('.since-change').textContent()).trim(), '—');
   } finally {
     await context.close();
