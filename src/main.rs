@@ -19,7 +19,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Allocation-heavy request handling spent about 14% of its CPU in glibc malloc (perf, warm
 /// report page); mimalloc's per-thread heaps cut that. (Its v2 line, tried for the importer's
-/// peak RSS, held 238 MiB instead of 137 MiB with 10,000 WebSocket clients: scripts/bench-ws.)
+/// peak RSS, held 238 MiB instead of 187 MiB with 10,000 WebSocket clients: scripts/bench-ws.)
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
