@@ -275,6 +275,21 @@ async fn tls_is_used_as_the_url_asks() {
         );
         assert!(verified.status.success(), "{verified:?}");
         assert!(text(&verified.stderr).contains("over TLS"), "{verified:?}");
+        // Reached under a name its certificate does not carry: `verify-ca` checks the chain
+        // only, `verify-full` the name too.
+        let renamed = |mode: &str| {
+            let url = db.url.replacen("@127.0.0.1:", "@crypto-report.invalid:", 1);
+            assert_ne!(url, db.url, "the test database is on 127.0.0.1");
+            format!("{url}?hostaddr=127.0.0.1&sslmode={mode}&sslrootcert={ca}")
+        };
+        let chain_only = import(&renamed("verify-ca"), dir.path(), &[]);
+        assert!(chain_only.status.success(), "{chain_only:?}");
+        let wrong_name = import(&renamed("verify-full"), dir.path(), &[]);
+        assert!(!wrong_name.status.success(), "{wrong_name:?}");
+        assert!(
+            text(&wrong_name.stderr).contains("certificate"),
+            "{wrong_name:?}"
+        );
     }
     // A self-signed server is not trusted by the bundled roots.
     let untrusted = import(&with("sslmode=verify-full"), dir.path(), &[]);
