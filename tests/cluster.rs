@@ -93,6 +93,19 @@ fn is_history(key: &str) -> bool {
     key.starts_with("bn.history.") || key == "fng.history"
 }
 
+/// A page, a report, the JSON API and the market summary all answer 200.
+async fn serves_every_kind_of_page(client: &reqwest::Client, i: &Instance) {
+    for path in [
+        "/",
+        "/crypto_report/107",
+        "/api/reports",
+        "/api/crypto/dashboard-summary",
+    ] {
+        let r = client.get(i.url(path)).send().await.expect("request");
+        assert_eq!(r.status(), 200, "{path}");
+    }
+}
+
 async fn cache_stats(client: &reqwest::Client, i: &Instance) -> serde_json::Value {
     client
         .get(i.url("/cache-stats"))
@@ -483,15 +496,7 @@ async fn a_redis_that_answers_garbage_is_only_degraded() {
         None,
     );
     let client = reqwest::Client::new();
-    for path in [
-        "/",
-        "/crypto_report/107",
-        "/api/reports",
-        "/api/crypto/dashboard-summary",
-    ] {
-        let r = client.get(i.url(path)).send().await.expect("request");
-        assert_eq!(r.status(), 200, "{path}");
-    }
+    serves_every_kind_of_page(&client, &i).await;
     eventually(
         Duration::from_secs(10),
         "the garbage is noticed",
@@ -513,15 +518,7 @@ async fn an_instance_started_while_redis_is_down_serves_then_joins_when_it_comes
     let dir = seeded_dir();
     let i = instance(dir.path(), &redis.url(), None);
     let client = reqwest::Client::new();
-    for path in [
-        "/",
-        "/crypto_report/107",
-        "/api/reports",
-        "/api/crypto/dashboard-summary",
-    ] {
-        let r = client.get(i.url(path)).send().await.expect("request");
-        assert_eq!(r.status(), 200, "{path}");
-    }
+    serves_every_kind_of_page(&client, &i).await;
     eventually(
         Duration::from_secs(15),
         "it polls alone while Redis is away",
