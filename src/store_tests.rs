@@ -267,21 +267,10 @@ async fn a_damaged_report_is_an_error_for_that_report_only() {
     ];
     store.commit_reports(&reports, &[], None).expect("write");
     // Flip one byte of report 1's stored body behind the store's back.
-    store
-        .write(|tx| {
-            let mut table = tx.open_table(REPORTS).map_err(db_err)?;
-            let mut bytes = table
-                .get(1)
-                .map_err(db_err)?
-                .expect("present")
-                .value()
-                .to_vec();
-            let last = bytes.len() - 1;
-            bytes[last] ^= 1;
-            table.insert(1, bytes.as_slice()).map_err(db_err)?;
-            Ok(())
-        })
-        .expect("damage");
+    damage_record(&store, 1, |bytes| {
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+    });
     assert!(matches!(
         store.report(1),
         Err(StoreError::Damaged { id: 1, .. })
@@ -338,26 +327,13 @@ fn writing_a_damaged_report_again_repairs_it() {
         .expect("write");
     let digest = store.version().digest;
     for damage in ["body", "header"] {
-        store
-            .write(|tx| {
-                let mut table = tx.open_table(REPORTS).map_err(db_err)?;
-                let mut bytes = table
-                    .get(1)
-                    .map_err(db_err)?
-                    .expect("present")
-                    .value()
-                    .to_vec();
-                match damage {
-                    "body" => {
-                        let last = bytes.len() - 1;
-                        bytes[last] ^= 1;
-                    }
-                    _ => bytes.truncate(3),
-                }
-                table.insert(1, bytes.as_slice()).map_err(db_err)?;
-                Ok(())
-            })
-            .expect("damage");
+        damage_record(&store, 1, |bytes| match damage {
+            "body" => {
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+            }
+            _ => bytes.truncate(3),
+        });
         assert!(store.report(1).is_err(), "{damage}");
         assert_eq!(store.damaged_ids(), vec![1], "{damage}");
         // The same report again (as a re-import would write it): rewritten, not "unchanged".
@@ -467,4 +443,22 @@ fn the_digest_survives_a_reopen_and_is_rebuilt_when_missing() {
         store.version().digest
     };
     assert_eq!(Store::open(&path).expect("reopen").version().digest, digest);
+}
+
+/// Changes report `id`'s stored record with `damage`, behind the store's back.
+fn damage_record(store: &Store, id: u64, damage: impl FnOnce(&mut Vec<u8>)) {
+    store
+        .write(|tx| {
+            let mut table = tx.open_table(REPORTS).map_err(db_err)?;
+            let mut bytes = table
+                .get(id)
+                .map_err(db_err)?
+                .expect("present")
+                .value()
+                .to_vec();
+            damage(&mut bytes);
+            table.insert(id, bytes.as_slice()).map_err(db_err)?;
+            Ok(())
+        })
+        .expect("damage");
 }

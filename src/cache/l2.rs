@@ -121,6 +121,16 @@ impl Counters {
         found
     }
 
+    /// Whether a value of `len` bytes may be stored (at most [`MAX_VALUE_BYTES`]); one that
+    /// may not is counted as skipped.
+    pub fn admits(&self, len: usize) -> bool {
+        let admitted = len <= MAX_VALUE_BYTES;
+        if !admitted {
+            Counters::bump(&self.skipped);
+        }
+        admitted
+    }
+
     pub fn stats(&self, tier: &'static str, state: String) -> L2Stats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         L2Stats {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::l2::{Counters, Invalidation, L2, L2Error, L2Future, L2Stats, MAX_VALUE_BYTES};
+use super::l2::{Counters, Invalidation, L2, L2Error, L2Future, L2Stats};
 use crate::store::Store;
 
 pub struct RedbTier {
@@ -55,8 +55,7 @@ impl L2 for RedbTier {
         tags: &'a [String],
     ) -> L2Future<'a, ()> {
         Box::pin(async move {
-            if value.len() > MAX_VALUE_BYTES {
-                Counters::bump(&self.counters.skipped);
+            if !self.counters.admits(value.len()) {
                 return Ok(());
             }
             let (key, tags) = (key.to_owned(), tags.to_vec());

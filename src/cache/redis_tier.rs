@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::l2::{Counters, Invalidation, L2, L2Error, L2Future, L2Stats, MAX_VALUE_BYTES};
+use super::l2::{Counters, Invalidation, L2, L2Error, L2Future, L2Stats};
 use crate::redis_conn::{Redis, RedisFault};
 
 /// Keys deleted per command when emptying the tier.
@@ -79,8 +79,7 @@ impl L2 for RedisTier {
         tags: &'a [String],
     ) -> L2Future<'a, ()> {
         Box::pin(async move {
-            if value.len() > MAX_VALUE_BYTES {
-                Counters::bump(&self.counters.skipped);
+            if !self.counters.admits(value.len()) {
                 return Ok(());
             }
             let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
