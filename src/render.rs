@@ -206,6 +206,19 @@ pub struct Renderer {
     fingerprint: String,
 }
 
+/// The hash of the running program's file, read once per process and streamed (a debug
+/// build is hundreds of megabytes; every state a test builds makes a renderer).
+fn program_hash() -> Option<&'static [u8; 32]> {
+    static HASH: std::sync::OnceLock<Option<[u8; 32]>> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        let mut file = std::fs::File::open(std::env::current_exe().ok()?).ok()?;
+        let mut hasher = blake3::Hasher::new();
+        std::io::copy(&mut file, &mut hasher).ok()?;
+        Some(*hasher.finalize().as_bytes())
+    })
+    .as_ref()
+}
+
 impl Renderer {
     pub fn new(assets: &Assets, public_url: &str) -> Result<Renderer, RenderError> {
         let mut tera = Tera::default();
@@ -215,8 +228,8 @@ impl Renderer {
         print.update(env!("CARGO_PKG_VERSION").as_bytes());
         print.update(public_url.as_bytes());
         // The running program itself: a change of rendering code is a change of pages.
-        if let Ok(exe) = std::env::current_exe().and_then(std::fs::read) {
-            print.update(&exe);
+        if let Some(exe) = program_hash() {
+            print.update(exe);
         }
         let mut names: Vec<_> = Templates::iter().collect();
         names.sort();

@@ -210,12 +210,10 @@ impl AppState {
     pub fn start_market_history(&self, config: &market::Config) {
         let pages = Arc::clone(&self.0.pages);
         let invalidate: since::history::Invalidate = Arc::new(move |ids: Vec<u64>| {
-            let change = crate::reports::publish::Published {
+            pages.published(&crate::reports::publish::Published {
                 affected: ids,
                 ..Default::default()
-            };
-            pages.invalidate(&change.affected);
-            pages.invalidate_l2(crate::cache::invalidation_of(&change));
+            });
         });
         match since::History::new(config, Arc::clone(&self.0.store), invalidate) {
             Ok(history) => {

@@ -315,7 +315,7 @@ impl Store {
         Ok((entry.expires_at_ms > now_ms).then(|| entry.bytes.to_vec()))
     }
 
-    /// Writes a second-tier entry; false when the tier is full (of entries not yet expired).
+    /// Writes a second-tier entry; false when the tier is full.
     /// Not durable on its own (it is a cache): the next durable commit, or [`Store::sync`] at
     /// shutdown, persists it.
     pub fn cache_put(
@@ -330,17 +330,11 @@ impl Store {
             tags: tags.iter().map(String::as_str).collect(),
             bytes,
         })?;
-        let now = Utc::now().timestamp_millis();
         self.write_cache(|table| {
+            // A full tier is not scanned here, on a request's path: the timed
+            // `cache_purge_expired` makes room.
             if table.len().map_err(db_err)? >= CACHE_MAX_ENTRIES {
-                table
-                    .retain(|_, v| {
-                        postcard::from_bytes::<CacheEntry>(v).is_ok_and(|e| e.expires_at_ms > now)
-                    })
-                    .map_err(db_err)?;
-                if table.len().map_err(db_err)? >= CACHE_MAX_ENTRIES {
-                    return Ok(false);
-                }
+                return Ok(false);
             }
             table.insert(key, entry.as_slice()).map_err(db_err)?;
             Ok(true)

@@ -46,9 +46,7 @@ pub fn parse_fng_history(body: &[u8]) -> Result<Vec<(i64, FearGreed)>, Invalid> 
         }
         .filter(|s| *s > 0)
         .ok_or_else(|| Invalid("timestamp is not a number of seconds".into()))?;
-        let one = serde_json::json!({ "data": [entry] });
-        let fng = parse_fng(one.to_string().as_bytes())?;
-        out.push((day * 1000, fng));
+        out.push((day * 1000, fng_of(entry)?));
     }
     out.sort_by_key(|(day, _)| *day);
     Ok(out)
@@ -63,6 +61,11 @@ pub fn parse_fng(body: &[u8]) -> Result<FearGreed, Invalid> {
     let first = v
         .pointer("/data/0")
         .ok_or_else(|| Invalid("data[0] is missing".into()))?;
+    fng_of(first)
+}
+
+/// One entry of `data`: its `value` and `value_classification`.
+fn fng_of(first: &Value) -> Result<FearGreed, Invalid> {
     let value = match first.get("value") {
         Some(Value::String(s)) => s.trim().parse::<u8>().ok(),
         Some(Value::Number(n)) => n.as_u64().and_then(|n| u8::try_from(n).ok()),
