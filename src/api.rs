@@ -194,6 +194,7 @@ pub async fn health(State(s): State<AppState>) -> Response {
         "cluster": s.cluster.as_ref().map(crate::cluster::Cluster::health),
         "websocket": { "clients": s.live.clients() },
         "search": s.search.status(),
+        "search_pool": s.searches.stats(),
     });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

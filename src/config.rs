@@ -234,6 +234,16 @@ pub struct HttpArgs {
     /// Seconds a request may take before it is answered with 408.
     #[arg(long, env = "CR_REQUEST_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub request_timeout: u64,
+    /// Searches run at once, on threads of their own [default: one per core].
+    #[arg(long, env = "CR_SEARCH_WORKERS", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub search_workers: Option<u64>,
+    /// Searches that may wait for a search thread; beyond them a search is answered 503 with
+    /// Retry-After.
+    #[arg(long, env = "CR_SEARCH_QUEUE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub search_queue: u64,
+    /// Milliseconds one search may run before it is stopped (answered 503).
+    #[arg(long, env = "CR_SEARCH_BUDGET_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub search_budget_ms: u64,
 }
 
 /// Connections always left to page requests by the WebSocket cap.
@@ -288,6 +298,19 @@ impl HttpArgs {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout)
+    }
+
+    /// Threads, queue and budget of the searches.
+    pub fn search_pool(&self) -> crate::search::PoolSettings {
+        let default = crate::search::PoolSettings::default();
+        crate::search::PoolSettings {
+            workers: self
+                .search_workers
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(default.workers),
+            queue: usize::try_from(self.search_queue).unwrap_or(default.queue),
+            budget: Duration::from_millis(self.search_budget_ms),
+        }
     }
 }
 

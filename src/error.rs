@@ -28,12 +28,19 @@ pub enum AppError {
     BadGateway(String),
     #[error("temporarily unavailable")]
     Unavailable(String),
+    /// Too much of one kind of work at once: 503 with `Retry-After`, logged at debug level
+    /// only (a flood must not flood the log too).
+    #[error("{0}")]
+    Busy(&'static str),
     #[error("internal error")]
     Internal(String),
     /// A damaged record in the store: the store has logged it once already.
     #[error("internal error")]
     Damaged,
 }
+
+/// Seconds a client is asked to wait after [`AppError::Busy`].
+pub const BUSY_RETRY_AFTER: &str = "1";
 
 /// Marks a response as an error for the middleware that dresses it.
 #[derive(Debug, Clone)]
@@ -53,7 +60,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) | AppError::Damaged => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,6 +112,12 @@ impl IntoResponse for AppError {
         response
             .extensions_mut()
             .insert(ErrorMarker { status, message });
+        if let AppError::Busy(_) = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(BUSY_RETRY_AFTER),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

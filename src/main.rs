@@ -111,6 +111,7 @@ fn settings(http: &HttpArgs, listen: std::net::SocketAddr, demo: bool) -> Settin
         request_timeout: http.request_timeout(),
         max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
         demo,
+        search: http.search_pool(),
         ..Settings::new(http.public_url_or(listen))
     }
 }

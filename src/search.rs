@@ -4,7 +4,10 @@
 //! or stale. Queries are ranked (BM25), accent-insensitive, paginated, optionally restricted to
 //! a date range, and come back with highlighted snippets.
 
+pub mod budget;
 mod indexer;
+pub mod limits;
+pub mod pool;
 mod text;
 
 use std::ops::Bound;
@@ -23,6 +26,9 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::{mpsc, watch};
 
+use self::budget::{Budget, Budgeted, Stopped};
+pub use self::limits::QueryProblem;
+pub use self::pool::{Pool, PoolSettings, PoolStats};
 pub use self::text::{ReportText, fold};
 use crate::reports::publish::{Published, Subscriber};
 use crate::store::{Store, StoreError};
@@ -60,6 +66,15 @@ pub enum SearchError {
     },
     #[error("search task failed: {0}")]
     Join(String),
+    /// The query asks for more than a query may (see `limits`).
+    #[error(transparent)]
+    Query(#[from] QueryProblem),
+    #[error(transparent)]
+    Pool(#[from] pool::Refused),
+    #[error("the search took longer than it may")]
+    OutOfTime,
+    #[error("the search was given up")]
+    Cancelled,
 }
 
 #[derive(Clone, Copy)]
@@ -336,8 +351,19 @@ impl Search {
         }
     }
 
-    /// Runs `query` (blocking: call it from the blocking pool). An empty text finds nothing.
+    /// Runs `query` (blocking: call it from the blocking pool) within the default budget of
+    /// [`Pool`]. An empty text finds nothing.
     pub fn search(&self, query: &SearchQuery) -> Result<Results, SearchError> {
+        self.search_within(query, &Budget::of(PoolSettings::default().budget))
+    }
+
+    /// Runs `query` (blocking) until `budget` is spent: then it stops and says why.
+    pub fn search_within(
+        &self,
+        query: &SearchQuery,
+        budget: &Budget,
+    ) -> Result<Results, SearchError> {
+        limits::check(&query.text)?;
         let page = query.page.max(1);
         let offset = (page - 1).saturating_mul(PER_PAGE);
         let f = self.0.fields;
@@ -393,7 +419,7 @@ impl Search {
                 )),
             ));
         }
-        let full = BooleanQuery::new(clauses);
+        let full = Budgeted::new(Box::new(BooleanQuery::new(clauses)), budget.clone());
         let (total, top) = searcher.search(
             &full,
             &(
@@ -403,6 +429,7 @@ impl Search {
                     .order_by_score(),
             ),
         )?;
+        stopped(budget)?;
         // The snippets mark the query's words (as the index folds them) in the bodies.
         let mut words_text = std::collections::BTreeMap::new();
         let mut doc_freq_failed = false;
@@ -428,6 +455,7 @@ impl Search {
         let (vi_gen, en_gen) = (Some(&vi_gen), Some(&en_gen));
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
+            stopped(budget)?;
             let doc: TantivyDocument = searcher.doc(address)?;
             let text_of =
                 |field: Field| -> Option<&str> { doc.get_first(field).and_then(|v| v.as_str()) };
@@ -466,6 +494,14 @@ impl Search {
             hits,
         })
     }
+}
+
+/// The error of a search whose budget ran out.
+fn stopped(budget: &Budget) -> Result<(), SearchError> {
+    budget.check().map_err(|why| match why {
+        Stopped::OutOfTime => SearchError::OutOfTime,
+        Stopped::Cancelled => SearchError::Cancelled,
+    })
 }
 
 /// The best snippet of `text` with a match, looked for in its opening first: reports say

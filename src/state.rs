@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::render::{self, Renderer};
 use crate::reports::Publisher;
 use crate::reports::publish::Subscriber;
-use crate::search::Search;
+use crate::search::{self, Search};
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::tasks::Background;
@@ -36,6 +36,8 @@ pub struct Settings {
     pub max_connections: usize,
     /// Running `demo`: market data is simulated and badged as such.
     pub demo: bool,
+    /// Threads, queue and time budget of the searches.
+    pub search: search::PoolSettings,
 }
 
 impl Settings {
@@ -49,6 +51,7 @@ impl Settings {
             idle_timeout: Duration::from_secs(30),
             max_connections: 16_384,
             demo: false,
+            search: search::PoolSettings::default(),
         }
     }
 }
@@ -90,6 +93,8 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Full-text search over the reports; one of the publish path's subscribers.
     pub search: Search,
+    /// Where searches run (`settings.search`).
+    pub searches: search::Pool,
     /// Records the market as reports are published ("since this report").
     pub since: Arc<since::Recorder>,
 }
@@ -110,6 +115,7 @@ impl AppState {
         let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL, l2));
         let live = live::Hub::new(live::HubSettings::default(), &background);
         let search = Search::open(Arc::clone(&store));
+        let searches = search::Pool::new(settings.search);
         // Inside a runtime (tests, embedders) the index keeps up at once; `serve` starts it
         // with the server.
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -131,6 +137,7 @@ impl AppState {
             started: Instant::now(),
             background,
             metrics: Metrics::new(),
+            searches,
             search,
             since: recorder,
         })))

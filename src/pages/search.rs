@@ -13,10 +13,12 @@ use super::{html_page, reader_lang, remember_lang};
 use crate::AppState;
 use crate::error::AppError;
 use crate::i18n::{self, Lang};
-use crate::search::{Hit, Results, SearchQuery, Snippet};
+use crate::search::pool::Refused;
+use crate::search::{Hit, Results, SearchError, SearchQuery, Snippet};
 
-/// Longest query accepted: a reader's words, not a document.
-const MAX_QUERY_CHARS: usize = 200;
+/// Longest query kept: one character past the bound, so that a longer query is refused with
+/// the bound (`search::limits`), not cut short without a word.
+const MAX_QUERY_CHARS: usize = crate::search::limits::MAX_QUERY_CHARS + 1;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Params {
@@ -114,16 +116,27 @@ async fn run(s: &AppState, asked: &Asked) -> Result<Results, AppError> {
     if asked.query.page > crate::search::MAX_OFFSET / crate::search::PER_PAGE {
         return Err(AppError::NotFound);
     }
-    let search = s.search.clone();
-    let query = asked.query.clone();
-    let results = tokio::task::spawn_blocking(move || search.search(&query))
+    let results = s
+        .searches
+        .search(&s.search, asked.query.clone())
         .await
-        .map_err(|e| AppError::Internal(format!("search task failed: {e}")))?
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(search_error)?;
     if results.hits.is_empty() && results.total > 0 && asked.query.page > 1 {
         return Err(AppError::NotFound);
     }
     Ok(results)
+}
+
+/// What the reader is told when a search does not run to its end.
+fn search_error(e: SearchError) -> AppError {
+    match e {
+        SearchError::Query(problem) => AppError::bad_request(problem.to_string()),
+        SearchError::Pool(Refused::Busy) => AppError::Busy("too many searches at once; try again"),
+        SearchError::OutOfTime => {
+            AppError::Busy("the search took longer than it may; try again or narrow it")
+        }
+        other => AppError::Internal(other.to_string()),
+    }
 }
 
 pub async fn page(

@@ -30,9 +30,23 @@ impl Instance {
     /// `serve --listen 127.0.0.1:0` on `data_dir` with `args`; `env` overrides the defaults
     /// (providers nowhere, `RUST_LOG=info`).
     pub fn start(data_dir: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> Instance {
+        Instance::run("serve", data_dir, args, env)
+    }
+
+    /// `demo --listen 127.0.0.1:0` (its own throw-away store, the bundled samples) with `args`.
+    pub fn demo(data_dir: &std::path::Path, args: &[&str]) -> Instance {
+        Instance::run("demo", data_dir, args, &[])
+    }
+
+    fn run(
+        command_name: &str,
+        data_dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> Instance {
         let mut command = Command::new(BIN);
         command
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([command_name, "--listen", "127.0.0.1:0"])
             .args(args)
             .env("CR_DATA_DIR", data_dir)
             .env("RUST_LOG", "info")
@@ -89,6 +103,17 @@ impl Instance {
     /// Everything logged since the last call.
     pub fn logged(&self) -> String {
         self.logs.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// The most memory the process has held (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("process status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
     }
 
     /// SIGKILL.

@@ -1,0 +1,352 @@
+//! Where searches run: threads of their own (not the blocking pool that serves the store's
+//! reads), a bounded queue in front of them, and a cancellation that reaches the search when
+//! its request ends early: answered 408 by the request timeout, or its client gone. Beyond the
+//! queue a search is refused at once ([`Refused::Busy`]: the edge answers 503 with
+//! `Retry-After`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::budget::Budget;
+use super::{Results, Search, SearchError, SearchQuery};
+
+/// How many searches run at once, how many may wait, and how long one may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    pub workers: usize,
+    pub queue: usize,
+    pub budget: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> PoolSettings {
+        PoolSettings {
+            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            queue: 32,
+            budget: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Why the pool did not run a search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("every search worker is busy and the queue is full")]
+    Busy,
+    #[error("the search workers could not be started")]
+    NoWorkers,
+    #[error("the search failed (a bug; see the log)")]
+    Failed,
+}
+
+/// What the pool has done, for `/health` and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PoolStats {
+    pub workers: usize,
+    pub queue: usize,
+    /// Running now.
+    pub running: usize,
+    /// Accepted, not started yet.
+    pub waiting: usize,
+    /// Refused because the queue was full.
+    pub refused: u64,
+    /// Given up by their request (answered 408, or the client went away) before they ended.
+    pub abandoned: u64,
+    /// Given up by their request before they started: never run.
+    pub dropped: u64,
+    /// Given up by their request while running, and stopped.
+    pub cancelled: u64,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The search pool; cheap to clone. Its threads start with the first search and end when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct Pool(Arc<Inner>);
+
+struct Inner {
+    settings: PoolSettings,
+    jobs: SyncSender<Job>,
+    next: Arc<Mutex<Receiver<Job>>>,
+    started: OnceLock<bool>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    running: AtomicUsize,
+    waiting: AtomicUsize,
+    refused: AtomicU64,
+    abandoned: AtomicU64,
+    dropped: AtomicU64,
+    cancelled: AtomicU64,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Pool").field(&self.stats()).finish()
+    }
+}
+
+/// Cancels the search when the request waiting for it is dropped before its answer.
+struct CancelOnDrop {
+    budget: Budget,
+    counts: Arc<Counts>,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.budget.cancel();
+            self.counts.abandoned.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Pool {
+    pub fn new(settings: PoolSettings) -> Pool {
+        let settings = PoolSettings {
+            workers: settings.workers.max(1),
+            ..settings
+        };
+        let (jobs, next) = sync_channel(settings.queue);
+        Pool(Arc::new(Inner {
+            settings,
+            jobs,
+            next: Arc::new(Mutex::new(next)),
+            started: OnceLock::new(),
+            counts: Arc::default(),
+        }))
+    }
+
+    pub fn settings(&self) -> PoolSettings {
+        self.0.settings
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let c = &self.0.counts;
+        PoolStats {
+            workers: self.0.settings.workers,
+            queue: self.0.settings.queue,
+            running: c.running.load(Ordering::Acquire),
+            waiting: c.waiting.load(Ordering::Acquire),
+            refused: c.refused.load(Ordering::Acquire),
+            abandoned: c.abandoned.load(Ordering::Acquire),
+            dropped: c.dropped.load(Ordering::Acquire),
+            cancelled: c.cancelled.load(Ordering::Acquire),
+        }
+    }
+
+    /// Runs `query` on `search` within the pool's budget.
+    pub async fn search(
+        &self,
+        search: &Search,
+        query: SearchQuery,
+    ) -> Result<Results, SearchError> {
+        let search = search.clone();
+        self.run(move |budget| search.search_within(&query, budget))
+            .await
+            .map_err(SearchError::from)?
+    }
+
+    /// Runs `work` on a pool thread with a budget of the pool's time, cancelled if this future
+    /// is dropped first (before `work` starts, `work` never runs).
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Budget) -> T + Send + 'static,
+    ) -> Result<T, Refused> {
+        if !self.start() {
+            return Err(Refused::NoWorkers);
+        }
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let mut guard = CancelOnDrop {
+            budget: Budget::new(Duration::ZERO, Arc::clone(&cancelled)),
+            counts: Arc::clone(&self.0.counts),
+            armed: true,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let counts = Arc::clone(&self.0.counts);
+        let time = self.0.settings.budget;
+        let job: Job = Box::new(move || {
+            counts.waiting.fetch_sub(1, Ordering::AcqRel);
+            if cancelled.load(Ordering::Acquire) {
+                counts.dropped.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
+            let budget = Budget::new(time, cancelled);
+            counts.running.fetch_add(1, Ordering::AcqRel);
+            let out = catch_unwind(AssertUnwindSafe(|| work(&budget)));
+            counts.running.fetch_sub(1, Ordering::AcqRel);
+            if budget.is_cancelled() {
+                counts.cancelled.fetch_add(1, Ordering::AcqRel);
+            }
+            match out {
+                Ok(out) => {
+                    let _ = tx.send(out);
+                }
+                Err(_) => tracing::error!("a search panicked"),
+            }
+        });
+        self.0.counts.waiting.fetch_add(1, Ordering::AcqRel);
+        match self.0.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                guard.armed = false;
+                self.0.counts.waiting.fetch_sub(1, Ordering::AcqRel);
+                self.0.counts.refused.fetch_add(1, Ordering::AcqRel);
+                return Err(Refused::Busy);
+            }
+        }
+        let out = rx.await.map_err(|_| Refused::Failed);
+        guard.armed = false;
+        out
+    }
+
+    /// Starts the threads once; false if none could be started.
+    fn start(&self) -> bool {
+        *self.0.started.get_or_init(|| {
+            let mut started = 0;
+            for n in 0..self.0.settings.workers {
+                let next = Arc::clone(&self.0.next);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("search-{n}"))
+                    .spawn(move || work(&next));
+                match spawned {
+                    Ok(_) => started += 1,
+                    Err(e) => tracing::error!(error = %e, "cannot start a search thread"),
+                }
+            }
+            started > 0
+        })
+    }
+}
+
+/// A worker: takes jobs until the pool is gone.
+fn work(next: &Mutex<Receiver<Job>>) {
+    loop {
+        let job = next.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        match job {
+            Ok(job) => job(),
+            Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn pool(workers: usize, queue: usize) -> Pool {
+        Pool::new(PoolSettings {
+            workers,
+            queue,
+            budget: Duration::from_secs(60),
+        })
+    }
+
+    /// A job that holds its worker until `release` is sent; reports it started.
+    fn hold(
+        pool: &Pool,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), Refused>>,
+        mpsc::Sender<()>,
+        mpsc::Receiver<()>,
+    ) {
+        let (release, held) = mpsc::channel::<()>();
+        let (started_tx, started) = mpsc::channel::<()>();
+        let p = pool.clone();
+        let task = tokio::spawn(async move {
+            p.run(move |_| {
+                let _ = started_tx.send(());
+                let _ = held.recv();
+            })
+            .await
+        });
+        (task, release, started)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn beyond_the_queue_a_search_is_refused_at_once() {
+        let pool = pool(1, 1);
+        let (first, release, started) = hold(&pool);
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the first job runs");
+        let p = pool.clone();
+        let queued = tokio::spawn(async move { p.run(|_| 7).await });
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pool.stats().waiting < 1 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", pool.stats());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(pool.run(|_| 8).await, Err(Refused::Busy));
+        assert_eq!(pool.stats().refused, 1);
+        release.send(()).expect("release");
+        assert_eq!(first.await.expect("join"), Ok(()));
+        assert_eq!(queued.await.expect("join"), Ok(7));
+        assert_eq!(pool.run(|_| 9).await, Ok(9), "free again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_search_given_up_before_it_starts_never_runs() {
+        let pool = pool(1, 4);
+        let (first, release, started) = hold(&pool);
+        started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the first job runs");
+        let ran = Arc::new(AtomicBool::new(false));
+        let r = Arc::clone(&ran);
+        let gave_up = tokio::time::timeout(
+            Duration::from_millis(50),
+            pool.run(move |_| r.store(true, Ordering::Release)),
+        )
+        .await;
+        assert!(gave_up.is_err(), "still queued");
+        release.send(()).expect("release");
+        first.await.expect("join").expect("ran");
+        assert_eq!(pool.run(|_| ()).await, Ok(()));
+        assert!(!ran.load(Ordering::Acquire));
+        assert_eq!(pool.stats().dropped, 1);
+        assert_eq!(pool.stats().abandoned, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_running_search_whose_request_is_dropped_is_cancelled() {
+        let pool = pool(1, 1);
+        let (stopped_tx, stopped) = mpsc::channel();
+        let running = pool.run(move |budget: &Budget| {
+            let begun = std::time::Instant::now();
+            while budget.check().is_ok() && begun.elapsed() < Duration::from_secs(30) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let _ = stopped_tx.send(budget.check());
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), running)
+                .await
+                .is_err()
+        );
+        let why = stopped
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the search stopped");
+        assert_eq!(why, Err(super::super::budget::Stopped::Cancelled));
+        assert_eq!(pool.run(|_| 1).await, Ok(1), "the worker is free");
+        assert_eq!(pool.stats().cancelled, 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_search_fails_alone() {
+        let pool = pool(1, 1);
+        let failed = pool.run(|_| -> u8 { panic!("boom") }).await;
+        assert_eq!(failed, Err(Refused::Failed));
+        assert_eq!(pool.run(|_| 2).await, Ok(2));
+    }
+}
