@@ -1,11 +1,14 @@
 //! The open connections of the server: what each is doing, the deadline that closes it while
 //! it asks for nothing, and which one makes room when the connection cap is reached.
 //!
-//! A connection is *idle* while no request of it is being handled: from the accept until its
-//! first request head is complete, and between two requests. An idle connection is closed
-//! when it stays idle too long: `header_timeout` before its first request (a client that never
-//! sends a byte, or never finishes its first head), `idle_timeout` after one. At the cap, the
-//! connection idle the longest is closed to make room for a new one.
+//! A connection is *idle* while no request of it is being handled and no response body of it
+//! is being sent: from the accept until its first request head is complete, and between two
+//! requests. An idle connection is closed when it stays idle too long: `header_timeout` before
+//! its first request (a client that never sends a byte, or never finishes its first head),
+//! `idle_timeout` after one. A response body being sent keeps its connection busy while it
+//! moves (a slow download is not idle); one that stops moving for `idle_timeout` (a client
+//! that stopped reading) counts as idle again. At the cap, the connection idle the longest is
+//! closed to make room for a new one.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,6 +18,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::http;
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -41,6 +46,10 @@ pub struct Conn {
     epoch: Instant,
     /// Requests whose response head is not out yet.
     in_flight: AtomicU32,
+    /// Response bodies still being sent.
+    streaming: AtomicU32,
+    /// Milliseconds after `epoch` when a body being sent last moved.
+    moved_at: AtomicU64,
     /// Whether a first request has arrived (its idle limit changes then).
     served: AtomicBool,
     /// Milliseconds after `epoch` when the connection last became idle.
@@ -75,6 +84,8 @@ impl Connections {
             id,
             epoch: self.epoch,
             in_flight: AtomicU32::new(0),
+            streaming: AtomicU32::new(0),
+            moved_at: AtomicU64::new(0),
             served: AtomicBool::new(false),
             idle_since: AtomicU64::new(self.now_ms()),
             evicted: AtomicBool::new(false),
@@ -101,6 +112,7 @@ impl Connections {
         let oldest = open
             .values()
             .filter(|c| c.in_flight.load(Ordering::Acquire) == 0)
+            .filter(|c| c.streaming.load(Ordering::Acquire) == 0)
             .filter(|c| !c.evicted.load(Ordering::Relaxed))
             // Ties (same millisecond) go to the older connection.
             .min_by_key(|c| (c.idle_since.load(Ordering::Relaxed), c.id));
@@ -143,15 +155,26 @@ impl Registered {
         self.conn.close.notified().await;
     }
 
-    /// When the connection should next be looked at: the end of its idle allowance, or (busy)
-    /// one allowance from now.
+    /// When the connection should next be looked at: the end of its idle allowance, or (a
+    /// request being handled) one allowance from now, or (a body being sent) one allowance
+    /// after the body last moved.
     pub fn deadline(&self) -> Instant {
         let limit = self.limit();
         if self.conn.in_flight.load(Ordering::Acquire) > 0 {
             return Instant::now() + limit;
         }
+        if self.conn.streaming.load(Ordering::Acquire) > 0 {
+            let moved = Duration::from_millis(self.conn.moved_at.load(Ordering::Acquire));
+            return self.conns.epoch + moved + self.conns.limits.idle_timeout;
+        }
         let since = Duration::from_millis(self.conn.idle_since.load(Ordering::Acquire));
         self.conns.epoch + since + limit
+    }
+
+    /// A request is being handled or a body sent (moving or not).
+    pub fn busy(&self) -> bool {
+        self.conn.in_flight.load(Ordering::Acquire) > 0
+            || self.conn.streaming.load(Ordering::Acquire) > 0
     }
 
     /// Idle for longer than it may be.
@@ -178,6 +201,40 @@ pub struct InFlight {
     conn: Arc<Conn>,
 }
 
+impl InFlight {
+    /// The request is answered and its body is being sent: the connection stays busy while
+    /// the body moves.
+    pub fn sending(self) -> Sending {
+        // Counted as sending before it stops counting as in flight: never idle in between.
+        self.conn.streaming.fetch_add(1, Ordering::AcqRel);
+        let sending = Sending {
+            conn: Arc::clone(&self.conn),
+        };
+        sending.moved();
+        sending
+    }
+}
+
+/// A response body being sent; the connection is idle again from the drop of the last one.
+pub struct Sending {
+    conn: Arc<Conn>,
+}
+
+impl Sending {
+    fn moved(&self) {
+        let now = u64::try_from(self.conn.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.conn.moved_at.store(now, Ordering::Release);
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        let now = u64::try_from(self.conn.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.conn.idle_since.store(now, Ordering::Release);
+        self.conn.streaming.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         // Stamp first: a deadline computed right after the count drops must see the new stamp.
@@ -191,21 +248,60 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A service future that holds its request's [`InFlight`] until the response head is ready.
+/// A service future that holds its request's [`InFlight`] until the response head is ready,
+/// then hands it to the response's body, which holds it (as [`Sending`]) until it is sent.
 pub struct Tracked<F> {
     pub future: F,
     pub in_flight: Option<InFlight>,
 }
 
-impl<F: Future + Unpin> Future for Tracked<F> {
-    type Output = F::Output;
+impl<F, B, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>> + Unpin,
+{
+    type Output = Result<http::Response<TrackedBody<B>>, E>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let out = Pin::new(&mut self.future).poll(cx);
-        if out.is_ready() {
-            self.in_flight = None;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let out = std::task::ready!(Pin::new(&mut self.future).poll(cx));
+        let sending = self.in_flight.take().map(InFlight::sending);
+        Poll::Ready(out.map(|response| response.map(|inner| TrackedBody { inner, sending })))
+    }
+}
+
+/// A response body that keeps its connection busy while it moves, and lets it go once sent
+/// (or dropped).
+pub struct TrackedBody<B> {
+    inner: B,
+    sending: Option<Sending>,
+}
+
+impl<B: Body + Unpin> Body for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let out = Pin::new(&mut self.inner).poll_frame(cx);
+        match &out {
+            Poll::Ready(Some(Ok(_))) => {
+                if let Some(s) = &self.sending {
+                    s.moved();
+                }
+            }
+            Poll::Ready(None | Some(Err(_))) => self.sending = None,
+            Poll::Pending => {}
         }
         out
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -19,11 +19,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connections::{Connections, Limits, Registered, Tracked};
+use crate::connections::{Connections, Limits, Registered, Tracked, TrackedBody};
 use crate::{AppState, routes};
 
 /// How long shutdown waits for in-flight requests and background tasks, together.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a connection closed for idling or to make room may take to go, when it has
+/// nothing in flight: a half-sent request head is not waited for.
+const IDLE_CLOSE_GRACE: Duration = Duration::from_millis(50);
 
 /// Serves `state` on `listener` until `shutdown` completes or the state's background scope is
 /// cancelled; then cancels that scope (WebSocket clients, market feed, every other task) and
@@ -153,7 +156,9 @@ async fn connection(
         conn.as_mut().graceful_shutdown();
         let bound = match why {
             Close::Shutdown => SHUTDOWN_GRACE,
-            Close::Evicted | Close::Idle => header_timeout,
+            // A request that began meanwhile may finish, within the header allowance.
+            Close::Evicted | Close::Idle if registered.busy() => header_timeout,
+            Close::Evicted | Close::Idle => IDLE_CLOSE_GRACE,
         };
         cutoff = Some(Instant::now() + bound);
     }
@@ -178,7 +183,7 @@ struct Service {
 type Request = hyper::Request<Incoming>;
 
 impl hyper::service::Service<Request> for Service {
-    type Response = axum::response::Response;
+    type Response = hyper::Response<TrackedBody<axum::body::Body>>;
     type Error = std::convert::Infallible;
     type Future = Tracked<TowerToHyperServiceFuture<Router, Request>>;
 
