@@ -14,6 +14,7 @@ use crate::reports::{Report, Section};
 use crate::store::ReportRef;
 
 pub mod archive;
+mod fragment;
 mod search;
 mod since;
 
@@ -406,19 +407,21 @@ impl Renderer {
         theme: Theme,
     ) -> Result<String, RenderError> {
         #[derive(Serialize)]
-        struct Part<'a> {
+        struct Part {
             lang: &'static str,
-            html: std::borrow::Cow<'a, str>,
+            html: String,
         }
         let content_lang = report.content_lang(lang);
         let mut parts = vec![Part {
             lang: "vi",
-            html: defuse_meta(&report.html_content),
+            html: fragment::sealed(&defuse_meta(&report.html_content)),
         }];
         if report.has_english() && (mode == DocumentMode::Frame || content_lang == Lang::En) {
             parts.push(Part {
                 lang: "en",
-                html: defuse_meta(report.html_content_en.as_deref().unwrap_or_default()),
+                html: fragment::sealed(&defuse_meta(
+                    report.html_content_en.as_deref().unwrap_or_default(),
+                )),
             });
         }
         if mode != DocumentMode::Frame {

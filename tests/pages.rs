@@ -626,6 +626,43 @@ async fn report_script_cannot_swallow_the_boot_script() {
     assert!(html.contains("var a = '<!--\\x3Cscript>'"), "{html}");
 }
 
+/// Report HTML that leaves something open (a comment, a raw-text element, an attribute's
+/// quote, `<plaintext>`) ends where the report ends: the other language, the report's script
+/// and the boot script after it are still elements of the document.
+#[tokio::test]
+async fn report_html_left_open_cannot_swallow_the_document() {
+    let app = TestApp::with_reports(0);
+    for (id, open) in [
+        (1, "<p>before</p><!-- CHART_DATA: {\"a\": 1}"),
+        (2, "<p>a</p><style>p { color: red }"),
+        (3, "<textarea>notes"),
+        (4, "<p title=\"unclosed>quote</p>"),
+        (5, "<plaintext>raw"),
+    ] {
+        let mut r = common::report(id, "2026-01-02T08:00:00Z");
+        r.html_content = format!("<section id=\"s\"><h2>T {id}</h2>{open}");
+        r.js_content = Some("function initializeAllVisuals_report(l){ window.ran = l; }".into());
+        publish(&app.state, vec![r]).await;
+        let html = app
+            .get(&format!("/crypto_report/{id}/frame?lang=vi"))
+            .await
+            .text();
+        let doc = scraper::Html::parse_document(&html);
+        let select = |css: &str| {
+            let s = scraper::Selector::parse(css).expect("selector");
+            doc.select(&s).count()
+        };
+        assert_eq!(select("script[src*=\"report-boot\"]"), 1, "{id}: {html}");
+        assert_eq!(select("#report-content-en"), 1, "{id}: the English part");
+        let inline = scraper::Selector::parse("script:not([src])").expect("selector");
+        assert!(
+            doc.select(&inline)
+                .any(|s| s.inner_html().contains("initializeAllVisuals_report")),
+            "{id}: the report's script is an element"
+        );
+    }
+}
+
 /// The second tier in the store: a restarted server serves its first report pages without
 /// rendering them, and a thousand concurrent cold requests cost one render.
 #[tokio::test(flavor = "multi_thread")]
