@@ -164,32 +164,84 @@ impl Cluster {
                 tokio::spawn(async move { this.announce_held(&state, reports).await });
             }
             Message::Market { fence, snapshot } => {
-                {
-                    let mut seen = lock(&self.0.fence_seen);
-                    if fence < *seen {
-                        return; // from a former holder
+                let Some(snapshot) = self.believable(*snapshot) else {
+                    return;
+                };
+                let seen = *lock(&self.0.fence_seen);
+                if fence < seen {
+                    return; // from a former holder
+                }
+                if fence == seen {
+                    self.take_snapshot(state, fence, &snapshot);
+                    return;
+                }
+                // A fence not seen yet is believed only when the lease in Redis carries it:
+                // a forged one must not silence the real holder until a restart.
+                let this = self.clone();
+                let state = state.clone();
+                tokio::spawn(async move {
+                    match this.0.lease.holder_fence(&this.0.redis).await {
+                        Ok(Some(held)) if held == fence => {
+                            this.take_snapshot(&state, fence, &snapshot);
+                        }
+                        Ok(held) => {
+                            this.0
+                                .bus
+                                .refused
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tracing::warn!(
+                                fence,
+                                ?held,
+                                "a market snapshot names a lease nobody holds; ignored"
+                            );
+                        }
+                        Err(_) => {}
                     }
-                    *seen = fence;
-                }
-                // Someone took the lease after ours lapsed: stop polling now.
-                let mut role = lock(&self.0.role);
-                if let Role::Leading(held) = &*role
-                    && fence > held.fence
-                {
-                    tracing::warn!(
-                        fence,
-                        ours = held.fence,
-                        "another instance holds the market lease; following it"
-                    );
-                    *role = Role::Following;
-                    state.market.follow();
-                }
-                drop(role);
-                if let Some(snapshot) = snapshot.into_snapshot() {
-                    state.market.relay(&snapshot);
-                }
+                });
             }
         }
+    }
+
+    /// `wire` as a snapshot, if it has this build's shape and values a provider could give.
+    fn believable(&self, wire: SnapshotWire) -> Option<crate::market::Snapshot> {
+        let snapshot = wire.into_snapshot()?;
+        match crate::market::trust::check(&snapshot, Utc::now().timestamp_millis()) {
+            Ok(()) => Some(snapshot),
+            Err(e) => {
+                self.0
+                    .bus
+                    .refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(error = %e, "a market snapshot from another instance is out of bounds; ignored");
+                None
+            }
+        }
+    }
+
+    /// Shows the snapshot of the holder of `fence` (and stops polling if this instance
+    /// thought it held the lease: someone took it after ours lapsed).
+    fn take_snapshot(&self, state: &AppState, fence: u64, snapshot: &crate::market::Snapshot) {
+        {
+            let mut seen = lock(&self.0.fence_seen);
+            if fence < *seen {
+                return;
+            }
+            *seen = fence;
+        }
+        let mut role = lock(&self.0.role);
+        if let Role::Leading(held) = &*role
+            && fence > held.fence
+        {
+            tracing::warn!(
+                fence,
+                ours = held.fence,
+                "another instance holds the market lease; following it"
+            );
+            *role = Role::Following;
+            state.market.follow();
+        }
+        drop(role);
+        state.market.relay(snapshot);
     }
 
     /// Announces the reports of another instance that this store holds (the rest are
@@ -214,7 +266,7 @@ impl Cluster {
         // A new follower shows the last shared snapshot at once.
         if let Ok(Some(bytes)) = self.l2().get(SNAPSHOT_KEY).await
             && let Ok(wire) = postcard::from_bytes::<SnapshotWire>(&bytes)
-            && let Some(snapshot) = wire.into_snapshot()
+            && let Some(snapshot) = self.believable(wire)
         {
             state.market.relay(&snapshot);
         }

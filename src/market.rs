@@ -23,6 +23,7 @@ mod refresher;
 pub mod rsi;
 pub mod snapshot;
 pub mod taapi;
+pub mod trust;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};

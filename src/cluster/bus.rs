@@ -47,6 +47,8 @@ pub struct BusStats {
     pub received: AtomicU64,
     pub published: AtomicU64,
     pub undecodable: AtomicU64,
+    /// Market snapshots refused: out of bounds, or naming a lease nobody holds.
+    pub refused: AtomicU64,
     pub reconnects: AtomicU64,
 }
 
@@ -57,6 +59,7 @@ impl BusStats {
             "received": self.received.load(Ordering::Relaxed),
             "published": self.published.load(Ordering::Relaxed),
             "undecodable": self.undecodable.load(Ordering::Relaxed),
+            "refused": self.refused.load(Ordering::Relaxed),
             "reconnects": self.reconnects.load(Ordering::Relaxed),
         })
     }

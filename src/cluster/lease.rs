@@ -69,6 +69,12 @@ impl Lease {
         Ok(n == 1)
     }
 
+    /// The fencing number of whoever holds the lease now; `None` when nobody does.
+    pub async fn holder_fence(&self, redis: &Redis) -> Result<Option<u64>, RedisFault> {
+        let value: Option<String> = redis.cmd(redis::cmd("GET").arg(&self.key)).await?;
+        Ok(value.and_then(|v| v.rsplit_once('#')?.1.parse().ok()))
+    }
+
     /// Gives the lease up (at shutdown), if it is still ours.
     pub async fn release(&self, redis: &Redis, held: &Held) -> Result<(), RedisFault> {
         let _: i64 = redis
