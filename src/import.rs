@@ -3,7 +3,9 @@
 //! their input in batches bounded in bytes and write through the one publish path. A bad
 //! record is named in the summary and skipped; the others still import.
 
+mod passfile;
 pub mod postgres;
+mod rows;
 mod tls;
 
 use std::fmt;

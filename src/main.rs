@@ -185,17 +185,32 @@ fn join_cluster(
     Ok(state)
 }
 
+/// Why a password belongs outside a URL given on the command line, and where to put it.
+fn password_advice(option: &str) -> String {
+    format!(
+        "the password in the {option} URL can be read by every user of this machine (ps, /proc); leave it out of the URL and set PGPASSWORD, or put it in a password file (passfile=/path in the URL, PGPASSFILE, or ~/.pgpass, mode 0600)"
+    )
+}
+
+/// Whether `value` was given on this process's command line (where `ps` shows it), not in
+/// the environment.
+fn on_command_line(value: &str) -> bool {
+    std::env::args_os().any(|a| a.to_string_lossy().contains(value))
+}
+
 /// The PostgreSQL source of `serve --sync-from` (or `CR_PG_URL`, or `DATABASE_URL`).
 fn sync_source(args: &SyncArgs) -> Result<Option<Source>, ConfigError> {
     let Some(url) = args.source() else {
         return Ok(None);
     };
-    Source::parse(url.expose(), args.pg_timeout())
-        .map(Some)
-        .map_err(|e| ConfigError {
-            option: "--sync-from / CR_PG_URL / DATABASE_URL",
-            reason: e.to_string(),
-        })
+    let source = Source::parse(url.expose(), args.pg_timeout()).map_err(|e| ConfigError {
+        option: "--sync-from / CR_PG_URL / DATABASE_URL",
+        reason: e.to_string(),
+    })?;
+    if source.password_in_url() && on_command_line(url.expose()) {
+        tracing::warn!("{}", password_advice("--sync-from"));
+    }
+    Ok(Some(source))
 }
 
 fn run_demo(
@@ -314,6 +329,9 @@ fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
                     reason: e.to_string(),
                 }
             })?;
+        if source.password_in_url() {
+            eprintln!("warning: {}", password_advice("--from"));
+        }
         let publisher = Publisher::new(std::sync::Arc::new(Store::open(&args.store.store_path())?));
         // One thread runs the connection and the walk, the blocking pool commits: a
         // multi-thread runtime only adds heaps that hold freed rows.

@@ -14,15 +14,16 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::DateTime;
 use tokio::task::JoinHandle;
 use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row};
 
+use super::passfile;
+use super::rows::{CREATED_US, Listed, groups, listing_problem, not_utf8, report_of};
 use super::tls::{self, Mode};
-use super::{BATCH, BATCH_BYTES, ImportError, ImportSummary, Skipped};
+use super::{ImportError, ImportSummary, Skipped};
 use crate::reports::publish::{Batch, Cursor, Outcome, PublishError, Publisher};
-use crate::reports::{MAX_REPORT_BYTES, Report};
 
 /// How long connecting (TCP, TLS, authentication) may take unless the URL's
 /// `connect_timeout` says otherwise.
@@ -48,6 +49,9 @@ pub enum SourceError {
         what: &'static str,
         reason: String,
     },
+    /// The server cannot send a value as UTF-8 (a `SQL_ASCII` database holding other bytes).
+    #[error("a value is not valid UTF-8: {0}")]
+    NotUtf8(String),
     #[error(
         "PostgreSQL at {at} has neither a `crypto_report` nor a `report` table with the columns id, html_content and created_at in schema {schema}"
     )]
@@ -62,6 +66,8 @@ pub struct Source {
     root_cert: Option<PathBuf>,
     statement_timeout: Duration,
     at: String,
+    /// The URL itself carries a password (see [`Source::password_in_url`]).
+    password_in_url: bool,
 }
 
 impl std::fmt::Debug for Source {
@@ -82,7 +88,8 @@ pub fn is_postgres_url(s: &str) -> bool {
 impl Source {
     /// Parses a libpq-style URL. `sslmode` takes libpq's values (`disable`, `prefer`,
     /// `require`, `verify-ca`, `verify-full`), `sslrootcert` a PEM file; a missing password
-    /// is taken from `PGPASSWORD`. `statement_timeout` bounds every statement.
+    /// is taken from `PGPASSWORD`, else from the password file (`passfile=` in the URL, else
+    /// `PGPASSFILE`, else `~/.pgpass`). `statement_timeout` bounds every statement.
     pub fn parse(url: &str, statement_timeout: Duration) -> Result<Source, SourceError> {
         if !is_postgres_url(url) {
             return Err(SourceError::Url(
@@ -102,6 +109,7 @@ impl Source {
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut mode = Mode::Prefer;
         let mut root_cert = None;
+        let mut passfile = None;
         let mut rest = Vec::new();
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -115,6 +123,7 @@ impl Source {
                     })?;
                 }
                 "sslrootcert" => root_cert = Some(PathBuf::from(value.into_owned())),
+                "passfile" => passfile = Some(PathBuf::from(value.into_owned())),
                 _ => rest.push(pair),
             }
         }
@@ -130,6 +139,15 @@ impl Source {
             && let Ok(p) = std::env::var("PGPASSWORD")
         {
             config.password(p);
+        }
+        if config.get_password().is_none()
+            && let Some(file) = passfile::location(passfile.as_deref())
+        {
+            let (host, port, database) = target(&config);
+            let user = config.get_user().unwrap_or_default();
+            if let Some(p) = passfile::lookup(&file, &host, port, &database, user) {
+                config.password(p);
+            }
         }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -147,7 +165,14 @@ impl Source {
             root_cert,
             statement_timeout,
             at,
+            password_in_url: password.is_some(),
         })
+    }
+
+    /// Whether the URL carries a password. Given on a command line, it can be read by every
+    /// user of the machine (`ps`): `PGPASSWORD` or a password file keep it private.
+    pub fn password_in_url(&self) -> bool {
+        self.password_in_url
     }
 
     /// `host:port/database`: how messages name this source.
@@ -245,7 +270,8 @@ fn redact(message: &str, password: Option<&str>) -> String {
     }
 }
 
-fn describe(config: &tokio_postgres::Config) -> String {
+/// The host, port and database a connection goes to.
+fn target(config: &tokio_postgres::Config) -> (String, u16, String) {
     let host = match config.get_hosts().first() {
         Some(Host::Tcp(h)) => h.clone(),
         #[cfg(unix)]
@@ -257,6 +283,11 @@ fn describe(config: &tokio_postgres::Config) -> String {
         .get_dbname()
         .or(config.get_user())
         .unwrap_or("postgres");
+    (host, port, db.to_owned())
+}
+
+fn describe(config: &tokio_postgres::Config) -> String {
+    let (host, port, db) = target(config);
     format!("{host}:{port}/{db}")
 }
 
@@ -320,10 +351,6 @@ impl Table {
     }
 }
 
-/// `created_at` in microseconds since the epoch, NULL when missing or infinite. A
-/// `timestamp` without time zone is read as UTC, as the generator meant it.
-const CREATED_US: &str = "CASE WHEN isfinite(created_at) THEN floor(extract(epoch FROM created_at) * 1000000)::bigint END";
-
 /// An open connection to the source, with the table it reads.
 pub struct Connection {
     client: Client,
@@ -337,14 +364,6 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.driver.abort();
     }
-}
-
-/// One row of the listing.
-struct Listed {
-    id: i64,
-    version: i64,
-    created_us: Option<i64>,
-    bytes: i64,
 }
 
 /// How far a pass is.
@@ -388,6 +407,14 @@ impl Connection {
         let bound = self.timeout + Duration::from_secs(2);
         match tokio::time::timeout(bound, query).await {
             Ok(Ok(v)) => Ok(v),
+            Ok(Err(e))
+                if e.code().is_some_and(|c| {
+                    *c == SqlState::CHARACTER_NOT_IN_REPERTOIRE
+                        || *c == SqlState::UNTRANSLATABLE_CHARACTER
+                }) =>
+            {
+                Err(SourceError::NotUtf8(reason(&e)))
+            }
             Ok(Err(e)) => Err(SourceError::Query {
                 at: self.at.clone(),
                 what,
@@ -451,25 +478,47 @@ impl Connection {
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 
-    async fn list(&self, after: i64) -> Result<Vec<Listed>, SourceError> {
+    /// A page of the listing, from id `from` on.
+    async fn list(&self, from: i64) -> Result<Vec<Listed>, SourceError> {
         let sql = format!(
             "SELECT id::bigint, xmin::text::bigint, {CREATED_US}, {} FROM {} \
-             WHERE id > $1::bigint ORDER BY id LIMIT {LIST_PAGE}",
+             WHERE id >= $1::bigint ORDER BY id LIMIT {LIST_PAGE}",
             self.table.size_expr(),
             self.table.qualified()
         );
         let rows = self
-            .timed("listing rows", self.client.query(&sql, &[&after]))
+            .timed("listing rows", self.client.query(&sql, &[&from]))
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Listed {
-                id: r.get(0),
-                version: r.get(1),
-                created_us: r.get(2),
-                bytes: r.get(3),
-            })
-            .collect())
+        Ok(rows.iter().map(Listed::of).collect())
+    }
+
+    /// The rows `ids`; where one's text cannot be sent as UTF-8 (which fails the whole
+    /// fetch), each row on its own, that one skipped and named in `skipped`.
+    async fn fetch_readable(
+        &self,
+        ids: &[i64],
+        skipped: &mut Vec<Skipped>,
+    ) -> Result<Vec<Row>, SourceError> {
+        let whole = match self.fetch(ids).await {
+            Err(SourceError::NotUtf8(why)) if ids.len() == 1 => {
+                skipped.push(not_utf8(ids[0], &why));
+                return Ok(Vec::new());
+            }
+            Err(SourceError::NotUtf8(_)) => None,
+            other => Some(other?),
+        };
+        if let Some(rows) = whole {
+            return Ok(rows);
+        }
+        let mut rows = Vec::with_capacity(ids.len());
+        for &id in ids {
+            match self.fetch(&[id]).await {
+                Ok(r) => rows.extend(r),
+                Err(SourceError::NotUtf8(why)) => skipped.push(not_utf8(id, &why)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(rows)
     }
 
     async fn fetch(&self, ids: &[i64]) -> Result<Vec<Row>, SourceError> {
@@ -516,11 +565,11 @@ impl Connection {
         };
         progress(state);
         let cursor = self.cursor_key();
-        let mut after = i64::MIN;
-        loop {
-            let page = self.list(after).await?;
+        let mut from = Some(i64::MIN);
+        while let Some(start) = from {
+            let page = self.list(start).await?;
             let Some(last) = page.last() else { break };
-            after = last.id;
+            from = last.id.checked_add(1);
             let known = known_versions(publisher, &page).await?;
             let mut wanted = Vec::new();
             for row in &page {
@@ -537,7 +586,7 @@ impl Connection {
                 }
             }
             for group in groups(&wanted) {
-                let rows = self.fetch(&group).await?;
+                let rows = self.fetch_readable(&group, &mut summary.skipped).await?;
                 let cursor = Cursor {
                     source: cursor.clone(),
                     position: group.last().copied().unwrap_or_default() as u64,
@@ -634,77 +683,6 @@ async fn known_versions(
     Ok(known)
 }
 
-/// What is wrong with a row that can be told from the listing alone.
-fn listing_problem(row: &Listed) -> Option<String> {
-    if row.id <= 0 {
-        return Some(format!("id {} is not a positive integer", row.id));
-    }
-    if row.created_us.is_none() {
-        return Some("created_at is missing or not a finite timestamp".into());
-    }
-    let bytes = usize::try_from(row.bytes).unwrap_or(usize::MAX);
-    if bytes > MAX_REPORT_BYTES {
-        return Some(format!(
-            "report is {bytes} bytes, more than the {MAX_REPORT_BYTES} allowed"
-        ));
-    }
-    None
-}
-
-/// Text in one fetch: half a JSONL batch, as two are in memory at once (one fetched, one
-/// committing).
-const FETCH_BYTES: usize = BATCH_BYTES / 2;
-
-/// Splits the wanted rows into fetches of at most `BATCH` rows and `FETCH_BYTES` of text.
-fn groups(wanted: &[(i64, i64)]) -> Vec<Vec<i64>> {
-    let mut out: Vec<Vec<i64>> = Vec::new();
-    let mut bytes = 0usize;
-    for &(id, size) in wanted {
-        let size = usize::try_from(size).unwrap_or(0);
-        let full = out
-            .last()
-            .is_none_or(|g| g.len() >= BATCH || bytes + size > FETCH_BYTES);
-        if full {
-            out.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += size;
-        if let Some(g) = out.last_mut() {
-            g.push(id);
-        }
-    }
-    out
-}
-
-fn report_of(row: &Row) -> Result<(Report, u64), Skipped> {
-    let id: i64 = row.get(0);
-    let skip = |reason: String| Skipped {
-        line: None,
-        id: u64::try_from(id).ok(),
-        reason,
-    };
-    let version: i64 = row.get(1);
-    let created_us: Option<i64> = row.get(2);
-    let created_at = created_us
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(|| skip("created_at is missing or not a finite timestamp".into()))?;
-    let text = |i: usize| -> Result<Option<String>, Skipped> {
-        row.try_get::<_, Option<String>>(i)
-            .map_err(|e| skip(format!("column {i} is not valid text: {e}")))
-    };
-    let report = Report {
-        id: u64::try_from(id).map_err(|_| skip(format!("id {id} is not a positive integer")))?,
-        html_content: text(3)?.unwrap_or_default(),
-        css_content: text(4)?,
-        js_content: text(5)?,
-        html_content_en: text(6)?,
-        js_content_en: text(7)?,
-        created_at,
-    };
-    report.validate().map_err(|e| skip(e.to_string()))?;
-    Ok((report, version as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,17 +721,5 @@ mod tests {
         .expect_err("bad port");
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(Source::parse("mysql://h/db", Duration::from_secs(5)).is_err());
-    }
-
-    #[test]
-    fn fetches_are_bounded_in_rows_and_bytes() {
-        let big = (FETCH_BYTES / 2) as i64;
-        let wanted = [(1, big), (2, big), (3, 10), (4, big)];
-        assert_eq!(groups(&wanted), vec![vec![1, 2], vec![3, 4]]);
-        let many: Vec<(i64, i64)> = (1..=250).map(|i| (i, 10)).collect();
-        let sizes: Vec<usize> = groups(&many).iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![BATCH, BATCH, 50]);
-        // A single row larger than a group still gets a group of its own.
-        assert_eq!(groups(&[(9, FETCH_BYTES as i64)]), vec![vec![9]]);
     }
 }

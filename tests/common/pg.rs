@@ -65,6 +65,11 @@ pub async fn connect(url: &str) -> (Client, tokio::task::JoinHandle<()>) {
 
 /// A fresh, empty database `name` on the test server.
 pub async fn create_db(admin: &str, name: &str) -> Db {
+    create_db_with(admin, name, "").await
+}
+
+/// A fresh, empty database `name` made with `options` (`ENCODING 'SQL_ASCII' …`).
+pub async fn create_db_with(admin: &str, name: &str, options: &str) -> Db {
     let (client, _driver) = connect(admin).await;
     // Two statements: neither may run inside the implicit transaction of a batch.
     client
@@ -72,7 +77,7 @@ pub async fn create_db(admin: &str, name: &str) -> Db {
         .await
         .expect("drop database");
     client
-        .execute(&format!("CREATE DATABASE {name}"), &[])
+        .execute(&format!("CREATE DATABASE {name} {options}"), &[])
         .await
         .expect("create database");
     let url = url_of(admin, name);
