@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::reports::publish::{Batch, PublishError, Publisher};
 use crate::reports::{MAX_REPORT_BYTES, Report};
-use crate::store::{Store, StoreError, UpsertOutcome};
+use crate::store::{ReadOnlyStore, Store, StoreError, UpsertOutcome};
 
 /// Most reports written per transaction.
 pub const BATCH: usize = 100;
@@ -269,15 +269,34 @@ pub struct ExportSummary {
     pub written: u64,
     /// Damaged records, by id, with what is wrong with them; every other record was written.
     pub unreadable: Vec<(u64, String)>,
+    /// Damaged pages the walk went around (see `Store::scan_reports`).
+    pub gaps: Vec<String>,
 }
 
 /// Writes every readable report, in id order, one JSON object per line. A damaged record is
-/// named in the summary and skipped; only a failing writer (disk full, closed pipe) or an
-/// unreadable store stops the export.
-pub fn export_jsonl(store: &Store, mut out: impl Write) -> Result<ExportSummary, ImportError> {
+/// named in the summary and skipped, and the walk goes past damaged pages; only a failing
+/// writer (disk full, closed pipe) or a store that cannot be read at all stops the export.
+pub fn export_jsonl(store: &Store, out: impl Write) -> Result<ExportSummary, ImportError> {
+    export_with(|f| store.scan_reports(f), out)
+}
+
+/// [`export_jsonl`] from a store that could only be opened for reading.
+pub fn export_jsonl_read_only(
+    store: &ReadOnlyStore,
+    out: impl Write,
+) -> Result<ExportSummary, ImportError> {
+    export_with(|f| store.scan_reports(f), out)
+}
+
+type Visit<'a> = &'a mut dyn FnMut(u64, Result<Report, StoreError>) -> Result<(), StoreError>;
+
+fn export_with(
+    scan: impl FnOnce(Visit<'_>) -> Result<Vec<String>, StoreError>,
+    mut out: impl Write,
+) -> Result<ExportSummary, ImportError> {
     let mut summary = ExportSummary::default();
     let mut io_error = None;
-    let walked = store.scan_reports(|id, report| {
+    let walked = scan(&mut |id, report| {
         let r = match report {
             Ok(r) => r,
             Err(e) => {
@@ -306,10 +325,8 @@ pub fn export_jsonl(store: &Store, mut out: impl Write) -> Result<ExportSummary,
         Ok(())
     });
     match (walked, io_error) {
-        (Ok(()), _) => {}
+        (Ok(gaps), _) => summary.gaps = gaps,
         (Err(_), Some(io)) => return Err(ImportError::Io(io)),
-        // The rest of the table cannot be read: what could be is written; say where it ended.
-        (Err(e @ StoreError::Unreadable(_)), None) => summary.unreadable.push((0, e.to_string())),
         (Err(e), None) => return Err(ImportError::Store(e)),
     }
     out.flush()?;

@@ -11,9 +11,11 @@ use crypto_report::config::{
     StoreArgs, SyncArgs,
 };
 use crypto_report::import::postgres::{self, Source};
-use crypto_report::import::{ImportError, ImportSummary, export_jsonl, import_jsonl};
+use crypto_report::import::{
+    ImportError, ImportSummary, export_jsonl, export_jsonl_read_only, import_jsonl,
+};
 use crypto_report::reports::Publisher;
-use crypto_report::store::{self, Store, StoreError};
+use crypto_report::store::{self, ReadOnlyStore, Store, StoreError};
 use crypto_report::{AppState, Settings, demo, live, market, serve, shutdown_signal, sync};
 use tracing_subscriber::EnvFilter;
 
@@ -409,27 +411,43 @@ async fn import_postgres(
 }
 
 fn run_export(to: &std::path::Path, store_args: &StoreArgs) -> anyhow::Result<()> {
-    let store = Store::open_existing(&store_args.store_path())?;
+    let path = store_args.store_path();
+    // A store damaged where redb looks when opening for writing can still be read.
+    let store = match Store::open_existing(&path) {
+        Ok(store) => Ok(store),
+        Err(StoreError::Unreadable(why)) => {
+            eprintln!("{why}; exporting from a read-only view of it");
+            Err(ReadOnlyStore::open(&path)?)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let export = |out: &mut dyn std::io::Write| match &store {
+        Ok(store) => export_jsonl(store, out),
+        Err(read_only) => export_jsonl_read_only(read_only, out),
+    };
     let summary = if to.as_os_str() == "-" {
-        export_jsonl(&store, BufWriter::new(std::io::stdout().lock()))?
+        export(&mut BufWriter::new(std::io::stdout().lock()))?
     } else {
         // Write beside the target and rename, so a failure never leaves half a backup.
         let tmp = to.with_extension("jsonl.partial");
         let file = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
-        let summary = export_jsonl(&store, BufWriter::new(file)).inspect_err(|_| {
+        let summary = export(&mut BufWriter::new(file)).inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
         })?;
         std::fs::rename(&tmp, to).with_context(|| format!("cannot write {}", to.display()))?;
         summary
     };
     eprintln!("exported {} reports", summary.written);
+    for gap in &summary.gaps {
+        eprintln!("walked around damage: {gap}");
+    }
     for (id, why) in &summary.unreadable {
         eprintln!("not exported: report {id}: {why}");
     }
     if !summary.unreadable.is_empty() {
         anyhow::bail!(
-            "{} damaged report(s) could not be exported (every other one was)",
+            "{} damaged report(s) could not be exported; every other report the store names was",
             summary.unreadable.len()
         );
     }

@@ -6,6 +6,7 @@ mod codec;
 mod market_at;
 mod migrate;
 mod reports;
+mod walk;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub use self::check::{CheckSummary, check, panic_is_handled};
 use self::codec::Dictionary;
 use self::reports::load_dictionary;
 pub use self::reports::{Committed, ReportRef, StoreVersion, UpsertOutcome, digest_term};
+pub use self::walk::ReadOnlyStore;
 
 pub const FILE_NAME: &str = "crypto-report.redb";
 /// Bumped whenever a table or an encoded value changes shape; older stores are migrated on
@@ -151,6 +153,8 @@ pub struct Store {
     dictionary: std::sync::RwLock<Option<Arc<Dictionary>>>,
     /// Reports in the store when training last failed: the next try waits for twice as many.
     training_failed_at: std::sync::atomic::AtomicU64,
+    /// Damaged pages in the tables reports are listed from have been logged.
+    walk_damage_logged: std::sync::atomic::AtomicBool,
     /// What the reports add up to now (see `StoreVersion`).
     version: std::sync::Mutex<StoreVersion>,
 }
@@ -184,37 +188,43 @@ impl Store {
         }
         refuse_empty_or_foreign(path)?;
         // redb panics on some corrupted pages: that is a damaged file, not a crash.
+        let damaged = |e: StoreError| match e {
+            StoreError::Unreadable(why) | StoreError::Db(redb::Error::Corrupted(why)) => {
+                StoreError::Unreadable(format!(
+                    "{} is damaged: {why}; `crypto-report check` says what can still be read",
+                    path.display()
+                ))
+            }
+            other => other,
+        };
         let db = check::guarded(|| {
             Database::builder()
                 .set_cache_size(PAGE_CACHE_BYTES)
                 .create(path)
                 .map_err(|e| open_err(e, path))
         })
-        .map_err(|e| match e {
-            StoreError::Unreadable(why) => StoreError::Unreadable(format!(
-                "{} is damaged: {why}; `crypto-report check` says what can still be read",
-                path.display()
-            )),
-            other => other,
-        })?;
+        .map_err(damaged)?;
         let store = Store {
             db,
             path: path.to_owned(),
             damaged: Default::default(),
             dictionary: Default::default(),
             training_failed_at: Default::default(),
+            walk_damage_logged: Default::default(),
             version: Default::default(),
         };
-        store.init_schema()?;
-        store.load_digest()?;
-        let stored = {
+        check::guarded(|| {
+            store.init_schema()?;
+            store.load_digest()?;
             let tx = store.db.begin_read().map_err(db_err)?;
-            load_dictionary(&tx)?
-        };
-        *store
-            .dictionary
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
+            let stored = load_dictionary(&tx)?;
+            *store
+                .dictionary
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
+            Ok(())
+        })
+        .map_err(damaged)?;
         Ok(store)
     }
 
@@ -557,6 +567,7 @@ fn create_new(path: &Path) -> Result<()> {
             damaged: Default::default(),
             dictionary: Default::default(),
             training_failed_at: Default::default(),
+            walk_damage_logged: Default::default(),
             version: Default::default(),
         };
         fresh.init_schema()?;

@@ -9,13 +9,12 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTableMetadata};
 
 use super::codec::decode_report;
 use super::{
-    BY_TIME, CACHE, HISTORY, MARKET, META, PAGE_CACHE_BYTES, REPORTS, Result, SCHEMA_KEY,
-    SCHEMA_VERSION, Store, StoreError, db_err, decode_version, load_dictionary, open_err,
-    refuse_empty_or_foreign,
+    CACHE, HISTORY, MARKET, META, PAGE_CACHE_BYTES, REPORTS, Result, SCHEMA_KEY, SCHEMA_VERSION,
+    Store, StoreError, db_err, decode_version, load_dictionary, open_err, refuse_empty_or_foreign,
 };
 
 /// What `check` found.
@@ -123,37 +122,10 @@ fn verify(db: &ReadOnlyDatabase, path: &Path) -> Result<CheckSummary> {
         }
     };
     let reports = tx.open_table(REPORTS).map_err(db_err)?;
-    let index = tx.open_table(BY_TIME).map_err(db_err)?;
 
-    // Every id either table knows, walked without trusting either walk to finish.
-    let mut ids = std::collections::BTreeSet::new();
-    let walked = guarded(|| -> Result<()> {
-        for entry in reports.iter().map_err(db_err)? {
-            ids.insert(entry.map_err(db_err)?.0.value());
-        }
-        Ok(())
-    });
-    if let Err(e) = walked {
-        summary.problems.push(format!(
-            "the reports table cannot be walked past id {}: {e}",
-            ids.last().copied().unwrap_or(0)
-        ));
-    }
-    let mut dated = std::collections::BTreeMap::new();
-    let walked = guarded(|| -> Result<()> {
-        for entry in index.iter().map_err(db_err)? {
-            let (at, id) = entry.map_err(db_err)?.0.value();
-            dated.insert(id, at);
-        }
-        Ok(())
-    });
-    if let Err(e) = walked {
-        summary
-            .problems
-            .push(format!("the date index cannot be walked to its end: {e}"));
-    }
-    ids.extend(dated.keys().copied());
-
+    // Every id either table knows, each walked from both ends around its damage.
+    let super::walk::Known { ids, dated, gaps } = super::walk::known(&tx)?;
+    summary.problems.extend(gaps);
     for &id in &ids {
         let record = guarded(|| -> Result<Option<crate::reports::Report>> {
             match reports.get(id).map_err(db_err)? {

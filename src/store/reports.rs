@@ -9,7 +9,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use super::codec::{self, Dictionary, Encoder, body_bytes, header};
 use super::{
     BY_TIME, CURSORS, DICTIONARY_KEY, META, REPORTS, Result, SOURCE_VERSIONS, Store, StoreError,
-    check, db_err,
+    db_err,
 };
 
 /// The store's content digest ([`StoreVersion::digest`]) in the meta table.
@@ -191,15 +191,11 @@ impl Store {
     pub fn report(&self, id: u64) -> Result<Option<Report>> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let table = tx.open_table(REPORTS).map_err(db_err)?;
-        let Some(value) = table.get(id).map_err(db_err)? else {
-            return Ok(None);
-        };
-        self.decode(id, value.value())
-            .map(Some)
+        self.read_one(&table, id)
             .inspect_err(|e| self.note_damage(id, e))
     }
 
-    fn note_damage(&self, id: u64, e: &StoreError) {
+    pub(super) fn note_damage(&self, id: u64, e: &StoreError) {
         if matches!(e, StoreError::Damaged { .. } | StoreError::Decode { .. }) {
             let first = self
                 .damaged
@@ -235,48 +231,17 @@ impl Store {
     /// Newest-first references, skipping `offset`, at most `limit`.
     pub fn newest(&self, offset: u64, limit: usize) -> Result<Vec<ReportRef>> {
         let tx = self.db.begin_read().map_err(db_err)?;
-        let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        newest_keys(&index, offset, limit)?
+        Ok(self
+            .newest_keys(&tx, offset, limit)?
             .into_iter()
-            .map(|key| Ok(ReportRef::from_key(key)))
-            .collect()
-    }
-
-    /// Newest-first reports, skipping `offset`, at most `limit`, with the total count, all
-    /// from one read transaction (one consistent view). Damaged reports are left out.
-    pub fn newest_reports(&self, offset: u64, limit: usize) -> Result<(Vec<Report>, u64)> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        let table = tx.open_table(REPORTS).map_err(db_err)?;
-        let mut out = Vec::with_capacity(limit);
-        for (_, id) in newest_keys(&index, offset, limit)? {
-            if let Some(v) = table.get(id).map_err(db_err)? {
-                match self.decode(id, v.value()) {
-                    Ok(r) => out.push(r),
-                    // A damaged report is left out of lists (and logged once), not fatal to them.
-                    Err(e) if Store::is_record_damage(&e) => self.note_damage(id, &e),
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Ok((out, table.len().map_err(db_err)?))
+            .map(ReportRef::from_key)
+            .collect())
     }
 
     /// The reports next to `id` in time: (older, newer).
     pub fn neighbours(&self, report: &Report) -> Result<(Option<ReportRef>, Option<ReportRef>)> {
         let tx = self.db.begin_read().map_err(db_err)?;
-        let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        let key = (report.created_at.timestamp_micros(), report.id);
-        let older = match index.range(..key).map_err(db_err)?.next_back() {
-            Some(e) => Some(ReportRef::from_key(e.map_err(db_err)?.0.value())),
-            None => None,
-        };
-        let mut after = index.range(key..).map_err(db_err)?;
-        let newer = match after.nth(1) {
-            Some(e) => Some(ReportRef::from_key(e.map_err(db_err)?.0.value())),
-            None => None,
-        };
-        Ok((older, newer))
+        self.neighbours_of(&tx, (report.created_at.timestamp_micros(), report.id))
     }
 
     /// Inserts or replaces reports and moves the import cursor, all in one transaction: a crash
@@ -455,7 +420,7 @@ impl Store {
             .clone()
     }
 
-    fn decode(&self, id: u64, bytes: &[u8]) -> Result<Report> {
+    pub(super) fn decode(&self, id: u64, bytes: &[u8]) -> Result<Report> {
         let loaded = self.current_dictionary();
         let wanted = header(id, bytes)?.dictionary;
         if wanted != 0 && loaded.as_ref().is_none_or(|d| d.id != wanted) {
@@ -566,61 +531,6 @@ impl Store {
         }
         Ok(())
     }
-
-    /// Visits every report in id order, each read and decoded on its own: a damaged record
-    /// is handed over as its error and the walk goes on; where the table itself cannot be
-    /// walked further, the walk ends with that error. `f` returning an error stops the walk.
-    pub fn scan_reports(&self, mut f: impl FnMut(u64, Result<Report>) -> Result<()>) -> Result<()> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(REPORTS).map_err(db_err)?;
-        let mut next = 0u64;
-        loop {
-            // One id at a time, so a corrupted page costs the records on it, not the walk.
-            let step = check::guarded(|| -> Result<Option<(u64, Result<Report>)>> {
-                let Some(entry) = table.range(next..).map_err(db_err)?.next() else {
-                    return Ok(None);
-                };
-                let (k, v) = entry.map_err(db_err)?;
-                let id = k.value();
-                Ok(Some((id, self.decode(id, v.value()))))
-            });
-            match step {
-                Ok(None) => return Ok(()),
-                Ok(Some((id, report))) => {
-                    f(id, report)?;
-                    next = id.saturating_add(1);
-                    if id == u64::MAX {
-                        return Ok(());
-                    }
-                }
-                Err(e) => {
-                    return Err(StoreError::Unreadable(format!(
-                        "the reports after id {} cannot be walked: {e}",
-                        next.saturating_sub(1)
-                    )));
-                }
-            }
-        }
-    }
-}
-
-/// Date-index keys, newest first, skipping `offset`, at most `limit`.
-fn newest_keys(
-    index: &redb::ReadOnlyTable<(i64, u64), ()>,
-    offset: u64,
-    limit: usize,
-) -> Result<Vec<(i64, u64)>> {
-    let mut out = Vec::with_capacity(limit);
-    for entry in index
-        .iter()
-        .map_err(db_err)?
-        .rev()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(limit)
-    {
-        out.push(entry.map_err(db_err)?.0.value());
-    }
-    Ok(out)
 }
 
 /// The stored compression dictionary, if one was trained.

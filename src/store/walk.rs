@@ -1,0 +1,323 @@
+//! Reading the reports around damaged pages. A damaged page ends any walk of the table it is
+//! in, so the ids are gathered from both tables that name reports (the reports by id and the
+//! date index), each walked from both ends, and every report is then read on its own: a
+//! damaged page costs the records on it, not the ones past it. `check`, `export`, the lists
+//! and the feeds all read the store through these walks, so they agree on what is readable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use redb::{
+    Database, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+};
+
+use super::check::guarded;
+use super::codec::{Dictionary, decode_report, header};
+use super::reports::{ReportRef, load_dictionary};
+use super::{BY_TIME, PAGE_CACHE_BYTES, REPORTS, Result, Store, StoreError, db_err, open_err};
+use crate::reports::Report;
+
+/// Every report the store names, found around damage.
+#[derive(Debug, Default)]
+pub(super) struct Known {
+    /// Every id either table names.
+    pub ids: BTreeSet<u64>,
+    /// id -> created_at (µs), as the date index has it.
+    pub dated: BTreeMap<u64, i64>,
+    /// Why a table could not be walked whole (empty: both were).
+    pub gaps: Vec<String>,
+}
+
+/// Walks `table` forward until its end or a damaged page, then, if it stopped early, backward
+/// from its end to the damage. Returns why it stopped early, if it did.
+fn walk_both_ways<K: redb::Key + 'static, V: redb::Value + 'static>(
+    table: &ReadOnlyTable<K, V>,
+    what: &str,
+    mut take: impl FnMut(K::SelfType<'_>),
+) -> Option<String> {
+    let mut seen = 0u64;
+    let forward = guarded(|| -> Result<()> {
+        for entry in table.iter().map_err(db_err)? {
+            take(entry.map_err(db_err)?.0.value());
+            seen += 1;
+        }
+        Ok(())
+    });
+    let Err(stopped) = forward else {
+        return None;
+    };
+    let mut back = 0u64;
+    let backward = guarded(|| -> Result<()> {
+        for entry in table.iter().map_err(db_err)?.rev() {
+            take(entry.map_err(db_err)?.0.value());
+            back += 1;
+        }
+        Ok(())
+    });
+    let after = match backward {
+        Ok(()) => String::new(),
+        Err(_) => format!(", and from its end after {back} entries"),
+    };
+    Some(format!(
+        "{what} cannot be walked past a damaged page ({stopped}): read from its start for {seen} entries{after}"
+    ))
+}
+
+/// Every report the store names: the ids of both tables, walked around their damage.
+pub(super) fn known(tx: &ReadTransaction) -> Result<Known> {
+    let reports = tx.open_table(REPORTS).map_err(db_err)?;
+    let index = tx.open_table(BY_TIME).map_err(db_err)?;
+    let mut known = Known::default();
+    let ids = &mut known.ids;
+    if let Some(gap) = walk_both_ways(&reports, "the reports table", |id| {
+        ids.insert(id);
+    }) {
+        known.gaps.push(gap);
+    }
+    let dated = &mut known.dated;
+    if let Some(gap) = walk_both_ways(&index, "the date index", |(at, id)| {
+        dated.insert(id, at);
+    }) {
+        known.gaps.push(gap);
+    }
+    known.ids.extend(known.dated.keys().copied());
+    Ok(known)
+}
+
+/// Errors of one record's read that are about that record (its page), not the store.
+fn record_error(id: u64, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Unreadable(reason) | StoreError::Db(redb::Error::Corrupted(reason)) => {
+            StoreError::Damaged { id, reason }
+        }
+        other => other,
+    }
+}
+
+/// Reads report `id` in `reports` with `decode`, a damaged page turned into an error for
+/// that report.
+fn read_one(
+    reports: &ReadOnlyTable<u64, &[u8]>,
+    id: u64,
+    decode: &dyn Fn(u64, &[u8]) -> Result<Report>,
+) -> Result<Option<Report>> {
+    guarded(|| match reports.get(id).map_err(db_err)? {
+        Some(v) => decode(id, v.value()).map(Some),
+        None => Ok(None),
+    })
+    .map_err(|e| record_error(id, e))
+}
+
+/// Visits every report `tx` names, in id order, each read on its own (see
+/// [`Store::scan_reports`]).
+fn scan(
+    tx: &ReadTransaction,
+    decode: &dyn Fn(u64, &[u8]) -> Result<Report>,
+    f: &mut dyn FnMut(u64, Result<Report>) -> Result<()>,
+) -> Result<Vec<String>> {
+    let known = known(tx)?;
+    let reports = tx.open_table(REPORTS).map_err(db_err)?;
+    for &id in &known.ids {
+        match read_one(&reports, id, decode) {
+            Ok(Some(r)) => f(id, Ok(r))?,
+            // Named by the date index only: nothing to read (`check` says so).
+            Ok(None) => {}
+            Err(e) => f(id, Err(e))?,
+        }
+    }
+    Ok(known.gaps)
+}
+
+/// A store opened for reading only, for `export` of a file that cannot be opened for
+/// writing (redb reads its allocator's pages then, and one of them is damaged).
+pub struct ReadOnlyStore {
+    db: ReadOnlyDatabase,
+    dictionary: Option<Arc<Dictionary>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for ReadOnlyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl ReadOnlyStore {
+    pub fn open(path: &Path) -> Result<ReadOnlyStore> {
+        let db = guarded(|| {
+            Database::builder()
+                .set_cache_size(PAGE_CACHE_BYTES)
+                .open_read_only(path)
+                .map_err(|e| open_err(e, path))
+        })?;
+        let dictionary = {
+            let tx = db.begin_read().map_err(db_err)?;
+            guarded(|| load_dictionary(&tx)).unwrap_or_else(|e| {
+                tracing::error!(store = %path.display(), error = %e, "the compression dictionary cannot be read");
+                None
+            })
+        };
+        Ok(ReadOnlyStore {
+            db,
+            dictionary,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Like [`Store::scan_reports`].
+    pub fn scan_reports(
+        &self,
+        mut f: impl FnMut(u64, Result<Report>) -> Result<()>,
+    ) -> Result<Vec<String>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let decode = |id: u64, bytes: &[u8]| decode_report(id, bytes, self.dictionary.as_ref());
+        scan(&tx, &decode, &mut f)
+    }
+}
+
+impl Store {
+    /// Reads report `id` in `reports`, a damaged page turned into an error for that report.
+    pub(super) fn read_one(
+        &self,
+        reports: &ReadOnlyTable<u64, &[u8]>,
+        id: u64,
+    ) -> Result<Option<Report>> {
+        read_one(reports, id, &|id, bytes| self.decode(id, bytes))
+    }
+
+    /// Visits every report in id order, each read on its own: a damaged record is handed
+    /// over as its error and the walk goes on, past damaged pages too (see [`known`]).
+    /// Returns why parts of the tables could not be walked (empty when they all could). `f`
+    /// returning an error stops the walk.
+    pub fn scan_reports(
+        &self,
+        mut f: impl FnMut(u64, Result<Report>) -> Result<()>,
+    ) -> Result<Vec<String>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let mut visit = |id: u64, r: Result<Report>| {
+            if let Err(e) = &r {
+                self.note_damage(id, e);
+            }
+            f(id, r)
+        };
+        scan(&tx, &|id, bytes| self.decode(id, bytes), &mut visit)
+    }
+
+    /// Every date-index key, newest first, gathered around damage: the index's own keys, and
+    /// for reports it lost, the date in their record.
+    pub(super) fn keys_around_damage(&self, tx: &ReadTransaction) -> Result<Vec<(i64, u64)>> {
+        let known = known(tx)?;
+        if !known.gaps.is_empty() && !self.walk_damage_logged.swap(true, Ordering::AcqRel) {
+            tracing::error!(store = %self.path.display(), problems = ?known.gaps, "the store has damaged pages; lists are read around them (`crypto-report check` names what is lost)");
+        }
+        let reports = tx.open_table(REPORTS).map_err(db_err)?;
+        let mut keys: Vec<(i64, u64)> = Vec::with_capacity(known.ids.len());
+        for &id in &known.ids {
+            if let Some(&at) = known.dated.get(&id) {
+                keys.push((at, id));
+                continue;
+            }
+            let at = guarded(|| match reports.get(id).map_err(db_err)? {
+                Some(v) => Ok(Some(header(id, v.value())?.created_at_us)),
+                None => Ok(None),
+            });
+            if let Ok(Some(at)) = at {
+                keys.push((at, id));
+            }
+        }
+        keys.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(keys)
+    }
+
+    /// Date-index keys, newest first, skipping `offset`, at most `limit`: a walk of the index
+    /// from its end, or, where that meets a damaged page, the keys gathered around it.
+    pub(super) fn newest_keys(
+        &self,
+        tx: &ReadTransaction,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Vec<(i64, u64)>> {
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let walked = guarded(|| -> Result<Vec<(i64, u64)>> {
+            let mut out = Vec::with_capacity(limit);
+            for entry in index.iter().map_err(db_err)?.rev().skip(skip).take(limit) {
+                out.push(entry.map_err(db_err)?.0.value());
+            }
+            Ok(out)
+        });
+        match walked {
+            Ok(keys) => Ok(keys),
+            Err(StoreError::Unreadable(_) | StoreError::Db(redb::Error::Corrupted(_))) => Ok(self
+                .keys_around_damage(tx)?
+                .into_iter()
+                .skip(skip)
+                .take(limit)
+                .collect()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The reports next to `key` in time: (older, newer), read around damage.
+    pub(super) fn neighbours_of(
+        &self,
+        tx: &ReadTransaction,
+        key: (i64, u64),
+    ) -> Result<(Option<ReportRef>, Option<ReportRef>)> {
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        type Key = Option<(i64, u64)>;
+        let walked = guarded(|| -> Result<(Key, Key)> {
+            let older = match index.range(..key).map_err(db_err)?.next_back() {
+                Some(e) => Some(e.map_err(db_err)?.0.value()),
+                None => None,
+            };
+            let mut after = index.range(key..).map_err(db_err)?;
+            let newer = match after.nth(1) {
+                Some(e) => Some(e.map_err(db_err)?.0.value()),
+                None => None,
+            };
+            Ok((older, newer))
+        });
+        let (older, newer) = match walked {
+            Ok(pair) => pair,
+            Err(StoreError::Unreadable(_) | StoreError::Db(redb::Error::Corrupted(_))) => {
+                let keys = self.keys_around_damage(tx)?;
+                // Newest first: the older one follows `key`, the newer one precedes it.
+                let older = keys.iter().find(|k| **k < key).copied();
+                let newer = keys.iter().rev().find(|k| **k > key).copied();
+                (older, newer)
+            }
+            Err(e) => return Err(e),
+        };
+        Ok((
+            older.map(ReportRef::from_key),
+            newer.map(ReportRef::from_key),
+        ))
+    }
+
+    /// Newest-first reports, skipping `offset`, at most `limit`, with the total count, from
+    /// one read transaction. Damaged reports are left out (and logged once).
+    pub fn newest_reports(&self, offset: u64, limit: usize) -> Result<(Vec<Report>, u64)> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let keys = self.newest_keys(&tx, offset, limit)?;
+        let table = tx.open_table(REPORTS).map_err(db_err)?;
+        let mut out = Vec::with_capacity(limit);
+        for (_, id) in keys {
+            match self.read_one(&table, id) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                // A damaged report is left out of lists (and logged once), not fatal to them.
+                Err(e) if Store::is_record_damage(&e) => self.note_damage(id, &e),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((
+            out,
+            redb::ReadableTableMetadata::len(&table).map_err(db_err)?,
+        ))
+    }
+}
