@@ -298,34 +298,20 @@ pub async fn admin_backup(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     authorize(&s, &headers)?;
-    // Beside the store: the same disk, writable wherever the store is.
-    let dir = s
+    // One at a time: each is a copy of the whole store on the store's disk.
+    let Ok(one) = std::sync::Arc::clone(&s.backups).try_acquire_owned() else {
+        return Err(AppError::Conflict(
+            "a backup is being taken; ask again when it is done",
+        ));
+    };
+    let (path, reports) = s
         .store
-        .path()
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .map_or_else(
-            || std::path::PathBuf::from("."),
-            std::path::Path::to_path_buf,
-        );
-    let copy = s
-        .store
-        .call(move |st| {
-            let file = tempfile::Builder::new()
-                .prefix(".backup-")
-                .tempfile_in(&dir)
-                .map_err(|source| crate::store::StoreError::CreateDir { path: dir, source })?;
-            // The copy is a new store: it must not find an (empty) file in its place.
-            let path = file.into_temp_path();
-            std::fs::remove_file(&path).map_err(|source| crate::store::StoreError::CreateDir {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            let reports = st.backup_to(&path)?;
-            Ok((path, reports))
-        })
-        .await?;
-    let (path, reports) = copy;
+        .call(|st| st.backup_to_temp())
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Unreadable(why) => AppError::StoreDamaged(why),
+            e => e.into(),
+        })?;
     let file = tokio::fs::File::open(&path)
         .await
         .map_err(|e| AppError::Internal(format!("cannot read the backup copy: {e}")))?;
@@ -333,8 +319,9 @@ pub async fn admin_backup(
     tracing::info!(reports, bytes = len, "backup taken by admin");
     // The temporary file lives as long as the stream that sends it.
     let stream = tokio_util::io::ReaderStream::new(file);
+    // The temporary file, and the right to take a backup, live as long as the stream.
     let body = axum::body::Body::from_stream(futures_util::StreamExt::map(stream, move |chunk| {
-        let _keep = &path;
+        let _keep = (&path, &one);
         chunk
     }));
     Ok((

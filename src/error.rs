@@ -37,6 +37,10 @@ pub enum AppError {
     /// A damaged record in the store: the store has logged it once already.
     #[error("internal error")]
     Damaged,
+    /// The store is damaged where an admin operation reads it; the message says where and
+    /// what to do (admin endpoints only: it names the store's file).
+    #[error("{0}")]
+    StoreDamaged(String),
 }
 
 /// Seconds a client is asked to wait after [`AppError::Busy`].
@@ -61,7 +65,9 @@ impl AppError {
             AppError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             AppError::Unavailable(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Internal(_) | AppError::Damaged => StatusCode::INTERNAL_SERVER_ERROR,
+            AppError::Internal(_) | AppError::Damaged | AppError::StoreDamaged(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -102,7 +108,9 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            AppError::Internal(detail) | AppError::Unavailable(detail) => {
+            AppError::Internal(detail)
+            | AppError::Unavailable(detail)
+            | AppError::StoreDamaged(detail) => {
                 tracing::error!(%status, detail, "request failed");
             }
             _ => tracing::debug!(%status, error = %self, "request refused"),

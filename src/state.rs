@@ -95,6 +95,8 @@ pub struct Shared {
     pub search: Search,
     /// Where searches run (`settings.search`).
     pub searches: search::Pool,
+    /// One backup at a time (`POST /admin/backup`).
+    pub backups: Arc<tokio::sync::Semaphore>,
     /// Records the market as reports are published ("since this report").
     pub since: Arc<since::Recorder>,
 }
@@ -138,6 +140,7 @@ impl AppState {
             background,
             metrics: Metrics::new(),
             searches,
+            backups: Arc::new(tokio::sync::Semaphore::new(1)),
             search,
             since: recorder,
         })))

@@ -1,6 +1,7 @@
 //! The embedded redb store: the only module that touches redb. Every call here blocks; async
 //! callers go through [`Store::call`], which runs it on the blocking pool.
 
+mod backup;
 mod check;
 mod codec;
 mod market_at;
@@ -204,6 +205,13 @@ impl Store {
                 .map_err(|e| open_err(e, path))
         })
         .map_err(damaged)?;
+        if let Some(dir) = path.parent() {
+            backup::remove_stale(if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            });
+        }
         let store = Store {
             db,
             path: path.to_owned(),
@@ -286,32 +294,6 @@ impl Store {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| StoreError::Join(e.to_string()))?
-    }
-
-    /// Writes a consistent copy of the whole store (one read transaction) to a new file at
-    /// `to`, in batches; returns the number of reports copied. The copy is a store of the
-    /// same schema that `check` can verify.
-    pub fn backup_to(&self, to: &Path) -> Result<u64> {
-        let source = self.db.begin_read().map_err(db_err)?;
-        let target = Database::builder()
-            .set_cache_size(PAGE_CACHE_BYTES)
-            .create(to)
-            .map_err(|e| open_err(e, to))?;
-        copy_table(&source, &target, META)?;
-        let reports = copy_table(&source, &target, REPORTS)?;
-        copy_table(&source, &target, BY_TIME)?;
-        copy_table(&source, &target, SOURCE_VERSIONS)?;
-        // The cache table is left empty: it is a cache, and can be large.
-        let tx = target.begin_write().map_err(db_err)?;
-        tx.open_table(CACHE).map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
-        copy_table(&source, &target, MARKET)?;
-        copy_table(&source, &target, HISTORY)?;
-        copy_table(&source, &target, CURSORS)?;
-        copy_table(&source, &target, MARKET_AT)?;
-        copy_table(&source, &target, MARKET_DAILY)?;
-        copy_table(&source, &target, DAILY_COVERED)?;
-        Ok(reports)
     }
 
     /// Second-tier cache read; an expired entry reads as absent.
@@ -502,40 +484,6 @@ fn decode<'a, T: Deserialize<'a>>(
         key: key.to_string(),
         source,
     })
-}
-
-/// Copies one table from a read transaction into `target`, a few hundred entries per commit.
-fn copy_table<K, V>(
-    source: &redb::ReadTransaction,
-    target: &Database,
-    table: TableDefinition<K, V>,
-) -> Result<u64>
-where
-    K: redb::Key + 'static,
-    V: redb::Value + 'static,
-    for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
-{
-    const CHUNK: usize = 256;
-    let from = source.open_table(table).map_err(db_err)?;
-    let mut entries = from.iter().map_err(db_err)?;
-    let mut copied = 0;
-    loop {
-        let tx = target.begin_write().map_err(db_err)?;
-        let mut done = true;
-        {
-            let mut to = tx.open_table(table).map_err(db_err)?;
-            for entry in entries.by_ref().take(CHUNK) {
-                let (k, v) = entry.map_err(db_err)?;
-                to.insert(k.value(), v.value()).map_err(db_err)?;
-                copied += 1;
-                done = false;
-            }
-        }
-        tx.commit().map_err(db_err)?;
-        if done {
-            return Ok(copied);
-        }
-    }
 }
 
 /// Builds a new store under a temporary name and links it into place once its schema is
