@@ -220,6 +220,10 @@ pub struct HttpArgs {
     /// Memory budget of the in-process page cache, in MiB.
     #[arg(long, env = "CR_CACHE_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub cache_mb: u64,
+    /// Disk budget of the second page cache tier (its own file beside the store, kept across
+    /// restarts), in MiB; 0 turns it off. With --redis-url, Redis is that tier instead.
+    #[arg(long, env = "CR_L2_CACHE_MB", default_value_t = 32, value_parser = clap::value_parser!(u64).range(0..=65536))]
+    pub l2_cache_mb: u64,
     /// Most simultaneous connections. At the cap the connection idle the longest is closed to
     /// make room; when every one is busy, new ones wait in the kernel's backlog.
     #[arg(long, env = "CR_MAX_CONNECTIONS", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(16..=1_000_000))]

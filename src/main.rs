@@ -110,6 +110,7 @@ fn settings(http: &HttpArgs, listen: std::net::SocketAddr, demo: bool) -> Settin
     Settings {
         admin_token: http.admin_token.clone(),
         cache_bytes: http.cache_mb << 20,
+        l2_cache_bytes: http.l2_cache_mb << 20,
         request_timeout: http.request_timeout(),
         max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
         demo,
@@ -288,11 +289,11 @@ fn run_server(
                 .background()
                 .spawn("sync", |stop| async move { sync.run(stop).await });
         }
-        let store = std::sync::Arc::clone(&state.store);
+        let l2 = std::sync::Arc::clone(state.pages.l2());
         serve(listener, state, shutdown).await?;
-        // Cache writes are not durable on their own: one durable commit keeps them.
-        if let Err(e) = store.call(|s| s.sync()).await {
-            tracing::warn!(error = %e, "cannot flush the store at shutdown");
+        // Second-tier writes are not durable one by one: one durable commit keeps them.
+        if let Err(e) = l2.flush().await {
+            tracing::warn!(error = %e, "cannot flush the page cache at shutdown");
         }
         tracing::info!("stopped cleanly");
         Ok(())
@@ -461,7 +462,6 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<()> {
     println!("schema version: {}", summary.schema_version);
     println!("reports: {}", summary.reports);
     println!("date index entries: {}", summary.index_entries);
-    println!("cache entries: {}", summary.cache_entries);
     println!("market fields: {}", summary.market_fields);
     println!("history points: {}", summary.history_points);
     for note in &summary.notes {

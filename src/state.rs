@@ -26,6 +26,8 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     pub public_url: String,
     pub cache_bytes: u64,
+    /// Bytes the second cache tier's file may hold (0: no second tier of our own).
+    pub l2_cache_bytes: u64,
     pub request_timeout: Duration,
     /// A new connection must deliver its first request head within this time (silent and
     /// slow-header clients); HTTP/1.1 also waits at most this long for the next request.
@@ -46,6 +48,7 @@ impl Settings {
             admin_token: None,
             public_url: public_url.into(),
             cache_bytes: 64 << 20,
+            l2_cache_bytes: 32 << 20,
             request_timeout: Duration::from_secs(30),
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
@@ -113,7 +116,12 @@ impl AppState {
         let renderer = Renderer::new(&assets, &settings.public_url)?;
         let background = Background::new();
         let store = Arc::new(store);
-        let l2: Arc<dyn L2> = Arc::new(RedbTier::new(Arc::clone(&store)));
+        let dir = store
+            .path()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."));
+        let l2: Arc<dyn L2> = RedbTier::open(dir, settings.l2_cache_bytes);
         let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL, l2));
         let live = live::Hub::new(live::HubSettings::default(), &background);
         let search = Search::open(Arc::clone(&store));

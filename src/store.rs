@@ -6,6 +6,7 @@ mod check;
 mod codec;
 mod market_at;
 mod migrate;
+mod page_cache;
 mod reports;
 mod walk;
 
@@ -14,10 +15,11 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub use self::check::{CheckSummary, check, panic_is_handled};
 use self::codec::Dictionary;
+pub use self::page_cache::{CACHE_FILE_NAME, PageCacheFile, PageCacheUsage};
 use self::reports::load_dictionary;
 pub use self::reports::{Committed, ReportRef, StoreVersion, UpsertOutcome, digest_term};
 pub use self::walk::ReadOnlyStore;
@@ -30,10 +32,6 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// process; what a report site reads hot is the date index and a few recent reports.
 const PAGE_CACHE_BYTES: usize = 32 << 20;
 
-/// Most entries of the second cache tier: a few thousand pages (a few hundred MB at most),
-/// so that a crawler cannot fill the disk and tag invalidation stays a short scan.
-const CACHE_MAX_ENTRIES: u64 = 4096;
-
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// id -> postcard `codec::StoredReport`.
 const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports_v2");
@@ -43,7 +41,8 @@ const REPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("reports_v2");
 const SOURCE_VERSIONS: TableDefinition<u64, u64> = TableDefinition::new("source_versions");
 /// (created_at in µs, id) -> (); newest last, so paging walks it backwards.
 const BY_TIME: TableDefinition<(i64, u64), ()> = TableDefinition::new("reports_by_time");
-/// key -> postcard [`CacheEntry`]: the second cache tier.
+/// Where the second cache tier lived before it got its own file (`page_cache`): emptied and
+/// removed on open.
 const CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("cache");
 /// market field -> postcard last good value (shape owned by the market module).
 const MARKET: TableDefinition<&str, &[u8]> = TableDefinition::new("market");
@@ -135,16 +134,6 @@ fn db_err(e: impl Into<redb::Error>) -> StoreError {
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// A second-tier cache entry: its expiry, the tags it can be invalidated by, its bytes.
-#[derive(Serialize, Deserialize)]
-struct CacheEntry<'a> {
-    expires_at_ms: i64,
-    #[serde(borrow)]
-    tags: Vec<&'a str>,
-    #[serde(borrow)]
-    bytes: &'a [u8],
-}
-
 pub struct Store {
     db: Database,
     path: PathBuf,
@@ -198,13 +187,14 @@ impl Store {
             }
             other => other,
         };
-        let db = check::guarded(|| {
+        let mut db = check::guarded(|| {
             Database::builder()
                 .set_cache_size(PAGE_CACHE_BYTES)
                 .create(path)
                 .map_err(|e| open_err(e, path))
         })
         .map_err(damaged)?;
+        check::guarded(|| drop_legacy_cache(&mut db, path)).map_err(damaged)?;
         if let Some(dir) = path.parent() {
             backup::remove_stale(if dir.as_os_str().is_empty() {
                 Path::new(".")
@@ -270,7 +260,6 @@ impl Store {
         tx.open_table(REPORTS).map_err(db_err)?;
         tx.open_table(BY_TIME).map_err(db_err)?;
         tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
-        tx.open_table(CACHE).map_err(db_err)?;
         tx.open_table(MARKET).map_err(db_err)?;
         tx.open_table(HISTORY).map_err(db_err)?;
         tx.open_table(CURSORS).map_err(db_err)?;
@@ -294,110 +283,6 @@ impl Store {
         tokio::task::spawn_blocking(move || f(&store))
             .await
             .map_err(|e| StoreError::Join(e.to_string()))?
-    }
-
-    /// Second-tier cache read; an expired entry reads as absent.
-    pub fn cache_get(&self, key: &str, now_ms: i64) -> Result<Option<Vec<u8>>> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(CACHE).map_err(db_err)?;
-        let Some(v) = table.get(key).map_err(db_err)? else {
-            return Ok(None);
-        };
-        let entry: CacheEntry = decode("cache", key, v.value())?;
-        Ok((entry.expires_at_ms > now_ms).then(|| entry.bytes.to_vec()))
-    }
-
-    /// Writes a second-tier entry; false when the tier is full.
-    /// Not durable on its own (it is a cache): the next durable commit, or [`Store::sync`] at
-    /// shutdown, persists it.
-    pub fn cache_put(
-        &self,
-        key: &str,
-        bytes: &[u8],
-        expires_at_ms: i64,
-        tags: &[String],
-    ) -> Result<bool> {
-        let entry = postcard::to_allocvec(&CacheEntry {
-            expires_at_ms,
-            tags: tags.iter().map(String::as_str).collect(),
-            bytes,
-        })?;
-        self.write_cache(|table| {
-            // A full tier is not scanned here, on a request's path: the timed
-            // `cache_purge_expired` makes room.
-            if table.len().map_err(db_err)? >= CACHE_MAX_ENTRIES {
-                return Ok(false);
-            }
-            table.insert(key, entry.as_slice()).map_err(db_err)?;
-            Ok(true)
-        })
-    }
-
-    /// Removes the given keys, or every key when `keys` is `None`; returns how many went.
-    pub fn cache_remove(&self, keys: Option<&[String]>) -> Result<u64> {
-        self.write_cache(|table| match keys {
-            Some(keys) => {
-                let mut n = 0;
-                for k in keys {
-                    n += u64::from(table.remove(k.as_str()).map_err(db_err)?.is_some());
-                }
-                Ok(n)
-            }
-            None => {
-                let n = table.len().map_err(db_err)?;
-                table.retain(|_, _| false).map_err(db_err)?;
-                Ok(n)
-            }
-        })
-    }
-
-    /// Removes every entry carrying one of `tags`, and any that does not decode; returns how
-    /// many went. Scans the table: the tier is bounded by its TTLs, so it stays small.
-    pub fn cache_remove_tagged(&self, tags: &[String]) -> Result<u64> {
-        self.write_cache(|table| {
-            let before = table.len().map_err(db_err)?;
-            table
-                .retain(|_, v| {
-                    postcard::from_bytes::<CacheEntry>(v)
-                        .is_ok_and(|e| !e.tags.iter().any(|t| tags.iter().any(|x| x == t)))
-                })
-                .map_err(db_err)?;
-            Ok(before - table.len().map_err(db_err)?)
-        })
-    }
-
-    /// Drops expired second-tier entries; returns how many.
-    pub fn cache_purge_expired(&self, now_ms: i64) -> Result<u64> {
-        self.write_cache(|table| {
-            let before = table.len().map_err(db_err)?;
-            table
-                .retain(|_, v| {
-                    postcard::from_bytes::<CacheEntry>(v).is_ok_and(|e| e.expires_at_ms > now_ms)
-                })
-                .map_err(db_err)?;
-            Ok(before - table.len().map_err(db_err)?)
-        })
-    }
-
-    /// One non-durable write transaction on the cache table.
-    fn write_cache<T>(
-        &self,
-        f: impl FnOnce(&mut redb::Table<&str, &[u8]>) -> Result<T>,
-    ) -> Result<T> {
-        let mut tx = self.db.begin_write().map_err(db_err)?;
-        tx.set_durability(redb::Durability::None)
-            .map_err(|e| StoreError::Db(redb::Error::from(e)))?;
-        let out = {
-            let mut table = tx.open_table(CACHE).map_err(db_err)?;
-            f(&mut table)?
-        };
-        tx.commit().map_err(db_err)?;
-        Ok(out)
-    }
-
-    /// Makes every earlier write durable (cache writes are not on their own); at shutdown.
-    pub fn sync(&self) -> Result<()> {
-        self.write(|_| Ok(()))
     }
 
     pub fn market_put(&self, values: &[(String, Vec<u8>)]) -> Result<()> {
@@ -468,6 +353,43 @@ impl Store {
         tx.commit().map_err(db_err)?;
         Ok(out)
     }
+}
+
+/// Empties and removes the table where the second cache tier lived before it got its own
+/// file, and compacts the file once, giving back what the cache had grown it by.
+fn drop_legacy_cache(db: &mut Database, path: &Path) -> Result<()> {
+    let entries = {
+        let tx = db.begin_read().map_err(db_err)?;
+        match tx.open_table(CACHE) {
+            Ok(table) => Some(table.len().map_err(db_err)?),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(db_err(e)),
+        }
+    };
+    let Some(entries) = entries else {
+        return Ok(());
+    };
+    let tx = db.begin_write().map_err(db_err)?;
+    tx.delete_table(CACHE).map_err(db_err)?;
+    tx.commit().map_err(db_err)?;
+    if entries == 0 {
+        return Ok(());
+    }
+    let before = std::fs::metadata(path).map_or(0, |m| m.len());
+    let compacted = (|| -> std::result::Result<(), redb::CompactionError> {
+        while db.compact()? {}
+        Ok(())
+    })();
+    let after = std::fs::metadata(path).map_or(0, |m| m.len());
+    match compacted {
+        Ok(()) => {
+            tracing::info!(store = %path.display(), entries, before, after, "the page cache moved to its own file; its entries left the store, which was compacted")
+        }
+        Err(e) => {
+            tracing::warn!(store = %path.display(), entries, error = %e, "the page cache moved to its own file; its entries left the store, which could not be compacted (its free pages are reused)")
+        }
+    }
+    Ok(())
 }
 
 fn decode_version(bytes: &[u8]) -> u32 {

@@ -139,12 +139,10 @@ fn check_counts_and_finds_nothing_wrong() {
         store
             .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[], None)
             .expect("upsert");
-        store.cache_put("k", b"v", i64::MAX, &[]).expect("cache");
     }
     let summary = check(&path, false).expect("check");
     assert_eq!(summary.reports, 1);
     assert_eq!(summary.index_entries, 1);
-    assert_eq!(summary.cache_entries, 1);
     assert!(summary.problems.is_empty(), "{:?}", summary.problems);
     assert!(matches!(
         check(&dir.path().join("absent.redb"), false),
@@ -153,27 +151,37 @@ fn check_counts_and_finds_nothing_wrong() {
 }
 
 #[test]
-fn cache_entries_expire_and_clear() {
-    let (_dir, store) = temp_store();
-    store.cache_put("a", b"1", 1_000, &[]).expect("put");
-    store
-        .cache_put("b", b"2", 5_000, &["report:7".into()])
-        .expect("put");
-    store
-        .cache_put("c", b"3", 5_000, &["listing".into()])
-        .expect("put");
-    assert_eq!(
+fn the_page_cache_of_an_older_store_leaves_it_and_the_file_shrinks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    {
+        let store = Store::open(&path).expect("open");
         store
-            .cache_remove_tagged(&["listing".into(), "report:9".into()])
-            .expect("tagged"),
-        1
-    );
-    assert_eq!(store.cache_get("c", 0).expect("get"), None);
-    assert_eq!(store.cache_get("a", 999).expect("get"), Some(b"1".to_vec()));
-    assert_eq!(store.cache_get("a", 1_000).expect("get"), None);
-    assert_eq!(store.cache_purge_expired(2_000).expect("purge"), 1);
-    assert_eq!(store.cache_remove(None).expect("clear"), 1);
-    assert_eq!(store.cache_get("b", 0).expect("get"), None);
+            .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[], None)
+            .expect("upsert");
+        // What a release before the page cache's own file left in the store: 32 MiB.
+        let tx = store.db.begin_write().expect("write");
+        {
+            let mut table = tx.open_table(CACHE).expect("cache table");
+            for k in 0..512 {
+                table
+                    .insert(format!("page:{k}").as_str(), vec![7u8; 64 << 10].as_slice())
+                    .expect("insert");
+            }
+        }
+        tx.commit().expect("commit");
+    }
+    let grown = std::fs::metadata(&path).expect("size").len();
+    assert!(grown > 32 << 20, "{grown}");
+    let store = Store::open(&path).expect("reopen");
+    let shrunk = std::fs::metadata(&path).expect("size").len();
+    assert!(shrunk < 4 << 20, "compacted from {grown} to {shrunk} bytes");
+    let tx = store.db.begin_read().expect("read");
+    assert!(matches!(
+        tx.open_table(CACHE),
+        Err(redb::TableError::TableDoesNotExist(_))
+    ));
+    assert!(store.report(1).expect("read").is_some());
 }
 
 #[test]

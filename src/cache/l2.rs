@@ -77,6 +77,10 @@ pub trait L2: Send + Sync {
     fn purge_expired(&self) -> L2Future<'_, u64> {
         Box::pin(async { Ok(0) })
     }
+    /// Makes what the tier holds survive a restart, where it does not by itself (shutdown).
+    fn flush(&self) -> L2Future<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// How often [`L2::purge_expired`] runs.
@@ -95,6 +99,9 @@ pub struct L2Stats {
     pub errors: u64,
     /// `ok`, or why the tier is being skipped (degraded, not down: pages keep working).
     pub state: String,
+    /// Bytes held against the tier's budget, where it keeps one (the redb file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::store::PageCacheUsage>,
 }
 
 /// The counters every tier keeps.
@@ -141,6 +148,7 @@ impl Counters {
             skipped: load(&self.skipped),
             errors: load(&self.errors),
             state,
+            usage: None,
         }
     }
 }

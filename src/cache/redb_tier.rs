@@ -1,29 +1,43 @@
-//! The second cache tier in the instance's own store (a redb table): survives restarts, so a
-//! restarted server serves what it had rendered without rendering it again.
+//! The second cache tier of one instance: a redb file of its own beside the store
+//! (`store::PageCacheFile`), bounded by `--l2-cache-mb`. It survives restarts, so a restarted
+//! server serves what it had rendered without rendering it again; it never grows the reports'
+//! file or its backups.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
 use super::l2::{Counters, Invalidation, L2, L2Error, L2Future, L2Stats};
-use crate::store::Store;
+use crate::store::{PageCacheFile, StoreError};
 
 pub struct RedbTier {
-    store: Arc<Store>,
+    file: Arc<PageCacheFile>,
     counters: Counters,
 }
 
 impl RedbTier {
-    pub fn new(store: Arc<Store>) -> RedbTier {
-        RedbTier {
-            store,
-            counters: Counters::default(),
+    /// The tier in `dir`, holding at most `budget` bytes; [`Off`] when the budget is zero or
+    /// the file cannot be opened (pages are then rendered, or served from memory).
+    pub fn open(dir: &Path, budget: u64) -> Arc<dyn L2> {
+        if budget == 0 {
+            return Arc::new(Off::default());
+        }
+        match PageCacheFile::open(dir, budget) {
+            Ok(file) => Arc::new(RedbTier {
+                file: Arc::new(file),
+                counters: Counters::default(),
+            }),
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "the page cache file cannot be opened; the second cache tier is off");
+                Arc::new(Off::default())
+            }
         }
     }
 }
 
-fn failed(e: crate::store::StoreError) -> L2Error {
+fn failed(e: StoreError) -> L2Error {
     L2Error::Failed(e.to_string())
 }
 
@@ -36,7 +50,7 @@ impl L2 for RedbTier {
         Box::pin(async move {
             let owned = key.to_owned();
             let now = Utc::now().timestamp_millis();
-            let found = self.store.call(move |s| s.cache_get(&owned, now)).await;
+            let found = self.file.call(move |f| f.get(&owned, now)).await;
             match found {
                 Ok(found) => Ok(self.counters.looked_up(found)),
                 Err(e) => {
@@ -62,8 +76,8 @@ impl L2 for RedbTier {
             let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
             let expires = Utc::now().timestamp_millis().saturating_add(ttl_ms);
             let stored = self
-                .store
-                .call(move |s| s.cache_put(&key, &value, expires, &tags))
+                .file
+                .call(move |f| f.put(&key, &value, expires, &tags))
                 .await;
             match stored {
                 Ok(true) => {
@@ -85,11 +99,11 @@ impl L2 for RedbTier {
     fn invalidate<'a>(&'a self, what: &'a Invalidation) -> L2Future<'a, u64> {
         Box::pin(async move {
             let what = what.clone();
-            self.store
-                .call(move |s| match &what {
-                    Invalidation::Keys(keys) => s.cache_remove(Some(keys)),
-                    Invalidation::Tags(tags) => s.cache_remove_tagged(tags),
-                    Invalidation::All => s.cache_remove(None),
+            self.file
+                .call(move |f| match &what {
+                    Invalidation::Keys(keys) => f.remove(Some(keys)),
+                    Invalidation::Tags(tags) => f.remove_tagged(tags),
+                    Invalidation::All => f.remove(None),
                 })
                 .await
                 .map_err(failed)
@@ -97,16 +111,57 @@ impl L2 for RedbTier {
     }
 
     fn stats(&self) -> L2Stats {
-        self.counters.stats("redb", "ok".into())
+        let mut stats = self.counters.stats("redb", "ok".into());
+        stats.usage = Some(self.file.usage());
+        stats
     }
 
     fn purge_expired(&self) -> L2Future<'_, u64> {
         Box::pin(async move {
             let now = Utc::now().timestamp_millis();
-            self.store
-                .call(move |s| s.cache_purge_expired(now))
+            self.file
+                .call(move |f| f.purge_expired(now))
                 .await
                 .map_err(failed)
         })
+    }
+
+    fn flush(&self) -> L2Future<'_, ()> {
+        Box::pin(async move { self.file.call(|f| f.sync()).await.map_err(failed) })
+    }
+}
+
+/// No second tier (`--l2-cache-mb 0`, or its file could not be opened).
+#[derive(Default)]
+pub struct Off {
+    counters: Counters,
+}
+
+impl L2 for Off {
+    fn name(&self) -> &'static str {
+        "off"
+    }
+
+    fn get<'a>(&'a self, _key: &'a str) -> L2Future<'a, Option<Vec<u8>>> {
+        Box::pin(async move { Ok(self.counters.looked_up(None)) })
+    }
+
+    fn put<'a>(
+        &'a self,
+        _key: &'a str,
+        _value: Vec<u8>,
+        _ttl: Duration,
+        _tags: &'a [String],
+    ) -> L2Future<'a, ()> {
+        Counters::bump(&self.counters.skipped);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn invalidate<'a>(&'a self, _what: &'a Invalidation) -> L2Future<'a, u64> {
+        Box::pin(async { Ok(0) })
+    }
+
+    fn stats(&self) -> L2Stats {
+        self.counters.stats("off", "off".into())
     }
 }

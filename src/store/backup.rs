@@ -9,7 +9,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::check::guarded;
 use super::{
-    BY_TIME, CACHE, CURSORS, DAILY_COVERED, HISTORY, MARKET, MARKET_AT, MARKET_DAILY, META,
+    BY_TIME, CURSORS, DAILY_COVERED, HISTORY, MARKET, MARKET_AT, MARKET_DAILY, META,
     PAGE_CACHE_BYTES, REPORTS, Result, SOURCE_VERSIONS, Store, StoreError, db_err, open_err,
 };
 
@@ -68,10 +68,6 @@ impl Store {
         let reports = copy_table(&source, &target, REPORTS)?;
         copy_table(&source, &target, BY_TIME)?;
         copy_table(&source, &target, SOURCE_VERSIONS)?;
-        // The cache table is left empty: it is a cache, and can be large.
-        let tx = target.begin_write().map_err(db_err)?;
-        tx.open_table(CACHE).map_err(db_err)?;
-        tx.commit().map_err(db_err)?;
         copy_table(&source, &target, MARKET)?;
         copy_table(&source, &target, HISTORY)?;
         copy_table(&source, &target, CURSORS)?;

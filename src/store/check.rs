@@ -13,8 +13,8 @@ use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTableMetadata};
 
 use super::codec::decode_report;
 use super::{
-    CACHE, HISTORY, MARKET, META, PAGE_CACHE_BYTES, REPORTS, Result, SCHEMA_KEY, SCHEMA_VERSION,
-    Store, StoreError, db_err, decode_version, load_dictionary, open_err, refuse_empty_or_foreign,
+    HISTORY, MARKET, META, PAGE_CACHE_BYTES, REPORTS, Result, SCHEMA_KEY, SCHEMA_VERSION, Store,
+    StoreError, db_err, decode_version, load_dictionary, open_err, refuse_empty_or_foreign,
 };
 
 /// What `check` found.
@@ -23,7 +23,6 @@ pub struct CheckSummary {
     pub schema_version: u32,
     pub reports: u64,
     pub index_entries: u64,
-    pub cache_entries: u64,
     pub market_fields: u64,
     pub history_points: u64,
     /// What is wrong, one line per damaged record or structure. Empty: the store is sound.
@@ -155,7 +154,6 @@ fn verify(db: &ReadOnlyDatabase, path: &Path) -> Result<CheckSummary> {
     }
     summary.index_entries = dated.len() as u64;
     let count = |t: std::result::Result<u64, redb::StorageError>| t.unwrap_or(0);
-    summary.cache_entries = count(tx.open_table(CACHE).map_err(db_err)?.len());
     summary.market_fields = count(tx.open_table(MARKET).map_err(db_err)?.len());
     summary.history_points = count(tx.open_table(HISTORY).map_err(db_err)?.len());
     Ok(summary)

@@ -87,10 +87,7 @@ pub(super) fn v1_to_v2(db: &Database) -> Result<u64> {
         };
         if done {
             tx.delete_table(REPORTS_V1).map_err(db_err)?;
-            tx.open_table(CACHE)
-                .map_err(db_err)?
-                .retain(|_, _| false)
-                .map_err(db_err)?;
+            tx.delete_table(CACHE).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
         if done {
