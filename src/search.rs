@@ -194,7 +194,8 @@ pub struct Results {
 /// How far the index is from the store, for the search page and `/health`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Status {
-    /// The index is being brought in line with the store (results may be missing).
+    /// The index is being brought in line with the store, or a published batch is not
+    /// searchable yet (results may be missing).
     pub catching_up: bool,
     pub documents: u64,
 }
@@ -344,9 +345,12 @@ impl Search {
             .await;
     }
 
+    /// Catching up: the first catch-up with the store is not over, or a batch the publish
+    /// path handed over (a sync pass, an import) is not searchable yet.
     pub fn status(&self) -> Status {
+        let waiting = self.0.requested.load(Ordering::Acquire) > *self.0.done.borrow();
         Status {
-            catching_up: self.0.catching_up.load(Ordering::Acquire),
+            catching_up: self.0.catching_up.load(Ordering::Acquire) || waiting,
             documents: self.0.reader.searcher().num_docs(),
         }
     }

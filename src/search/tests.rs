@@ -163,3 +163,46 @@ async fn a_missing_or_stale_index_catches_up_by_itself() {
     assert_eq!(search.status().documents, 3);
     assert!(tasks.shutdown(std::time::Duration::from_secs(5)).await);
 }
+
+/// A batch published (a sync pass) is not searchable until the indexer has committed it:
+/// until then the index says it is catching up, not only during its first catch-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_index_says_it_is_catching_up_while_a_published_batch_waits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let search = Search::open(Arc::clone(&store));
+    let publisher = Publisher::new(Arc::clone(&store)).with(Arc::new(search.clone()));
+    let tasks = Background::new();
+    search.start(&tasks);
+    search.settled().await;
+    assert!(!search.status().catching_up);
+    // The indexer is held at its writer, as a long commit would hold it.
+    let held = search
+        .0
+        .writer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    publisher
+        .publish(Batch::of(vec![report(
+            9,
+            "2026-11-09T08:00:00Z",
+            "Thanh khoản thấp.",
+            None,
+        )]))
+        .expect("publish");
+    // Time for the indexer to take the batch and wait at the writer (no await while held).
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(
+        search.status().catching_up,
+        "a published batch is not searchable yet"
+    );
+    assert!(ids(&search.search(&q("thanh khoan")).expect("search")).is_empty());
+    drop(held);
+    search.settled().await;
+    let status = search.status();
+    assert!(!status.catching_up, "{status:?}");
+    assert_eq!(
+        ids(&search.search(&q("thanh khoan")).expect("search")),
+        vec![9]
+    );
+}
