@@ -85,11 +85,30 @@ pub struct CachedPage {
     pub deps: Deps,
 }
 
-/// A page as L2 keeps it.
+/// A page as L2 keeps it: its parts, and a seal over them and the key they are kept under.
 #[derive(Serialize, Deserialize)]
 struct StoredPage {
+    /// postcard [`PageParts`].
+    parts: Vec<u8>,
+    seal: [u8; 32],
+}
+
+/// What a cached page is made of: every encoding of its body, its headers, its dependencies.
+#[derive(Serialize, Deserialize)]
+struct PageParts {
     body: EncodedParts,
     deps: Deps,
+}
+
+/// The seal of `parts` kept under `key`: an entry moved to another key, or with any part
+/// replaced (an encoding, a header), no longer matches it and is not served. It is a check
+/// of integrity, not a signature: whoever can write Redis can write a sealed entry.
+fn seal(key: &str, parts: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("crypto-report page cache entry v1");
+    hasher.update(&(key.len() as u64).to_le_bytes());
+    hasher.update(key.as_bytes());
+    hasher.update(parts);
+    *hasher.finalize().as_bytes()
 }
 
 /// Where a page is kept beyond L1, and for how long.
@@ -390,10 +409,24 @@ async fn read_l2(l2: &dyn L2, key: &str) -> Option<CachedPage> {
             return None;
         }
     };
-    match Encoded::from_parts(stored.body) {
+    if seal(key, &stored.parts) != stored.seal {
+        tracing::warn!(
+            key,
+            "an L2 entry does not match its seal (moved to another key, or altered); rendering"
+        );
+        return None;
+    }
+    let parts: PageParts = match postcard::from_bytes(&stored.parts) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(key, error = %e, "unusable L2 entry; rendering");
+            return None;
+        }
+    };
+    match Encoded::from_parts(parts.body) {
         Ok(body) => Some(CachedPage {
             body,
-            deps: stored.deps,
+            deps: parts.deps,
         }),
         Err(e) => {
             tracing::debug!(key, error = %e, "unusable L2 entry; rendering");
@@ -404,11 +437,18 @@ async fn read_l2(l2: &dyn L2, key: &str) -> Option<CachedPage> {
 
 /// Writes a rendered page to L2 in the background.
 fn write_l2(l2: Arc<dyn L2>, key: String, strategy: Strategy, page: &CachedPage) {
-    let stored = StoredPage {
+    let parts = PageParts {
         body: page.body.to_parts(),
         deps: page.deps.clone(),
     };
     let tags = page.deps.tags();
+    let Ok(parts) = postcard::to_allocvec(&parts) else {
+        return;
+    };
+    let stored = StoredPage {
+        seal: seal(&key, &parts),
+        parts,
+    };
     let Ok(bytes) = postcard::to_allocvec(&stored) else {
         return;
     };
@@ -720,5 +760,79 @@ mod tests {
             b"new",
             "the old load was not kept"
         );
+    }
+
+    /// Entries written to the shared tier by someone else: a valid entry moved under another
+    /// key, one whose gzip body or headers were replaced. None is served; each is rendered.
+    #[tokio::test]
+    async fn forged_l2_entries_are_not_served() {
+        let l2 = Arc::new(Memory::default());
+        let first = cache(&l2);
+        for (key, text) in [("a", "report A"), ("b", "report B")] {
+            first
+                .get_or_render(key.into(), || shared(key), async move {
+                    let page = page(&text.repeat(64)).with_header(
+                        axum::http::header::CONTENT_SECURITY_POLICY,
+                        axum::http::HeaderValue::from_static("sandbox"),
+                    );
+                    Ok((page, Deps::reports(vec![1])))
+                })
+                .await
+                .expect("render");
+        }
+        for _ in 0..100 {
+            if l2.values.lock().expect("lock").len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let stored = |key: &str| l2.values.lock().expect("lock")[key].clone();
+        let (a, tags) = stored("v1:a");
+        let forgeries: Vec<(&str, Vec<u8>)> = vec![
+            ("another key's page", a.clone()),
+            ("a replaced gzip body", tamper(&stored("v1:b").0, "gzip")),
+            ("headers taken away", tamper(&stored("v1:b").0, "headers")),
+        ];
+        for (what, forged) in forgeries {
+            l2.values
+                .lock()
+                .expect("lock")
+                .insert("v1:b".into(), (forged, tags.clone()));
+            let reader = cache(&l2);
+            let got = reader
+                .get_or_render("b".into(), || shared("b"), async {
+                    Ok((page("rendered again"), Deps::reports(vec![1])))
+                })
+                .await
+                .expect("page");
+            assert_eq!(&got.body.identity()[..], b"rendered again", "{what}");
+        }
+    }
+
+    /// `entry` with one field of its page's parts changed, keeping everything else.
+    fn tamper(entry: &[u8], field: &str) -> Vec<u8> {
+        let (mut parts, deps, seal) = opened(entry);
+        let mut json = serde_json::to_value(&parts).expect("json");
+        json[field] = match field {
+            "gzip" => serde_json::json!([
+                31, 139, 8, 0, 0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0
+            ]),
+            _ => serde_json::json!([]),
+        };
+        parts = serde_json::from_value(json).expect("parts");
+        sealed_again(parts, deps, seal)
+    }
+
+    /// The parts of an entry, and its seal.
+    fn opened(entry: &[u8]) -> (EncodedParts, Deps, [u8; 32]) {
+        let stored: StoredPage = postcard::from_bytes(entry).expect("entry");
+        let parts: PageParts = postcard::from_bytes(&stored.parts).expect("parts");
+        (parts.body, parts.deps, stored.seal)
+    }
+
+    /// An entry of these parts under an old seal.
+    fn sealed_again(body: EncodedParts, deps: Deps, seal: [u8; 32]) -> Vec<u8> {
+        let parts = postcard::to_allocvec(&PageParts { body, deps }).expect("parts");
+        postcard::to_allocvec(&StoredPage { parts, seal }).expect("entry")
     }
 }
