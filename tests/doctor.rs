@@ -253,23 +253,6 @@ fn store_with_reports(data: &Path) {
     assert!(out.status.success(), "{out:?}");
 }
 
-/// Marks the store as written by a later release with a newer schema (as that release would).
-fn from_a_newer_release(path: &Path) {
-    use redb::TableDefinition;
-    const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-    let db = redb::Database::create(path).expect("open");
-    let tx = db.begin_write().expect("tx");
-    {
-        let mut meta = tx.open_table(META).expect("meta");
-        let newer = crypto_report::store::SCHEMA_VERSION + 1;
-        meta.insert("schema_version", newer.to_le_bytes().as_slice())
-            .expect("schema");
-        meta.insert("written_by", b"9.1.0".as_slice())
-            .expect("writer");
-    }
-    tx.commit().expect("commit");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn store_current_older_newer_foreign_or_in_use() {
     let fake = Fake::start().await;
@@ -309,7 +292,7 @@ async fn store_current_older_newer_foreign_or_in_use() {
         in_use.json
     );
 
-    from_a_newer_release(&path);
+    common::from_a_newer_release(&path, "9.1.0");
     let newer = diagnose(&env).await;
     assert_eq!(newer.status("store"), "fail");
     assert!(

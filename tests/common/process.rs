@@ -113,6 +113,21 @@ impl Instance {
         self.logs.try_iter().collect::<Vec<_>>().join("\n")
     }
 
+    /// SIGTERM, then waits (at most 30 s) for a clean stop; true when it exited with 0.
+    pub fn stop(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// SIGKILL.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
