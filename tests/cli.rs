@@ -476,11 +476,13 @@ fn the_readme_options_table_matches_help() {
                 .unwrap_or_else(|| panic!("README documents {flag}, which --help does not know"));
             documented.push(flag.to_string());
             if flags.len() == 1 {
-                let env = env.as_deref().unwrap_or("(none)");
-                assert!(
-                    env_cell.starts_with(&format!("`{env}`")),
-                    "{flag}: README says {env_cell}, --help says {env}"
-                );
+                match env.as_deref() {
+                    Some(env) => assert!(
+                        env_cell.starts_with(&format!("`{env}`")),
+                        "{flag}: README says {env_cell}, --help says {env}"
+                    ),
+                    None => assert_eq!(env_cell, "(none)", "{flag}: --help names no variable"),
+                }
             }
             match default {
                 // A row of several flags may describe their defaults in words.
