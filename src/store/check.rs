@@ -95,10 +95,7 @@ fn check_unguarded(path: &Path, repair: bool) -> Result<CheckSummary> {
 fn verify(db: &ReadOnlyDatabase, path: &Path) -> Result<CheckSummary> {
     let tx = db.begin_read().map_err(db_err)?;
     let meta = tx.open_table(META).map_err(db_err)?;
-    let schema_version = meta
-        .get(SCHEMA_KEY)
-        .map_err(db_err)?
-        .map_or(0, |v| decode_version(v.value()));
+    let schema_version = stored_schema(&meta)?;
     if schema_version == 1 {
         return Err(StoreError::NeedsUpgrade(path.to_owned()));
     }
@@ -223,10 +220,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         };
         let tx = db.begin_read().map_err(db_err)?;
         let meta = tx.open_table(META).map_err(db_err)?;
-        let schema = meta
-            .get(SCHEMA_KEY)
-            .map_err(db_err)?
-            .map_or(0, |v| decode_version(v.value()));
+        let schema = stored_schema(&meta)?;
         let reports = if schema == SCHEMA_VERSION {
             Some(
                 tx.open_table(REPORTS)
@@ -243,6 +237,14 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
             written_by: written_by(&meta)?,
         })
     })
+}
+
+/// The schema version `meta` records (0 when none).
+fn stored_schema(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u32> {
+    Ok(meta
+        .get(SCHEMA_KEY)
+        .map_err(db_err)?
+        .map_or(0, |v| decode_version(v.value())))
 }
 
 thread_local! {
