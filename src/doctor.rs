@@ -113,7 +113,7 @@ pub fn run(args: &DoctorArgs, out: &mut impl Write) -> std::io::Result<bool> {
         let count = |l| checks.iter().filter(|c| c.status == l).count();
         let body = serde_json::json!({
             "ok": !failed,
-            "version": crate::build_info::BuildInfo::get().json(),
+            "build": crate::build_info::BuildInfo::get().json(),
             "counts": {
                 "ok": count(Level::Ok),
                 "warn": count(Level::Warn),

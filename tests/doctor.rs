@@ -227,6 +227,26 @@ async fn data_directory_writable_or_read_only() {
     );
     assert_ne!(read_only.exit(), 0);
 
+    // A folder the user may not even look into (as the service's state directory is to
+    // anyone but root and the service): said so, not taken for a missing one.
+    if rustix::process::geteuid().is_root() {
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        let mut command = unprivileged(&["doctor", "--json"]);
+        command.current_dir("/");
+        let hidden = diagnose_with(command, &env).await;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        for check in ["data directory", "store"] {
+            assert_eq!(hidden.status(check), "fail");
+            assert!(
+                hidden.message(check).contains("cannot look at"),
+                "{}",
+                hidden.json
+            );
+        }
+    }
+
     // One that does not exist yet is fine while serve can create it.
     set(
         &mut env,

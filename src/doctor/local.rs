@@ -32,6 +32,9 @@ fn mib(bytes: u64) -> String {
 pub fn data_dir(dir: &Path) -> Check {
     const NAME: &str = "data directory";
     let shown = dir.display();
+    if let Err(e) = dir.try_exists() {
+        return unreadable(NAME, dir, &e);
+    }
     if !dir.exists() {
         // serve creates it: the nearest existing folder above must let it.
         let parent = dir.ancestors().skip(1).find(|a| a.is_dir());
@@ -114,6 +117,15 @@ pub fn data_dir(dir: &Path) -> Check {
     }
 }
 
+/// A path this user may not even look at (the service's state directory is 0700).
+fn unreadable(name: &str, path: &Path, e: &std::io::Error) -> Check {
+    Check::fail(
+        name,
+        format!("cannot look at {}: {e}", path.display()),
+        "run doctor as root (sudo), or as the user the service runs as",
+    )
+}
+
 /// A file made, written, synced and removed in `dir`.
 fn probe_write(dir: &Path) -> std::io::Result<()> {
     let mut file = tempfile::Builder::new()
@@ -128,6 +140,9 @@ fn probe_write(dir: &Path) -> std::io::Result<()> {
 pub fn store(path: &Path) -> Check {
     const NAME: &str = "store";
     let shown = path.display();
+    if let Err(e) = path.try_exists() {
+        return unreadable(NAME, path, &e);
+    }
     match store::inspect(path) {
         Ok(Inspection::Missing) => Check::ok(
             NAME,
