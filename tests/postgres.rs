@@ -11,15 +11,14 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::pg::{self, Db};
+use common::process::bin;
 use crypto_report::reports::Report;
 use crypto_report::store::{FILE_NAME, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_crypto-report");
-
 fn import(from: &str, data_dir: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(bin())
         .args(["import", "--from", from])
         .args(extra)
         .env("CR_DATA_DIR", data_dir)
@@ -118,7 +117,7 @@ async fn imports_the_current_form_and_a_rerun_changes_nothing() {
     );
 
     // The password is never shown, in --help either (it may come from the environment).
-    let help = Command::new(BIN)
+    let help = Command::new(bin())
         .args(["import", "--help"])
         .env("CR_PG_URL", &db.url)
         .output()
@@ -512,7 +511,7 @@ async fn postgres_stopped_in_the_middle_of_an_import() {
     let source = pg::rows(&db.client, "crypto_report").await;
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let child = Command::new(BIN)
+    let child = Command::new(bin())
         .args(["import", "--from", &db.url])
         .env("CR_DATA_DIR", dir.path())
         .stdout(Stdio::piped())
@@ -594,7 +593,7 @@ async fn kill_9_at_random_moments_never_leaves_a_partial_report() {
         } else if round % 4 == 0 {
             let _ = std::fs::remove_dir_all(&data);
         }
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["import", "--from", &db.url])
             .env("CR_DATA_DIR", &data)
             .stdout(Stdio::null())

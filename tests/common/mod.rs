@@ -172,3 +172,21 @@ impl Reply {
         serde_json::from_slice(&self.body).expect("json body")
     }
 }
+
+/// Marks the store at `path` as written by a later release with a newer schema, as that
+/// release would (a test stands in for a program this one does not know).
+pub fn from_a_newer_release(path: &std::path::Path, release: &str) {
+    use redb::TableDefinition;
+    const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+    let db = redb::Database::create(path).expect("open");
+    let tx = db.begin_write().expect("tx");
+    {
+        let mut meta = tx.open_table(META).expect("meta");
+        let newer = crypto_report::store::SCHEMA_VERSION + 1;
+        meta.insert("schema_version", newer.to_le_bytes().as_slice())
+            .expect("schema");
+        meta.insert("written_by", release.as_bytes())
+            .expect("writer");
+    }
+    tx.commit().expect("commit");
+}
