@@ -511,14 +511,32 @@ async fn postgres_stopped_in_the_middle_of_an_import() {
     let source = pg::rows(&db.client, "crypto_report").await;
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let child = Command::new(bin())
+    let mut child = Command::new(bin())
         .args(["import", "--from", &db.url])
         .env("CR_DATA_DIR", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("import");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Stop the server once the import holds a connection of its own (on a loaded machine a
+    // fixed sleep could stop it before the import connected, which tests something else).
+    for _ in 0..400 {
+        let others: i64 = db
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if others > 0 || child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(stop("immediate").success());
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
