@@ -18,8 +18,38 @@ struct Found {
     position: usize,
     start: usize,
     end: usize,
-    /// Bit `i`: the `i`-th word of the query (see [`flat`]).
+    /// Bit `i`: the `i`-th word of the query, group after group (see [`Bits`]).
     words: u64,
+}
+
+/// The bit of each word of the query: its place counting group after group, for the first
+/// 64 (a query reads at most [`super::query::MAX_WORDS`]).
+struct Bits(Vec<usize>);
+
+impl Bits {
+    fn of(query: &Parsed) -> Bits {
+        let mut at = 0;
+        Bits(
+            query
+                .groups
+                .iter()
+                .map(|g| {
+                    let first = at;
+                    at += g.words.len();
+                    first
+                })
+                .collect(),
+        )
+    }
+
+    /// The bit of word `j` of group `g` (none past the 64th word).
+    fn bit(&self, g: usize, j: usize) -> u64 {
+        self.0
+            .get(g)
+            .map(|first| first + j)
+            .filter(|i| *i < 64)
+            .map_or(0, |i| 1 << i)
+    }
 }
 
 /// A stretch of the text to weigh (and maybe mark).
@@ -31,25 +61,13 @@ struct Item {
     marked: bool,
 }
 
-/// The query's words in order, group after group, with the group each belongs to; at most
-/// 64 (the query reads at most [`super::query::MAX_WORDS`]).
-fn flat(query: &Parsed) -> Vec<(usize, usize)> {
-    query
-        .groups
-        .iter()
-        .enumerate()
-        .flat_map(|(g, group)| (0..group.words.len()).map(move |j| (g, j)))
-        .take(64)
-        .collect()
-}
-
 /// The snippet of `text` for `query`, at most about `max_chars` characters; `None` when no
 /// word of the query is in the text. `vietnamese`: the text is Vietnamese (see the module).
 /// A snippet without marks shows where the words are when they are only apart.
 pub fn snippet(text: &str, query: &Parsed, vietnamese: bool, max_chars: usize) -> Option<Snippet> {
-    let flat = flat(query);
-    let found = find(text, query, &flat);
-    let items = items(query, &flat, &found, vietnamese);
+    let bits = Bits::of(query);
+    let found = find(text, query);
+    let items = items(query, &bits, &found, vietnamese);
     if items.is_empty() {
         return None;
     }
@@ -100,10 +118,12 @@ pub fn snippet(text: &str, query: &Parsed, vietnamese: bool, max_chars: usize) -
 }
 
 /// Every word of `text` that is a word of the query, in order.
-fn find(text: &str, query: &Parsed, flat: &[(usize, usize)]) -> Vec<Found> {
-    let words: Vec<_> = flat
+fn find(text: &str, query: &Parsed) -> Vec<Found> {
+    let words: Vec<_> = query
+        .groups
         .iter()
-        .map(|&(g, j)| &query.groups[g].words[j])
+        .flat_map(|g| &g.words)
+        .take(64)
         .collect();
     // Most words of a text share no first letter with the query: those are not folded.
     let firsts: Option<Vec<u8>> = words
@@ -145,10 +165,8 @@ fn find(text: &str, query: &Parsed, flat: &[(usize, usize)]) -> Vec<Found> {
 }
 
 /// The runs of query words found side by side, weighed, and marked by the module's rule.
-fn items(query: &Parsed, flat: &[(usize, usize)], found: &[Found], vietnamese: bool) -> Vec<Item> {
-    let bit = |g: usize, j: usize| -> u64 {
-        flat.iter().position(|&x| x == (g, j)).map_or(0, |i| 1 << i)
-    };
+fn items(query: &Parsed, bits: &Bits, found: &[Found], vietnamese: bool) -> Vec<Item> {
+    let bit = |g: usize, j: usize| bits.bit(g, j);
     // (first found word, length, group, index of its first word in the group)
     let mut runs = Vec::new();
     for (g, group) in query.groups.iter().enumerate() {
