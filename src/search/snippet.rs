@@ -226,7 +226,13 @@ fn items(query: &Parsed, bits: &Bits, found: &[Found], vietnamese: bool) -> Vec<
 /// `max_chars` characters with the most weight (the first of equals), with some context
 /// before its first match, started at a sentence or a word and ended after a word.
 fn passage(text: &str, items: &[Item], max_chars: usize) -> (usize, usize, bool) {
-    let mut items = items.to_vec();
+    // Words seen but not marked place the passage only when nothing is marked.
+    let any_marked = items.iter().any(|i| i.marked);
+    let mut items: Vec<Item> = items
+        .iter()
+        .filter(|i| i.marked || !any_marked)
+        .copied()
+        .collect();
     items.sort_by_key(|i| (i.start, i.end));
     // Character offsets of every item boundary, counted once along the text.
     let mut bounds: Vec<usize> = items.iter().flat_map(|i| [i.start, i.end]).collect();
