@@ -103,24 +103,60 @@ impl DocPredicate for Filter {
 pub type Rank = (bool, u16, Score);
 
 /// The phrases that rank: every group typed side by side (`groups`) and, inside long groups,
-/// pairs of words (`parts`).
+/// pairs of words (`pairs`, evaluated only when a page needs them: see [`Ranking::parts`]).
 #[derive(Debug, Default)]
 pub struct Ranking {
     pub groups: Vec<Holding>,
-    pub parts: Vec<Holding>,
+    pub pairs: Vec<Vec<Term>>,
+    parts: Option<Vec<Holding>>,
 }
 
 impl Ranking {
+    /// At most how many documents hold every group together (filters aside).
+    pub fn together_at_most(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|h| h.0.values().map(|s| s.len()).sum::<usize>())
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Whether the pairs are in the rank. They only order reports that hold the groups apart
+    /// (one holding a group together holds its pairs together), so a page of reports holding
+    /// every group together is the same without them.
+    pub fn has_parts(&self) -> bool {
+        self.pairs.is_empty() || self.parts.is_some()
+    }
+
+    /// Evaluates the pairs, to rank reports holding the groups apart.
+    pub fn parts(&mut self, searcher: &Searcher) -> tantivy::Result<()> {
+        if self.parts.is_none() {
+            let parts = self
+                .pairs
+                .iter()
+                .map(|p| Holding::of(searcher, p.clone()))
+                .collect::<tantivy::Result<_>>()?;
+            self.parts = Some(parts);
+        }
+        Ok(())
+    }
+
     /// The rank of each document of a segment, for `TopDocs::tweak_score`.
     pub fn ranker(
-        self,
-    ) -> impl Fn(&SegmentReader) -> Box<dyn Fn(DocId, Score) -> Rank + Send + Sync> {
-        let this = Arc::new(self);
+        &self,
+    ) -> impl Fn(&SegmentReader) -> Box<dyn Fn(DocId, Score) -> Rank + Send + Sync> + use<> {
+        let sets = |h: &[Holding]| -> Vec<HashMap<SegmentId, Arc<BitSet>>> {
+            h.iter().map(|h| h.0.clone()).collect()
+        };
+        let groups = sets(&self.groups);
+        let parts = sets(self.parts.as_deref().unwrap_or_default());
         move |reader: &SegmentReader| {
-            let groups: Vec<Option<Arc<BitSet>>> =
-                this.groups.iter().map(|h| h.segment(reader)).collect();
-            let parts: Vec<Option<Arc<BitSet>>> =
-                this.parts.iter().map(|h| h.segment(reader)).collect();
+            let segment = |all: &[HashMap<SegmentId, Arc<BitSet>>]| -> Vec<Option<Arc<BitSet>>> {
+                all.iter()
+                    .map(|m| m.get(&reader.segment_id()).cloned())
+                    .collect()
+            };
+            let (groups, parts) = (segment(&groups), segment(&parts));
             Box::new(move |doc: DocId, score: Score| {
                 let holds = |s: &Option<Arc<BitSet>>| s.as_ref().is_some_and(|s| s.contains(doc));
                 let together = groups.iter().filter(|s| holds(s)).count();

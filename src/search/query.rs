@@ -234,14 +234,13 @@ impl Parsed {
             for g in &loose {
                 ranking.groups.push(Holding::of(searcher, terms(&g.words))?);
             }
-            let pairs = loose
+            ranking.pairs = loose
                 .iter()
                 .filter(|g| g.words.len() > 2)
                 .flat_map(|g| g.words.windows(2))
-                .take(MAX_PAIRS);
-            for pair in pairs {
-                ranking.parts.push(Holding::of(searcher, terms(pair))?);
-            }
+                .take(MAX_PAIRS)
+                .map(terms)
+                .collect();
             Some(ranking)
         };
         Ok(Plan {

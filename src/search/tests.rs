@@ -263,3 +263,73 @@ async fn an_index_of_an_earlier_release_is_removed_and_built_again() {
     );
     assert!(tasks.shutdown(std::time::Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn reports_holding_part_of_a_group_together_rank_above_those_holding_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let search = Search::open(Arc::clone(&store));
+    let publisher = Publisher::new(Arc::clone(&store)).with(Arc::new(search.clone()));
+    let mut reports = Vec::new();
+    // 1-12: the group together; 13-15: "dòng tiền" together, ETF elsewhere; 16-18: all apart
+    // (and repeated, so that their own score is higher).
+    for id in 1..=18u64 {
+        let text = match id {
+            1..=12 => "Dòng tiền ETF quay lại thị trường.".to_owned(),
+            13..=15 => "Dòng tiền rút khỏi thị trường; quỹ ETF đứng ngoài.".to_owned(),
+            _ => "Tiền vào quỹ ETF, dòng chảy ổn định. ".repeat(3),
+        };
+        let at = format!("2026-11-{:02}T08:00:00Z", id);
+        reports.push(report(id, &at, &text, None));
+    }
+    publisher.publish(Batch::of(reports)).expect("publish");
+    let tasks = Background::new();
+    search.start(&tasks);
+    search.settled().await;
+    let page = |n: usize| {
+        let mut p = q("dòng tiền ETF");
+        p.page = n;
+        search.search(&p).expect("search")
+    };
+    let first = page(1);
+    assert_eq!(first.total, 18);
+    assert!(
+        first.hits.iter().all(|h| !h.apart && h.id <= 12),
+        "{:?}",
+        ids(&first)
+    );
+    let second: Vec<(u64, bool)> = page(2).hits.iter().map(|h| (h.id, h.apart)).collect();
+    assert_eq!(second.len(), 8);
+    assert!(
+        second[..2].iter().all(|(id, apart)| *id <= 12 && !apart),
+        "{second:?}"
+    );
+    let apart: Vec<u64> = second[2..].iter().map(|(id, _)| *id).collect();
+    assert!(
+        apart[..3].iter().all(|id| (13..=15).contains(id)),
+        "{apart:?}"
+    );
+    assert!(apart[3..].iter().all(|id| *id >= 16), "{apart:?}");
+    // Dates leave fewer reports holding the group together than a page: the pairs still rank.
+    let mut dated = q("dòng tiền ETF");
+    dated.from = Some("2026-11-09T00:00:00Z".parse().expect("date"));
+    let dated: Vec<(u64, bool)> = search
+        .search(&dated)
+        .expect("search")
+        .hits
+        .iter()
+        .map(|h| (h.id, h.apart))
+        .collect();
+    assert_eq!(dated.len(), 10);
+    assert!(
+        dated[..4]
+            .iter()
+            .all(|(id, apart)| (9..=12).contains(id) && !apart),
+        "{dated:?}"
+    );
+    assert!(
+        dated[4..7].iter().all(|(id, _)| (13..=15).contains(id)),
+        "{dated:?}"
+    );
+    assert!(tasks.shutdown(std::time::Duration::from_secs(5)).await);
+}
