@@ -400,16 +400,31 @@ impl Search {
         };
         let searcher = self.0.reader.searcher();
         let plan = parsed.plan(&searcher, targets, range)?;
-        let collector = TopDocs::with_limit(PER_PAGE).and_offset(offset);
         let (total, found): (usize, Vec<(f32, DocAddress, bool)>) = match plan.ranking {
             None => {
-                let (n, top) =
-                    searcher.search(plan.query.as_ref(), &(Count, collector.order_by_score()))?;
+                let collector = TopDocs::with_limit(PER_PAGE)
+                    .and_offset(offset)
+                    .order_by_score();
+                let (n, top) = searcher.search(plan.query.as_ref(), &(Count, collector))?;
                 (n, top.into_iter().map(|(s, a)| (s, a, false)).collect())
             }
-            Some(ranking) => {
-                let ranked = collector.tweak_score(ranking.ranker());
-                let (n, top) = searcher.search(plan.query.as_ref(), &(Count, ranked))?;
+            Some(mut ranking) => {
+                // The pairs are evaluated when reports holding the groups apart may be on
+                // this page: at once when too few hold them together, else once it shows.
+                if ranking.together_at_most() < offset + PER_PAGE {
+                    ranking.parts(&searcher)?;
+                }
+                let run = |ranking: &phrases::Ranking| {
+                    let ranked = TopDocs::with_limit(PER_PAGE)
+                        .and_offset(offset)
+                        .tweak_score(ranking.ranker());
+                    searcher.search(plan.query.as_ref(), &(Count, ranked))
+                };
+                let (mut n, mut top) = run(&ranking)?;
+                if !ranking.has_parts() && top.iter().any(|((together, ..), _)| !together) {
+                    ranking.parts(&searcher)?;
+                    (n, top) = run(&ranking)?;
+                }
                 let found = top
                     .into_iter()
                     .map(|((together, _, s), a)| (s, a, !together))
