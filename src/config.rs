@@ -92,7 +92,7 @@ pub enum Command {
     /// Check the configuration and this machine as `serve` would use them (data directory,
     /// store, ports, admin token, public URL, providers, PostgreSQL, Redis, clock): one line
     /// per check, ok / warn / fail and what to do; exits non-zero on a failure.
-    Doctor(crate::doctor::DoctorArgs),
+    Doctor(DoctorArgs),
     /// Print or install the hardened systemd unit and its environment file (both built in).
     Systemd(crate::systemd::install::SystemdArgs),
 }
@@ -202,6 +202,17 @@ pub struct ImportArgs {
     pub pg_timeout: u64,
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// `doctor`: the configuration `serve` would use, checked.
+#[derive(Args, Debug, Clone)]
+pub struct DoctorArgs {
+    /// One JSON object on standard output instead of the table (for scripts).
+    #[arg(long)]
+    pub json: bool,
+    /// The configuration to check: the same options as `serve`.
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Args, Debug, Clone)]

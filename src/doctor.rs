@@ -8,20 +8,9 @@ mod remote;
 
 use std::io::Write;
 
-use clap::Args;
 use serde::Serialize;
 
-use crate::config::ServeArgs;
-
-#[derive(Args, Debug, Clone)]
-pub struct DoctorArgs {
-    /// One JSON object on standard output instead of the table (for scripts).
-    #[arg(long)]
-    pub json: bool,
-    /// The configuration to check: the same options as `serve`.
-    #[command(flatten)]
-    pub serve: ServeArgs,
-}
+use crate::config::DoctorArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -89,7 +89,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn run_doctor(args: &crypto_report::doctor::DoctorArgs) -> anyhow::Result<()> {
+fn run_doctor(args: &crypto_report::config::DoctorArgs) -> anyhow::Result<()> {
     if crypto_report::doctor::run(args, &mut std::io::stdout().lock())? {
         Ok(())
     } else {

@@ -93,13 +93,6 @@ fn request_buckets() -> impl Iterator<Item = f64> {
     prometheus_client::metrics::histogram::exponential_buckets(0.0001, 4.0, 9)
 }
 
-/// A provider latency histogram (seconds): 10 ms to ~20 s.
-pub fn provider_latency() -> Histogram {
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        0.01, 2.0, 12,
-    ))
-}
-
 /// A route template as a label value. Holds axum's `MatchedPath`, whose clone is a reference
 /// count: labelling a request allocates nothing.
 #[derive(Clone, Debug)]
