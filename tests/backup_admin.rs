@@ -94,7 +94,7 @@ async fn a_damaged_store_is_answered_with_what_is_damaged() {
     }
     let jsonl = pristine.path().join("reports.jsonl");
     std::fs::write(&jsonl, lines).expect("jsonl");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crypto-report"))
+    let out = std::process::Command::new(common::process::bin())
         .args(["import", "--from", jsonl.to_str().expect("utf8")])
         .env("CR_DATA_DIR", pristine.path())
         .env_remove("RUST_LOG")

@@ -13,17 +13,17 @@ use std::sync::OnceLock;
 use axum::http::StatusCode;
 use chrono::{Datelike, TimeDelta};
 use common::get;
+use common::process::bin;
 use crypto_report::store::{FILE_NAME, Store};
 use crypto_report::{AppState, Settings};
 
-const BIN: &str = env!("CARGO_BIN_EXE_crypto-report");
 const REPORTS: u64 = 1_500;
 const PAGE: u64 = 4096;
 /// 16 pages, as `dd bs=4096 count=16` writes them.
 const DAMAGE: u64 = 16 * PAGE;
 
 fn run(args: &[&str], data_dir: &Path) -> Output {
-    Command::new(BIN)
+    Command::new(bin())
         .args(args)
         .env("CR_DATA_DIR", data_dir)
         .env_remove("RUST_LOG")

@@ -43,16 +43,17 @@ fn hostile_searches_are_refused_with_the_bound_or_stay_cheap() {
     let long = "giá ".repeat(60);
     // (query, status, what the error says)
     let cases: Vec<(&str, u16, &str)> = vec![
-        ("\"the usd 2 1 btc 0 3 tỷ\"~4294967295", 400, "at most 8"),
-        (ten_slop, 400, "at most 8"),
-        ("\"btc usd\"~9", 400, "at most 8"),
         (&fifty, 400, "words"),
         (&long, 400, "characters"),
         ("\"a b\" \"c d\" \"e f\" \"g h\" \"i j\"", 400, "phrases"),
-        ("all:[a TO zzzz]", 400, "ranges"),
-        ("all:/.*/", 400, "patterns"),
-        // Within the bounds: answered, and cheap.
-        ("\"the usd 2 1 btc 0 3 tỷ\"~8", 200, ""),
+        ("a b, c d, e f, g h, i j", 400, "phrases"),
+        // tantivy's grammar made these costly (a slop carried every position within it, a
+        // range read every posting list); in ours they are words and phrases: answered, cheap.
+        ("\"the usd 2 1 btc 0 3 tỷ\"~4294967295", 200, ""),
+        (ten_slop, 200, ""),
+        ("\"btc usd\"~9", 200, ""),
+        ("all:[a TO zzzz]", 200, ""),
+        ("all:/.*/", 200, ""),
         ("btc~4294967295", 200, ""),
         ("\"bitcoin gi\"*", 200, ""),
         ("lạm phát", 200, ""),
@@ -74,7 +75,7 @@ fn hostile_searches_are_refused_with_the_bound_or_stay_cheap() {
             let response = client.get(&page).send().await.expect("answered in time");
             assert_eq!(response.status().as_u16(), *status, "page {q}");
         }
-        // A fuzzy distance is not honoured: the word alone, the same hits.
+        // `~` is punctuation, not a fuzzy distance: the word alone, the same hits.
         let hits = |q: &'static str| {
             let url = server.url(&format!("/api/search?q={}", encode(q)));
             let client = client.clone();
@@ -90,7 +91,10 @@ fn hostile_searches_are_refused_with_the_bound_or_stay_cheap() {
                 body["total"].as_u64().expect("total")
             }
         };
-        assert_eq!(hits("btc~4294967295").await, hits("btc").await);
+        let btc = hits("btc").await;
+        assert!(btc > 0);
+        assert_eq!(hits("btc~").await, btc);
+        assert_eq!(hits("all:/btc/").await, hits("all btc").await);
     });
     let peak = server.peak_rss_kib();
     assert!(

@@ -171,6 +171,13 @@ pub struct Provider {
     latency: prometheus_client::metrics::histogram::Histogram,
 }
 
+/// A provider's latency histogram (seconds): 10 ms to ~20 s.
+fn latency_histogram() -> prometheus_client::metrics::histogram::Histogram {
+    prometheus_client::metrics::histogram::Histogram::new(
+        prometheus_client::metrics::histogram::exponential_buckets(0.01, 2.0, 12),
+    )
+}
+
 /// A provider's counters and breaker state, for `/metrics`.
 #[derive(Debug, Clone)]
 pub struct ProviderStats {
@@ -201,7 +208,7 @@ impl Provider {
                 last_failure: None,
                 last_error: None,
             }),
-            latency: crate::metrics::provider_latency(),
+            latency: latency_histogram(),
         }
     }
 

@@ -60,3 +60,22 @@ export function processes(bin, prefix) {
 
   return { servers, scratch, start, stop };
 }
+
+// Bounds a suite: after `ms` it kills the servers it started and exits; when node exits for
+// any reason, no server it started outlives it. Returns the timer, for `after` to clear.
+export function bound(name, servers, ms) {
+  const watchdog = setTimeout(() => {
+    console.error(`${name} suite exceeded ${ms / 1000} s; giving up`);
+    for (const s of servers) if (alive(s.proc)) s.proc.kill('SIGKILL');
+    process.exit(1);
+  }, ms);
+  watchdog.unref();
+  process.on('exit', () => {
+    for (const s of servers) {
+      if (alive(s.proc)) {
+        try { process.kill(s.proc.pid, 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
+  });
+  return watchdog;
+}
