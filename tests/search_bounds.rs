@@ -59,6 +59,30 @@ fn hostile_searches_are_refused_with_the_bound_or_stay_cheap() {
         ("lạm phát", 200, ""),
     ];
     runtime.block_on(async {
+        let hits = |q: &'static str| {
+            let url = server.url(&format!("/api/search?q={}", encode(q)));
+            let client = client.clone();
+            async move {
+                let body: serde_json::Value = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .expect("answer")
+                    .json()
+                    .await
+                    .expect("json");
+                body["total"].as_u64().expect("total")
+            }
+        };
+        // The demo indexes its samples after it starts answering: the hostile searches run
+        // against the whole index.
+        let deadline = Instant::now() + WAIT;
+        let mut bitcoin = hits("bitcoin").await;
+        while bitcoin == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            bitcoin = hits("bitcoin").await;
+        }
+        assert!(bitcoin > 0, "the samples never became searchable");
         for (q, status, says) in &cases {
             let url = server.url(&format!("/api/search?q={}", encode(q)));
             let response = client.get(&url).send().await.expect("answered in time");
@@ -76,25 +100,8 @@ fn hostile_searches_are_refused_with_the_bound_or_stay_cheap() {
             assert_eq!(response.status().as_u16(), *status, "page {q}");
         }
         // `~` is punctuation, not a fuzzy distance: the word alone, the same hits.
-        let hits = |q: &'static str| {
-            let url = server.url(&format!("/api/search?q={}", encode(q)));
-            let client = client.clone();
-            async move {
-                let body: serde_json::Value = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .expect("answer")
-                    .json()
-                    .await
-                    .expect("json");
-                body["total"].as_u64().expect("total")
-            }
-        };
-        let btc = hits("btc").await;
-        assert!(btc > 0);
-        assert_eq!(hits("btc~").await, btc);
-        assert_eq!(hits("all:/btc/").await, hits("all btc").await);
+        assert_eq!(hits("bitcoin~").await, bitcoin);
+        assert_eq!(hits("~bitcoin~2~").await, hits("bitcoin 2").await);
     });
     let peak = server.peak_rss_kib();
     assert!(
