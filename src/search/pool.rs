@@ -80,6 +80,8 @@ struct Inner {
 
 #[derive(Default)]
 struct Counts {
+    /// Searches taken in and not yet finished: running or waiting (at most workers + queue).
+    admitted: AtomicUsize,
     running: AtomicUsize,
     waiting: AtomicUsize,
     refused: AtomicU64,
@@ -116,7 +118,11 @@ impl Pool {
             workers: settings.workers.max(1),
             ..settings
         };
-        let (jobs, next) = sync_channel(settings.queue);
+        // Admission is counted (`Counts::admitted`), not left to the channel: a rendezvous
+        // channel would refuse a search whenever a free worker is not parked in `recv` at that
+        // instant (starting, or between two jobs). With room for every admitted job, a send
+        // never waits.
+        let (jobs, next) = sync_channel(settings.workers + settings.queue);
         Pool(Arc::new(Inner {
             settings,
             jobs,
@@ -176,6 +182,9 @@ impl Pool {
         let time = self.0.settings.budget;
         let job: Job = Box::new(move || {
             counts.waiting.fetch_sub(1, Ordering::AcqRel);
+            // Out of the pool before the answer is sent or the running count falls: whoever
+            // sees either may search again at once.
+            let leaves = Leaves(&counts.admitted);
             if cancelled.load(Ordering::Acquire) {
                 counts.dropped.fetch_add(1, Ordering::AcqRel);
                 return;
@@ -183,6 +192,7 @@ impl Pool {
             let budget = Budget::new(time, cancelled);
             counts.running.fetch_add(1, Ordering::AcqRel);
             let out = catch_unwind(AssertUnwindSafe(|| work(&budget)));
+            drop(leaves);
             counts.running.fetch_sub(1, Ordering::AcqRel);
             if budget.is_cancelled() {
                 counts.cancelled.fetch_add(1, Ordering::AcqRel);
@@ -194,15 +204,31 @@ impl Pool {
                 Err(_) => tracing::error!("a search panicked"),
             }
         });
-        self.0.counts.waiting.fetch_add(1, Ordering::AcqRel);
-        match self.0.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                guard.armed = false;
-                self.0.counts.waiting.fetch_sub(1, Ordering::AcqRel);
-                self.0.counts.refused.fetch_add(1, Ordering::AcqRel);
-                return Err(Refused::Busy);
-            }
+        let capacity = self.0.settings.workers + self.0.settings.queue;
+        let admitted = self
+            .0
+            .counts
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < capacity).then_some(n + 1)
+            })
+            .is_ok();
+        if admitted {
+            self.0.counts.waiting.fetch_add(1, Ordering::AcqRel);
+        }
+        let sent = admitted
+            && match self.0.jobs.try_send(job) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    self.0.counts.waiting.fetch_sub(1, Ordering::AcqRel);
+                    self.0.counts.admitted.fetch_sub(1, Ordering::AcqRel);
+                    false
+                }
+            };
+        if !sent {
+            guard.armed = false;
+            self.0.counts.refused.fetch_add(1, Ordering::AcqRel);
+            return Err(Refused::Busy);
         }
         let out = rx.await.map_err(|_| Refused::Failed);
         guard.armed = false;
@@ -225,6 +251,15 @@ impl Pool {
             }
             started > 0
         })
+    }
+}
+
+/// Counts a job out of the pool when it ends, however it ends.
+struct Leaves<'a>(&'a AtomicUsize);
+
+impl Drop for Leaves<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -293,6 +328,17 @@ mod tests {
         assert_eq!(first.await.expect("join"), Ok(()));
         assert_eq!(queued.await.expect("join"), Ok(7));
         assert_eq!(pool.run(|_| 9).await, Ok(9), "free again");
+    }
+
+    /// A free worker always takes a search, even without a queue: not only when it happens
+    /// to be parked in `recv` (it may be starting, or between two jobs).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_free_worker_takes_a_search_without_a_queue() {
+        let pool = pool(1, 0);
+        for n in 0..500 {
+            assert_eq!(pool.run(move |_| n).await, Ok(n), "{:?}", pool.stats());
+        }
+        assert_eq!(pool.stats().refused, 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
