@@ -2,9 +2,9 @@
 //! the providers' daily history kept for reports published before that. Values are bytes here;
 //! their shape belongs to the `since` module.
 
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableDatabase;
 
-use super::{BY_TIME, DAILY_COVERED, MARKET_AT, MARKET_DAILY, ReportRef, Result, Store, db_err};
+use super::{DAILY_COVERED, MARKET_AT, MARKET_DAILY, Result, Store, db_err};
 
 impl Store {
     /// Records market values for reports (id, bytes), replacing earlier ones.
@@ -75,33 +75,5 @@ impl Store {
             }
             None => Ok(None),
         }
-    }
-
-    /// The oldest and the newest report.
-    pub fn date_span(&self) -> Result<Option<(ReportRef, ReportRef)>> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        let mut all = index.iter().map_err(db_err)?;
-        let first = match all.next() {
-            Some(e) => ReportRef::from_key(e.map_err(db_err)?.0.value()),
-            None => return Ok(None),
-        };
-        let last = match all.next_back() {
-            Some(e) => ReportRef::from_key(e.map_err(db_err)?.0.value()),
-            None => first,
-        };
-        Ok(Some((first, last)))
-    }
-
-    /// Reports published in `[from_ms, to_ms)`, oldest first.
-    pub fn published_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<ReportRef>> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        let (from_us, to_us) = (from_ms.saturating_mul(1000), to_ms.saturating_mul(1000));
-        let mut out = Vec::new();
-        for entry in index.range((from_us, 0)..(to_us, 0)).map_err(db_err)? {
-            out.push(ReportRef::from_key(entry.map_err(db_err)?.0.value()));
-        }
-        Ok(out)
     }
 }

@@ -30,6 +30,14 @@ pub(super) struct Known {
     pub gaps: Vec<String>,
 }
 
+/// `walked`, or, where that walk met a damaged page, what `around` gathers around the damage.
+fn or_around_damage<T>(walked: Result<T>, around: impl FnOnce() -> Result<T>) -> Result<T> {
+    match walked {
+        Err(StoreError::Unreadable(_) | StoreError::Db(redb::Error::Corrupted(_))) => around(),
+        other => other,
+    }
+}
+
 /// Walks `table` forward until its end or a damaged page, then, if it stopped early, backward
 /// from its end to the damage. Returns why it stopped early, if it did.
 fn walk_both_ways<K: redb::Key + 'static, V: redb::Value + 'static>(
@@ -250,16 +258,63 @@ impl Store {
             }
             Ok(out)
         });
-        match walked {
-            Ok(keys) => Ok(keys),
-            Err(StoreError::Unreadable(_) | StoreError::Db(redb::Error::Corrupted(_))) => Ok(self
+        or_around_damage(walked, || {
+            Ok(self
                 .keys_around_damage(tx)?
                 .into_iter()
                 .skip(skip)
                 .take(limit)
-                .collect()),
-            Err(e) => Err(e),
-        }
+                .collect())
+        })
+    }
+
+    /// The oldest and the newest report, read around damage.
+    pub fn date_span(&self) -> Result<Option<(ReportRef, ReportRef)>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let walked = guarded(|| -> Result<Option<(ReportRef, ReportRef)>> {
+            let mut all = index.iter().map_err(db_err)?;
+            let first = match all.next() {
+                Some(e) => ReportRef::from_key(e.map_err(db_err)?.0.value()),
+                None => return Ok(None),
+            };
+            let last = match all.next_back() {
+                Some(e) => ReportRef::from_key(e.map_err(db_err)?.0.value()),
+                None => first,
+            };
+            Ok(Some((first, last)))
+        });
+        or_around_damage(walked, || {
+            let keys = self.keys_around_damage(&tx)?;
+            // Newest first.
+            Ok(keys.last().zip(keys.first()).map(|(oldest, newest)| {
+                (ReportRef::from_key(*oldest), ReportRef::from_key(*newest))
+            }))
+        })
+    }
+
+    /// Reports published in `[from_ms, to_ms)`, oldest first, read around damage.
+    pub fn published_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<ReportRef>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let index = tx.open_table(BY_TIME).map_err(db_err)?;
+        let (from_us, to_us) = (from_ms.saturating_mul(1000), to_ms.saturating_mul(1000));
+        let walked = guarded(|| -> Result<Vec<ReportRef>> {
+            let mut out = Vec::new();
+            for entry in index.range((from_us, 0)..(to_us, 0)).map_err(db_err)? {
+                out.push(ReportRef::from_key(entry.map_err(db_err)?.0.value()));
+            }
+            Ok(out)
+        });
+        or_around_damage(walked, || {
+            let mut keys: Vec<ReportRef> = self
+                .keys_around_damage(&tx)?
+                .into_iter()
+                .filter(|(at, _)| (from_us..to_us).contains(at))
+                .map(ReportRef::from_key)
+                .collect();
+            keys.reverse();
+            Ok(keys)
+        })
     }
 
     /// The reports next to `key` in time: (older, newer), read around damage.
@@ -282,17 +337,13 @@ impl Store {
             };
             Ok((older, newer))
         });
-        let (older, newer) = match walked {
-            Ok(pair) => pair,
-            Err(StoreError::Unreadable(_) | StoreError::Db(redb::Error::Corrupted(_))) => {
-                let keys = self.keys_around_damage(tx)?;
-                // Newest first: the older one follows `key`, the newer one precedes it.
-                let older = keys.iter().find(|k| **k < key).copied();
-                let newer = keys.iter().rev().find(|k| **k > key).copied();
-                (older, newer)
-            }
-            Err(e) => return Err(e),
-        };
+        let (older, newer) = or_around_damage(walked, || {
+            let keys = self.keys_around_damage(tx)?;
+            // Newest first: the older one follows `key`, the newer one precedes it.
+            let older = keys.iter().find(|k| **k < key).copied();
+            let newer = keys.iter().rev().find(|k| **k > key).copied();
+            Ok((older, newer))
+        })?;
         Ok((
             older.map(ReportRef::from_key),
             newer.map(ReportRef::from_key),
