@@ -15,6 +15,14 @@ use common::ADMIN_TOKEN;
 use common::fake::{Fake, Fault};
 use common::process::{Instance, bin};
 use common::redis::RedisServer;
+use crypto_report::AppState;
+use crypto_report::cluster::Cluster;
+use crypto_report::cluster::bus::{self, BusStats};
+use crypto_report::cluster::lease::Lease;
+use crypto_report::market::Market;
+use crypto_report::market::snapshot::{Snapshot, SnapshotWire};
+use crypto_report::redis_conn::Redis;
+use crypto_report::secret::Secret;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -543,4 +551,151 @@ async fn an_instance_started_while_redis_is_down_serves_then_joins_when_it_comes
         },
     )
     .await;
+}
+
+/// A follower in this process, joined to `redis` as `serve --redis-url` joins it, over a
+/// store holding the bundled samples; its own market would poll `fake` if it ever led.
+fn follower_here(redis: &str, fake: &Fake) -> (AppState, Cluster, tempfile::TempDir) {
+    let (state, dir) = common::samples();
+    let cluster = Cluster::new(&Secret::new(redis), "crypto-report").expect("cluster");
+    let (config, store) = (common::fake::config(fake), Arc::clone(&state.store));
+    let start: crypto_report::market::elected::Start =
+        Box::new(move |scope| Market::start(config.clone(), Arc::clone(&store), scope));
+    let elected = Market::elected(start, state.background());
+    let state = state
+        .with_l2(cluster.l2())
+        .with_market(elected)
+        .with_cluster(cluster.clone());
+    cluster.start(&state);
+    (state, cluster, dir)
+}
+
+/// A forged market message: `snapshot` with the lease holder's `fence` (or any other).
+async fn forge(redis: &Redis, fence: u64, snapshot: &Snapshot) {
+    let message = bus::Message::Market {
+        fence,
+        snapshot: Box::new(SnapshotWire::from(snapshot)),
+    };
+    bus::publish(redis, "crypto-report:bus", 7, message, &BusStats::default())
+        .await
+        .expect("publish");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_snapshots_on_the_bus_neither_show_nor_silence_the_holder() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let fakes = [Fake::start().await, Fake::start().await];
+    let dir = seeded_dir();
+    let leader = instance(dir.path(), &redis.url(), Some(&fakes[0]));
+    let client = reqwest::Client::new();
+    eventually(Duration::from_secs(10), "the process leads", || async {
+        role(&client, &leader).await == "leading"
+    })
+    .await;
+    let (state, cluster, _store) = follower_here(&redis.url(), &fakes[1]);
+    eventually(
+        Duration::from_secs(10),
+        "the follower shows the leader's market",
+        || async {
+            cluster.health()["market_role"] == "following"
+                && state.market.current().values.prices[0].is_some()
+        },
+    )
+    .await;
+    let real = state.market.current();
+    let real_btc = real.values.prices[0].as_ref().expect("btc").value.price;
+    let redis_conn = Redis::new(&Secret::new(redis.url()), "crypto-report").expect("redis");
+    let fence = Lease::new(&redis_conn, "market")
+        .holder_fence(&redis_conn)
+        .await
+        .expect("lease")
+        .expect("held");
+
+    // Forged: BTC at $1e300 under the holder's own fence, and a plausible snapshot (BTC at
+    // $12,345) under a fence far ahead of any lease.
+    let now = chrono::Utc::now();
+    let mut absurd = (*real).clone();
+    for entry in absurd.values.prices.iter_mut().flatten() {
+        entry.value.price = 1e300;
+        entry.fetched_at_ms = now.timestamp_millis();
+    }
+    let mut ahead = (*real).clone();
+    if let Some(btc) = &mut ahead.values.prices[0] {
+        btc.value.price = 12_345.0;
+        btc.fetched_at_ms = now.timestamp_millis();
+    }
+    let received = || cluster.health()["bus"]["received"].as_u64().unwrap_or(0);
+    let before = received();
+    forge(&redis_conn, fence, &absurd).await;
+    forge(&redis_conn, fence + 1_000, &ahead).await;
+    eventually(Duration::from_secs(5), "both forgeries arrive", || async {
+        received() >= before + 2
+    })
+    .await;
+    // The lease is looked up for the fence ahead before that one is taken or refused.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shown = state.market.current().values.prices[0]
+        .as_ref()
+        .expect("btc")
+        .value
+        .price;
+    assert_eq!(shown, real_btc, "the follower shows the leader's BTC price");
+    assert_eq!(
+        cluster.health()["bus"]["refused"],
+        2,
+        "both forgeries refused"
+    );
+
+    // A report published on the follower now records the market it shows, not a forgery.
+    let mut fresh = common::report(900, "2026-01-01T00:00:00Z");
+    fresh.created_at = now - chrono::TimeDelta::minutes(1);
+    common::publish(&state, vec![fresh]).await;
+    let page = common::get(&state, "/crypto_report/900?lang=en")
+        .await
+        .text();
+    let start = page
+        .find("<tr data-field=\"btc_price_usd\"")
+        .expect("btc row");
+    let btc = &page[start..start + page[start..].find("</tr>").expect("row end")];
+    assert!(
+        btc.contains(&format!("data-then=\"{real_btc}\"")),
+        "the price at publication is the leader's ({real_btc}): {btc}"
+    );
+
+    // The holder was not talked out of its lease, and its next snapshot (a new fear & greed
+    // reading) still reaches the follower.
+    assert_eq!(role(&client, &leader).await, "leading");
+    fakes[0].sticky(
+        "fng",
+        Fault::Body(
+            r#"{"data":[{"value":"93","value_classification":"Relayed Greed","timestamp":"1794960000"}]}"#
+                .into(),
+        ),
+    );
+    let refreshed = client
+        .post(leader.url("/api/crypto/dashboard-summary/refresh"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("refresh");
+    assert!(refreshed.status().is_success(), "{refreshed:?}");
+    eventually(
+        Duration::from_secs(10),
+        "the follower takes the holder's next snapshot",
+        || async {
+            state
+                .market
+                .current()
+                .values
+                .fng
+                .as_ref()
+                .is_some_and(|f| f.value.value == 93)
+        },
+    )
+    .await;
+    assert_eq!(cluster.health()["market_role"], "following");
+    assert_eq!(calls(&fakes[1]), 0, "the follower never polled");
+    let _ = state.background().shutdown(Duration::from_secs(5)).await;
 }
