@@ -127,6 +127,26 @@ async fn cache_stats(client: &reqwest::Client, i: &Instance) -> serde_json::Valu
         .clone()
 }
 
+/// The leader `i` sees a new fear & greed reading (93, "Relayed Greed") from its provider
+/// `fake` on a forced refresh. (alternative.me: its budget leaves room for a forced refresh
+/// whatever ran before.)
+async fn relay_greed(client: &reqwest::Client, fake: &Fake, i: &Instance) {
+    fake.sticky(
+        "fng",
+        Fault::Body(
+            r#"{"data":[{"value":"93","value_classification":"Relayed Greed","timestamp":"1794960000"}]}"#
+                .into(),
+        ),
+    );
+    let refreshed = client
+        .post(i.url("/api/crypto/dashboard-summary/refresh"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("refresh");
+    assert!(refreshed.status().is_success(), "{refreshed:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn one_instance_polls_the_others_follow_and_a_killed_holder_is_replaced() {
     let Some(redis) = RedisServer::start() else {
@@ -176,21 +196,7 @@ async fn one_instance_polls_the_others_follow_and_a_killed_holder_is_replaced() 
         tokio_tungstenite::connect_async(format!("ws://{}/ws", instances[follower].addr))
             .await
             .expect("websocket");
-    // (alternative.me: its budget leaves room for a forced refresh whatever ran before.)
-    fakes[leader].sticky(
-        "fng",
-        Fault::Body(
-            r#"{"data":[{"value":"93","value_classification":"Relayed Greed","timestamp":"1794960000"}]}"#
-                .into(),
-        ),
-    );
-    let refreshed = client
-        .post(instances[leader].url("/api/crypto/dashboard-summary/refresh"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("refresh");
-    assert!(refreshed.status().is_success(), "{refreshed:?}");
+    relay_greed(&client, &fakes[leader], &instances[leader]).await;
     let seen = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(Ok(Message::Text(text))) = ws.next().await {
             if text.contains("Relayed Greed") {
@@ -667,20 +673,7 @@ async fn forged_snapshots_on_the_bus_neither_show_nor_silence_the_holder() {
     // The holder was not talked out of its lease, and its next snapshot (a new fear & greed
     // reading) still reaches the follower.
     assert_eq!(role(&client, &leader).await, "leading");
-    fakes[0].sticky(
-        "fng",
-        Fault::Body(
-            r#"{"data":[{"value":"93","value_classification":"Relayed Greed","timestamp":"1794960000"}]}"#
-                .into(),
-        ),
-    );
-    let refreshed = client
-        .post(leader.url("/api/crypto/dashboard-summary/refresh"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("refresh");
-    assert!(refreshed.status().is_success(), "{refreshed:?}");
+    relay_greed(&client, &fakes[0], &leader).await;
     eventually(
         Duration::from_secs(10),
         "the follower takes the holder's next snapshot",
