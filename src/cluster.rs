@@ -20,13 +20,16 @@ use serde_json::json;
 
 use self::bus::{BusStats, Message};
 use self::lease::{Held, LEASE_TICK, LEASE_TTL, Lease};
+use crate::cache::PageCache;
 use crate::cache::l2::{L2, Strategy};
 use crate::cache::redis_tier::RedisTier;
+use crate::error::AppError;
 use crate::market::snapshot::SnapshotWire;
 use crate::redis_conn::Redis;
 use crate::reports::publish::{NewReport, Published, Subscriber};
 use crate::secret::Secret;
-use crate::state::AppState;
+use crate::store::Store;
+use crate::tasks::Background;
 
 /// Report ids announced lately, so that one is not announced twice.
 const RECENT_ANNOUNCEMENTS: usize = 256;
@@ -58,6 +61,18 @@ struct Inner {
     announced: Mutex<VecDeque<u64>>,
     bus: BusStats,
     started: DateTime<Utc>,
+}
+
+/// What the cluster acts on in this instance: the page cache that other instances'
+/// invalidations reach, the market it leads or follows, the hub that announces reports, and
+/// the store that says which announced reports are here. Narrow on purpose: the cluster is
+/// part of the app, not a holder of it.
+#[derive(Clone)]
+pub struct Parts {
+    pub store: Arc<Store>,
+    pub pages: Arc<PageCache<AppError>>,
+    pub market: crate::market::Market,
+    pub live: crate::live::Hub,
 }
 
 /// Handle to the instance's place among the others; cheap to clone.
@@ -95,12 +110,12 @@ impl Cluster {
         Arc::new(RedisTier::new(Arc::clone(&self.0.redis)))
     }
 
-    /// Starts the bus listener, the lease and the snapshot relay in `state`'s task scope.
-    /// `state` must already hold this cluster and an elected market.
-    pub fn start(&self, state: &AppState) {
+    /// Starts the bus listener, the lease and the snapshot relay in `tasks`. `parts.market`
+    /// must be an elected market.
+    pub fn start(&self, parts: &Parts, tasks: &Background) {
         let listener = self.clone();
-        let st = state.clone();
-        state.background().spawn("cluster bus", |stop| async move {
+        let st = parts.clone();
+        tasks.spawn("cluster bus", |stop| async move {
             let inner = Arc::clone(&listener.0);
             bus::listen(
                 &inner.redis,
@@ -115,13 +130,13 @@ impl Cluster {
             .await;
         });
         let leaser = self.clone();
-        let st = state.clone();
-        state.background().spawn("market lease", |stop| async move {
+        let st = parts.clone();
+        tasks.spawn("market lease", |stop| async move {
             leaser.lease_loop(&st, stop).await
         });
         let relayer = self.clone();
-        let st = state.clone();
-        state.background().spawn("market relay", |stop| async move {
+        let st = parts.clone();
+        tasks.spawn("market relay", |stop| async move {
             relayer.relay_loop(&st, stop).await
         });
     }
@@ -154,7 +169,7 @@ impl Cluster {
         true
     }
 
-    fn received(&self, state: &AppState, message: Message) {
+    fn received(&self, state: &Parts, message: Message) {
         match message {
             Message::Invalidate { affected } => state.pages.invalidate(&affected),
             Message::Clear => state.pages.clear(),
@@ -220,7 +235,7 @@ impl Cluster {
 
     /// Shows the snapshot of the holder of `fence` (and stops polling if this instance
     /// thought it held the lease: someone took it after ours lapsed).
-    fn take_snapshot(&self, state: &AppState, fence: u64, snapshot: &crate::market::Snapshot) {
+    fn take_snapshot(&self, state: &Parts, fence: u64, snapshot: &crate::market::Snapshot) {
         {
             let mut seen = lock(&self.0.fence_seen);
             if fence < *seen {
@@ -246,7 +261,7 @@ impl Cluster {
 
     /// Announces the reports of another instance that this store holds (the rest are
     /// announced by this instance's own sync when it imports them).
-    async fn announce_held(&self, state: &AppState, reports: Vec<NewReport>) {
+    async fn announce_held(&self, state: &Parts, reports: Vec<NewReport>) {
         for r in reports {
             let id = r.id;
             let held = state
@@ -260,7 +275,7 @@ impl Cluster {
         }
     }
 
-    async fn lease_loop(&self, state: &AppState, stop: tokio_util::sync::CancellationToken) {
+    async fn lease_loop(&self, state: &Parts, stop: tokio_util::sync::CancellationToken) {
         let inner = &self.0;
         let me = format!("{}:{:x}", inner.name, inner.id);
         // A new follower shows the last shared snapshot at once.
@@ -333,7 +348,7 @@ impl Cluster {
 
     /// While this instance leads, sends every new snapshot to the others (and to L2, for
     /// instances that start later).
-    async fn relay_loop(&self, state: &AppState, stop: tokio_util::sync::CancellationToken) {
+    async fn relay_loop(&self, state: &Parts, stop: tokio_util::sync::CancellationToken) {
         let mut snapshots = state.market.subscribe();
         let l2 = self.l2();
         loop {
