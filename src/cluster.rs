@@ -49,6 +49,8 @@ enum Role {
 
 struct Inner {
     redis: Arc<Redis>,
+    /// The shared second cache tier: one, so that its counters are the tier's.
+    l2: Arc<RedisTier>,
     /// Random per process: tells this instance's bus messages from the others'.
     id: u64,
     /// `host:pid`, for people reading `/health`.
@@ -94,6 +96,7 @@ impl Cluster {
         Ok(Cluster(Arc::new(Inner {
             channel: redis.key("bus"),
             lease: Lease::new(&redis, "market"),
+            l2: Arc::new(RedisTier::new(Arc::clone(&redis))),
             redis,
             id: rand::random(),
             name: format!("{host}:{}", std::process::id()),
@@ -107,7 +110,7 @@ impl Cluster {
 
     /// The shared second cache tier.
     pub fn l2(&self) -> Arc<dyn L2> {
-        Arc::new(RedisTier::new(Arc::clone(&self.0.redis)))
+        Arc::clone(&self.0.l2) as Arc<dyn L2>
     }
 
     /// Starts the bus listener, the lease and the snapshot relay in `tasks`. `parts.market`

@@ -544,3 +544,56 @@ async fn an_instance_started_while_redis_is_down_serves_then_joins_when_it_comes
     )
     .await;
 }
+
+/// Followers try to take the lease every tick; only a take draws a fencing number, so the
+/// counter says how many times the lease changed hands, not how long the followers waited.
+#[tokio::test]
+async fn the_fence_moves_once_per_take_not_once_per_follower_tick() {
+    use crypto_report::cluster::lease::Lease;
+    use crypto_report::redis_conn::Redis;
+    use crypto_report::secret::Secret;
+
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let redis = Redis::new(&Secret::new(server.url()), "fence-test").expect("redis");
+    let lease = Lease::new(&redis, "market");
+    let fence_key = redis.key("lease:market:fence");
+    let held = lease
+        .acquire(&redis, "a")
+        .await
+        .expect("acquire")
+        .expect("nobody held it");
+    for _ in 0..20 {
+        assert_eq!(lease.acquire(&redis, "b").await.expect("acquire"), None);
+    }
+    let fence: u64 = redis
+        .cmd(redis::cmd("GET").arg(&fence_key))
+        .await
+        .expect("fence");
+    assert_eq!(fence, held.fence, "followers moved the fence");
+    assert_eq!(
+        lease.holder_fence(&redis).await.expect("holder"),
+        Some(held.fence)
+    );
+    lease.release(&redis, &held).await.expect("release");
+    let next = lease
+        .acquire(&redis, "b")
+        .await
+        .expect("acquire")
+        .expect("released");
+    assert_eq!(next.fence, held.fence + 1);
+    assert_eq!(next.value, format!("b#{}", next.fence));
+}
+
+/// The app's shared tier and the one the cluster keeps its snapshot in are one tier, with one
+/// set of counters (not a new tier, with counters of its own, per use).
+#[tokio::test]
+async fn the_shared_tier_is_one_tier() {
+    let cluster = crypto_report::cluster::Cluster::new(
+        &crypto_report::secret::Secret::new("redis://127.0.0.1:9/0"),
+        "one-tier",
+    )
+    .expect("cluster");
+    assert!(Arc::ptr_eq(&cluster.l2(), &cluster.l2()));
+}
