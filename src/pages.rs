@@ -104,9 +104,15 @@ pub(crate) fn parse_id(raw: &str) -> Result<u64, AppError> {
 /// `page` from the query: absent means 1; anything but a positive integer is a 400, and one
 /// past the end (however large) a 404.
 pub fn parse_page(query: Option<&str>) -> Result<u64, AppError> {
-    match query_param(query, "page").map(str::trim) {
-        None | Some("") => Ok(1),
-        Some(p) => match positive(p) {
+    page_number(query_param(query, "page").unwrap_or(""))
+}
+
+/// A page number as every route reads it: none is page 1; digits only, not zero (`+2`, `2.0`
+/// and `0` are a 400); a number too large for any page is a 404.
+pub(crate) fn page_number(raw: &str) -> Result<u64, AppError> {
+    match raw.trim() {
+        "" => Ok(1),
+        p => match positive(p) {
             Ok(Some(n)) => Ok(n),
             Ok(None) => Err(AppError::NotFound),
             Err(()) => Err(AppError::bad_request("page must be a positive integer")),
