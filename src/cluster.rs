@@ -21,7 +21,7 @@ use serde_json::json;
 use self::bus::{BusStats, Message};
 use self::lease::{Held, LEASE_TICK, LEASE_TTL, Lease};
 use crate::cache::PageCache;
-use crate::cache::l2::{L2, Strategy};
+use crate::cache::l2::L2;
 use crate::cache::redis_tier::RedisTier;
 use crate::error::AppError;
 use crate::market::snapshot::SnapshotWire;
@@ -33,8 +33,11 @@ use crate::tasks::Background;
 
 /// Report ids announced lately, so that one is not announced twice.
 const RECENT_ANNOUNCEMENTS: usize = 256;
-/// The L2 key of the latest market snapshot, read by an instance that starts following.
+/// The Redis key (under the deployment's prefix) of the latest market snapshot, read by an
+/// instance that starts following. Not a cache entry: clearing the page cache leaves it.
 const SNAPSHOT_KEY: &str = "market:snapshot";
+/// How long the latest snapshot is kept after its holder stops sending.
+const SNAPSHOT_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// This instance's part in polling the market.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,7 +285,11 @@ impl Cluster {
         let inner = &self.0;
         let me = format!("{}:{:x}", inner.name, inner.id);
         // A new follower shows the last shared snapshot at once.
-        if let Ok(Some(bytes)) = self.l2().get(SNAPSHOT_KEY).await
+        let key = inner.redis.key(SNAPSHOT_KEY);
+        if let Ok(Some(bytes)) = inner
+            .redis
+            .cmd::<Option<Vec<u8>>>(redis::cmd("GET").arg(&key))
+            .await
             && let Ok(wire) = postcard::from_bytes::<SnapshotWire>(&bytes)
             && let Some(snapshot) = self.believable(wire)
         {
@@ -353,7 +360,7 @@ impl Cluster {
     /// instances that start later).
     async fn relay_loop(&self, state: &Parts, stop: tokio_util::sync::CancellationToken) {
         let mut snapshots = state.market.subscribe();
-        let l2 = self.l2();
+        let key = self.0.redis.key(SNAPSHOT_KEY);
         loop {
             tokio::select! {
                 changed = snapshots.changed() => if changed.is_err() { break },
@@ -367,9 +374,13 @@ impl Cluster {
             let snapshot = snapshots.borrow_and_update().clone();
             let wire = SnapshotWire::from(&*snapshot);
             if let Ok(bytes) = postcard::to_allocvec(&wire) {
-                let _ = l2
-                    .put(SNAPSHOT_KEY, bytes, Strategy::ShortTerm.ttl(), &[])
-                    .await;
+                let set = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(bytes)
+                    .arg("PX")
+                    .arg(SNAPSHOT_TTL.as_millis() as u64)
+                    .clone();
+                let _ = self.0.redis.cmd::<()>(&set).await;
             }
             self.broadcast(Message::Market {
                 fence,

@@ -203,6 +203,37 @@ async fn one_instance_polls_the_others_follow_and_a_killed_holder_is_replaced() 
         .await
         .expect("json");
     assert_eq!(summary["fng_value"], 93, "{summary}");
+    // Clearing the page cache leaves the snapshot a new follower starts from: it is not a page.
+    let snapshot_keys = || async {
+        let client = redis::Client::open(redis.url()).expect("redis url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*market:snapshot")
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        keys
+    };
+    assert_eq!(
+        snapshot_keys().await.len(),
+        1,
+        "the leader shared its snapshot"
+    );
+    let cleared = client
+        .post(instances[leader].url("/clear-cache"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("clear");
+    assert!(cleared.status().is_success(), "{cleared:?}");
+    assert_eq!(
+        snapshot_keys().await.len(),
+        1,
+        "a cache clear kept the snapshot"
+    );
     let refused = client
         .post(instances[follower].url("/api/crypto/dashboard-summary/refresh"))
         .bearer_auth(ADMIN_TOKEN)
