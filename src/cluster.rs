@@ -24,6 +24,7 @@ use crate::cache::PageCache;
 use crate::cache::l2::L2;
 use crate::cache::redis_tier::RedisTier;
 use crate::error::AppError;
+use crate::lock::lock;
 use crate::market::snapshot::SnapshotWire;
 use crate::redis_conn::Redis;
 use crate::reports::publish::{NewReport, Published, Subscriber};
@@ -83,10 +84,6 @@ pub struct Parts {
 /// Handle to the instance's place among the others; cheap to clone.
 #[derive(Clone)]
 pub struct Cluster(Arc<Inner>);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 impl Cluster {
     /// Joins the deployment `prefix` on the Redis at `url`. Connects lazily: a Redis that is

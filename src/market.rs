@@ -26,7 +26,7 @@ pub mod snapshot;
 pub mod taapi;
 pub mod trust;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::config::Config;
 use self::refresher::Live;
 pub use self::snapshot::{Coin, Group, Index, Snapshot};
+use crate::lock::lock;
 use crate::store::Store;
 use crate::tasks::Background;
 
@@ -49,10 +50,6 @@ pub const DEMO_SEED: u64 = 0x00C0_FFEE;
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Run = Shared<BoxFuture<'static, ()>>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What a call to [`Market::refresh`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! price history behind the sparkline.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::future::join_all;
@@ -16,12 +16,9 @@ use super::http::{Call, FetchError, Upstream};
 use super::rsi::{PERIOD, wilder};
 use super::snapshot::{Book, Coin, Entry, Group, Index, Invalid, Quote, downsample};
 use super::{alternative_me, binance, coingecko, coinmarketcap, finnhub, taapi};
+use crate::lock::lock;
 use crate::store::Store;
 use prometheus_client::metrics::histogram::Histogram;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// One row of the rolling history: every coin's price at one moment.
 #[derive(Serialize, Deserialize)]
