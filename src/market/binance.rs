@@ -1,5 +1,6 @@
-//! Binance (keyless): the 24 h ticker as the last price fallback, and daily BTC klines from
-//! which RSI(14) is computed locally when TAAPI is unavailable. Numbers are decimal strings.
+//! Binance (keyless): the 24 h ticker as the last price fallback, daily BTC klines from
+//! which RSI(14) is computed locally when TAAPI is unavailable, and the hourly BTC klines that
+//! fill the sparkline's last day at start. Numbers are decimal strings.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -41,6 +42,24 @@ impl Binance {
                 ("symbol", "BTCUSDT"),
                 ("interval", "1d"),
                 ("limit", &KLINES.to_string()),
+            ],
+        )
+    }
+}
+
+/// Hourly candles that cover the sparkline's day.
+pub const HOURLY: usize = 24;
+
+impl Binance {
+    /// The last [`HOURLY`] hourly BTC candles (weight 2): the sparkline's day at start.
+    pub fn hourly_klines(&self) -> Result<Call, Invalid> {
+        Call::get(
+            &self.base,
+            "/api/v3/klines",
+            &[
+                ("symbol", "BTCUSDT"),
+                ("interval", "1h"),
+                ("limit", &HOURLY.to_string()),
             ],
         )
     }
@@ -151,6 +170,19 @@ pub fn parse_closes(body: &[u8]) -> Result<Vec<f64>, Invalid> {
             decimal(row.get(4).and_then(Value::as_str)),
             Coin::Btc.max_price(),
         )
+    })
+}
+
+/// Each candle's close as a point of the price line: (close time in unix ms, close), oldest
+/// first. The close time of the candle still open is in the future: it stands for now.
+pub fn parse_hourly_closes(body: &[u8], now_ms: i64) -> Result<Vec<(i64, f64)>, Invalid> {
+    klines(body, |open, row| {
+        let close = check_price(
+            "close",
+            decimal(row.get(4).and_then(Value::as_str)),
+            Coin::Btc.max_price(),
+        )?;
+        Ok(((open + 3_600_000).min(now_ms), close))
     })
 }
 
