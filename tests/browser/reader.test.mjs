@@ -212,7 +212,9 @@ test('4. without data the dashboard says so: failing sources, since when, unavai
     const trouble = await page.textContent('#market-mount .mk-trouble');
     assert.match(trouble, /Coin prices: CoinGecko, Binance since \d{2}:\d{2}/, trouble);
     assert.match(trouble, /Fear & Greed: alternative\.me since \d{2}:\d{2}/, trouble);
-    assert.match(trouble, /US indices: no source configured/, trouble);
+    // No Finnhub key: the indices were never tried, so they are neither failing nor shown.
+    assert.doesNotMatch(trouble, /indices|configured/i, trouble);
+    assert.equal(await page.locator('#market-mount .mk-indices').count(), 0);
     const labels = await page.$$eval('#market-mount .mk-gauge-label', (els) => els.map((e) => e.textContent.trim()));
     assert.deepEqual(labels, ['unavailable', 'unavailable']);
     assert.match(await page.textContent('#market-mount .mk-spark-caption'), /unavailable/);
