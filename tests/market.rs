@@ -879,11 +879,15 @@ async fn values_and_history_survive_a_restart() {
 async fn a_thousand_concurrent_reads_during_a_refresh_cost_one_call_per_key() {
     let fake = fake_server().await;
     let (state, _dir) = app_state(true);
-    let market = Market::start(
-        with_cmc(config(&fake), &fake),
-        Arc::clone(&state.store),
-        state.background(),
-    );
+    // The fake provider and the 1,000 reads share this test's runtime, so on a loaded machine
+    // a 300 ms answer can take seconds to be polled. With the fake's 1.5 s timeout and two
+    // attempts, that was a timed-out first attempt and its retry: two calls per key, all of
+    // them inside the forced refresh (the schedule here is hourly). This test is about
+    // coalescing, so no deadline short enough for load to turn into a retry.
+    let mut c = with_cmc(config(&fake), &fake);
+    c.http.total_timeout = WAIT;
+    c.http.attempts = 1;
+    let market = Market::start(c, Arc::clone(&state.store), state.background());
     let state = state.with_market(market.clone());
     settle(&market).await;
     fake.reset_hits();
@@ -921,6 +925,11 @@ async fn a_thousand_concurrent_reads_during_a_refresh_cost_one_call_per_key() {
         .filter(|r| serde_json::from_slice::<Value>(&r.body).expect("json")["coalesced"] == false)
         .count();
     assert_eq!(ran, 1, "one refresh ran, the others joined it");
+    let health = market.health();
+    for g in Group::ALL {
+        let s = &health["groups"][g.name()];
+        assert!(s["complete"] == true, "{}: {s}", g.name());
+    }
     let mut hits = fake.all_hits();
     // The sparkline's one call at start may land after `settle`; it is no refresh's.
     hits.retain(|k, n| *n > 0 && k != "bn.hourly");
@@ -938,6 +947,44 @@ async fn a_thousand_concurrent_reads_during_a_refresh_cost_one_call_per_key() {
     .collect();
     assert_eq!(hits, want);
     market.stop().await;
+}
+
+/// A poll that falls due while a forced refresh runs joins it (and the other way round): one
+/// group never has two provider calls in flight, whatever the phase of the schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_poll_never_runs_beside_a_forced_refresh() {
+    let fake = fake_server().await;
+    let keys = ["cg.price", "cg.global", "fng", "taapi", "fh.DIA"];
+    for key in keys {
+        fake.sticky(key, Fault::Delay(Duration::from_millis(60)));
+    }
+    let mut c = config(&fake);
+    let every = Duration::from_millis(25);
+    c.cadence.prices = every;
+    c.cadence.global = every;
+    c.cadence.fng = every;
+    c.cadence.rsi = every;
+    c.cadence.indices = every;
+    c.http.total_timeout = WAIT;
+    c.http.attempts = 1;
+    let run = start(c);
+    settle(&run.market).await;
+    fake.reset_hits();
+    let mut forced = 0;
+    // Refreshes land at every phase: during a poll's call and during its pause.
+    for i in 0..24u64 {
+        if run.market.refresh().await == Refresh::Ran {
+            forced += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(i * 7 % 40)).await;
+    }
+    run.market.stop().await;
+    assert!(forced > 0, "no forced refresh ran");
+    let most = fake.most_in_flight();
+    for key in keys {
+        assert!(fake.hits(key) >= 10, "{key}: the schedule kept polling");
+        assert_eq!(most.get(key), Some(&1), "{key}: calls at once");
+    }
 }
 
 #[tokio::test]

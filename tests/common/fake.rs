@@ -54,6 +54,38 @@ struct FakeState {
     once: HashMap<String, VecDeque<Fault>>,
     sticky: HashMap<String, Fault>,
     fixture: HashMap<String, &'static str>,
+    /// Requests per key whose handler is running now, and the most ever seen at once.
+    in_flight: HashMap<String, usize>,
+    most_in_flight: HashMap<String, usize>,
+}
+
+/// Counts one request of `key` as in flight until dropped.
+struct InFlight {
+    fake: Fake,
+    key: String,
+}
+
+impl InFlight {
+    fn enter(fake: &Fake, key: &str) -> InFlight {
+        let mut st = fake.st();
+        let now = st.in_flight.entry(key.to_owned()).or_default();
+        *now += 1;
+        let now = *now;
+        let most = st.most_in_flight.entry(key.to_owned()).or_default();
+        *most = (*most).max(now);
+        InFlight {
+            fake: fake.clone(),
+            key: key.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(n) = self.fake.st().in_flight.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -117,6 +149,7 @@ fn key_of(path: &str, query: &str) -> String {
 async fn serve_fake(State(fake): State<Fake>, req: Request) -> Response {
     let query = req.uri().query().unwrap_or("").to_owned();
     let key = key_of(req.uri().path(), &query);
+    let _in_flight = InFlight::enter(&fake, &key);
     let (fault, body) = {
         let mut st = fake.state.lock().expect("fake state");
         st.hits.entry(key.clone()).or_default().push(Instant::now());
@@ -247,7 +280,14 @@ impl Fake {
     }
 
     pub fn reset_hits(&self) {
-        self.st().hits.clear();
+        let mut st = self.st();
+        st.hits.clear();
+        st.most_in_flight.clear();
+    }
+
+    /// The most requests of each key the fake was answering at the same time.
+    pub fn most_in_flight(&self) -> HashMap<String, usize> {
+        self.st().most_in_flight.clone()
     }
 
     pub fn query(&self, key: &str) -> String {
