@@ -408,12 +408,13 @@ fn hourly_candles() -> String {
     let rows: Vec<Value> = (0..24)
         .map(|i| {
             let open = first + i * HOUR;
-            let close = format!("{:.2}", 83_000.0 + 50.0 * i as f64);
+            let (start, close) = (83_000.0 + 50.0 * i as f64, 83_040.0 + 50.0 * i as f64);
+            let (start, close) = (format!("{start:.2}"), format!("{close:.2}"));
             serde_json::json!([
                 open,
+                start,
                 close,
-                close,
-                close,
+                start,
                 close,
                 "1.0",
                 open + HOUR - 1,
@@ -442,7 +443,8 @@ async fn the_sparkline_starts_with_the_last_day_from_hourly_candles() {
     let line = s["btc_sparkline"].as_array().expect("sparkline");
     let first = line[0][0].as_i64().expect("time");
     let last = line[line.len() - 1][0].as_i64().expect("time");
-    assert!(last - first >= 22 * 3_600_000, "{first} .. {last}");
+    // From the first candle's open (23 hours before this hour began) to now.
+    assert!(last - first >= 23 * 3_600_000, "{first} .. {last}");
     assert_eq!(line[0][1].as_f64(), Some(83_000.0));
     assert!(
         line.windows(2).all(|w| w[0][0].as_i64() < w[1][0].as_i64()),

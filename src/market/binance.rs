@@ -173,17 +173,25 @@ pub fn parse_closes(body: &[u8]) -> Result<Vec<f64>, Invalid> {
     })
 }
 
-/// Each candle's close as a point of the price line: (close time in unix ms, close), oldest
-/// first. The close time of the candle still open is in the future: it stands for now.
-pub fn parse_hourly_closes(body: &[u8], now_ms: i64) -> Result<Vec<(i64, f64)>, Invalid> {
-    klines(body, |open, row| {
-        let close = check_price(
-            "close",
-            decimal(row.get(4).and_then(Value::as_str)),
-            Coin::Btc.max_price(),
-        )?;
-        Ok(((open + 3_600_000).min(now_ms), close))
-    })
+/// The price line of the candles' span, oldest first: each candle's open price at its open
+/// time, then the newest candle's close at its close time (or now, while it is still open).
+/// 24 hourly candles thus span the whole last day, not the 23 hours between their closes.
+pub fn parse_hourly_prices(body: &[u8], now_ms: i64) -> Result<Vec<(i64, f64)>, Invalid> {
+    let candles = klines(body, |open, row| {
+        let price = |name, at| {
+            check_price(
+                name,
+                decimal(row.get(at).and_then(Value::as_str)),
+                Coin::Btc.max_price(),
+            )
+        };
+        Ok((open, price("open", 1)?, price("close", 4)?))
+    })?;
+    let mut points: Vec<(i64, f64)> = candles.iter().map(|&(t, open, _)| (t, open)).collect();
+    if let Some(&(t, _, close)) = candles.last() {
+        points.push(((t + 3_600_000).min(now_ms).max(t), close));
+    }
+    Ok(points)
 }
 
 #[cfg(test)]
@@ -250,6 +258,24 @@ mod tests {
             call.url.query(),
             Some("symbol=ETHUSDT&interval=1d&startTime=1&endTime=2&limit=1000")
         );
+    }
+
+    #[test]
+    fn hourly_prices_span_the_candles_from_the_first_open_to_now() {
+        const HOUR: i64 = 3_600_000;
+        let body =
+            br#"[[0,"80000.5","1","1","80100","1"],[3600000,"80100","1","1","80200.25","1"]]"#;
+        let now = HOUR + 600_000;
+        assert_eq!(
+            parse_hourly_prices(body, now).expect("prices"),
+            vec![(0, 80_000.5), (HOUR, 80_100.0), (now, 80_200.25)]
+        );
+        // A closed last candle ends at its close time.
+        let later = parse_hourly_prices(body, 5 * HOUR).expect("prices");
+        assert_eq!(later.last(), Some(&(2 * HOUR, 80_200.25)));
+        assert_eq!(parse_hourly_prices(b"[]", now).expect("empty"), vec![]);
+        assert!(parse_hourly_prices(br#"[[0,"0","1","1","80100","1"]]"#, now).is_err());
+        assert!(parse_hourly_prices(br#"[[0,"80000","1","1","NaN","1"]]"#, now).is_err());
     }
 
     #[test]

@@ -173,7 +173,7 @@ impl Live {
         if covered {
             return;
         }
-        let parse = |b: &[u8]| binance::parse_hourly_closes(b, now);
+        let parse = |b: &[u8]| binance::parse_hourly_prices(b, now);
         let candles = match self
             .call(
                 &self.providers.binance,

@@ -389,7 +389,7 @@ test('14. the BTC sparkline has the last day from hourly candles at start, with 
     assert.match(await page.textContent('#market-mount .mk-spark-range'), /^Low \$[\d,]+\.\d\d · High \$[\d,]+\.\d\d$/);
     const times = await page.$$eval('#market-mount .mk-spark-axis time', (els) => els.map((e) => new Date(e.getAttribute('datetime')).getTime()));
     assert.equal(times.length, 2);
-    assert.ok(times[1] - times[0] >= 22 * 3_600_000, `the line spans ${(times[1] - times[0]) / 3_600_000} h`);
+    assert.ok(times[1] - times[0] >= 23 * 3_600_000, `the line spans ${(times[1] - times[0]) / 3_600_000} h`);
   } finally {
     await context.close();
   }
