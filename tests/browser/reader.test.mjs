@@ -492,16 +492,37 @@ test('10. print: full A4 pages, numbered and dated, charts drawn for paper on an
       assert.equal(back, `/crypto_report/107?lang=${lang}`, 'no link back to the report');
       widths[`${name}-${lang}`] = await page.$$eval('#report-root .chart-container svg',
         (svgs) => svgs.map((s) => s.getAttribute('width') || s.viewBox.baseVal.width));
+      // A chart stays on one page with what introduces it and its caption (issue 14), so a page
+      // may end early when the next one starts with such a chart: these are the first words
+      // that may open a page after a short one (what introduces the chart, or the heading kept
+      // with its card).
+      const wholeStarts = await page.$$eval('#report-root .report-lang:not([hidden]) .report-card > .chart-container', (charts) => {
+        const words = (el) => el.innerText.replace(/[^\p{L}\p{N}\p{P}\s]/gu, '').replace(/\s+/g, ' ').trim()
+          .split(' ').slice(0, 3).join(' ');
+        const starts = [];
+        for (const chart of charts) {
+          if (chart.previousElementSibling) starts.push(words(chart.previousElementSibling));
+          let el = chart.parentElement;
+          while (!el.previousElementSibling && el.parentElement && !el.parentElement.classList.contains('report-lang')) el = el.parentElement;
+          const before = el.previousElementSibling;
+          if (before && /^H[1-6]$/.test(before.tagName)) starts.push(words(before));
+        }
+        return starts.filter(Boolean);
+      });
       const file = path.join(SHOTS, `reader-print-107-${lang}-${name}.pdf`);
       fs.writeFileSync(file, await page.pdf({ format: 'A4', printBackground: true, timeout: 30_000 }));
       const pages = pdfPages(file);
       counts[`${name}-${lang}`] = pages.length;
       t.diagnostic(`${name} ${lang}: ${pages.length} pages, filled ${pages.map((p) => Math.round(p.filled * 100)).join('/')} %`);
-      const gaps = pages.slice(0, -1).filter((p) => p.filled < 2 / 3);
-      assert.deepEqual(gaps, [], `${name} ${lang}: pages more than a third empty`);
       const text = execFileSync('pdftotext', ['-layout', file, '-'], { timeout: 30_000 }).toString();
       const perPage = text.split('\f').filter((s) => s.trim());
       assert.equal(perPage.length, pages.length);
+      // Short pages: only before a whole chart card that did not fit, and never half empty.
+      const opening = (body) => body.split('\n').map((l) => l.replace(/\s+/g, ' ').trim()).find(Boolean) || '';
+      const gaps = pages.slice(0, -1)
+        .map((p, i) => ({ ...p, next: opening(perPage[i + 1]) }))
+        .filter((p) => p.filled < 1 / 2 || (p.filled < 2 / 3 && !wholeStarts.some((w) => p.next.includes(w))));
+      assert.deepEqual(gaps, [], `${name} ${lang}: pages more than a third empty (chart cards open with: ${wholeStarts.join(' | ')})`);
       perPage.forEach((body, i) => {
         assert.match(body, new RegExp(`${word} ${i + 1} / ${perPage.length}`), `${name} ${lang}: page ${i + 1} has no number`);
         assert.ok(body.includes(date), `${name} ${lang}: page ${i + 1} has no date`);
