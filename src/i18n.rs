@@ -384,31 +384,17 @@ mod tests {
     #[test]
     fn ages_in_whole_units() {
         let now: DateTime<Utc> = "2026-12-06T12:00:00Z".parse().expect("valid");
-        let ago = |s: &str| s.parse::<DateTime<Utc>>().expect("valid");
-        assert_eq!(
-            format_age(ago("2026-12-06T11:59:50Z"), now, Lang::En),
-            "1 minute ago"
-        );
-        assert_eq!(
-            format_age(ago("2026-12-06T09:00:00Z"), now, Lang::Vi),
-            "3 giờ trước"
-        );
-        assert_eq!(
-            format_age(ago("2026-11-21T08:00:00Z"), now, Lang::En),
-            "15 days ago"
-        );
-        assert_eq!(
-            format_age(ago("2025-08-01T08:00:00Z"), now, Lang::En),
-            "16 months ago"
-        );
-        assert_eq!(
-            format_age(ago("2025-08-01T08:00:00Z"), now, Lang::Vi),
-            "16 tháng trước"
-        );
-        assert_eq!(
-            format_age(ago("2023-12-01T08:00:00Z"), now, Lang::En),
-            "3 years ago"
-        );
+        for (at, lang, want) in [
+            ("2026-12-06T11:59:50Z", Lang::En, "1 minute ago"),
+            ("2026-12-06T09:00:00Z", Lang::Vi, "3 giờ trước"),
+            ("2026-11-21T08:00:00Z", Lang::En, "15 days ago"),
+            ("2025-08-01T08:00:00Z", Lang::En, "16 months ago"),
+            ("2025-08-01T08:00:00Z", Lang::Vi, "16 tháng trước"),
+            ("2023-12-01T08:00:00Z", Lang::En, "3 years ago"),
+        ] {
+            let at: DateTime<Utc> = at.parse().expect("valid");
+            assert_eq!(format_age(at, now, lang), want);
+        }
     }
 
     #[test]

@@ -17,13 +17,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import AxeBuilder from '@axe-core/playwright';
-import { alive, processes, sleep } from './servers.mjs';
+import { openPage, processes, sleep } from './servers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.resolve(process.env.CR_BIN || path.join(ROOT, 'target', 'debug', 'crypto-report'));
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SHOTS = process.env.CR_SHOTS || path.join(ROOT, 'target', 'browser-shots');
-const SUITE_TIMEOUT_MS = 240_000;
+const SUITE_TIMEOUT_MS = 360_000;
 const TEST_TIMEOUT_MS = 90_000;
 const WAIT_MS = 10_000;
 
@@ -33,7 +33,7 @@ const MOBILE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch
 
 // ------------------------------------------------------------------------------ servers
 
-const { servers, scratch, start, stop } = processes(BIN, 'cr-reader-');
+const { servers, scratch, start, guard, finish } = processes(BIN, 'cr-reader-');
 
 // A loopback port with nothing listening: every provider call is refused at once.
 async function closedPort() {
@@ -95,20 +95,7 @@ let empty = null; // `serve`: the fixture reports, no market data
 let browser = null;
 const problems = [];
 
-const watchdog = setTimeout(() => {
-  console.error(`reader suite exceeded ${SUITE_TIMEOUT_MS / 1000} s; giving up`);
-  for (const s of servers) if (alive(s.proc)) s.proc.kill('SIGKILL');
-  process.exit(1);
-}, SUITE_TIMEOUT_MS);
-watchdog.unref();
-
-process.on('exit', () => {
-  for (const s of servers) {
-    if (alive(s.proc)) {
-      try { process.kill(s.proc.pid, 'SIGKILL'); } catch { /* gone */ }
-    }
-  }
-});
+guard('reader', SUITE_TIMEOUT_MS);
 
 before(async () => {
   demo = await start(['demo', '--listen', '127.0.0.1:0'], { CR_DEMO_INTERVAL_MS: '500' });
@@ -123,24 +110,9 @@ before(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
 }, { timeout: 90_000 });
 
-after(async () => {
-  try {
-    if (browser) await Promise.race([browser.close(), sleep(10_000)]);
-  } finally {
-    for (const s of servers) await stop(s);
-    fs.rmSync(scratch, { recursive: true, force: true });
-    clearTimeout(watchdog);
-  }
-}, { timeout: 30_000 });
+after(() => finish(browser), { timeout: 30_000 });
 
-async function open(options = {}) {
-  const context = await browser.newContext({ locale: 'vi-VN', timezoneId: 'Asia/Ho_Chi_Minh', colorScheme: 'light', ...DESKTOP, ...options });
-  context.setDefaultTimeout(WAIT_MS);
-  await context.route((url) => url.hostname !== '127.0.0.1', (route) => route.abort('blockedbyclient'));
-  const page = await context.newPage();
-  page.on('pageerror', (e) => problems.push(`pageerror on ${page.url()}: ${e.message}`));
-  return { context, page };
-}
+const open = (options = {}) => openPage(browser, problems, { ...DESKTOP, ...options }, WAIT_MS);
 
 // The dashboard has data (any snapshot) and, on report pages, the frame has its height.
 async function settled(page) {
