@@ -3,7 +3,7 @@
 //! rasterized by resvg, its text set in the embedded Inter subset (fonts/, SIL OFL: Latin and
 //! every Vietnamese letter), so headlines keep their accents, currency signs and digits.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use resvg::tiny_skia;
 use resvg::usvg;
@@ -406,13 +406,21 @@ pub fn icon(size: u32) -> Result<Vec<u8>, CardError> {
     rasterize(&svg, size, size)
 }
 
+/// The embedded faces, parsed once per process.
+fn fonts() -> Arc<usvg::fontdb::Database> {
+    static FONTS: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
+    Arc::clone(FONTS.get_or_init(|| {
+        let mut db = usvg::fontdb::Database::new();
+        db.load_font_source(usvg::fontdb::Source::Binary(Arc::new(REGULAR)));
+        db.load_font_source(usvg::fontdb::Source::Binary(Arc::new(BOLD)));
+        Arc::new(db)
+    }))
+}
+
 fn options() -> usvg::Options<'static> {
-    let mut db = usvg::fontdb::Database::new();
-    db.load_font_source(usvg::fontdb::Source::Binary(Arc::new(REGULAR)));
-    db.load_font_source(usvg::fontdb::Source::Binary(Arc::new(BOLD)));
     usvg::Options {
         font_family: FAMILY.to_owned(),
-        fontdb: Arc::new(db),
+        fontdb: fonts(),
         ..usvg::Options::default()
     }
 }
@@ -427,9 +435,33 @@ fn rasterize(svg: &str, width: u32, height: u32) -> Result<Vec<u8>, CardError> {
         tiny_skia::Transform::from_scale(scale, scale),
         &mut pixmap.as_mut(),
     );
-    pixmap
-        .encode_png()
-        .map_err(|e| CardError::Png(e.to_string()))
+    encode(&pixmap)
+}
+
+/// The picture as PNG. Cards and icons are opaque: three bytes a pixel, and a fast deflate
+/// (level 1, Paeth rows) that takes a fifth of the time of the default (level 6, each row's
+/// best filter) for a file about a third larger, still far under 150 KB. Anything with
+/// transparency keeps its alpha.
+fn encode(pixmap: &tiny_skia::Pixmap) -> Result<Vec<u8>, CardError> {
+    let png_error = |e: png::EncodingError| CardError::Png(e.to_string());
+    if pixmap.pixels().iter().any(|p| p.alpha() != u8::MAX) {
+        return pixmap.encode_png().map_err(png_error);
+    }
+    let rgb: Vec<u8> = pixmap
+        .pixels()
+        .iter()
+        .flat_map(|p| [p.red(), p.green(), p.blue()])
+        .collect();
+    let mut out = Vec::with_capacity(rgb.len() / 16);
+    let mut encoder = png::Encoder::new(&mut out, pixmap.width(), pixmap.height());
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_deflate_compression(png::DeflateCompression::Level(1));
+    encoder.set_filter(png::Filter::Paeth);
+    let mut writer = encoder.write_header().map_err(png_error)?;
+    writer.write_image_data(&rgb).map_err(png_error)?;
+    writer.finish().map_err(png_error)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -540,6 +572,25 @@ mod tests {
             })
         });
         assert!(lit, "the lower half is empty");
+    }
+
+    #[test]
+    fn opaque_pictures_are_rgb_and_transparent_ones_keep_their_alpha() {
+        // The colour type is the IHDR byte at offset 25: 2 is RGB, 6 is RGBA.
+        let card =
+            site_card("Báo cáo Crypto", "Thị trường mỗi ngày", "Hai ngôn ngữ").expect("card");
+        assert_eq!(card[25], 2);
+        assert!(card.len() < 150 * 1024, "{} bytes", card.len());
+        let mut pixmap = tiny_skia::Pixmap::new(4, 2).expect("pixmap");
+        pixmap.fill(tiny_skia::Color::from_rgba8(15, 118, 110, 255));
+        let opaque = encode(&pixmap).expect("png");
+        assert_eq!(opaque[25], 2);
+        let back = decode(&opaque);
+        assert_eq!(back.data(), pixmap.data());
+        pixmap.fill(tiny_skia::Color::from_rgba8(15, 118, 110, 128));
+        let clear = encode(&pixmap).expect("png");
+        assert_eq!(clear[25], 6);
+        assert_eq!(decode(&clear).pixel(1, 1).map(|p| p.alpha()), Some(128));
     }
 
     #[test]
