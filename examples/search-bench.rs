@@ -49,6 +49,12 @@ const QUERIES: &[&str] = &[
     "market cap",
     "zzyzx",
     "ethereum staking",
+    // Syllables side by side: quoted, with a word left out, a group that is often apart.
+    "\"lạm phát\"",
+    "\"lam phat\" -etf",
+    "tham lam",
+    "thị trường tăng",
+    "làm",
 ];
 
 fn samples() -> Vec<Report> {

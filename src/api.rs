@@ -185,6 +185,7 @@ pub async fn health(State(s): State<AppState>) -> Response {
     let body = serde_json::json!({
         "status": if status == StatusCode::OK { "ok" } else { "unavailable" },
         "version": env!("CARGO_PKG_VERSION"),
+        "build": crate::build_info::BuildInfo::get().json(),
         "uptime_seconds": s.started.elapsed().as_secs(),
         "demo": s.settings.demo,
         "store": store_json,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::market;
 use crate::market::alternative_me::AlternativeMe;
@@ -27,9 +27,48 @@ pub use crate::secret::Secret;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Read this environment file first (the service's /etc/crypto-report/crypto-report.env):
+    /// its variables fill what neither a flag nor the environment sets.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
     /// Options of `serve`, which runs when no subcommand is given.
     #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+impl Cli {
+    /// The command line, with `--version` saying what this build is (read at run time: the
+    /// glibc floor is a fact of the linked file). Exits on a usage error, as `parse` does.
+    pub fn parse_args() -> Cli {
+        let build = crate::build_info::BuildInfo::get();
+        let matches = Cli::command()
+            .long_version(build.long_version())
+            .get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// Loads the `--env-file` of the command line (wherever it stands), then `.env` in the working
+/// directory, before the command line is parsed; neither replaces a variable already set.
+/// Must run before any thread exists (it sets process environment variables).
+pub fn load_env_files() -> Result<(), ConfigError> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let named = args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        if a == "--env-file" {
+            args.get(i + 1).map(PathBuf::from)
+        } else {
+            a.strip_prefix("--env-file=").map(PathBuf::from)
+        }
+    });
+    if let Some(path) = named {
+        dotenvy::from_path(&path).map_err(|e| ConfigError {
+            option: "--env-file",
+            reason: format!("cannot read {}: {e}", path.display()),
+        })?;
+    }
+    let _ = dotenvy::dotenv();
+    Ok(())
 }
 
 #[derive(Subcommand, Debug)]
@@ -50,6 +89,12 @@ pub enum Command {
     /// Verify the store (every report against its hash, the date index) and print what it
     /// holds; exits non-zero on damage. Changes nothing unless --repair is given.
     Check(CheckArgs),
+    /// Check the configuration and this machine as `serve` would use them (data directory,
+    /// store, ports, admin token, public URL, providers, PostgreSQL, Redis, clock): one line
+    /// per check, ok / warn / fail and what to do; exits non-zero on a failure.
+    Doctor(crate::doctor::DoctorArgs),
+    /// Print or install the hardened systemd unit and its environment file (both built in).
+    Systemd(crate::systemd::install::SystemdArgs),
 }
 
 #[derive(Args, Debug, Clone)]

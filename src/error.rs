@@ -43,6 +43,11 @@ pub struct ErrorMarker {
     pub message: String,
 }
 
+/// Marks an error response that is already the page to show (a form answered with what is
+/// wrong in it): the middleware leaves it as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnErrorPage;
+
 impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {

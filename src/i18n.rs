@@ -329,8 +329,33 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "search_hint",
-        "Tìm trong mọi báo cáo, tiếng Việt và tiếng Anh; gõ có dấu hay không dấu đều được.",
-        "Searches every report in Vietnamese and English; accents are optional.",
+        "Tìm trong mọi báo cáo, tiếng Việt và tiếng Anh. Gõ không dấu để tìm mọi cách viết, có dấu để tìm đúng từ đó; đặt cụm từ trong ngoặc kép để chỉ tìm cả cụm.",
+        "Searches every report in Vietnamese and English. Without accents a word matches every spelling, with accents only that one; put words in quotes to find them only together.",
+    ),
+    (
+        "search_apart",
+        "Các báo cáo dưới đây có đủ những từ bạn gõ, nhưng không đứng liền nhau.",
+        "The reports below hold the words you typed, but not side by side.",
+    ),
+    (
+        "search_error_from",
+        "Ngày bắt đầu “{from}” không phải là một ngày: hãy nhập theo dạng năm-tháng-ngày (YYYY-MM-DD).",
+        "The start date “{from}” is not a date: enter it as year-month-day (YYYY-MM-DD).",
+    ),
+    (
+        "search_error_to",
+        "Ngày kết thúc “{to}” không phải là một ngày: hãy nhập theo dạng năm-tháng-ngày (YYYY-MM-DD).",
+        "The end date “{to}” is not a date: enter it as year-month-day (YYYY-MM-DD).",
+    ),
+    (
+        "search_error_dates",
+        "“{from}” và “{to}” không phải là ngày: hãy nhập theo dạng năm-tháng-ngày (YYYY-MM-DD).",
+        "Neither “{from}” nor “{to}” is a date: enter dates as year-month-day (YYYY-MM-DD).",
+    ),
+    (
+        "search_error_reversed",
+        "Ngày bắt đầu ({from}) sau ngày kết thúc ({to}): hãy đổi chỗ hai ngày hoặc sửa một ngày.",
+        "The start date ({from}) is after the end date ({to}): swap them or change one.",
     ),
     (
         "search_catching_up",

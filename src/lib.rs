@@ -3,12 +3,14 @@
 
 pub mod api;
 pub mod assets;
+pub mod build_info;
 pub mod cache;
 pub mod card;
 pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod demo;
+pub mod doctor;
 pub mod encoded;
 pub mod error;
 pub mod i18n;

@@ -25,8 +25,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // Before any thread exists: the environment may be modified here only.
-    let _ = dotenvy::dotenv();
-    let cli = Cli::parse();
+    if let Err(e) = crypto_report::config::load_env_files() {
+        eprintln!("error: {e}");
+        return ExitCode::from(78);
+    }
+    let cli = Cli::parse_args();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -78,6 +81,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Export(args)) => run_export(&args.to, &args.store),
         Some(Command::Check(args)) => run_check(&args),
         Some(Command::Backup(args)) => run_backup(&args),
+        Some(Command::Doctor(args)) => run_doctor(&args),
+        Some(Command::Systemd(args)) => Ok(crypto_report::systemd::install::run(
+            &args,
+            &mut std::io::stdout().lock(),
+        )?),
+    }
+}
+
+fn run_doctor(args: &crypto_report::doctor::DoctorArgs) -> anyhow::Result<()> {
+    if crypto_report::doctor::run(args, &mut std::io::stdout().lock())? {
+        Ok(())
+    } else {
+        anyhow::bail!("doctor: at least one check failed")
     }
 }
 

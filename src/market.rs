@@ -19,6 +19,7 @@ pub mod elected;
 pub mod finnhub;
 pub mod guard;
 pub mod http;
+pub mod probe;
 mod refresher;
 pub mod rsi;
 pub mod snapshot;

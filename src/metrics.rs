@@ -84,6 +84,8 @@ pub mod names {
     pub const SYNC_PASSES: &str = "crypto_report_sync_passes";
     /// Reports the sync wrote, by `kind` (`new`, `updated`).
     pub const SYNC_REPORTS: &str = "crypto_report_sync_reports";
+    /// 1, labelled with what this build is: `version`, `commit`, `date`, `target`, `glibc`.
+    pub const BUILD_INFO: &str = "crypto_report_build_info";
 }
 
 /// Buckets of request latencies (seconds): 100 µs to ~6.5 s.
@@ -461,7 +463,18 @@ impl Collector for Sample {
             )?;
         }
         let uptime = ConstGauge::new(self.uptime.as_secs_f64());
-        single(&mut e, names::UPTIME, "Seconds since start.", uptime)
+        single(&mut e, names::UPTIME, "Seconds since start.", uptime)?;
+        let b = crate::build_info::BuildInfo::get();
+        let (commit, glibc) = (b.commit_label(), b.glibc.to_string());
+        let labels = [
+            ("version", b.version),
+            ("commit", commit.as_str()),
+            ("date", b.date),
+            ("target", b.target),
+            ("glibc", glibc.as_str()),
+        ];
+        let mut info = e.encode_descriptor(names::BUILD_INFO, "What this build is.", None, G)?;
+        ConstGauge::new(1).encode(info.encode_family(&labels)?)
     }
 }
 

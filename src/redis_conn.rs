@@ -235,6 +235,32 @@ impl Redis {
     }
 }
 
+/// `host:port/db` of `url` and the version its server reports (`INFO server`), on a
+/// connection of its own, all bounded by `timeout`: for `doctor`. Never the password.
+pub async fn server_version(url: &Secret, timeout: Duration) -> Result<(String, String), String> {
+    let client = redis::Client::open(url.expose())
+        .map_err(|e| format!("invalid Redis URL: {:?}", e.kind()))?;
+    let at = describe(client.get_connection_info());
+    let ask = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("INFO")
+            .arg("server")
+            .query_async::<String>(&mut conn)
+            .await
+    };
+    let info = match tokio::time::timeout(timeout, ask).await {
+        Ok(Ok(info)) => info,
+        Ok(Err(e)) => return Err(format!("Redis at {at}: {}", one_line(&e))),
+        Err(_) => return Err(format!("Redis at {at} did not answer within {timeout:?}")),
+    };
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .map(|v| v.trim().to_owned())
+        .ok_or_else(|| format!("Redis at {at} answered INFO without a redis_version"))?;
+    Ok((at, version))
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

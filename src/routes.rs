@@ -11,7 +11,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::{AppError, ErrorMarker};
+use crate::error::{AppError, ErrorMarker, OwnErrorPage};
 use crate::{AppState, api, pages};
 
 /// The site's own pages run no inline script and load nothing from elsewhere.
@@ -130,6 +130,7 @@ async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Respon
     if status.is_client_error() || status.is_server_error() {
         let marker = match response.extensions().get::<ErrorMarker>() {
             Some(m) => Some(m.clone()),
+            None if response.extensions().get::<OwnErrorPage>().is_some() => None,
             // Refusals produced by axum and tower-http layers rather than by our handlers.
             None if matches!(status.as_u16(), 400 | 405 | 408 | 413 | 500) => Some(ErrorMarker {
                 status,

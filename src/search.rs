@@ -1,10 +1,14 @@
 //! Full-text search over every report in both languages: a tantivy index derived from the
 //! store, kept beside it in the data directory, updated by the publish path (the index is one
 //! of its subscribers) and brought back in line with the store by itself when it is missing
-//! or stale. Queries are ranked (BM25), accent-insensitive, paginated, optionally restricted to
-//! a date range, and come back with highlighted snippets.
+//! or stale. Queries are ranked (BM25), paginated, optionally restricted to a date range, and
+//! come back with marked snippets. Vietnamese is written in syllables: words typed side by side
+//! are matched side by side (see `search/query.rs`), with or without accents (`search/text.rs`).
 
 mod indexer;
+mod phrases;
+mod query;
+mod snippet;
 mod text;
 
 use std::ops::Bound;
@@ -15,35 +19,30 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, QueryParser, RangeQuery};
+use tantivy::query::{Query, RangeQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::snippet::SnippetGenerator;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::{mpsc, watch};
 
 pub use self::text::{ReportText, fold};
+use crate::i18n::Lang;
 use crate::reports::publish::{Published, Subscriber};
 use crate::store::{Store, StoreError};
 use crate::tasks::Background;
 
 /// The index's folder in the data directory; the number changes with the schema, so a
 /// release that changes it builds a new index instead of misreading the old one.
-pub const DIR_NAME: &str = "search-v2";
+pub const DIR_NAME: &str = "search-v3";
 /// Folders of earlier schemas, removed when found (derived data nobody reads any more).
-const OLD_DIRS: &[&str] = &["search-v1"];
+/// v2 indexed folded words only.
+const OLD_DIRS: &[&str] = &["search-v1", "search-v2"];
 pub const PER_PAGE: usize = 10;
 /// Deepest result a query may page to: past it, ranking far-down hits costs work for nobody.
 pub const MAX_OFFSET: usize = 1_000;
 /// Characters of text around the matches in a snippet.
 const SNIPPET_CHARS: usize = 220;
-/// Bytes of a body searched for a snippet before the rest of it.
-const SNIPPET_WINDOW: usize = 4096;
-/// A title match counts this much more than one in the body.
-const TITLE_BOOST: f32 = 2.0;
-/// How much more a hit scores when the words appear side by side as typed.
-const PHRASE_BOOST: f32 = 2.0;
 /// Memory the index writer may fill before it writes a segment.
 const WRITER_BYTES: usize = 32 << 20;
 
@@ -87,7 +86,7 @@ fn schema() -> (Schema, Fields) {
     b.add_u64_field(TERM_HI, FAST);
     b.add_u64_field(TERM_LO, FAST);
     let indexed = TextFieldIndexing::default()
-        .set_tokenizer(text::FOLDED)
+        .set_tokenizer(text::SYLLABLES)
         .set_index_option(IndexRecordOption::WithFreqsAndPositions);
     let stored = TextOptions::default().set_stored();
     let titles = stored.clone().set_indexing_options(indexed.clone());
@@ -163,9 +162,33 @@ pub struct Hit {
     pub id: u64,
     pub created_at: DateTime<Utc>,
     pub score: f32,
+    /// The report holds words the reader typed side by side only apart: it ranks below
+    /// every report holding them together.
+    pub apart: bool,
     pub vi: HitSide,
     /// `None` for a report without its own English text.
     pub en: Option<HitSide>,
+}
+
+impl Hit {
+    /// The snippet a reader of `lang` is shown, and its language: the reader's language
+    /// where it has a match, else the other language's where that has one (the hit was found
+    /// there), else the reader's language (Vietnamese for a report without English).
+    pub fn shown(&self, lang: Lang) -> (&Snippet, Lang) {
+        let vi = (&self.vi.snippet, Lang::Vi);
+        let Some(en) = self.en.as_ref().map(|e| (&e.snippet, Lang::En)) else {
+            return vi;
+        };
+        let (own, other) = match lang {
+            Lang::En => (en, vi),
+            Lang::Vi => (vi, en),
+        };
+        if !own.0.has_hits() && other.0.has_hits() {
+            other
+        } else {
+            own
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -214,9 +237,9 @@ impl std::fmt::Debug for Search {
 }
 
 impl Search {
-    /// Opens (or creates) the index beside the store, in `<data dir>/search-v2`. An index
-    /// that cannot be opened (damaged, or written by another version) is derived data: it is
-    /// removed and built again. Where even that fails, the index lives in memory. Indexing
+    /// Opens (or creates) the index beside the store, in `<data dir>/search-v3` ([`DIR_NAME`]).
+    /// An index that cannot be opened (damaged, or written by another version) is derived
+    /// data: it is removed and built again. Where even that fails, the index lives in memory. Indexing
     /// starts with [`Search::start`].
     pub fn open(store: Arc<Store>) -> Search {
         let dir = store
@@ -275,7 +298,9 @@ impl Search {
         store: Arc<Store>,
         where_: Option<PathBuf>,
     ) -> Result<Search, SearchError> {
-        index.tokenizers().register(text::FOLDED, text::analyzer());
+        index
+            .tokenizers()
+            .register(text::SYLLABLES, text::analyzer());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -337,18 +362,14 @@ impl Search {
     }
 
     /// Runs `query` (blocking: call it from the blocking pool). An empty text finds nothing.
+    /// Reports holding every group of words together come first; those holding some only
+    /// apart follow (see [`query::Plan`]).
     pub fn search(&self, query: &SearchQuery) -> Result<Results, SearchError> {
         let page = query.page.max(1);
         let offset = (page - 1).saturating_mul(PER_PAGE);
         let f = self.0.fields;
-        let searcher = self.0.reader.searcher();
-        let mut parser = QueryParser::for_index(&self.0.index, vec![f.all]);
-        parser.set_conjunction_by_default();
-        // Whatever a reader types is a query: syntax it gets wrong is read as words.
-        let (words, _) = parser.parse_query_lenient(&query.text);
-        let mut terms = 0;
-        words.query_terms(&mut |_, _| terms += 1);
-        if terms == 0 || offset >= MAX_OFFSET {
+        let parsed = query::parse(&query.text);
+        if parsed.is_empty() || offset >= MAX_OFFSET {
             return Ok(Results {
                 total: 0,
                 page,
@@ -356,24 +377,7 @@ impl Search {
                 hits: Vec::new(),
             });
         }
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, words.box_clone())];
-        // A word in the title ranks the report higher.
-        let (titles, _) = QueryParser::for_index(&self.0.index, vec![f.title_vi, f.title_en])
-            .parse_query_lenient(&query.text);
-        clauses.push((
-            Occur::Should,
-            Box::new(BoostQuery::new(titles, TITLE_BOOST)),
-        ));
-        // Words side by side, as typed, rank above the same words apart ("lạm phát" above
-        // a report that says "làm" here and "phát" there, which folds to the same words).
-        if terms > 1 && !query.text.contains('"') {
-            let (phrase, _) = parser.parse_query_lenient(&format!("\"{}\"", query.text));
-            clauses.push((
-                Occur::Should,
-                Box::new(BoostQuery::new(phrase, PHRASE_BOOST)),
-            ));
-        }
-        if query.from.is_some() || query.until.is_some() {
+        let range = (query.from.is_some() || query.until.is_some()).then(|| {
             let bound = |at: Option<DateTime<Utc>>, inclusive: bool| match at {
                 None => Bound::Unbounded,
                 Some(t) => {
@@ -385,66 +389,67 @@ impl Search {
                     }
                 }
             };
-            clauses.push((
-                Occur::Must,
-                Box::new(RangeQuery::new(
-                    bound(query.from, true),
-                    bound(query.until, false),
-                )),
-            ));
-        }
-        let full = BooleanQuery::new(clauses);
-        let (total, top) = searcher.search(
-            &full,
-            &(
-                Count,
-                TopDocs::with_limit(PER_PAGE)
-                    .and_offset(offset)
-                    .order_by_score(),
-            ),
-        )?;
-        // The snippets mark the query's words (as the index folds them) in the bodies.
-        let mut words_text = std::collections::BTreeMap::new();
-        let mut doc_freq_failed = false;
-        words.query_terms(&mut |term, _| {
-            if let Some(text) = term.value().as_str() {
-                match searcher.doc_freq(term) {
-                    Ok(n) => {
-                        words_text.insert(text.to_owned(), 1.0 / (1.0 + n as f32));
-                    }
-                    Err(_) => doc_freq_failed = true,
-                }
-            }
+            Box::new(RangeQuery::new(
+                bound(query.from, true),
+                bound(query.until, false),
+            )) as Box<dyn Query>
         });
-        if doc_freq_failed {
-            tracing::debug!(
-                "a word's frequency could not be read; its snippet marks may be missing"
-            );
-        }
-        let snippet_for = |field: Field| {
-            SnippetGenerator::new(words_text.clone(), text::analyzer(), field, SNIPPET_CHARS)
+        let targets = query::Targets {
+            all: f.all,
+            titles: [f.title_vi, f.title_en],
         };
-        let (vi_gen, en_gen) = (snippet_for(f.body_vi), snippet_for(f.body_en));
-        let (vi_gen, en_gen) = (Some(&vi_gen), Some(&en_gen));
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, address) in top {
+        let searcher = self.0.reader.searcher();
+        let plan = parsed.plan(&searcher, targets, range)?;
+        let (total, found): (usize, Vec<(f32, DocAddress, bool)>) = match plan.ranking {
+            None => {
+                let collector = TopDocs::with_limit(PER_PAGE)
+                    .and_offset(offset)
+                    .order_by_score();
+                let (n, top) = searcher.search(plan.query.as_ref(), &(Count, collector))?;
+                (n, top.into_iter().map(|(s, a)| (s, a, false)).collect())
+            }
+            Some(mut ranking) => {
+                // The pairs are evaluated when reports holding the groups apart may be on
+                // this page: at once when too few hold them together, else once it shows.
+                if ranking.together_at_most() < offset + PER_PAGE {
+                    ranking.parts(&searcher)?;
+                }
+                let run = |ranking: &phrases::Ranking| {
+                    let ranked = TopDocs::with_limit(PER_PAGE)
+                        .and_offset(offset)
+                        .tweak_score(ranking.ranker());
+                    searcher.search(plan.query.as_ref(), &(Count, ranked))
+                };
+                let (mut n, mut top) = run(&ranking)?;
+                if !ranking.has_parts() && top.iter().any(|((together, ..), _)| !together) {
+                    ranking.parts(&searcher)?;
+                    (n, top) = run(&ranking)?;
+                }
+                let found = top
+                    .into_iter()
+                    .map(|((together, _, s), a)| (s, a, !together))
+                    .collect();
+                (n, found)
+            }
+        };
+        let mut hits = Vec::with_capacity(found.len());
+        for (score, address, apart) in found {
             let doc: TantivyDocument = searcher.doc(address)?;
             let text_of =
                 |field: Field| -> Option<&str> { doc.get_first(field).and_then(|v| v.as_str()) };
-            let side = |title: Field, body: Field, generator: Option<&SnippetGenerator>| {
+            let side = |title: Field, body: Field, vietnamese: bool| {
                 let body_text = text_of(body)?;
-                let snippet = generator
-                    .and_then(|g| snippet_in(g, body_text))
+                let snippet = snippet::snippet(body_text, &parsed, vietnamese, SNIPPET_CHARS)
                     .unwrap_or_else(|| Snippet::plain(&opening(body_text)));
                 Some(HitSide {
                     title: text_of(title).unwrap_or_default().to_owned(),
                     snippet,
                 })
             };
-            let Some(vi) = side(f.title_vi, f.body_vi, vi_gen) else {
+            let Some(vi) = side(f.title_vi, f.body_vi, true) else {
                 continue;
             };
-            let en = side(f.title_en, f.body_en, en_gen);
+            let en = side(f.title_en, f.body_en, false);
             let id = doc.get_first(f.id).and_then(|v| v.as_u64()).unwrap_or(0);
             let created_us = doc
                 .get_first(f.created)
@@ -454,6 +459,7 @@ impl Search {
                 id,
                 created_at: DateTime::from_timestamp_micros(created_us).unwrap_or_default(),
                 score,
+                apart,
                 vi,
                 en,
             });
@@ -466,53 +472,6 @@ impl Search {
             hits,
         })
     }
-}
-
-/// The best snippet of `text` with a match, looked for in its opening first: reports say
-/// what matters early, and a frequent word would otherwise cost a pass over a long body.
-fn snippet_in(generator: &SnippetGenerator, text: &str) -> Option<Snippet> {
-    let mut end = text.len().min(SNIPPET_WINDOW);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    let found = snippet_of(&generator.snippet(&text[..end]));
-    if found.has_hits() {
-        return Some(found);
-    }
-    if end == text.len() {
-        return None;
-    }
-    Some(snippet_of(&generator.snippet(text))).filter(Snippet::has_hits)
-}
-
-/// tantivy's snippet as pieces (its highlighted ranges are sorted and do not overlap).
-fn snippet_of(s: &tantivy::snippet::Snippet) -> Snippet {
-    let text = s.fragment();
-    let mut pieces = Vec::new();
-    let mut at = 0;
-    for r in s.highlighted() {
-        if r.start < at || r.end > text.len() {
-            continue;
-        }
-        if r.start > at {
-            pieces.push(Piece {
-                text: text[at..r.start].to_owned(),
-                hit: false,
-            });
-        }
-        pieces.push(Piece {
-            text: text[r.clone()].to_owned(),
-            hit: true,
-        });
-        at = r.end;
-    }
-    if at < text.len() {
-        pieces.push(Piece {
-            text: text[at..].to_owned(),
-            hit: false,
-        });
-    }
-    Snippet { pieces }
 }
 
 /// The start of a text, cut on a word, for a hit whose body has no match to show.

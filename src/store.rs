@@ -14,7 +14,7 @@ use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-pub use self::check::{CheckSummary, check, panic_is_handled};
+pub use self::check::{CheckSummary, Inspection, check, inspect, panic_is_handled};
 use self::codec::Dictionary;
 use self::reports::load_dictionary;
 pub use self::reports::{Committed, ReportRef, StoreVersion, UpsertOutcome, digest_term};
@@ -59,6 +59,9 @@ const DAILY_COVERED: TableDefinition<&str, (i64, i64)> =
     TableDefinition::new("market_daily_covered");
 
 const SCHEMA_KEY: &str = "schema_version";
+/// The version of the last release that opened the store for writing (so that an older one
+/// refusing the store can name the release to run).
+const WRITTEN_BY_KEY: &str = "written_by";
 /// The compression dictionary of report bodies (`codec::Dictionary::from_stored`).
 const DICTIONARY_KEY: &str = "body_dictionary";
 
@@ -69,12 +72,16 @@ pub enum StoreError {
     )]
     Locked(PathBuf),
     #[error(
-        "the store {path} has schema version {found}, this binary understands version {expected}; use a matching release of crypto-report (or export with it and import here)"
+        "the store {path} was written by a newer release of crypto-report ({}, store schema {found}); this release ({}) reads store schemas up to {expected} and never downgrades a store: run that release or a newer one (or export with it and import here)",
+        written_by.as_deref().unwrap_or("a release after this one"),
+        env!("CARGO_PKG_VERSION")
     )]
     SchemaMismatch {
         path: PathBuf,
         found: u32,
         expected: u32,
+        /// The release that last opened the store for writing, when it recorded itself.
+        written_by: Option<String>,
     },
     #[error(
         "the store {0} has schema version 1; open it once with this release (`serve` or `import` upgrade it in place), then check it"
@@ -220,14 +227,16 @@ impl Store {
 
     fn init_schema(&self) -> Result<()> {
         let tx = self.db.begin_write().map_err(db_err)?;
-        let found = tx
-            .open_table(META)
-            .map_err(db_err)?
-            .get(SCHEMA_KEY)
-            .map_err(db_err)?
-            .map(|v| decode_version(v.value()));
+        let (found, written_by) = {
+            let meta = tx.open_table(META).map_err(db_err)?;
+            let found = meta
+                .get(SCHEMA_KEY)
+                .map_err(db_err)?
+                .map(|v| decode_version(v.value()));
+            (found, written_by(&meta)?)
+        };
         match found {
-            Some(SCHEMA_VERSION) => {}
+            Some(SCHEMA_VERSION) | None => {}
             Some(1) => {
                 drop(tx);
                 let copied = migrate::v1_to_v2(&self.db)?;
@@ -239,14 +248,16 @@ impl Store {
                     path: self.path.clone(),
                     found,
                     expected: SCHEMA_VERSION,
+                    written_by,
                 });
             }
-            None => {
-                tx.open_table(META)
-                    .map_err(db_err)?
-                    .insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())
-                    .map_err(db_err)?;
-            }
+        }
+        {
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())
+                .map_err(db_err)?;
+            meta.insert(WRITTEN_BY_KEY, env!("CARGO_PKG_VERSION").as_bytes())
+                .map_err(db_err)?;
         }
         // Create every table so readers never meet a missing one.
         tx.open_table(REPORTS).map_err(db_err)?;
@@ -476,6 +487,14 @@ impl Store {
         tx.commit().map_err(db_err)?;
         Ok(out)
     }
+}
+
+/// The release recorded in `meta` as the last writer.
+fn written_by(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<Option<String>> {
+    Ok(meta
+        .get(WRITTEN_BY_KEY)
+        .map_err(db_err)?
+        .map(|v| String::from_utf8_lossy(v.value()).into_owned()))
 }
 
 fn decode_version(bytes: &[u8]) -> u32 {

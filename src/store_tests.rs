@@ -90,15 +90,30 @@ fn schema_mismatch_is_refused_not_rewritten() {
         let store = Store::open(&path).expect("open");
         store
             .write(|tx| {
-                tx.open_table(META)
-                    .map_err(db_err)?
-                    .insert(SCHEMA_KEY, 99u32.to_le_bytes().as_slice())
+                let mut meta = tx.open_table(META).map_err(db_err)?;
+                meta.insert(SCHEMA_KEY, 99u32.to_le_bytes().as_slice())
+                    .map_err(db_err)?;
+                meta.insert(WRITTEN_BY_KEY, b"9.9.0".as_slice())
                     .map_err(db_err)?;
                 Ok(())
             })
             .expect("write");
     }
     let err = Store::open(&path).expect_err("must refuse");
+    let message = err.to_string();
+    assert!(
+        message.contains("written by a newer release of crypto-report (9.9.0, store schema 99)")
+            && message.contains(&format!("reads store schemas up to {SCHEMA_VERSION}")),
+        "{message}"
+    );
+    assert_eq!(
+        inspect(&path).expect("inspect"),
+        Inspection::Found {
+            schema: 99,
+            reports: None,
+            written_by: Some("9.9.0".into())
+        }
+    );
     assert!(
         matches!(
             err,

@@ -1,6 +1,8 @@
 //! systemd integration beyond readiness: a watchdog ping sent only after the runtime and the
 //! store have answered, and a `STATUS=` line (reports, market) refreshed with it. Outside
-//! systemd (no `NOTIFY_SOCKET`) nothing runs.
+//! systemd (no `NOTIFY_SOCKET`) nothing runs. The unit itself: systemd/install.rs.
+
+pub mod install;
 
 use std::time::Duration;
 

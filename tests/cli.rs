@@ -1,14 +1,15 @@
 //! The binary's subcommands, run as real processes: import, export, check, the lock held by
 //! another process, configuration errors.
 
+mod common;
+
 use std::process::{Command, Output};
 
+use common::process::bin;
 use crypto_report::store::{FILE_NAME, Store};
 
-const BIN: &str = env!("CARGO_BIN_EXE_crypto-report");
-
 fn run(args: &[&str], data_dir: &std::path::Path) -> Output {
-    Command::new(BIN)
+    Command::new(bin())
         .args(args)
         .env("CR_DATA_DIR", data_dir)
         .env_remove("RUST_LOG")
@@ -120,7 +121,7 @@ fn bad_configuration_names_the_option_and_hides_secrets() {
     let out = run(&["serve", "--listen", "not-an-address"], dir.path());
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--listen"));
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("CR_DATA_DIR", dir.path())
         .env("CR_ADMIN_TOKEN", "tiny-secret")
@@ -130,7 +131,7 @@ fn bad_configuration_names_the_option_and_hides_secrets() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CR_ADMIN_TOKEN"), "{stderr}");
     assert!(!stderr.contains("tiny-secret"), "{stderr}");
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["serve"])
         .env("CR_DATA_DIR", dir.path())
         .env_remove("CR_LISTEN")
@@ -146,7 +147,7 @@ fn bad_configuration_names_the_option_and_hides_secrets() {
 #[test]
 fn help_names_secret_variables_without_their_values() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["serve", "--help"])
         .current_dir(dir.path())
         .env("CR_ADMIN_TOKEN", "admin-token-value-0123456789")
@@ -197,7 +198,7 @@ fn check_after_an_unclean_stop_says_what_it_found_and_repairs_on_request() {
     let dir = tempfile::tempdir().expect("tempdir");
     seeded(dir.path());
     // A server killed with SIGKILL leaves the store needing redb's repair.
-    let mut server = Command::new(BIN)
+    let mut server = Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("CR_DATA_DIR", dir.path())
         .env("CR_COINGECKO_URL", "http://127.0.0.1:9")
@@ -302,7 +303,7 @@ fn a_full_disk_during_import_says_what_was_committed() {
         .args([
             "-c",
             "trap '' XFSZ; ulimit -f 4096; exec \"$0\" import --from \"$1\"",
-            BIN,
+            &bin(),
         ])
         .arg(&file)
         .env("CR_DATA_DIR", dir.path().join("store"))
@@ -354,7 +355,7 @@ fn backup_is_consistent_whether_or_not_a_server_holds_the_store() {
 
     // A server holds the store: it takes the copy from a read transaction.
     const TOKEN: &str = "backup-admin-token-0123456789";
-    let mut server = Command::new(BIN)
+    let mut server = Command::new(bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--admin-token", TOKEN])
         .env("CR_DATA_DIR", dir.path())
         .envs(
@@ -399,7 +400,7 @@ fn backup_is_consistent_whether_or_not_a_server_holds_the_store() {
         String::from_utf8_lossy(&refused.stderr).contains("admin token"),
         "{refused:?}"
     );
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["backup", "--to", online.to_str().expect("utf8")])
         .args(["--server", &format!("http://{addr}")])
         .env("CR_DATA_DIR", dir.path())
@@ -423,7 +424,7 @@ fn backup_is_consistent_whether_or_not_a_server_holds_the_store() {
 fn help_options() -> Vec<(String, Option<String>, Option<String>)> {
     let mut options: Vec<(String, Option<String>, Option<String>)> = Vec::new();
     for command in ["serve", "demo"] {
-        let out = Command::new(BIN)
+        let out = Command::new(bin())
             .args([command, "--help"])
             .output()
             .expect("run --help");
@@ -475,11 +476,13 @@ fn the_readme_options_table_matches_help() {
                 .unwrap_or_else(|| panic!("README documents {flag}, which --help does not know"));
             documented.push(flag.to_string());
             if flags.len() == 1 {
-                let env = env.as_deref().unwrap_or("(none)");
-                assert!(
-                    env_cell.starts_with(&format!("`{env}`")),
-                    "{flag}: README says {env_cell}, --help says {env}"
-                );
+                match env.as_deref() {
+                    Some(env) => assert!(
+                        env_cell.starts_with(&format!("`{env}`")),
+                        "{flag}: README says {env_cell}, --help says {env}"
+                    ),
+                    None => assert_eq!(env_cell, "(none)", "{flag}: --help names no variable"),
+                }
             }
             match default {
                 // A row of several flags may describe their defaults in words.
@@ -529,7 +532,7 @@ fn http_get(port: u16, path: &str) -> Option<String> {
 fn metrics_listen_serves_metrics_without_a_token() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (main, metrics) = (free_port(), free_port());
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args([
             "demo",
             "--listen",
@@ -568,7 +571,7 @@ fn under_systemd_it_signals_ready_then_pings_the_watchdog_with_a_status() {
     socket
         .set_read_timeout(Some(std::time::Duration::from_millis(500)))
         .expect("timeout");
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["demo", "--listen", &format!("127.0.0.1:{}", free_port())])
         .current_dir(dir.path())
         .env("NOTIFY_SOCKET", &socket_path)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::ADMIN_TOKEN;
 use common::fake::{Fake, Fault};
-use common::process::{BIN, Instance};
+use common::process::{Instance, bin};
 use common::redis::RedisServer;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 fn seeded_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let samples = format!("{}/data/sample-reports.jsonl", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["import", "--from", &samples])
         .env("CR_DATA_DIR", dir.path())
         .output()

@@ -161,5 +161,16 @@ async fn every_series_is_exposed_by_name() {
     assert_eq!(value(&text, names::REPORTS), 3.0);
     assert!(value(&text, names::STORE_BYTES) > 0.0);
     value(&text, names::UPTIME);
+    let build = crypto_report::build_info::BuildInfo::get();
+    let info = format!(
+        r#"{}{{version="{}",commit="{}",date="{}",target="{}",glibc="{}"}}"#,
+        names::BUILD_INFO,
+        build.version,
+        build.commit_label(),
+        build.date,
+        build.target,
+        build.glibc
+    );
+    assert_eq!(value(&text, &info), 1.0, "{text}");
     server.stop().await.expect("clean stop");
 }

@@ -11,15 +11,14 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::pg::{self, Db};
+use common::process::bin;
 use crypto_report::reports::Report;
 use crypto_report::store::{FILE_NAME, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const BIN: &str = env!("CARGO_BIN_EXE_crypto-report");
-
 fn import(from: &str, data_dir: &Path, extra: &[&str]) -> Output {
-    Command::new(BIN)
+    Command::new(bin())
         .args(["import", "--from", from])
         .args(extra)
         .env("CR_DATA_DIR", data_dir)
@@ -118,7 +117,7 @@ async fn imports_the_current_form_and_a_rerun_changes_nothing() {
     );
 
     // The password is never shown, in --help either (it may come from the environment).
-    let help = Command::new(BIN)
+    let help = Command::new(bin())
         .args(["import", "--help"])
         .env("CR_PG_URL", &db.url)
         .output()
@@ -512,14 +511,32 @@ async fn postgres_stopped_in_the_middle_of_an_import() {
     let source = pg::rows(&db.client, "crypto_report").await;
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let child = Command::new(BIN)
+    let mut child = Command::new(bin())
         .args(["import", "--from", &db.url])
         .env("CR_DATA_DIR", dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("import");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Stop the server once the import holds a connection of its own (on a loaded machine a
+    // fixed sleep could stop it before the import connected, which tests something else).
+    for _ in 0..400 {
+        let others: i64 = db
+            .client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if others > 0 || child.try_wait().expect("try_wait").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(stop("immediate").success());
     let out = tokio::task::spawn_blocking(move || child.wait_with_output())
         .await
@@ -594,7 +611,7 @@ async fn kill_9_at_random_moments_never_leaves_a_partial_report() {
         } else if round % 4 == 0 {
             let _ = std::fs::remove_dir_all(&data);
         }
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["import", "--from", &db.url])
             .env("CR_DATA_DIR", &data)
             .stdout(Stdio::null())

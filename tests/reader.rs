@@ -5,7 +5,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::TestApp;
+use common::{TestApp, fixture_reports};
 use crypto_report::import::parse_created_at;
 use crypto_report::reports::Report;
 
@@ -310,4 +310,121 @@ async fn the_print_view_runs_no_report_script_and_frames_its_source() {
         "SAMEORIGIN"
     );
     assert_eq!(app.get("/").await.header("x-frame-options"), "SAMEORIGIN");
+}
+
+/// Reports in the generator's own template (`tests/fixtures/generator-template`): a header
+/// block with a title every report shares, the author's role and the date, then the sections.
+async fn generator_template() -> TestApp {
+    let app = TestApp::with_reports(0);
+    common::publish(&app.state, fixture_reports("generator-template")).await;
+    app
+}
+
+#[tokio::test]
+async fn the_header_block_is_never_the_summary_or_the_headline() {
+    let app = generator_template().await;
+    let summary_vi = "Tổng vốn hóa thị trường đi ngang quanh 2,3 nghìn tỷ USD, khối lượng giao dịch giảm 12% so với hôm qua. Dòng tiền vào các quỹ ETF giao ngay chậm lại nhưng vẫn dương.";
+    let summary_en = "Total market capitalisation is flat at about $2.3 trillion, and trading volume is down 12% from yesterday. Flows into the spot ETFs slowed but stayed positive.";
+    let r = app.get("/api/reports/301").await.json();
+    assert_eq!(r["summary_vi"], summary_vi, "{r}");
+    assert_eq!(r["summary_en"], summary_en, "{r}");
+    assert_eq!(
+        r["headline_vi"],
+        "Bitcoin giữ vững vùng 64.000 USD sau phiên biến động mạnh"
+    );
+    assert_eq!(
+        r["headline_en"],
+        "Bitcoin holds the $64,000 area after a volatile session"
+    );
+    // The same lead everywhere a reader meets it: the list, the home page, the feeds, the
+    // report page's description and Open Graph card.
+    let byline = [
+        "Chuyên gia Phân tích",
+        "Senior Financial Market Analyst",
+        "Báo Cáo Phân Tích",
+        "Crypto Market Analysis Report",
+    ];
+    for (path, summary) in [
+        ("/crypto_reports_list?lang=vi", summary_vi),
+        ("/?lang=vi", summary_vi),
+        ("/crypto_reports_list?lang=en", summary_en),
+        ("/rss.xml", summary_vi),
+        ("/rss-en.xml", summary_en),
+    ] {
+        let text = app.get(path).await.text();
+        assert!(text.contains(summary), "{path}");
+        for b in byline {
+            assert!(!text.contains(b), "{path} shows the header block ({b})");
+        }
+    }
+    let page = app.get("/crypto_report/301?lang=vi").await.text();
+    assert!(
+        page.contains(&format!(
+            "<meta name=\"description\" content=\"{summary_vi}\""
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!(
+            "<meta property=\"og:description\" content=\"{summary_vi}\""
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "<title data-vi=\"Bitcoin giữ vững vùng 64.000 USD sau phiên biến động mạnh · "
+        ),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn headlines_are_whole_clauses_short_enough_for_a_list() {
+    let app = generator_template().await;
+    let api = app.get("/api/reports").await.json();
+    let titles: Vec<(u64, String, String)> = api["reports"]
+        .as_array()
+        .expect("reports")
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_u64().expect("id"),
+                r["title_vi"].as_str().expect("title").to_owned(),
+                r["title_en"].as_str().expect("title").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        titles,
+        vec![
+            (
+                303,
+                "Báo cáo thị trường crypto 9 tháng 10, 2026".to_owned(),
+                "Crypto market report October 9, 2026".to_owned()
+            ),
+            (
+                302,
+                "Thị trường tiền mã hóa giảm mạnh trong phiên đêm qua".to_owned(),
+                "The crypto market fell sharply overnight".to_owned()
+            ),
+            (
+                301,
+                "Bitcoin giữ vững vùng 64.000 USD sau phiên biến động mạnh".to_owned(),
+                "Bitcoin holds the $64,000 area after a volatile session".to_owned()
+            ),
+        ]
+    );
+    // The bundled samples: every headline whole (no "…") and short enough for a list.
+    let samples = samples().await;
+    let api = samples.get("/api/reports").await.json();
+    for r in api["reports"].as_array().expect("reports") {
+        for lang in ["vi", "en"] {
+            let title = r[format!("title_{lang}")].as_str().expect("title");
+            assert!(
+                !title.ends_with('…') && title.chars().count() <= 110,
+                "#{} {lang}: {title}",
+                r["id"]
+            );
+        }
+    }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Reply, TestApp, get, publish, report};
+use common::{Reply, TestApp, fixture_reports, get, publish, report};
 use crypto_report::AppState;
 
 /// A state seeded with the bundled samples (ids 101-107), the index caught up.
@@ -65,7 +65,7 @@ async fn finds_exactly_the_samples_that_discuss_it_with_or_without_accents() {
         first["snippet_html"]
             .as_str()
             .expect("html")
-            .contains("<mark>lạm</mark> <mark>phát</mark>"),
+            .contains("<mark>lạm phát</mark>"),
         "{first}"
     );
     assert!(!first["snippet"].as_str().expect("text").contains('<'));
@@ -192,4 +192,227 @@ async fn a_published_report_is_searchable_at_once() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A store holding `tests/fixtures/syllables`: "lạm phát" (inflation) in 201 and, late in a
+/// long text, in 206; "Tham lam" (greed) in 201, 202 and 206; "làm" in 203 (once in "làm
+/// phát sinh", which folds to "lam phat sinh") and 205; "phát triển" in 202, 203 and 204;
+/// "phát" alone (of "phát hành") early in 206. 205 has no English text.
+async fn syllables() -> TestApp {
+    let app = TestApp::with_reports(0);
+    publish(&app.state, fixture_reports("syllables")).await;
+    app.state.search.settled().await;
+    app
+}
+
+/// A hit as a reader sees it: (id, listed apart, marks of the snippet shown, its language).
+type Shown = (u64, bool, Vec<String>, String);
+
+/// Each hit of a search, in the order of the results.
+async fn marks(app: &TestApp, query: &str) -> Vec<Shown> {
+    let reply = app.get(&format!("/api/search?{query}")).await;
+    assert_eq!(reply.status, 200, "{query}: {}", reply.text());
+    let json = reply.json();
+    let hits = json["hits"].as_array().expect("hits");
+    assert_eq!(json["total"], hits.len(), "{query}: one page");
+    hits.iter()
+        .map(|h| {
+            let html = h["snippet_html"].as_str().expect("html");
+            let marks = html
+                .split("<mark>")
+                .skip(1)
+                .map(|m| m.split("</mark>").next().unwrap_or_default().to_owned())
+                .collect();
+            (
+                h["id"].as_u64().expect("id"),
+                h["apart"].as_bool().expect("apart"),
+                marks,
+                h["snippet_lang"].as_str().expect("lang").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The hits sorted by id within each tier (together, then apart), for exact comparison.
+fn tiers(mut hits: Vec<Shown>) -> Vec<Shown> {
+    let first_apart = hits.iter().position(|h| h.1).unwrap_or(hits.len());
+    assert!(
+        hits[first_apart..].iter().all(|h| h.1),
+        "apart hits come last: {hits:?}"
+    );
+    hits[..first_apart].sort_by_key(|h| h.0);
+    hits[first_apart..].sort_by_key(|h| h.0);
+    hits
+}
+
+fn hit(id: u64, apart: bool, marks: &[&str], lang: &str) -> Shown {
+    (
+        id,
+        apart,
+        marks.iter().map(|m| (*m).to_owned()).collect(),
+        lang.to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn syllables_typed_side_by_side_are_matched_side_by_side() {
+    let app = syllables().await;
+    let vi = |q: &str| format!("q={q}&lang=vi");
+    // Accented: the words as typed, side by side; "Tham lam" and "làm phát sinh" are other
+    // words, and marks cover the phrase whole.
+    let inflation = vec![
+        hit(201, false, &["Lạm phát"], "vi"),
+        hit(206, false, &["lạm phát", "Lạm phát"], "vi"),
+    ];
+    assert_eq!(
+        tiers(marks(&app, &vi("l%E1%BA%A1m+ph%C3%A1t")).await),
+        inflation
+    );
+    assert_eq!(
+        tiers(marks(&app, &vi("%22l%E1%BA%A1m+ph%C3%A1t%22")).await),
+        inflation
+    );
+    // Without accents: every spelling side by side ("làm phát sinh" too); 202 holds "lam"
+    // and "phát" only apart, so it comes last, with no lone syllable marked.
+    assert_eq!(
+        tiers(marks(&app, &vi("lam+phat")).await),
+        vec![
+            hit(201, false, &["Lạm phát"], "vi"),
+            hit(203, false, &["làm phát"], "vi"),
+            hit(206, false, &["lạm phát", "Lạm phát"], "vi"),
+            hit(202, true, &[], "vi"),
+        ]
+    );
+    // Quoted: only side by side.
+    assert_eq!(
+        tiers(marks(&app, &vi("%22lam+phat%22")).await),
+        vec![
+            hit(201, false, &["Lạm phát"], "vi"),
+            hit(203, false, &["làm phát"], "vi"),
+            hit(206, false, &["lạm phát", "Lạm phát"], "vi"),
+        ]
+    );
+    // One syllable is a word: with its accents only that word, without them every spelling.
+    assert_eq!(
+        tiers(marks(&app, &vi("l%C3%A0m")).await),
+        vec![
+            hit(203, false, &["làm", "làm"], "vi"),
+            hit(205, false, &["làm"], "vi")
+        ]
+    );
+    let lam: Vec<u64> = marks(&app, &vi("lam")).await.iter().map(|h| h.0).collect();
+    let mut lam_sorted = lam.clone();
+    lam_sorted.sort_unstable();
+    assert_eq!(lam_sorted, vec![201, 202, 203, 205, 206]);
+    assert_eq!(
+        tiers(marks(&app, &vi("Tham+lam")).await),
+        vec![
+            hit(201, false, &["Tham lam", "Tham lam"], "vi"),
+            hit(202, false, &["Tham lam", "Tham lam"], "vi"),
+            hit(206, false, &["Tham lam", "Tham lam"], "vi"),
+        ]
+    );
+    assert_eq!(
+        tiers(marks(&app, &vi("ph%C3%A1t+tri%E1%BB%83n")).await),
+        vec![
+            hit(202, false, &["phát triển"], "vi"),
+            hit(203, false, &["phát triển"], "vi"),
+            hit(204, false, &["phát triển"], "vi"),
+        ]
+    );
+    // Found through the other language: that language's snippet, with its marks.
+    assert_eq!(
+        tiers(marks(&app, &vi("inflation")).await),
+        vec![
+            hit(201, false, &["Inflation"], "en"),
+            hit(206, false, &["inflation", "inflation"], "en"),
+        ]
+    );
+    assert_eq!(
+        tiers(marks(&app, "q=l%E1%BA%A1m+ph%C3%A1t&lang=en").await),
+        vec![
+            hit(201, false, &["Lạm phát"], "vi"),
+            hit(206, false, &["lạm phát", "Lạm phát"], "vi"),
+        ]
+    );
+    // English keeps working: words apart are found and marked in English text.
+    assert_eq!(
+        tiers(marks(&app, "q=greed+growing&lang=en").await),
+        vec![hit(202, true, &["Greed", "Greed", "growing"], "en")]
+    );
+}
+
+#[tokio::test]
+async fn the_page_marks_the_phrase_and_lists_words_apart_last() {
+    let app = syllables().await;
+    let html = app.get("/search?q=lam+phat&lang=vi").await.text();
+    // No lone syllable of another word is marked anywhere on the page.
+    assert!(!html.contains("Tham <mark>"), "{html}");
+    assert!(
+        !html.contains("<mark>lam</mark>") && !html.contains("<mark>phát</mark>"),
+        "{html}"
+    );
+    // 203's English text holds neither word: English readers see its Vietnamese snippet.
+    assert!(
+        html.contains("<p class=\"search-snippet\" data-show-lang=\"en\" lang=\"vi\">Bản nâng cấp mới của Ethereum không <mark>làm phát</mark> sinh"),
+        "{html}"
+    );
+    let (together, apart) = html
+        .split_once("class=\"search-hint search-apart\"")
+        .expect("apart line");
+    assert_eq!(
+        together.matches("class=\"report-item search-hit\"").count(),
+        3
+    );
+    assert_eq!(apart.matches("class=\"report-item search-hit\"").count(), 1);
+    assert!(apart.contains("href=\"/crypto_report/202\""));
+    // A Vietnamese reader of a hit found only in English sees the English snippet, marked.
+    let html = app.get("/search?q=inflation&lang=vi").await.text();
+    assert!(
+        html.contains("<p class=\"search-snippet\" data-show-lang=\"vi\" lang=\"en\"><mark>Inflation</mark> in the US cooled in September"),
+        "{html}"
+    );
+    assert!(!html.contains("search-apart"), "one word: no tier");
+}
+
+#[tokio::test]
+async fn bad_dates_answer_the_search_page_with_the_words_kept() {
+    let app = syllables().await;
+    let reversed = app
+        .get("/search?q=l%E1%BA%A1m+ph%C3%A1t&from=2026-11-20&to=2026-11-01&lang=vi")
+        .await;
+    assert_eq!(reversed.status, 400);
+    assert!(reversed.header("content-type").starts_with("text/html"));
+    let html = reversed.text();
+    assert!(
+        html.contains(
+            "id=\"search-q\" class=\"search-input\" type=\"search\" name=\"q\" value=\"lạm phát\""
+        ),
+        "{html}"
+    );
+    assert!(html.contains("value=\"2026-11-20\"") && html.contains("value=\"2026-11-01\""));
+    assert_eq!(html.matches("role=\"alert\"").count(), 1, "one line");
+    assert!(
+        html.contains(">Ngày bắt đầu (20 tháng 11, 2026) sau ngày kết thúc (1 tháng 11, 2026): hãy đổi chỗ hai ngày hoặc sửa một ngày.</p>"),
+        "{html}"
+    );
+    assert!(html.contains("data-en=\"The start date (November 20, 2026) is after the end date (November 1, 2026): swap them or change one.\""));
+    assert!(!html.contains("search-hit") && !html.contains("search-total"));
+
+    let invalid = app.get("/search?q=bitcoin&from=2026-13-01&lang=en").await;
+    assert_eq!(invalid.status, 400);
+    let html = invalid.text();
+    assert!(html.contains("value=\"bitcoin\""));
+    assert!(html.contains(">The start date “2026-13-01” is not a date: enter it as year-month-day (YYYY-MM-DD).</p>"), "{html}");
+    assert!(html.contains("id=\"search-from\" type=\"date\" name=\"from\" value=\"2026-13-01\" aria-invalid=\"true\""), "{html}");
+    let both = app.get("/search?q=bitcoin&from=x&to=%3Cb%3E").await.text();
+    assert!(
+        both.contains("“x” và “&lt;b&gt;” không phải là ngày"),
+        "{both}"
+    );
+    // The JSON API says the same in its error.
+    let api = app
+        .get("/api/search?q=x&from=2026-11-20&to=2026-11-01")
+        .await;
+    assert_eq!(api.status, 400);
 }

@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::ADMIN_TOKEN;
 use common::pg;
-use common::process::Instance;
+use common::process::{Instance, bin};
 use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
-
-const BIN: &str = env!("CARGO_BIN_EXE_crypto-report");
 
 /// A server syncing from `sync_from` (every hour: the tests trigger passes themselves).
 fn start(data_dir: &std::path::Path, sync_from: &str) -> Instance {
@@ -155,7 +153,7 @@ async fn a_synced_report_shows_everywhere_at_once_and_is_announced() {
     assert_eq!(announced["data"]["id"], 31);
 
     // While the server holds the store, an import is refused and told where to go.
-    let second = Command::new(BIN)
+    let second = Command::new(bin())
         .args(["import", "--from", &db.url])
         .env("CR_DATA_DIR", dir.path())
         .output()

@@ -273,6 +273,22 @@ impl Upstream {
 
     /// One request: the body of a 2xx, or the error with the server's `Retry-After`.
     async fn once(&self, call: &Call) -> Result<Vec<u8>, (FetchError, Option<Duration>)> {
+        self.send(call, &mut None).await
+    }
+
+    /// One request outside any guard (no budget, breaker or retry), for `doctor`: the body of
+    /// a 2xx or the error, and the server's `Date` header whatever the status.
+    pub async fn probe(&self, call: &Call) -> (Option<String>, Result<Vec<u8>, FetchError>) {
+        let mut date = None;
+        let result = self.send(call, &mut date).await.map_err(|(e, _)| e);
+        (date, result)
+    }
+
+    async fn send(
+        &self,
+        call: &Call,
+        date: &mut Option<String>,
+    ) -> Result<Vec<u8>, (FetchError, Option<Duration>)> {
         let request = async {
             let mut resp = self
                 .client
@@ -282,6 +298,11 @@ impl Upstream {
                 .await
                 .map_err(|e| (classify(call, &e), None))?;
             let status = resp.status();
+            *date = resp
+                .headers()
+                .get(reqwest::header::DATE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let retry_after = match status {
                 StatusCode::TOO_MANY_REQUESTS
                 | StatusCode::SERVICE_UNAVAILABLE

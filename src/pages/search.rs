@@ -4,19 +4,21 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{html_page, reader_lang, remember_lang};
 use crate::AppState;
-use crate::error::AppError;
+use crate::error::{AppError, OwnErrorPage};
 use crate::i18n::{self, Lang};
 use crate::search::{Hit, Results, SearchQuery, Snippet};
 
 /// Longest query accepted: a reader's words, not a document.
 const MAX_QUERY_CHARS: usize = 200;
+/// Longest date kept as typed, to show it back in the form.
+const MAX_DATE_CHARS: usize = 32;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Params {
@@ -30,43 +32,81 @@ pub struct Params {
     page: String,
 }
 
-/// A search as asked: the text, the dates as typed (for the form), and the query to run.
+/// A search as asked: the text, the dates (for the form), the query to run, and what is
+/// wrong with the dates, if anything (the query is not run then).
 #[derive(Debug)]
 pub struct Asked {
     pub text: String,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
+    /// The dates as typed, for the form when one is not a date.
+    pub from_raw: String,
+    pub to_raw: String,
     pub query: SearchQuery,
+    pub problem: Option<DateProblem>,
+}
+
+/// Dates a search cannot run with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DateProblem {
+    /// A date that is not `YYYY-MM-DD` (the fields that are not).
+    NotADate { from: bool, to: bool },
+    /// The first day is after the last.
+    Reversed { from: NaiveDate, to: NaiveDate },
+}
+
+impl DateProblem {
+    /// The message for the JSON API.
+    pub fn message(&self) -> &'static str {
+        match self {
+            DateProblem::NotADate {
+                from: true,
+                to: true,
+            } => "from and to must be dates as YYYY-MM-DD",
+            DateProblem::NotADate { from: true, .. } => "from must be a date as YYYY-MM-DD",
+            DateProblem::NotADate { .. } => "to must be a date as YYYY-MM-DD",
+            DateProblem::Reversed { .. } => "from must not be after to",
+        }
+    }
 }
 
 /// A calendar day (`YYYY-MM-DD`) as the audience reads it: midnight in Vietnam (UTC+7).
-fn day_start(day: NaiveDate) -> DateTime<Utc> {
+pub fn day_start(day: NaiveDate) -> DateTime<Utc> {
     day.and_hms_opt(0, 0, 0)
         .and_then(|t| t.and_local_timezone(i18n::local_offset()).single())
         .map(|t| t.to_utc())
         .unwrap_or_default()
 }
 
-fn parse_day(raw: &str, name: &str) -> Result<Option<NaiveDate>, AppError> {
+/// A day as typed: none, a day, or not a day (`Err`).
+fn parse_day(raw: &str) -> Result<Option<NaiveDate>, ()> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(None);
     }
     NaiveDate::parse_from_str(raw, "%Y-%m-%d")
         .map(Some)
-        .map_err(|_| AppError::bad_request(format!("{name} must be a date as YYYY-MM-DD")))
+        .map_err(|_| ())
 }
 
 impl Asked {
+    /// The search asked for; a bad page number is an error, bad dates are a [`DateProblem`].
     pub fn parse(p: &Params) -> Result<Asked, AppError> {
         let text: String = p.q.trim().chars().take(MAX_QUERY_CHARS).collect();
-        let from = parse_day(&p.from, "from")?;
-        let to = parse_day(&p.to, "to")?;
-        if let (Some(f), Some(t)) = (from, to)
-            && f > t
+        let (from, to) = (parse_day(&p.from), parse_day(&p.to));
+        let problem = if from.is_err() || to.is_err() {
+            Some(DateProblem::NotADate {
+                from: from.is_err(),
+                to: to.is_err(),
+            })
+        } else if let (Ok(Some(from)), Ok(Some(to))) = (from, to)
+            && from > to
         {
-            return Err(AppError::bad_request("from must not be after to"));
-        }
+            Some(DateProblem::Reversed { from, to })
+        } else {
+            None
+        };
+        let (from, to) = (from.ok().flatten(), to.ok().flatten());
         let page = match p.page.trim() {
             "" => 1,
             raw => match raw.parse::<usize>() {
@@ -81,11 +121,16 @@ impl Asked {
             until: to.map(|d| day_start(d) + TimeDelta::days(1)),
             page,
         };
+        // A date typed in the form comes back as typed, within reason.
+        let raw = |s: &str| s.trim().chars().take(MAX_DATE_CHARS).collect();
         Ok(Asked {
             text,
             from,
             to,
+            from_raw: raw(&p.from),
+            to_raw: raw(&p.to),
             query,
+            problem,
         })
     }
 
@@ -134,7 +179,8 @@ pub async fn page(
 ) -> Result<Response, AppError> {
     let lang = reader_lang(uri.query(), &headers);
     let asked = Asked::parse(&params)?;
-    let results = if asked.text.is_empty() {
+    // Dates the search cannot run with: this page again, the words kept, the problem said.
+    let results = if asked.text.is_empty() || asked.problem.is_some() {
         None
     } else {
         Some(run(&s, &asked).await?)
@@ -143,7 +189,18 @@ pub async fn page(
     let html = s
         .renderer
         .search(lang, &asked, results.as_ref(), status.catching_up)?;
-    let mut response = html_page(html).respond(&headers);
+    let mut response = if asked.problem.is_some() {
+        // The form with what is wrong in it: in full (never 304), and left as it is by the
+        // middleware that dresses error responses.
+        let mut full = headers.clone();
+        full.remove(header::IF_NONE_MATCH);
+        let mut r = html_page(html).respond(&full);
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        r.extensions_mut().insert(OwnErrorPage);
+        r
+    } else {
+        html_page(html).respond(&headers)
+    };
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -163,9 +220,13 @@ struct ApiHit {
     url: String,
     created_at: DateTime<Utc>,
     score: f32,
+    /// The words typed side by side are only apart in this report (it ranks below).
+    apart: bool,
     title: String,
     snippet: String,
     snippet_html: String,
+    /// The language of `snippet`: the reader's, or the other one where only it matches.
+    snippet_lang: Lang,
     vi: ApiSide,
     en: Option<ApiSide>,
 }
@@ -207,11 +268,7 @@ fn api_hit(h: &Hit, lang: Lang) -> ApiHit {
     };
     let vi = side(&h.vi);
     let en = h.en.as_ref().map(side);
-    // The reader's language, else Vietnamese; a snippet without a match falls back too.
-    let shown = match (&h.en, lang) {
-        (Some(e), Lang::En) if e.snippet.has_hits() || !h.vi.snippet.has_hits() => e,
-        _ => &h.vi,
-    };
+    let (shown, snippet_lang) = h.shown(lang);
     let title = match (&h.en, lang) {
         (Some(e), Lang::En) => e.title.clone(),
         _ => h.vi.title.clone(),
@@ -221,9 +278,11 @@ fn api_hit(h: &Hit, lang: Lang) -> ApiHit {
         url: format!("/crypto_report/{}", h.id),
         created_at: h.created_at,
         score: h.score,
+        apart: h.apart,
         title,
-        snippet: shown.snippet.text(),
-        snippet_html: snippet_html(&shown.snippet),
+        snippet: shown.text(),
+        snippet_html: snippet_html(shown),
+        snippet_lang,
         vi,
         en,
     }
@@ -237,6 +296,9 @@ pub async fn api(
 ) -> Result<Response, AppError> {
     let lang = reader_lang(uri.query(), &headers);
     let asked = Asked::parse(&params)?;
+    if let Some(problem) = &asked.problem {
+        return Err(AppError::bad_request(problem.message()));
+    }
     let results = if asked.text.is_empty() {
         Results {
             total: 0,

@@ -1,12 +1,13 @@
-//! The search page: the form, the hits with their snippets in both languages (the page
-//! shows the reader's), and the page links.
+//! The search page: the form (with what is wrong with its dates, if anything), the hits with
+//! their snippets in both languages (the page shows the reader's), those holding the words
+//! only apart after the others, and the page links.
 
 use serde::Serialize;
 
 use super::{Head, RenderError, Renderer, iso, page_links, ui};
 use crate::i18n::{self, Lang};
-use crate::pages::search::Asked;
-use crate::search::{Results, Snippet};
+use crate::pages::search::{Asked, DateProblem};
+use crate::search::{Hit, Results, Snippet};
 
 #[derive(Serialize)]
 struct HitView<'a> {
@@ -17,11 +18,81 @@ struct HitView<'a> {
     title_vi: &'a str,
     title_en: &'a str,
     vi_only: bool,
+    /// What a reader of each language sees (see [`Hit::shown`]), and its language.
     snippet_vi: &'a Snippet,
-    /// English readers see this one: the English snippet, or the Vietnamese one where the
-    /// English text has no match (or the report has none).
+    snippet_vi_lang: &'static str,
     snippet_en: &'a Snippet,
     snippet_en_lang: &'static str,
+}
+
+/// The line saying what is wrong with the dates, in both languages.
+#[derive(Serialize)]
+struct Problem {
+    vi: String,
+    en: String,
+    from: bool,
+    to: bool,
+}
+
+impl Problem {
+    fn of(p: &DateProblem, asked: &Asked) -> Problem {
+        let line = |l: Lang| {
+            let (key, from, to) = match p {
+                DateProblem::NotADate { from, to } => (
+                    match (from, to) {
+                        (true, true) => "search_error_dates",
+                        (true, false) => "search_error_from",
+                        _ => "search_error_to",
+                    },
+                    asked.from_raw.clone(),
+                    asked.to_raw.clone(),
+                ),
+                DateProblem::Reversed { from, to } => (
+                    "search_error_reversed",
+                    i18n::format_date(crate::pages::search::day_start(*from), l),
+                    i18n::format_date(crate::pages::search::day_start(*to), l),
+                ),
+            };
+            ui(l, key).replace("{from}", &from).replace("{to}", &to)
+        };
+        let (from, to) = match p {
+            DateProblem::NotADate { from, to } => (*from, *to),
+            DateProblem::Reversed { .. } => (true, true),
+        };
+        Problem {
+            vi: line(Lang::Vi),
+            en: line(Lang::En),
+            from,
+            to,
+        }
+    }
+}
+
+fn views<'a>(hits: &[&'a Hit], lang: Lang) -> Vec<HitView<'a>> {
+    hits.iter().map(|h| hit_view(h, lang)).collect()
+}
+
+fn hit_view(h: &Hit, lang: Lang) -> HitView<'_> {
+    let (snippet_vi, vi_lang) = h.shown(Lang::Vi);
+    let (snippet_en, en_lang) = h.shown(Lang::En);
+    let title_en = h.en.as_ref().map_or(h.vi.title.as_str(), |e| &e.title);
+    HitView {
+        url: format!("/crypto_report/{}", h.id),
+        iso: iso(h.created_at),
+        datetime: i18n::format_datetime(h.created_at, lang),
+        title: if lang == Lang::En {
+            title_en
+        } else {
+            &h.vi.title
+        },
+        title_vi: &h.vi.title,
+        title_en,
+        vi_only: h.en.is_none(),
+        snippet_vi,
+        snippet_vi_lang: vi_lang.code(),
+        snippet_en,
+        snippet_en_lang: en_lang.code(),
+    }
 }
 
 #[derive(Serialize)]
@@ -57,43 +128,20 @@ impl Renderer {
         );
         ctx.insert("head", &head);
         ctx.insert("q", &asked.text);
-        ctx.insert("from", &asked.from.map(|d| d.to_string()));
-        ctx.insert("to", &asked.to.map(|d| d.to_string()));
+        ctx.insert("from", &asked.from_raw);
+        ctx.insert("to", &asked.to_raw);
+        ctx.insert(
+            "problem",
+            &asked.problem.as_ref().map(|p| Problem::of(p, asked)),
+        );
         ctx.insert("catching_up", &catching_up);
         ctx.insert("searched", &results.is_some());
-        let hits: Vec<HitView<'_>> = results
-            .map(|r| {
-                r.hits
-                    .iter()
-                    .map(|h| {
-                        let (snippet_en, snippet_en_lang) = match &h.en {
-                            Some(e) if e.snippet.has_hits() || !h.vi.snippet.has_hits() => {
-                                (&e.snippet, "en")
-                            }
-                            _ => (&h.vi.snippet, "vi"),
-                        };
-                        let title_en = h.en.as_ref().map_or(h.vi.title.as_str(), |e| &e.title);
-                        HitView {
-                            url: format!("/crypto_report/{}", h.id),
-                            iso: iso(h.created_at),
-                            datetime: i18n::format_datetime(h.created_at, lang),
-                            title: if lang == Lang::En {
-                                title_en
-                            } else {
-                                &h.vi.title
-                            },
-                            title_vi: &h.vi.title,
-                            title_en,
-                            vi_only: h.en.is_none(),
-                            snippet_vi: &h.vi.snippet,
-                            snippet_en,
-                            snippet_en_lang,
-                        }
-                    })
-                    .collect()
-            })
+        // Holding the words only apart ranks below: those hits come last, after a line.
+        let (apart, hits): (Vec<&Hit>, Vec<&Hit>) = results
+            .map(|r| r.hits.iter().partition(|h| h.apart))
             .unwrap_or_default();
-        ctx.insert("hits", &hits);
+        ctx.insert("hits", &views(&hits, lang));
+        ctx.insert("apart_hits", &views(&apart, lang));
         let (total, page, pages) = results.map_or((0, 1, 0), |r| (r.total, r.page, r.pages));
         ctx.insert("total", &total);
         ctx.insert("page", &page);

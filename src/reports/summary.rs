@@ -4,21 +4,26 @@
 //! Reports are model-written HTML with stat cards, gauges with captions, lists of figures and
 //! prose. Only prose makes a summary: captions, labels, list items and table cells do not, and
 //! text is joined the way a browser shows it (no space where an inline tag closed before a
-//! comma, none between a sign and its number).
+//! comma, none between a sign and its number). The generator's template opens every report
+//! with a header block (a title shared by every report, the author's role, the date): it is
+//! never the summary, and a title every report shares is no headline. A headline is a whole
+//! sentence or clause short enough for a list, never a sentence cut mid-phrase.
 
 use ego_tree::NodeRef;
 use scraper::{ElementRef, Html, Node};
 
-/// A headline longer than this is cut on a word (it is a title, not a paragraph).
-const HEADLINE_MAX: usize = 140;
+use self::headline::{as_title, generic_title};
+
+mod headline;
+
 /// Shortest paragraph that reads as prose rather than a caption or a label.
 const PROSE_MIN: usize = 60;
 
 /// What lists, feeds and the report page's header show for one language of a report.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Lead {
-    /// The report's own headline, or the first sentence of its summary; `None` when the report
-    /// has neither (callers fall back to a date-based title).
+    /// The report's own headline, or the first sentence (or opening clause) of its summary;
+    /// `None` when nothing fits (callers fall back to a date-based title).
     pub headline: Option<String>,
     /// Whole sentences of the report's summary paragraph (without the sentence that became
     /// the headline), at most the requested length; cut on a word with "…" only when its
@@ -35,15 +40,18 @@ pub fn lead(html: &str, max_chars: usize) -> Lead {
     let mut sentences = prose.as_deref().map(sentences).unwrap_or_default();
     let headline = match own_headline {
         Some(h) => Some(h),
-        None if !sentences.is_empty() => {
-            let first = sentences.remove(0);
-            if sentences.is_empty() {
-                // A one-sentence summary stays the summary; the headline is its shortened form.
-                sentences.push(first.clone());
+        None => match sentences.first().map(|s| (as_title(s), s.clone())) {
+            Some((Some(title), first)) => {
+                // A whole sentence as the headline leaves the summary, unless it is all of
+                // it; an opening clause leaves the sentence there.
+                let whole = title.chars().count() + 1 >= first.chars().count();
+                if whole && sentences.len() > 1 {
+                    sentences.remove(0);
+                }
+                Some(title)
             }
-            Some(as_title(&first))
-        }
-        None => None,
+            _ => None,
+        },
     };
     let summary = if sentences.is_empty() {
         // No prose anywhere: the opening text of the body, without labels if it has other
@@ -65,7 +73,8 @@ pub fn lead(html: &str, max_chars: usize) -> Lead {
 
 // ---------------------------------------------------------------------------- finding
 
-/// `<h1>`, else an element whose class says it is the headline (not its card or kicker).
+/// `<h1>`, else an element whose class says it is the headline (not its card or kicker), that
+/// is no generic template title and fits as a headline.
 fn find_headline(root: ElementRef<'_>) -> Option<String> {
     let candidates = root.descendants().filter_map(ElementRef::wrap).filter(|e| {
         let el = e.value();
@@ -79,15 +88,42 @@ fn find_headline(root: ElementRef<'_>) -> Option<String> {
             })
     });
     for e in candidates {
-        if skipped(e) {
+        if skipped(e) || byline(e) {
             continue;
         }
         let text = text_of(e);
-        if text.chars().count() >= 10 {
-            return Some(as_title(&text));
+        if text.chars().count() >= 10
+            && !generic_title(&text)
+            && let Some(title) = as_title(&text)
+        {
+            return Some(title);
         }
     }
     None
+}
+
+/// The byline of a report: the header block the generator's template opens it with (title,
+/// author's role, date), or a paragraph marked as its meta line.
+fn byline(e: ElementRef<'_>) -> bool {
+    e.ancestors()
+        .filter_map(ElementRef::wrap)
+        .chain(std::iter::once(e))
+        .any(|a| {
+            let el = a.value();
+            el.classes()
+                .any(|c| matches!(c, "report-meta" | "report-role" | "report-date"))
+        })
+}
+
+/// Inside a header block: a title, a byline, a date; never a summary.
+fn in_header(e: ElementRef<'_>) -> bool {
+    byline(e)
+        || e.ancestors()
+            .filter_map(ElementRef::wrap)
+            .chain(std::iter::once(e))
+            .any(|a| {
+                a.value().name() == "header" || a.value().classes().any(|c| c == "report-header")
+            })
 }
 
 /// The text of the report's summary paragraph (with the paragraphs that follow it in the same
@@ -97,7 +133,9 @@ fn find_summary(root: ElementRef<'_>) -> Option<String> {
     let paragraphs: Vec<ElementRef<'_>> = root
         .descendants()
         .filter_map(ElementRef::wrap)
-        .filter(|e| e.value().name() == "p" && !skipped(e.to_owned()) && !caption_like(*e))
+        .filter(|e| {
+            e.value().name() == "p" && !skipped(e.to_owned()) && !in_header(*e) && !caption_like(*e)
+        })
         .collect();
     let prose: Vec<(ElementRef<'_>, String)> = paragraphs
         .into_iter()
@@ -267,7 +305,7 @@ fn fallback_text(root: ElementRef<'_>, strict: bool) -> String {
                 || e.descendants()
                     .filter_map(ElementRef::wrap)
                     .any(caption_class));
-        if block && !skipped(e) && !labelled {
+        if block && !skipped(e) && !in_header(e) && !labelled {
             let t = text_of(e);
             if !t.is_empty() {
                 if !out.is_empty() {
@@ -468,18 +506,6 @@ fn take_sentences(sentences: &[String], max_chars: usize) -> String {
     }
 }
 
-/// A sentence as a title: no closing full stop, at most [`HEADLINE_MAX`] characters.
-fn as_title(sentence: &str) -> String {
-    let trimmed = sentence.strip_suffix('.').unwrap_or(sentence);
-    // "…" and "etc." style endings keep their dots; a lone full stop goes.
-    let trimmed = if trimmed.ends_with('.') {
-        sentence
-    } else {
-        trimmed
-    };
-    cut_on_word(trimmed.trim_end(), HEADLINE_MAX)
-}
-
 /// At most `max_chars` characters, cut after a whole word with "…", no dangling punctuation.
 pub fn cut_on_word(text: &str, max_chars: usize) -> String {
     if text.chars().count() <= max_chars {
@@ -604,6 +630,90 @@ mod tests {
             lead("<ul><li>Chỉ một mục</li></ul>", 200).summary,
             "Chỉ một mục"
         );
+    }
+
+    /// A report of `tests/fixtures/generator-template`, in the generator's own template.
+    macro_rules! generator {
+        ($dir:literal, $file:literal) => {
+            include_str!(concat!(
+                "../../tests/fixtures/generator-template/",
+                $dir,
+                "/",
+                $file
+            ))
+        };
+    }
+
+    #[test]
+    fn the_generator_header_block_is_neither_headline_nor_summary() {
+        let vi = lead(generator!("301-whole-sentence", "vi.html"), 260);
+        assert_eq!(
+            vi,
+            Lead {
+                headline: Some("Bitcoin giữ vững vùng 64.000 USD sau phiên biến động mạnh".into()),
+                summary: "Tổng vốn hóa thị trường đi ngang quanh 2,3 nghìn tỷ USD, khối lượng giao dịch giảm 12% so với hôm qua. Dòng tiền vào các quỹ ETF giao ngay chậm lại nhưng vẫn dương.".into(),
+            }
+        );
+        let en = lead(generator!("301-whole-sentence", "en.html"), 260);
+        assert_eq!(
+            en.headline.as_deref(),
+            Some("Bitcoin holds the $64,000 area after a volatile session")
+        );
+        assert!(
+            en.summary
+                .starts_with("Total market capitalisation is flat"),
+            "{}",
+            en.summary
+        );
+        // A header with nothing else: the date title, and no byline as the summary.
+        let bare = r#"<header class="report-header"><h1>📊 Báo Cáo Phân Tích Thị Trường Crypto</h1><p class="report-meta"><span class="report-role">Chuyên gia Phân tích Thị trường Tài chính Cấp cao</span> | <span class="report-date">Ngày 9 tháng 10 năm 2026</span></p></header><section id="a"><h2>Tổng quan</h2><div>Giá đi ngang.</div></section>"#;
+        assert_eq!(
+            lead(bare, 260),
+            Lead {
+                headline: None,
+                summary: "Giá đi ngang.".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_reports_own_title_in_the_header_is_its_headline() {
+        let html = "<header class=\"report-header\"><h1>📊 Bitcoin vượt mốc 100.000 USD lần đầu tiên</h1></header><section id=\"a\"><p>Thị trường tăng mạnh trong phiên sáng nay với khối lượng lớn nhất tháng.</p></section>";
+        assert_eq!(
+            lead(html, 260).headline.as_deref(),
+            Some("📊 Bitcoin vượt mốc 100.000 USD lần đầu tiên")
+        );
+    }
+
+    #[test]
+    fn headlines_are_whole_clauses_that_fit_else_the_date_title() {
+        // A first sentence too long for a headline: its opening clause, and the summary keeps
+        // the whole sentence.
+        let vi = lead(generator!("302-clause", "vi.html"), 260);
+        assert_eq!(
+            vi.headline.as_deref(),
+            Some("Thị trường tiền mã hóa giảm mạnh trong phiên đêm qua")
+        );
+        assert!(
+            vi.summary
+                .starts_with("Thị trường tiền mã hóa giảm mạnh trong phiên đêm qua, khi Bitcoin"),
+            "{}",
+            vi.summary
+        );
+        let en = lead(generator!("302-clause", "en.html"), 260);
+        assert_eq!(
+            en.headline.as_deref(),
+            Some("The crypto market fell sharply overnight")
+        );
+        // No clause fits: no headline (the date title), never a sentence cut mid-phrase.
+        for file in [
+            generator!("303-no-fit", "vi.html"),
+            generator!("303-no-fit", "en.html"),
+        ] {
+            let l = lead(file, 260);
+            assert_eq!(l.headline, None, "{l:?}");
+            assert!(!l.summary.is_empty());
+        }
     }
 
     #[test]

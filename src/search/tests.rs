@@ -163,3 +163,173 @@ async fn a_missing_or_stale_index_catches_up_by_itself() {
     assert_eq!(search.status().documents, 3);
     assert!(tasks.shutdown(std::time::Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn phrases_filter_exclude_and_rank_with_words_and_dates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let search = Search::open(Arc::clone(&store));
+    let publisher = Publisher::new(Arc::clone(&store)).with(Arc::new(search.clone()));
+    let texts = [
+        "Lạm phát Mỹ hạ nhiệt, Fed giữ lãi suất.",
+        "Fed nói lạm phát còn cao; lãi suất chưa giảm.",
+        "Tham lam quay lại, các dự án phát triển; Fed im lặng.",
+        "Lạm phát và phát hành stablecoin.",
+        "Lãi suất cao làm phát sinh chi phí vay.",
+    ];
+    // Several segments: phrase sets are kept per segment.
+    for (i, text) in texts.iter().enumerate() {
+        let id = i as u64 + 1;
+        let at = format!("2026-11-0{id}T08:00:00Z");
+        publisher
+            .publish(Batch::of(vec![report(id, &at, text, None)]))
+            .expect("publish");
+    }
+    let tasks = Background::new();
+    search.start(&tasks);
+    search.settled().await;
+    let ranked = |text: &str| -> Vec<(u64, bool)> {
+        search
+            .search(&q(text))
+            .expect("search")
+            .hits
+            .iter()
+            .map(|h| (h.id, h.apart))
+            .collect()
+    };
+    // Quoted, with another word: only the phrase, and the word anywhere.
+    assert_eq!(
+        ids(&search.search(&q("\"lạm phát\" fed")).expect("search")),
+        vec![1, 2]
+    );
+    // Left out: a phrase, a word.
+    assert_eq!(
+        ids(&search.search(&q("lam phat -\"lai suat\"")).expect("search")),
+        vec![3, 4]
+    );
+    assert_eq!(
+        ids(&search.search(&q("lãi suất -fed")).expect("search")),
+        vec![5]
+    );
+    // Together first, in each tier by score; apart after.
+    let tiers = ranked("lam phat");
+    assert_eq!(tiers.len(), 5);
+    assert!(tiers[..4].iter().all(|(_, apart)| !apart), "{tiers:?}");
+    assert_eq!(tiers[4], (3, true));
+    // Two groups: every group together ranks first.
+    let two = ranked("lạm phát, lãi suất");
+    assert_eq!(two.iter().filter(|(_, apart)| !apart).count(), 2, "{two:?}");
+    // A date range with a quoted phrase and a phrase left out.
+    let mut dated = q("\"lam phat\" -\"phat hanh\"");
+    dated.from = Some("2026-11-02T00:00:00Z".parse().expect("date"));
+    assert_eq!(ids(&search.search(&dated).expect("search")), vec![2, 5]);
+    // Paging over both tiers gives every hit once.
+    let all: usize = (1..=2)
+        .map(|page| {
+            let mut p = q("lam phat");
+            p.page = page;
+            search.search(&p).expect("search").hits.len()
+        })
+        .sum();
+    assert_eq!(all, 5);
+    assert!(tasks.shutdown(std::time::Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn an_index_of_an_earlier_release_is_removed_and_built_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    Publisher::new(Arc::clone(&store))
+        .publish(Batch::of(vec![report(
+            1,
+            "2026-11-01T08:00:00Z",
+            "Lạm phát hạ nhiệt.",
+            None,
+        )]))
+        .expect("publish");
+    // What search-v2 left: folded words only, no accented forms.
+    let old = dir.path().join("search-v2");
+    std::fs::create_dir_all(&old).expect("old dir");
+    std::fs::write(old.join("meta.json"), b"{}").expect("old file");
+    let search = Search::open(Arc::clone(&store));
+    assert!(!old.exists(), "the earlier index is removed");
+    assert!(dir.path().join(DIR_NAME).exists());
+    let tasks = Background::new();
+    search.start(&tasks);
+    search.settled().await;
+    assert_eq!(
+        ids(&search.search(&q("lạm phát")).expect("search")),
+        vec![1]
+    );
+    assert!(tasks.shutdown(std::time::Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn reports_holding_part_of_a_group_together_rank_above_those_holding_none() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let search = Search::open(Arc::clone(&store));
+    let publisher = Publisher::new(Arc::clone(&store)).with(Arc::new(search.clone()));
+    let mut reports = Vec::new();
+    // 1-12: the group together; 13-15: "dòng tiền" together, ETF elsewhere; 16-18: all apart
+    // (and repeated, so that their own score is higher).
+    for id in 1..=18u64 {
+        let text = match id {
+            1..=12 => "Dòng tiền ETF quay lại thị trường.".to_owned(),
+            13..=15 => "Dòng tiền rút khỏi thị trường; quỹ ETF đứng ngoài.".to_owned(),
+            _ => "Tiền vào quỹ ETF, dòng chảy ổn định. ".repeat(3),
+        };
+        let at = format!("2026-11-{:02}T08:00:00Z", id);
+        reports.push(report(id, &at, &text, None));
+    }
+    publisher.publish(Batch::of(reports)).expect("publish");
+    let tasks = Background::new();
+    search.start(&tasks);
+    search.settled().await;
+    let page = |n: usize| {
+        let mut p = q("dòng tiền ETF");
+        p.page = n;
+        search.search(&p).expect("search")
+    };
+    let first = page(1);
+    assert_eq!(first.total, 18);
+    assert!(
+        first.hits.iter().all(|h| !h.apart && h.id <= 12),
+        "{:?}",
+        ids(&first)
+    );
+    let second: Vec<(u64, bool)> = page(2).hits.iter().map(|h| (h.id, h.apart)).collect();
+    assert_eq!(second.len(), 8);
+    assert!(
+        second[..2].iter().all(|(id, apart)| *id <= 12 && !apart),
+        "{second:?}"
+    );
+    let apart: Vec<u64> = second[2..].iter().map(|(id, _)| *id).collect();
+    assert!(
+        apart[..3].iter().all(|id| (13..=15).contains(id)),
+        "{apart:?}"
+    );
+    assert!(apart[3..].iter().all(|id| *id >= 16), "{apart:?}");
+    // Dates leave fewer reports holding the group together than a page: the pairs still rank.
+    let mut dated = q("dòng tiền ETF");
+    dated.from = Some("2026-11-09T00:00:00Z".parse().expect("date"));
+    let dated: Vec<(u64, bool)> = search
+        .search(&dated)
+        .expect("search")
+        .hits
+        .iter()
+        .map(|h| (h.id, h.apart))
+        .collect();
+    assert_eq!(dated.len(), 10);
+    assert!(
+        dated[..4]
+            .iter()
+            .all(|(id, apart)| (9..=12).contains(id) && !apart),
+        "{dated:?}"
+    );
+    assert!(
+        dated[4..7].iter().all(|(id, _)| (13..=15).contains(id)),
+        "{dated:?}"
+    );
+    assert!(tasks.shutdown(std::time::Duration::from_secs(5)).await);
+}

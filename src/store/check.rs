@@ -15,7 +15,7 @@ use super::codec::decode_report;
 use super::{
     BY_TIME, CACHE, HISTORY, MARKET, META, PAGE_CACHE_BYTES, REPORTS, Result, SCHEMA_KEY,
     SCHEMA_VERSION, Store, StoreError, db_err, decode_version, load_dictionary, open_err,
-    refuse_empty_or_foreign,
+    refuse_empty_or_foreign, written_by,
 };
 
 /// What `check` found.
@@ -95,10 +95,7 @@ fn check_unguarded(path: &Path, repair: bool) -> Result<CheckSummary> {
 fn verify(db: &ReadOnlyDatabase, path: &Path) -> Result<CheckSummary> {
     let tx = db.begin_read().map_err(db_err)?;
     let meta = tx.open_table(META).map_err(db_err)?;
-    let schema_version = meta
-        .get(SCHEMA_KEY)
-        .map_err(db_err)?
-        .map_or(0, |v| decode_version(v.value()));
+    let schema_version = stored_schema(&meta)?;
     if schema_version == 1 {
         return Err(StoreError::NeedsUpgrade(path.to_owned()));
     }
@@ -107,6 +104,7 @@ fn verify(db: &ReadOnlyDatabase, path: &Path) -> Result<CheckSummary> {
             path: path.to_owned(),
             found: schema_version,
             expected: SCHEMA_VERSION,
+            written_by: written_by(&meta)?,
         });
     }
     let mut summary = CheckSummary {
@@ -187,6 +185,66 @@ fn verify(db: &ReadOnlyDatabase, path: &Path) -> Result<CheckSummary> {
     summary.market_fields = count(tx.open_table(MARKET).map_err(db_err)?.len());
     summary.history_points = count(tx.open_table(HISTORY).map_err(db_err)?.len());
     Ok(summary)
+}
+
+/// What a store is, learnt without changing it (`doctor`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inspection {
+    Missing,
+    /// Left by a killed process: readable once the next writable open has repaired it (not
+    /// damage).
+    Unclean,
+    Found {
+        schema: u32,
+        /// Counted when the schema is this release's.
+        reports: Option<u64>,
+        written_by: Option<String>,
+    },
+}
+
+/// Reads the schema, the last writer and the report count of the store at `path`, read-only:
+/// `Locked` while another process holds it, `Empty`/`Foreign` for what is not a store.
+pub fn inspect(path: &Path) -> Result<Inspection> {
+    if !path.exists() {
+        return Ok(Inspection::Missing);
+    }
+    refuse_empty_or_foreign(path)?;
+    guarded(|| {
+        let db = match Database::builder()
+            .set_cache_size(PAGE_CACHE_BYTES)
+            .open_read_only(path)
+        {
+            Ok(db) => db,
+            Err(redb::DatabaseError::RepairAborted) => return Ok(Inspection::Unclean),
+            Err(e) => return Err(open_err(e, path)),
+        };
+        let tx = db.begin_read().map_err(db_err)?;
+        let meta = tx.open_table(META).map_err(db_err)?;
+        let schema = stored_schema(&meta)?;
+        let reports = if schema == SCHEMA_VERSION {
+            Some(
+                tx.open_table(REPORTS)
+                    .map_err(db_err)?
+                    .len()
+                    .map_err(db_err)?,
+            )
+        } else {
+            None
+        };
+        Ok(Inspection::Found {
+            schema,
+            reports,
+            written_by: written_by(&meta)?,
+        })
+    })
+}
+
+/// The schema version `meta` records (0 when none).
+fn stored_schema(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Result<u32> {
+    Ok(meta
+        .get(SCHEMA_KEY)
+        .map_err(db_err)?
+        .map_or(0, |v| decode_version(v.value())))
 }
 
 thread_local! {

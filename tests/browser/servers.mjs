@@ -107,3 +107,22 @@ export async function openPage(browser, problems, options = {}, waitMs = 10_000)
   page.on('pageerror', (e) => problems.push(`pageerror on ${page.url()}: ${e.message}`));
   return { context, page };
 }
+
+// Bounds a suite: after `ms` it kills the servers it started and exits; when node exits for
+// any reason, no server it started outlives it. Returns the timer, for `after` to clear.
+export function bound(name, servers, ms) {
+  const watchdog = setTimeout(() => {
+    console.error(`${name} suite exceeded ${ms / 1000} s; giving up`);
+    for (const s of servers) if (alive(s.proc)) s.proc.kill('SIGKILL');
+    process.exit(1);
+  }, ms);
+  watchdog.unref();
+  process.on('exit', () => {
+    for (const s of servers) {
+      if (alive(s.proc)) {
+        try { process.kill(s.proc.pid, 'SIGKILL'); } catch { /* gone */ }
+      }
+    }
+  });
+  return watchdog;
+}

@@ -54,6 +54,9 @@ struct FakeState {
     once: HashMap<String, VecDeque<Fault>>,
     sticky: HashMap<String, Fault>,
     fixture: HashMap<String, &'static str>,
+    /// Seconds added to the clock of every `Date` header sent (a provider whose clock, or
+    /// ours, is off).
+    clock_offset: Option<i64>,
     /// Requests per key whose handler is running now, and the most ever seen at once.
     in_flight: HashMap<String, usize>,
     most_in_flight: HashMap<String, usize>,
@@ -217,7 +220,25 @@ async fn serve_fake(State(fake): State<Fake>, req: Request) -> Response {
     }
 }
 
+/// The `Date` header of the fake's clock, when it was set off.
+async fn dated(State(fake): State<Fake>, mut response: Response) -> Response {
+    let offset = fake.st().clock_offset;
+    if let Some(secs) = offset {
+        let at = chrono::Utc::now() + chrono::Duration::seconds(secs);
+        let value = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(v) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(header::DATE, v);
+        }
+    }
+    response
+}
+
 impl Fake {
+    /// Sends every `Date` header `secs` off the real time.
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.st().clock_offset = Some(secs);
+    }
+
     pub async fn start() -> Fake {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -226,7 +247,13 @@ impl Fake {
             addr: listener.local_addr().expect("addr"),
             state: Arc::default(),
         };
-        let app = Router::new().fallback(serve_fake).with_state(fake.clone());
+        let app = Router::new()
+            .fallback(serve_fake)
+            .layer(axum::middleware::map_response_with_state(
+                fake.clone(),
+                dated,
+            ))
+            .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

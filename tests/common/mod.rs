@@ -35,6 +35,39 @@ pub fn report(id: u64, created_at: &str) -> Report {
     }
 }
 
+/// The reports of a fixture folder under `tests/fixtures/`, laid out like `data/samples/`
+/// (a folder per report with `meta.json`, `vi.html`, and optionally `en.html`, `style.css`,
+/// `report.js`), in id order.
+pub fn fixture_reports(name: &str) -> Vec<Report> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let mut reports: Vec<Report> = std::fs::read_dir(&root)
+        .expect("fixture folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .map(|dir| {
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+            let meta: serde_json::Value =
+                serde_json::from_str(&read("meta.json").expect("meta.json")).expect("meta");
+            Report {
+                id: meta["id"].as_u64().expect("id"),
+                html_content: read("vi.html").expect("vi.html"),
+                css_content: read("style.css"),
+                js_content: read("report.js"),
+                html_content_en: read("en.html"),
+                js_content_en: None,
+                created_at: crypto_report::import::parse_created_at(
+                    meta["created_at"].as_str().expect("created_at"),
+                )
+                .expect("date"),
+            }
+        })
+        .collect();
+    reports.sort_by_key(|r| r.id);
+    reports
+}
+
 pub struct TestApp {
     pub state: AppState,
     _dir: tempfile::TempDir,
@@ -171,4 +204,22 @@ impl Reply {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("json body")
     }
+}
+
+/// Marks the store at `path` as written by a later release with a newer schema, as that
+/// release would (a test stands in for a program this one does not know).
+pub fn from_a_newer_release(path: &std::path::Path, release: &str) {
+    use redb::TableDefinition;
+    const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+    let db = redb::Database::create(path).expect("open");
+    let tx = db.begin_write().expect("tx");
+    {
+        let mut meta = tx.open_table(META).expect("meta");
+        let newer = crypto_report::store::SCHEMA_VERSION + 1;
+        meta.insert("schema_version", newer.to_le_bytes().as_slice())
+            .expect("schema");
+        meta.insert("written_by", release.as_bytes())
+            .expect("writer");
+    }
+    tx.commit().expect("commit");
 }

@@ -7,7 +7,29 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_crypto-report");
+/// The program under test: `CR_BIN` when set (CI runs the real-process tests against the
+/// release artifact), else this build's binary.
+pub fn bin() -> String {
+    std::env::var("CR_BIN")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_crypto-report").to_owned())
+}
+/// `bin()` with `args`, as an unprivileged user (nobody, through util-linux's `setpriv`) when
+/// the tests run as root: what a service's user may and may not do, even in CI.
+pub fn unprivileged(args: &[&str]) -> Command {
+    let mut command = if rustix::process::geteuid().is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(bin());
+        c
+    } else {
+        Command::new(bin())
+    };
+    command.args(args).current_dir("/");
+    command
+}
+
 /// Where the market providers are unless a test says otherwise: nowhere (tests never reach
 /// the internet).
 pub const NOWHERE: &str = "http://127.0.0.1:9";
@@ -30,7 +52,7 @@ impl Instance {
     /// `serve --listen 127.0.0.1:0` on `data_dir` with `args`; `env` overrides the defaults
     /// (providers nowhere, `RUST_LOG=info`).
     pub fn start(data_dir: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> Instance {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin());
         command
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
@@ -89,6 +111,21 @@ impl Instance {
     /// Everything logged since the last call.
     pub fn logged(&self) -> String {
         self.logs.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// SIGTERM, then waits (at most 30 s) for a clean stop; true when it exited with 0.
+    pub fn stop(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// SIGKILL.
