@@ -765,6 +765,9 @@ async fn nothing_is_made_up() {
             "partial_failure",
             "demo",
             "btc_sparkline",
+            // Configuration, not market data: the refresh period and the sources without a key.
+            "refresh_seconds",
+            "unconfigured",
         ];
         if !allowed_non_null.contains(&k.as_str()) {
             assert!(v.is_null(), "{k} = {v}");
@@ -790,6 +793,7 @@ async fn nothing_is_made_up() {
             .all(Value::is_null)
     );
     assert_eq!(s["btc_sparkline"], serde_json::json!([]));
+    assert!(s["refresh_seconds"].as_f64().is_some_and(|r| r > 0.0));
     assert_eq!(s["partial_failure"], true);
     let h = run.market.health();
     let err = h["groups"]["prices"]["errors"][0].as_str().unwrap_or("");
