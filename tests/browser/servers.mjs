@@ -61,21 +61,9 @@ export function processes(bin, prefix) {
   let timer = null;
 
   // A suite that outlives `ms` kills its servers and exits; on exit, however it comes, no
-  // server it started is left running.
+  // server it started is left running (`bound` below, with the timer kept for `finish`).
   function guard(name, ms) {
-    timer = setTimeout(() => {
-      console.error(`${name} suite exceeded ${ms / 1000} s; giving up`);
-      for (const s of servers) if (alive(s.proc)) s.proc.kill('SIGKILL');
-      process.exit(1);
-    }, ms);
-    timer.unref();
-    process.on('exit', () => {
-      for (const s of servers) {
-        if (alive(s.proc)) {
-          try { process.kill(s.proc.pid, 'SIGKILL'); } catch { /* gone */ }
-        }
-      }
-    });
+    timer = bound(name, servers, ms);
   }
 
   // The suite's end: its browser (bounded), its servers, `others` (loopback fakes with a
