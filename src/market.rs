@@ -145,6 +145,16 @@ impl Market {
                     .tasks
                     .spawn("market poll", move |stop| poll(poller, group, every, stop));
             }
+            let filler = Arc::clone(&inner);
+            inner.tasks.spawn("sparkline backfill", |stop| async move {
+                let Feed::Live(live) = &filler.feed else {
+                    return;
+                };
+                tokio::select! {
+                    () = live.backfill() => filler.publish(),
+                    () = stop.cancelled() => {}
+                }
+            });
         });
         market
     }
@@ -385,20 +395,27 @@ impl Inner {
 
     /// Rebuilds the snapshot from the feed and sends it if anything changed.
     fn publish(&self) {
-        let (values, btc_sparkline, demo) = match &self.feed {
+        let (values, btc_sparkline, demo, refresh) = match &self.feed {
             Feed::Idle | Feed::Elected(_) => return,
-            Feed::Live(live) => (live.values(), live.sparkline(), false),
+            Feed::Live(live) => (
+                live.values(),
+                live.sparkline(),
+                false,
+                live.config.cadence.prices,
+            ),
             Feed::Demo(walk) => {
                 let walk = lock(walk);
                 let now = Utc::now();
                 let spark = snapshot::downsample(walk.history(), 15 * 60 * 1000);
-                (walk.book(now), spark, true)
+                // The demo's tick is its refresh period.
+                (walk.book(now), spark, true, self.min_refresh)
             }
         };
         let next = Snapshot {
             values,
             btc_sparkline,
             demo,
+            refresh_ms: u64::try_from(refresh.as_millis()).unwrap_or(u64::MAX),
             ..Snapshot::default()
         };
         self.replace(next, Utc::now().timestamp_millis());

@@ -224,10 +224,20 @@ async fn report_response(
         };
         let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
         let neighbours = st.store.neighbours(&report)?;
+        // Their headlines label the links; a damaged neighbour is linked by its date alone.
+        let load = |r: Option<crate::store::ReportRef>| -> Result<_, AppError> {
+            let Some(r) = r else { return Ok(None) };
+            match st.store.report(r.id) {
+                Ok(found) => Ok(Some((r, found))),
+                Err(e) if crate::store::Store::is_record_damage(&e) => Ok(Some((r, None))),
+                Err(e) => Err(e.into()),
+            }
+        };
+        let (prev, next) = (load(neighbours.0)?, load(neighbours.1)?);
         let at = crate::since::at_publication(&st.store, report.id, report.created_at)?;
         let html = st
             .renderer
-            .report_page(lang, &path, &report, neighbours, &at)?;
+            .report_page(lang, &path, &report, (prev, next), &at)?;
         let mut deps = vec![report.id];
         deps.extend(
             [neighbours.0, neighbours.1]
