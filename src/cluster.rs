@@ -20,18 +20,25 @@ use serde_json::json;
 
 use self::bus::{BusStats, Message};
 use self::lease::{Held, LEASE_TICK, LEASE_TTL, Lease};
-use crate::cache::l2::{L2, Strategy};
+use crate::cache::PageCache;
+use crate::cache::l2::L2;
 use crate::cache::redis_tier::RedisTier;
+use crate::error::AppError;
+use crate::lock::lock;
 use crate::market::snapshot::SnapshotWire;
 use crate::redis_conn::Redis;
 use crate::reports::publish::{NewReport, Published, Subscriber};
 use crate::secret::Secret;
-use crate::state::AppState;
+use crate::store::Store;
+use crate::tasks::Background;
 
 /// Report ids announced lately, so that one is not announced twice.
 const RECENT_ANNOUNCEMENTS: usize = 256;
-/// The L2 key of the latest market snapshot, read by an instance that starts following.
+/// The Redis key (under the deployment's prefix) of the latest market snapshot, read by an
+/// instance that starts following. Not a cache entry: clearing the page cache leaves it.
 const SNAPSHOT_KEY: &str = "market:snapshot";
+/// How long the latest snapshot is kept after its holder stops sending.
+const SNAPSHOT_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 /// This instance's part in polling the market.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +53,8 @@ enum Role {
 
 struct Inner {
     redis: Arc<Redis>,
+    /// The shared second cache tier: one, so that its counters are the tier's.
+    l2: Arc<RedisTier>,
     /// Random per process: tells this instance's bus messages from the others'.
     id: u64,
     /// `host:pid`, for people reading `/health`.
@@ -60,13 +69,21 @@ struct Inner {
     started: DateTime<Utc>,
 }
 
+/// What the cluster acts on in this instance: the page cache that other instances'
+/// invalidations reach, the market it leads or follows, the hub that announces reports, and
+/// the store that says which announced reports are here. Narrow on purpose: the cluster is
+/// part of the app, not a holder of it.
+#[derive(Clone)]
+pub struct Parts {
+    pub store: Arc<Store>,
+    pub pages: Arc<PageCache<AppError>>,
+    pub market: crate::market::Market,
+    pub live: crate::live::Hub,
+}
+
 /// Handle to the instance's place among the others; cheap to clone.
 #[derive(Clone)]
 pub struct Cluster(Arc<Inner>);
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 impl Cluster {
     /// Joins the deployment `prefix` on the Redis at `url`. Connects lazily: a Redis that is
@@ -79,6 +96,7 @@ impl Cluster {
         Ok(Cluster(Arc::new(Inner {
             channel: redis.key("bus"),
             lease: Lease::new(&redis, "market"),
+            l2: Arc::new(RedisTier::new(Arc::clone(&redis))),
             redis,
             id: rand::random(),
             name: format!("{host}:{}", std::process::id()),
@@ -92,15 +110,15 @@ impl Cluster {
 
     /// The shared second cache tier.
     pub fn l2(&self) -> Arc<dyn L2> {
-        Arc::new(RedisTier::new(Arc::clone(&self.0.redis)))
+        Arc::clone(&self.0.l2) as Arc<dyn L2>
     }
 
-    /// Starts the bus listener, the lease and the snapshot relay in `state`'s task scope.
-    /// `state` must already hold this cluster and an elected market.
-    pub fn start(&self, state: &AppState) {
+    /// Starts the bus listener, the lease and the snapshot relay in `tasks`. `parts.market`
+    /// must be an elected market.
+    pub fn start(&self, parts: &Parts, tasks: &Background) {
         let listener = self.clone();
-        let st = state.clone();
-        state.background().spawn("cluster bus", |stop| async move {
+        let st = parts.clone();
+        tasks.spawn("cluster bus", |stop| async move {
             let inner = Arc::clone(&listener.0);
             bus::listen(
                 &inner.redis,
@@ -115,13 +133,13 @@ impl Cluster {
             .await;
         });
         let leaser = self.clone();
-        let st = state.clone();
-        state.background().spawn("market lease", |stop| async move {
+        let st = parts.clone();
+        tasks.spawn("market lease", |stop| async move {
             leaser.lease_loop(&st, stop).await
         });
         let relayer = self.clone();
-        let st = state.clone();
-        state.background().spawn("market relay", |stop| async move {
+        let st = parts.clone();
+        tasks.spawn("market relay", |stop| async move {
             relayer.relay_loop(&st, stop).await
         });
     }
@@ -154,7 +172,7 @@ impl Cluster {
         true
     }
 
-    fn received(&self, state: &AppState, message: Message) {
+    fn received(&self, state: &Parts, message: Message) {
         match message {
             Message::Invalidate { affected } => state.pages.invalidate(&affected),
             Message::Clear => state.pages.clear(),
@@ -220,7 +238,7 @@ impl Cluster {
 
     /// Shows the snapshot of the holder of `fence` (and stops polling if this instance
     /// thought it held the lease: someone took it after ours lapsed).
-    fn take_snapshot(&self, state: &AppState, fence: u64, snapshot: &crate::market::Snapshot) {
+    fn take_snapshot(&self, state: &Parts, fence: u64, snapshot: &crate::market::Snapshot) {
         {
             let mut seen = lock(&self.0.fence_seen);
             if fence < *seen {
@@ -246,7 +264,7 @@ impl Cluster {
 
     /// Announces the reports of another instance that this store holds (the rest are
     /// announced by this instance's own sync when it imports them).
-    async fn announce_held(&self, state: &AppState, reports: Vec<NewReport>) {
+    async fn announce_held(&self, state: &Parts, reports: Vec<NewReport>) {
         for r in reports {
             let id = r.id;
             let held = state
@@ -260,11 +278,15 @@ impl Cluster {
         }
     }
 
-    async fn lease_loop(&self, state: &AppState, stop: tokio_util::sync::CancellationToken) {
+    async fn lease_loop(&self, state: &Parts, stop: tokio_util::sync::CancellationToken) {
         let inner = &self.0;
         let me = format!("{}:{:x}", inner.name, inner.id);
         // A new follower shows the last shared snapshot at once.
-        if let Ok(Some(bytes)) = self.l2().get(SNAPSHOT_KEY).await
+        let key = inner.redis.key(SNAPSHOT_KEY);
+        if let Ok(Some(bytes)) = inner
+            .redis
+            .cmd::<Option<Vec<u8>>>(redis::cmd("GET").arg(&key))
+            .await
             && let Ok(wire) = postcard::from_bytes::<SnapshotWire>(&bytes)
             && let Some(snapshot) = self.believable(wire)
         {
@@ -333,9 +355,9 @@ impl Cluster {
 
     /// While this instance leads, sends every new snapshot to the others (and to L2, for
     /// instances that start later).
-    async fn relay_loop(&self, state: &AppState, stop: tokio_util::sync::CancellationToken) {
+    async fn relay_loop(&self, state: &Parts, stop: tokio_util::sync::CancellationToken) {
         let mut snapshots = state.market.subscribe();
-        let l2 = self.l2();
+        let key = self.0.redis.key(SNAPSHOT_KEY);
         loop {
             tokio::select! {
                 changed = snapshots.changed() => if changed.is_err() { break },
@@ -349,9 +371,13 @@ impl Cluster {
             let snapshot = snapshots.borrow_and_update().clone();
             let wire = SnapshotWire::from(&*snapshot);
             if let Ok(bytes) = postcard::to_allocvec(&wire) {
-                let _ = l2
-                    .put(SNAPSHOT_KEY, bytes, Strategy::ShortTerm.ttl(), &[])
-                    .await;
+                let set = redis::cmd("SET")
+                    .arg(&key)
+                    .arg(bytes)
+                    .arg("PX")
+                    .arg(SNAPSHOT_TTL.as_millis() as u64)
+                    .clone();
+                let _ = self.0.redis.cmd::<()>(&set).await;
             }
             self.broadcast(Message::Market {
                 fence,

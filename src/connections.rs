@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::lock::lock;
 use axum::http;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
@@ -242,10 +243,6 @@ impl Drop for InFlight {
         self.conn.idle_since.store(now, Ordering::Release);
         self.conn.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A service future that holds its request's [`InFlight`] until the response head is ready,

@@ -110,6 +110,30 @@ pub fn format_date(at: DateTime<Utc>, lang: Lang) -> String {
     }
 }
 
+/// How long before `now` something happened, in whole units, as `Intl.RelativeTimeFormat`
+/// writes it with `numeric: "always"` (the page script refreshes it with that):
+/// "15 ngày trước" / "15 days ago", "16 tháng trước" / "16 months ago".
+pub fn format_age(at: DateTime<Utc>, now: DateTime<Utc>, lang: Lang) -> String {
+    let minutes = (now - at).num_minutes().max(0);
+    let days = minutes / (24 * 60);
+    let (n, vi, en) = if minutes < 60 {
+        (minutes.max(1), "phút", "minute")
+    } else if minutes < 24 * 60 {
+        (minutes / 60, "giờ", "hour")
+    } else if days < 45 {
+        (days, "ngày", "day")
+    } else if days < 730 {
+        ((days as f64 / 30.44) as i64, "tháng", "month")
+    } else {
+        ((days as f64 / 365.25) as i64, "năm", "year")
+    };
+    match lang {
+        Lang::Vi => format!("{n} {vi} trước"),
+        Lang::En if n == 1 => format!("1 {en} ago"),
+        Lang::En => format!("{n} {en}s ago"),
+    }
+}
+
 /// Date and time with the zone label: "20/11/2026 15:00 (UTC+7)" / "Nov 20, 2026, 15:00 (UTC+7)".
 pub fn format_datetime(at: DateTime<Utc>, lang: Lang) -> String {
     let t = at.with_timezone(&local_offset());
@@ -266,6 +290,11 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ("since_unknown", "không rõ", "unknown"),
     ("since_points", "điểm", "pts"),
     (
+        "since_none",
+        "không rõ lúc xuất bản.",
+        "not known at publication.",
+    ),
+    (
         "since_foot",
         "Giá trị lúc xuất bản được ghi lại khi báo cáo ra đời, hoặc lấy từ lịch sử của nhà cung cấp (đầu ngày, giờ UTC); giá trị hiện tại cập nhật trực tiếp. Không có số nào được ước đoán.",
         "Values at publication were recorded as the report came out, or come from the providers' daily history (start of the UTC day); the current values are live. No number is estimated.",
@@ -375,6 +404,22 @@ mod tests {
         assert_eq!(format_date(at, Lang::En), "November 21, 2026");
         assert_eq!(format_datetime(at, Lang::Vi), "21/11/2026 03:30 (UTC+7)");
         assert_eq!(format_datetime(at, Lang::En), "Nov 21, 2026, 03:30 (UTC+7)");
+    }
+
+    #[test]
+    fn ages_in_whole_units() {
+        let now: DateTime<Utc> = "2026-12-06T12:00:00Z".parse().expect("valid");
+        for (at, lang, want) in [
+            ("2026-12-06T11:59:50Z", Lang::En, "1 minute ago"),
+            ("2026-12-06T09:00:00Z", Lang::Vi, "3 giờ trước"),
+            ("2026-11-21T08:00:00Z", Lang::En, "15 days ago"),
+            ("2025-08-01T08:00:00Z", Lang::En, "16 months ago"),
+            ("2025-08-01T08:00:00Z", Lang::Vi, "16 tháng trước"),
+            ("2023-12-01T08:00:00Z", Lang::En, "3 years ago"),
+        ] {
+            let at: DateTime<Utc> = at.parse().expect("valid");
+            assert_eq!(format_age(at, now, lang), want);
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod error;
 pub mod i18n;
 pub mod import;
 pub mod live;
+mod lock;
 pub mod market;
 pub mod metrics;
 pub mod pages;

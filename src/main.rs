@@ -200,7 +200,7 @@ fn join_cluster(
         .with_l2(cluster.l2())
         .with_market(elected)
         .with_cluster(cluster.clone());
-    cluster.start(&state);
+    cluster.start(&state.cluster_parts(), state.background());
     Ok(state)
 }
 

@@ -26,7 +26,7 @@ pub mod snapshot;
 pub mod taapi;
 pub mod trust;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -40,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::config::Config;
 use self::refresher::Live;
 pub use self::snapshot::{Coin, Group, Index, Snapshot};
+use crate::lock::lock;
 use crate::store::Store;
 use crate::tasks::Background;
 
@@ -49,10 +50,6 @@ pub const DEMO_SEED: u64 = 0x00C0_FFEE;
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Run = Shared<BoxFuture<'static, ()>>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What a call to [`Market::refresh`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +145,16 @@ impl Market {
                     .tasks
                     .spawn("market poll", move |stop| poll(poller, group, every, stop));
             }
+            let filler = Arc::clone(&inner);
+            inner.tasks.spawn("sparkline backfill", |stop| async move {
+                let Feed::Live(live) = &filler.feed else {
+                    return;
+                };
+                tokio::select! {
+                    () = live.backfill() => filler.publish(),
+                    () = stop.cancelled() => {}
+                }
+            });
         });
         market
     }
@@ -388,20 +395,27 @@ impl Inner {
 
     /// Rebuilds the snapshot from the feed and sends it if anything changed.
     fn publish(&self) {
-        let (values, btc_sparkline, demo) = match &self.feed {
+        let (values, btc_sparkline, demo, refresh) = match &self.feed {
             Feed::Idle | Feed::Elected(_) => return,
-            Feed::Live(live) => (live.values(), live.sparkline(), false),
+            Feed::Live(live) => (
+                live.values(),
+                live.sparkline(),
+                false,
+                live.config.cadence.prices,
+            ),
             Feed::Demo(walk) => {
                 let walk = lock(walk);
                 let now = Utc::now();
                 let spark = snapshot::downsample(walk.history(), 15 * 60 * 1000);
-                (walk.book(now), spark, true)
+                // The demo's tick is its refresh period.
+                (walk.book(now), spark, true, self.min_refresh)
             }
         };
         let next = Snapshot {
             values,
             btc_sparkline,
             demo,
+            refresh_ms: u64::try_from(refresh.as_millis()).unwrap_or(u64::MAX),
             ..Snapshot::default()
         };
         self.replace(next, Utc::now().timestamp_millis());

@@ -104,9 +104,15 @@ pub(crate) fn parse_id(raw: &str) -> Result<u64, AppError> {
 /// `page` from the query: absent means 1; anything but a positive integer is a 400, and one
 /// past the end (however large) a 404.
 pub fn parse_page(query: Option<&str>) -> Result<u64, AppError> {
-    match query_param(query, "page").map(str::trim) {
-        None | Some("") => Ok(1),
-        Some(p) => match positive(p) {
+    page_number(query_param(query, "page").unwrap_or(""))
+}
+
+/// A page number as every route reads it: none is page 1; digits only, not zero (`+2`, `2.0`
+/// and `0` are a 400); a number too large for any page is a 404.
+pub(crate) fn page_number(raw: &str) -> Result<u64, AppError> {
+    match raw.trim() {
+        "" => Ok(1),
+        p => match positive(p) {
             Ok(Some(n)) => Ok(n),
             Ok(None) => Err(AppError::NotFound),
             Err(()) => Err(AppError::bad_request("page must be a positive integer")),
@@ -218,10 +224,20 @@ async fn report_response(
         };
         let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
         let neighbours = st.store.neighbours(&report)?;
+        // Their headlines label the links; a damaged neighbour is linked by its date alone.
+        let load = |r: Option<crate::store::ReportRef>| -> Result<_, AppError> {
+            let Some(r) = r else { return Ok(None) };
+            match st.store.report(r.id) {
+                Ok(found) => Ok(Some((r, found))),
+                Err(e) if crate::store::Store::is_record_damage(&e) => Ok(Some((r, None))),
+                Err(e) => Err(e.into()),
+            }
+        };
+        let (prev, next) = (load(neighbours.0)?, load(neighbours.1)?);
         let at = crate::since::at_publication(&st.store, report.id, report.created_at)?;
         let html = st
             .renderer
-            .report_page(lang, &path, &report, neighbours, &at)?;
+            .report_page(lang, &path, &report, (prev, next), &at)?;
         let mut deps = vec![report.id];
         deps.extend(
             [neighbours.0, neighbours.1]

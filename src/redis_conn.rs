@@ -11,6 +11,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, FromRedisValue, Pipeline, Script};
 use serde::Serialize;
 
+use crate::lock::lock;
 use crate::secret::Secret;
 
 /// Longest wait for one command: Redis answers in well under a millisecond on a network
@@ -259,10 +260,6 @@ pub async fn server_version(url: &Secret, timeout: Duration) -> Result<(String, 
         .map(|v| v.trim().to_owned())
         .ok_or_else(|| format!("Redis at {at} answered INFO without a redis_version"))?;
     Ok((at, version))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One line for a driver error (its text can span lines; it never holds the password).

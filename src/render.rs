@@ -16,7 +16,7 @@ use crate::store::ReportRef;
 pub mod archive;
 mod fragment;
 mod search;
-mod since;
+pub(crate) mod since;
 
 #[derive(RustEmbed)]
 #[folder = "templates/"]
@@ -92,6 +92,8 @@ pub struct ReportCard {
     pub iso: String,
     pub date: String,
     pub datetime: String,
+    /// How long ago it was published, as of rendering ("15 days ago"); pages refresh it.
+    pub age: String,
     pub rfc2822: String,
     pub sections_vi: Vec<Section>,
     pub sections_en: Vec<Section>,
@@ -127,6 +129,7 @@ impl ReportCard {
             iso: iso(report.created_at),
             date: i18n::format_date(report.created_at, lang),
             datetime: i18n::format_datetime(report.created_at, lang),
+            age: i18n::format_age(report.created_at, Utc::now(), lang),
             rfc2822: report.created_at.to_rfc2822(),
             sections_vi: report.sections(Lang::Vi),
             sections_en: report.sections(Lang::En),
@@ -173,20 +176,45 @@ fn ui(lang: Lang, key: &str) -> &'static str {
     i18n::strings(lang).get(key).copied().unwrap_or_default()
 }
 
-/// A previous/next link.
+/// A previous/next link: where it goes, the report's headline (its date title when the
+/// report cannot be read) and date.
 #[derive(Debug, Serialize)]
 struct Neighbour {
     url: String,
+    title: String,
+    title_vi: String,
+    title_en: String,
+    headline_en: Option<String>,
+    vi_only: bool,
     iso: String,
     date: String,
 }
 
+/// A neighbouring report as the store lists it, and the report itself when it could be read.
+pub type NeighbourReport = (ReportRef, Option<Report>);
+
 impl Neighbour {
-    fn new(r: ReportRef, lang: Lang) -> Self {
+    fn new((at, report): NeighbourReport, lang: Lang) -> Self {
+        let date = |l| i18n::format_date(at.created_at, l);
+        let (title_vi, title_en, headline_en, vi_only) = match &report {
+            Some(r) => {
+                let card = ReportCard::new(r, lang);
+                (card.title_vi, card.title_en, card.headline_en, card.vi_only)
+            }
+            None => (date(Lang::Vi), date(Lang::En), None, false),
+        };
         Neighbour {
-            url: format!("/crypto_report/{}", r.id),
-            iso: iso(r.created_at),
-            date: i18n::format_date(r.created_at, lang),
+            url: format!("/crypto_report/{}", at.id),
+            title: match lang {
+                Lang::Vi => title_vi.clone(),
+                Lang::En => title_en.clone(),
+            },
+            title_vi,
+            title_en,
+            headline_en,
+            vi_only,
+            iso: iso(at.created_at),
+            date: date(lang),
         }
     }
 }
@@ -293,7 +321,13 @@ impl Renderer {
         // Share tags: a page that is not a report shows the site's card.
         ctx.insert("canonical", path);
         ctx.insert("og_type", "website");
-        ctx.insert("og_image", "/card.png");
+        ctx.insert(
+            "og_image",
+            match lang {
+                Lang::Vi => "/card.png",
+                Lang::En => "/card.png?lang=en",
+            },
+        );
         ctx.insert("published_iso", &None::<String>);
         ctx
     }
@@ -336,7 +370,7 @@ impl Renderer {
         lang: Lang,
         path: &str,
         report: &Report,
-        neighbours: (Option<ReportRef>, Option<ReportRef>),
+        neighbours: (Option<NeighbourReport>, Option<NeighbourReport>),
         at_publication: &crate::since::AtPublication,
     ) -> Result<String, RenderError> {
         #[derive(Serialize)]
@@ -387,9 +421,13 @@ impl Renderer {
         ctx.insert("since", &since::Panel::new(at_publication));
         ctx.insert("canonical", &format!("/crypto_report/{}", report.id));
         ctx.insert("og_type", "article");
+        // The card in the page's language.
         ctx.insert(
             "og_image",
-            &format!("/crypto_report/{}/card.png", report.id),
+            &match lang {
+                Lang::Vi => format!("/crypto_report/{}/card.png", report.id),
+                Lang::En => format!("/crypto_report/{}/card.png?lang=en", report.id),
+            },
         );
         ctx.insert("published_iso", &Some(iso(report.created_at)));
         ctx.insert("prev", &neighbours.0.map(|r| Neighbour::new(r, lang)));

@@ -155,6 +155,16 @@ impl AppState {
     }
 
     /// The scope of every background task: `state.background().spawn(name, |stop| ...)`.
+    /// What the cluster acts on in this instance.
+    pub fn cluster_parts(&self) -> crate::cluster::Parts {
+        crate::cluster::Parts {
+            store: Arc::clone(&self.store),
+            pages: Arc::clone(&self.pages),
+            market: self.market.clone(),
+            live: self.live.clone(),
+        }
+    }
+
     pub fn background(&self) -> &Background {
         &self.0.background
     }

@@ -4,6 +4,7 @@
 mod backup;
 mod check;
 mod codec;
+mod damage;
 mod market_at;
 mod migrate;
 mod page_cache;
@@ -17,8 +18,9 @@ use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Deserialize;
 
-pub use self::check::{CheckSummary, Inspection, check, inspect, panic_is_handled};
+pub use self::check::{CheckSummary, Inspection, check, inspect};
 use self::codec::Dictionary;
+pub use self::damage::panic_is_handled;
 pub use self::page_cache::{CACHE_FILE_NAME, PageCacheFile, PageCacheUsage};
 use self::reports::load_dictionary;
 pub use self::reports::{Committed, ReportRef, StoreVersion, UpsertOutcome, digest_term};
@@ -194,14 +196,14 @@ impl Store {
             }
             other => other,
         };
-        let mut db = check::guarded(|| {
+        let mut db = damage::guarded(|| {
             Database::builder()
                 .set_cache_size(PAGE_CACHE_BYTES)
                 .create(path)
                 .map_err(|e| open_err(e, path))
         })
         .map_err(damaged)?;
-        check::guarded(|| drop_legacy_cache(&mut db, path)).map_err(damaged)?;
+        damage::guarded(|| drop_legacy_cache(&mut db, path)).map_err(damaged)?;
         if let Some(dir) = path.parent() {
             backup::remove_stale(if dir.as_os_str().is_empty() {
                 Path::new(".")
@@ -218,7 +220,7 @@ impl Store {
             walk_damage_logged: Default::default(),
             version: Default::default(),
         };
-        check::guarded(|| {
+        damage::guarded(|| {
             store.init_schema()?;
             store.load_digest()?;
             let tx = store.db.begin_read().map_err(db_err)?;

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::import::ImportSummary;
 use crate::import::postgres::Source;
+use crate::lock::lock;
 use crate::reports::Publisher;
 
 /// What one pass did.
@@ -92,10 +93,6 @@ struct Inner {
 #[derive(Clone)]
 pub struct Sync {
     inner: Arc<Inner>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Sync {

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use common::{get, publish, report};
+use common::{get, noisy_report, publish};
 use crypto_report::store::{CACHE_FILE_NAME, FILE_NAME, Store};
 use crypto_report::{AppState, Settings};
 
@@ -29,23 +29,7 @@ async fn distinct_pages_stay_out_of_the_store_and_within_the_tiers_budget() {
     // Reports of some size (their pages carry a summary, the frame their whole text).
     let mut noise = 0x9E37_79B9_7F4A_7C15_u64;
     let reports = (1..=REPORTS)
-        .map(|id| {
-            let mut r = report(id, "2026-01-01T08:00:00Z");
-            r.created_at += chrono::TimeDelta::days(i64::try_from(id).expect("id"));
-            let words: Vec<String> = (0..4000)
-                .map(|_| {
-                    noise ^= noise << 13;
-                    noise ^= noise >> 7;
-                    noise ^= noise << 17;
-                    format!("{:x}", noise & 0xFF_FFFF)
-                })
-                .collect();
-            r.html_content = format!(
-                "<section id=\"a\"><h2>Báo cáo {id}</h2><p>{}</p></section>",
-                words.join(" ")
-            );
-            r
-        })
+        .map(|id| noisy_report(id, 4000, 0xFF_FFFF, &mut noise))
         .collect();
     publish(&state, reports).await;
     let store_before = size(&store_path);

@@ -217,6 +217,37 @@ async fn one_instance_polls_the_others_follow_and_a_killed_holder_is_replaced() 
         .await
         .expect("json");
     assert_eq!(summary["fng_value"], 93, "{summary}");
+    // Clearing the page cache leaves the snapshot a new follower starts from: it is not a page.
+    let snapshot_keys = || async {
+        let client = redis::Client::open(redis.url()).expect("redis url");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*market:snapshot")
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        keys
+    };
+    assert_eq!(
+        snapshot_keys().await.len(),
+        1,
+        "the leader shared its snapshot"
+    );
+    let cleared = client
+        .post(instances[leader].url("/clear-cache"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("clear");
+    assert!(cleared.status().is_success(), "{cleared:?}");
+    assert_eq!(
+        snapshot_keys().await.len(),
+        1,
+        "a cache clear kept the snapshot"
+    );
     let refused = client
         .post(instances[follower].url("/api/crypto/dashboard-summary/refresh"))
         .bearer_auth(ADMIN_TOKEN)
@@ -572,7 +603,7 @@ fn follower_here(redis: &str, fake: &Fake) -> (AppState, Cluster, tempfile::Temp
         .with_l2(cluster.l2())
         .with_market(elected)
         .with_cluster(cluster.clone());
-    cluster.start(&state);
+    cluster.start(&state.cluster_parts(), state.background());
     (state, cluster, dir)
 }
 
@@ -691,4 +722,57 @@ async fn forged_snapshots_on_the_bus_neither_show_nor_silence_the_holder() {
     assert_eq!(cluster.health()["market_role"], "following");
     assert_eq!(calls(&fakes[1]), 0, "the follower never polled");
     let _ = state.background().shutdown(Duration::from_secs(5)).await;
+}
+
+/// Followers try to take the lease every tick; only a take draws a fencing number, so the
+/// counter says how many times the lease changed hands, not how long the followers waited.
+#[tokio::test]
+async fn the_fence_moves_once_per_take_not_once_per_follower_tick() {
+    use crypto_report::cluster::lease::Lease;
+    use crypto_report::redis_conn::Redis;
+    use crypto_report::secret::Secret;
+
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let redis = Redis::new(&Secret::new(server.url()), "fence-test").expect("redis");
+    let lease = Lease::new(&redis, "market");
+    let fence_key = redis.key("lease:market:fence");
+    let held = lease
+        .acquire(&redis, "a")
+        .await
+        .expect("acquire")
+        .expect("nobody held it");
+    for _ in 0..20 {
+        assert_eq!(lease.acquire(&redis, "b").await.expect("acquire"), None);
+    }
+    let fence: u64 = redis
+        .cmd(redis::cmd("GET").arg(&fence_key))
+        .await
+        .expect("fence");
+    assert_eq!(fence, held.fence, "followers moved the fence");
+    assert_eq!(
+        lease.holder_fence(&redis).await.expect("holder"),
+        Some(held.fence)
+    );
+    lease.release(&redis, &held).await.expect("release");
+    let next = lease
+        .acquire(&redis, "b")
+        .await
+        .expect("acquire")
+        .expect("released");
+    assert_eq!(next.fence, held.fence + 1);
+    assert_eq!(next.value, format!("b#{}", next.fence));
+}
+
+/// The app's shared tier and the one the cluster keeps its snapshot in are one tier, with one
+/// set of counters (not a new tier, with counters of its own, per use).
+#[tokio::test]
+async fn the_shared_tier_is_one_tier() {
+    let cluster = crypto_report::cluster::Cluster::new(
+        &crypto_report::secret::Secret::new("redis://127.0.0.1:9/0"),
+        "one-tier",
+    )
+    .expect("cluster");
+    assert!(Arc::ptr_eq(&cluster.l2(), &cluster.l2()));
 }

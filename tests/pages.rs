@@ -753,3 +753,26 @@ async fn a_restart_serves_its_first_pages_from_the_store_tier_without_rendering(
     assert!(r.text().contains("/crypto_report/3"));
     assert_eq!(stats(&state).await["renders"], 1);
 }
+
+/// Lighthouse counts a relative `hreflang` alternate as invalid: every `<link rel="alternate">`
+/// of every kind of page is absolute, on the public URL.
+#[tokio::test]
+async fn every_alternate_link_is_absolute() {
+    let app = TestApp::with_reports(3);
+    for uri in ["/", "/crypto_report/2", "/crypto_reports_list", "/archive"] {
+        let html = app.get(uri).await.text();
+        let links: Vec<&str> = html
+            .split("<link ")
+            .skip(1)
+            .filter(|l| l.starts_with("rel=\"alternate\""))
+            .collect();
+        assert!(links.len() >= 5, "{uri}: {links:?}");
+        for l in links {
+            let href = l.split("href=\"").nth(1).unwrap_or_default();
+            assert!(
+                href.starts_with("https://reports.example/"),
+                "{uri}: relative alternate {l}"
+            );
+        }
+    }
+}

@@ -164,12 +164,23 @@ async fn results_are_paginated_and_bad_input_is_refused() {
     for bad in [
         "/api/search?q=x&page=0",
         "/api/search?q=x&page=abc",
+        // Read as every other route reads a page number.
+        "/api/search?q=x&page=%2B2",
+        "/search?q=x&page=%2B2",
+        "/api/search?q=x&page=2.0",
         "/api/search?q=x&from=2026-13-01",
         "/api/search?q=x&from=2026-11-20&to=2026-11-01",
         "/search?q=x&to=yesterday",
     ] {
         assert_eq!(app.get(bad).await.status, 400, "{bad}");
     }
+    assert_eq!(app.get("/crypto_reports_list?page=%2B2").await.status, 400);
+    assert_eq!(
+        app.get("/api/search?q=x&page=99999999999999999999999")
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]

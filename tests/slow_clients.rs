@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::server::{RunningServer, raw_get};
-use common::{ADMIN_TOKEN, publish, report};
+use common::{ADMIN_TOKEN, noisy_report, publish};
 use crypto_report::secret::Secret;
 use crypto_report::store::{FILE_NAME, Store};
 use crypto_report::{AppState, Settings};
@@ -22,24 +22,7 @@ async fn big_store(settings: Settings) -> (AppState, tempfile::TempDir) {
     let mut noise = 0x2545_F491_4F6C_DD1D_u64;
     for batch in 0..4u64 {
         let reports = (1..=25u64)
-            .map(|n| {
-                let id = batch * 25 + n;
-                let mut r = report(id, "2026-01-01T08:00:00Z");
-                r.created_at += chrono::TimeDelta::days(i64::try_from(id).expect("id"));
-                let words: Vec<String> = (0..18_000)
-                    .map(|_| {
-                        noise ^= noise << 13;
-                        noise ^= noise >> 7;
-                        noise ^= noise << 17;
-                        format!("{:x}", noise & 0xFFF_FFFF)
-                    })
-                    .collect();
-                r.html_content = format!(
-                    "<section id=\"a\"><h2>Báo cáo {id}</h2><p>{}</p></section>",
-                    words.join(" ")
-                );
-                r
-            })
+            .map(|n| noisy_report(batch * 25 + n, 18_000, 0xFFF_FFFF, &mut noise))
             .collect();
         publish(&state, reports).await;
     }

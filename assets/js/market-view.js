@@ -22,6 +22,7 @@
       status_reconnecting: 'Đang kết nối lại…',
       status_polling: 'Cập nhật định kỳ',
       status_nodata: 'Chưa có dữ liệu thị trường',
+      status_delayed: 'Trễ từ',
       updated: 'Cập nhật',
       unavailable: 'không có dữ liệu',
       never: 'chưa từng lấy được',
@@ -29,7 +30,6 @@
       as_of: 'giá trị lúc',
       failing: 'Nguồn đang lỗi',
       failing_since: 'từ',
-      not_configured: 'chưa cấu hình nguồn',
       market_cap: 'Vốn hoá thị trường',
       volume: 'Khối lượng 24 giờ',
       dominance: 'Tỷ lệ thống trị',
@@ -44,6 +44,7 @@
       coins: 'Tiền mã hoá',
       indices: 'Chỉ số chứng khoán Mỹ',
       spark: 'BTC 24 giờ',
+      spark_hours: 'BTC {n} giờ',
       low: 'Thấp',
       high: 'Cao',
       change_24h: '24 giờ',
@@ -69,6 +70,7 @@
       status_reconnecting: 'Reconnecting…',
       status_polling: 'Polling',
       status_nodata: 'No market data yet',
+      status_delayed: 'Delayed since',
       updated: 'Updated',
       unavailable: 'unavailable',
       never: 'never fetched',
@@ -76,7 +78,6 @@
       as_of: 'value of',
       failing: 'Failing sources',
       failing_since: 'since',
-      not_configured: 'no source configured',
       market_cap: 'Market cap',
       volume: '24h volume',
       dominance: 'Dominance',
@@ -91,6 +92,7 @@
       coins: 'Crypto',
       indices: 'US stock indices',
       spark: 'BTC 24h',
+      spark_hours: 'BTC {n}h',
       low: 'Low',
       high: 'High',
       change_24h: '24h',
@@ -284,8 +286,14 @@
 
   // The groups without a fresh value, from the snapshot alone (the /health details, when
   // fetched, add which providers fail and since when).
+  // Groups the server has no source for (US indices without a key): not shown, not failing.
+  function unconfigured(d, key) {
+    const list = d && Array.isArray(d.unconfigured) ? d.unconfigured : [];
+    return list.includes(key);
+  }
+
   function groupTrouble(d) {
-    return GROUPS.map((g) => {
+    return GROUPS.filter((g) => !unconfigured(d, g.health)).map((g) => {
       const info = freshnessOf(g.field);
       const value = g.key === 'indices' ? indexOf(d, 'SPY').price : d[g.field];
       if (num(value) === null) return { group: g, kind: 'never' };
@@ -304,7 +312,7 @@
     return names;
   }
 
-  // "Coin prices: CoinGecko, Binance since 04:06" / "US indices: no source configured".
+  // "Coin prices: CoinGecko, Binance since 04:06".
   function troubleText(trouble) {
     const health = state.health;
     const groups = health && health.market && health.market.groups;
@@ -314,7 +322,6 @@
       const gh = groups && typeof groups === 'object' ? groups[group.health] : null;
       const label = t(`group_${group.key}`);
       const names = providersOf(gh);
-      if (gh && names.length === 0 && gh.complete === true && kind === 'never') return `${label}: ${t('not_configured')}`;
       const since = toDate(gh && gh.last_success) || (kind === 'stale' ? at : started);
       if (!names.length && !since) return `${label}: ${t('unavailable')}`;
       const who = names.length ? ` ${names.join(', ')}` : '';
@@ -438,15 +445,16 @@
     return svg;
   }
 
-  function sparkSeries(raw) {
+  // [{ at: Date|null, v }], oldest first; points are [unix ms, price] pairs (or bare prices).
+  function sparkPoints(raw) {
     let list = raw;
     if (list && !Array.isArray(list) && typeof list === 'object') list = list.prices || list.points || list.values;
     if (!Array.isArray(list)) return [];
     return list.map((p) => {
-      if (Array.isArray(p)) return num(p[p.length - 1]);
-      if (p && typeof p === 'object') return num(p.price !== undefined ? p.price : p.value !== undefined ? p.value : p.p);
-      return num(p);
-    }).filter((v) => v !== null);
+      if (Array.isArray(p)) return { at: p.length > 1 ? toDate(p[0]) : null, v: num(p[p.length - 1]) };
+      if (p && typeof p === 'object') return { at: toDate(p.t), v: num(p.price !== undefined ? p.price : p.value !== undefined ? p.value : p.p) };
+      return { at: null, v: num(p) };
+    }).filter((p) => p.v !== null);
   }
 
   function sparkline(values, ariaLabel) {
@@ -473,18 +481,34 @@
     return h('article', { class: `mk-card ${cls}` }, h('h3', { class: 'mk-card-title' }, ...title), ...body);
   }
 
+  // What the line covers, in words: "BTC 24h" once it spans (nearly) a day, else its hours.
+  function sparkTitle(points) {
+    const first = points.length ? points[0].at : null;
+    const last = points.length ? points[points.length - 1].at : null;
+    if (!first || !last) return t('spark');
+    const hours = Math.round((last - first) / 3_600_000);
+    return hours >= 23 ? t('spark') : t('spark_hours').replace('{n}', String(Math.max(1, hours)));
+  }
+
   function btcCard(d) {
-    const values = sparkSeries(d.btc_sparkline);
+    const points = sparkPoints(d.btc_sparkline);
+    const values = points.map((p) => p.v);
     const known = values.length >= 2;
-    const label = known ? `${t('spark')}: ${price(values[0])} → ${price(values[values.length - 1])}` : `${t('spark')}: ${na()}`;
+    const title = sparkTitle(points);
+    const label = known ? `${title}: ${price(values[0])} → ${price(values[values.length - 1])}` : `${title}: ${na()}`;
+    const at = (p) => (p && p.at ? h('time', { datetime: p.at.toISOString() }, shortTime(p.at)) : '');
+    // The times under the line keep their row without data, so data arriving moves nothing.
     return card('mk-btc', ['Bitcoin ', h('span', { class: 'mk-sym' }, 'BTC'), staleMark('btc_price_usd')],
       h('p', { class: 'mk-big' }, value('btc_price_usd', d.btc_price_usd, price, true)),
       h('p', { class: 'mk-sub' }, change('btc_change_24h', d.btc_change_24h), ' ', h('span', { class: 'mk-muted' }, t('change_24h'))),
       h('figure', { class: 'mk-spark-wrap' },
         sparkline(values, label),
+        h('div', { class: 'mk-spark-axis' },
+          h('span', { class: 'mk-spark-from' }, known ? at(points[0]) : '\u00a0'),
+          h('span', { class: 'mk-spark-to' }, known ? at(points[points.length - 1]) : '\u00a0')),
         h('figcaption', { class: 'mk-spark-caption' },
-          h('span', null, t('spark')),
-          h('span', null, known
+          h('span', { class: 'mk-spark-title' }, title),
+          h('span', { class: 'mk-spark-range' }, known
             ? `${t('low')} ${price(Math.min(...values))} · ${t('high')} ${price(Math.max(...values))}`
             : na()))));
   }
@@ -595,7 +619,7 @@
         h('span', { class: `mk-zone-text${zone(fng, FNG_BANDS)}` }, fngLabel(d, fng) || ''), staleMark('fng_value')),
       mini(t('rsi_short'), value('rsi_14', rsi, (n) => fmt(n, 0, 1)),
         h('span', { class: `mk-zone-text${zone(rsi, RSI_BANDS)}` }, rsiLabel(rsi) || ''), staleMark('rsi_14')),
-      ...INDICES.map(([sym]) => {
+      ...(unconfigured(d, 'us_stock_indices') ? [] : INDICES).map(([sym]) => {
         const q = indexOf(d, sym);
         return mini(sym, value(`${sym.toLowerCase()}_price`, q.price, price),
           change(`${sym.toLowerCase()}_change_percent`, q.change_percent), staleMark(`us_stock_indices.${sym}`));
@@ -606,17 +630,29 @@
 
   // What the bar says is what is true: "live" only with values; otherwise which groups have
   // none, which sources fail and since when.
+  // The newest value is older than two refresh periods (one missed refresh is not yet news):
+  // however the connection is, the numbers are not live.
+  function delayed(d, updated) {
+    const period = d ? num(d.refresh_seconds) : null;
+    return !!updated && period !== null && period > 0 && Date.now() - updated.getTime() > 2 * period * 1000;
+  }
+
   function statusBar(d) {
     const trouble = d ? groupTrouble(d) : [];
-    const none = d !== null && trouble.length === GROUPS.length && trouble.every((x) => x.kind === 'never');
-    const status = none ? 'nodata' : state.status;
+    const configured = GROUPS.filter((g) => !unconfigured(d, g.health)).length;
+    const none = d !== null && trouble.length === configured && trouble.every((x) => x.kind === 'never');
     const updated = d ? toDate(d.last_updated) : null;
+    let status = none ? 'nodata' : state.status;
+    if (!none && (status === 'live' || status === 'polling') && delayed(d, updated)) status = 'delayed';
+    const statusText = status === 'delayed'
+      ? [`${t('status_delayed')} `, h('time', { datetime: updated.toISOString() }, shortTime(updated))]
+      : t(`status_${status}`);
     return h('div', { class: 'mk-bar' },
       d && d.demo === true
         ? h('span', { class: 'mk-demo', title: t('demo_note') }, h('strong', null, t('demo_badge')), h('span', { class: 'mk-demo-note' }, t('demo_note')))
         : null,
       h('span', { class: `mk-status mk-status-${status}`, 'data-status': status },
-        h('span', { class: 'mk-dot', 'aria-hidden': 'true' }), t(`status_${status}`)),
+        h('span', { class: 'mk-dot', 'aria-hidden': 'true' }), statusText),
       h('span', { class: 'mk-updated' }, updated
         ? [`${t('updated')}: `, h('time', { datetime: updated.toISOString() }, dateTime(updated))]
         : ''),
@@ -635,8 +671,9 @@
     if (compact) {
       root.appendChild(compactGrid(d));
     } else {
-      root.appendChild(h('div', { class: 'mk-grid' },
-        btcCard(d), globalCard(d), dominanceCard(d), fngCard(d), rsiCard(d), coinsCard(d), indicesCard(d)));
+      const indices = !unconfigured(d, 'us_stock_indices');
+      root.appendChild(h('div', { class: indices ? 'mk-grid' : 'mk-grid mk-no-indices' },
+        btcCard(d), globalCard(d), dominanceCard(d), fngCard(d), rsiCard(d), coinsCard(d), indices ? indicesCard(d) : null));
     }
     return root;
   }

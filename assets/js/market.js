@@ -10,6 +10,9 @@
   'use strict';
 
   const POLL_MS = 30000;
+  // During an outage nothing new arrives: the bar is redrawn now and then so it can say that
+  // the values are delayed.
+  const RECHECK_MS = 15000;
   const PING_MS = 25000;
   const BACKOFF_BASE_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
@@ -302,6 +305,9 @@
     document.addEventListener('cr:language', render);
     // The frame is drawn at once (no data yet): the page keeps its layout when data comes.
     render();
+    window.setInterval(() => {
+      if (state.data && !document.hidden) render();
+    }, RECHECK_MS);
     transport.start(full ? full.closest('[data-socket]') || full : cards);
   }
 

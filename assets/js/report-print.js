@@ -87,9 +87,24 @@
   let loads = 0;
   let dropped = false;
 
+  // The title once on the first page: an element near the top of the report that only
+  // repeats the view's headline (a headline card, the generator's title) is left off paper.
+  function markDuplicateTitle() {
+    const heading = document.querySelector('.print-header h1');
+    if (!heading || !target) return;
+    const norm = (text) => text.replace(/\s+/g, ' ').trim().toLowerCase();
+    const title = norm(heading.textContent);
+    if (!title) return;
+    const candidates = Array.from(target.querySelectorAll('h1, h2, h3, p')).slice(0, 6);
+    for (const el of candidates) {
+      if (norm(el.textContent) === title) el.classList.add('print-duplicate');
+    }
+  }
+
   function show(html) {
     target.replaceChildren(parse(html));
     openAllDetails();
+    markDuplicateTitle();
     focusableScrollers();
   }
 
@@ -100,6 +115,7 @@
     frame = null;
     if (target) target.replaceChildren(parse(original));
     openAllDetails();
+    markDuplicateTitle();
     const notice = document.getElementById('print-blocked');
     if (notice) notice.hidden = false;
   }
@@ -136,6 +152,7 @@
 
   function start() {
     openAllDetails();
+    markDuplicateTitle();
     focusableScrollers();
     window.addEventListener('resize', focusableScrollers);
     const button = document.getElementById('print-button');

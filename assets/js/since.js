@@ -89,7 +89,31 @@
     el.replaceChildren(span);
   }
 
+  // The strip's one line: the change of each row that has a short name and both values.
+  function renderBrief() {
+    const brief = document.getElementById('since-brief');
+    if (!brief || !latest) return;
+    const parts = [];
+    panel.querySelectorAll('tr[data-field]').forEach((row) => {
+      const short = row.getAttribute('data-short');
+      const then = num(row.getAttribute('data-then'));
+      const now = num(latest[row.getAttribute('data-field')]);
+      if (!short || then === null || then === 0 || now === null) return;
+      const dir = now > then ? 'up' : now < then ? 'down' : 'flat';
+      const item = document.createElement('span');
+      item.className = `since-delta since-${dir}`;
+      item.textContent = `${short} ${change(row.getAttribute('data-kind'), then, now)}`;
+      parts.push(item);
+    });
+    if (!parts.length) {
+      cell(brief, '—', 'since-unknown');
+      return;
+    }
+    brief.replaceChildren(...parts);
+  }
+
   function render() {
+    renderBrief();
     panel.querySelectorAll('tr[data-field]').forEach((row) => {
       const kind = row.getAttribute('data-kind');
       const then = num(row.getAttribute('data-then'));

@@ -54,7 +54,22 @@
   }
 
   // Mirrors the server's formatting (src/i18n.rs) so a switch changes only the language.
+  // Whole units before now, as src/i18n.rs format_age writes them.
+  function formatAge(date, lang) {
+    const minutes = Math.max(0, Math.floor((Date.now() - date.getTime()) / 60000));
+    const days = Math.floor(minutes / 1440);
+    let n;
+    let unit;
+    if (minutes < 60) [n, unit] = [Math.max(1, minutes), 'minute'];
+    else if (minutes < 1440) [n, unit] = [Math.floor(minutes / 60), 'hour'];
+    else if (days < 45) [n, unit] = [days, 'day'];
+    else if (days < 730) [n, unit] = [Math.floor(days / 30.44), 'month'];
+    else [n, unit] = [Math.floor(days / 365.25), 'year'];
+    return new Intl.RelativeTimeFormat(lang === 'vi' ? 'vi' : 'en', { numeric: 'always' }).format(-n, unit);
+  }
+
   function formatDate(date, lang, kind) {
+    if (kind === 'age') return formatAge(date, lang);
     const p = localParts(date);
     if (kind === 'datetime') {
       return lang === 'vi'
@@ -323,6 +338,11 @@
   // ---- wiring --------------------------------------------------------------------------
 
   function start() {
+    // An age was written when the page was rendered (and cached): say it as of now.
+    document.querySelectorAll('time[datetime][data-format="age"]').forEach((el) => {
+      const date = new Date(el.getAttribute('datetime'));
+      if (!Number.isNaN(date.getTime())) el.textContent = formatAge(date, currentLang());
+    });
     const themeButton = document.getElementById('theme-toggle');
     if (themeButton) {
       themeButton.addEventListener('click', () => applyTheme(currentTheme() === 'dark' ? 'light' : 'dark'));

@@ -1,7 +1,9 @@
-//! The market lease: at most one instance polls the providers. `SET NX PX` takes it, a script
-//! renews it only while this instance still holds it, and every take draws a fencing number
-//! from a counter, so that what a former holder sends after it lost the lease (it hung, the
-//! lease expired, another took it) is recognised as older and ignored.
+//! The market lease: at most one instance polls the providers. A script takes it when nobody
+//! holds it, drawing a fencing number from a counter in the same step (instances that find it
+//! held draw nothing: the counter moves once per take, not once per instance per tick), a
+//! script renews it only while this instance still holds it. The fencing number is there so
+//! that what a former holder sends after it lost the lease (it hung, the lease expired,
+//! another took it) is recognised as older and ignored.
 
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ pub const LEASE_TTL: Duration = Duration::from_secs(5);
 /// How often the holder renews and the others try to take it.
 pub const LEASE_TICK: Duration = Duration::from_secs(1);
 
+const ACQUIRE: &str = "if redis.call('exists', KEYS[1]) == 1 then return false end local fence = redis.call('incr', KEYS[2]) redis.call('set', KEYS[1], ARGV[1] .. '#' .. fence, 'PX', ARGV[2]) return fence";
 const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
@@ -28,6 +31,7 @@ pub struct Held {
 pub struct Lease {
     key: String,
     fence_key: String,
+    acquire: Script,
     renew: Script,
     release: Script,
 }
@@ -37,6 +41,7 @@ impl Lease {
         Lease {
             key: redis.key(&format!("lease:{name}")),
             fence_key: redis.key(&format!("lease:{name}:fence")),
+            acquire: Script::new(ACQUIRE),
             renew: Script::new(RENEW),
             release: Script::new(RELEASE),
         }
@@ -44,20 +49,14 @@ impl Lease {
 
     /// Takes the lease for `holder` if nobody holds it.
     pub async fn acquire(&self, redis: &Redis, holder: &str) -> Result<Option<Held>, RedisFault> {
-        let fence: u64 = redis.cmd(redis::cmd("INCR").arg(&self.fence_key)).await?;
-        let value = format!("{holder}#{fence}");
-        let ms = LEASE_TTL.as_millis() as u64;
-        let set: Option<String> = redis
-            .cmd(
-                redis::cmd("SET")
-                    .arg(&self.key)
-                    .arg(&value)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ms),
-            )
+        let ms = LEASE_TTL.as_millis().to_string();
+        let fence: Option<u64> = redis
+            .script(&self.acquire, &[&self.key, &self.fence_key], &[holder, &ms])
             .await?;
-        Ok(set.map(|_| Held { value, fence }))
+        Ok(fence.map(|fence| Held {
+            value: format!("{holder}#{fence}"),
+            fence,
+        }))
     }
 
     /// Extends the lease; false when it is no longer ours.

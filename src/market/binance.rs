@@ -1,5 +1,6 @@
-//! Binance (keyless): the 24 h ticker as the last price fallback, and daily BTC klines from
-//! which RSI(14) is computed locally when TAAPI is unavailable. Numbers are decimal strings.
+//! Binance (keyless): the 24 h ticker as the last price fallback, daily BTC klines from
+//! which RSI(14) is computed locally when TAAPI is unavailable, and the hourly BTC klines that
+//! fill the sparkline's last day at start. Numbers are decimal strings.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -41,6 +42,24 @@ impl Binance {
                 ("symbol", "BTCUSDT"),
                 ("interval", "1d"),
                 ("limit", &KLINES.to_string()),
+            ],
+        )
+    }
+}
+
+/// Hourly candles that cover the sparkline's day.
+pub const HOURLY: usize = 24;
+
+impl Binance {
+    /// The last [`HOURLY`] hourly BTC candles (weight 2): the sparkline's day at start.
+    pub fn hourly_klines(&self) -> Result<Call, Invalid> {
+        Call::get(
+            &self.base,
+            "/api/v3/klines",
+            &[
+                ("symbol", "BTCUSDT"),
+                ("interval", "1h"),
+                ("limit", &HOURLY.to_string()),
             ],
         )
     }
@@ -154,6 +173,27 @@ pub fn parse_closes(body: &[u8]) -> Result<Vec<f64>, Invalid> {
     })
 }
 
+/// The price line of the candles' span, oldest first: each candle's open price at its open
+/// time, then the newest candle's close at its close time (or now, while it is still open).
+/// 24 hourly candles thus span the whole last day, not the 23 hours between their closes.
+pub fn parse_hourly_prices(body: &[u8], now_ms: i64) -> Result<Vec<(i64, f64)>, Invalid> {
+    let candles = klines(body, |open, row| {
+        let price = |name, at| {
+            check_price(
+                name,
+                decimal(row.get(at).and_then(Value::as_str)),
+                Coin::Btc.max_price(),
+            )
+        };
+        Ok((open, price("open", 1)?, price("close", 4)?))
+    })?;
+    let mut points: Vec<(i64, f64)> = candles.iter().map(|&(t, open, _)| (t, open)).collect();
+    if let Some(&(t, _, close)) = candles.last() {
+        points.push(((t + 3_600_000).min(now_ms).max(t), close));
+    }
+    Ok(points)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +258,24 @@ mod tests {
             call.url.query(),
             Some("symbol=ETHUSDT&interval=1d&startTime=1&endTime=2&limit=1000")
         );
+    }
+
+    #[test]
+    fn hourly_prices_span_the_candles_from_the_first_open_to_now() {
+        const HOUR: i64 = 3_600_000;
+        let body =
+            br#"[[0,"80000.5","1","1","80100","1"],[3600000,"80100","1","1","80200.25","1"]]"#;
+        let now = HOUR + 600_000;
+        assert_eq!(
+            parse_hourly_prices(body, now).expect("prices"),
+            vec![(0, 80_000.5), (HOUR, 80_100.0), (now, 80_200.25)]
+        );
+        // A closed last candle ends at its close time.
+        let later = parse_hourly_prices(body, 5 * HOUR).expect("prices");
+        assert_eq!(later.last(), Some(&(2 * HOUR, 80_200.25)));
+        assert_eq!(parse_hourly_prices(b"[]", now).expect("empty"), vec![]);
+        assert!(parse_hourly_prices(br#"[[0,"0","1","1","80100","1"]]"#, now).is_err());
+        assert!(parse_hourly_prices(br#"[[0,"80000","1","1","NaN","1"]]"#, now).is_err());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! price history behind the sparkline.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::future::join_all;
@@ -16,12 +16,9 @@ use super::http::{Call, FetchError, Upstream};
 use super::rsi::{PERIOD, wilder};
 use super::snapshot::{Book, Coin, Entry, Group, Index, Invalid, Quote, downsample};
 use super::{alternative_me, binance, coingecko, coinmarketcap, finnhub, taapi};
+use crate::lock::lock;
 use crate::store::Store;
 use prometheus_client::metrics::histogram::Histogram;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// One row of the rolling history: every coin's price at one moment.
 #[derive(Serialize, Deserialize)]
@@ -91,12 +88,14 @@ impl Live {
             taapi: p(taapi::NAME, b.taapi),
             finnhub: p(finnhub::NAME, b.finnhub),
         };
+        let mut book = Book::default();
+        book.unconfigured[Group::Indices as usize] = config.finnhub.is_none();
         Live {
             config,
             store,
             upstream,
             providers,
-            book: Mutex::new(Book::default()),
+            book: Mutex::new(book),
             history: Mutex::new(VecDeque::new()),
             status: Mutex::new(Default::default()),
         }
@@ -151,6 +150,52 @@ impl Live {
             history = history.len(),
             "restored market values"
         );
+    }
+
+    /// Fills the sparkline's day from Binance's hourly candles, in one call, unless the
+    /// stored history already covers it. Candles only fill hours without a point of our own.
+    pub async fn backfill(&self) {
+        let now = Utc::now().timestamp_millis();
+        let from = now.saturating_sub(self.history_ms());
+        const HOUR: i64 = 3_600_000;
+        let covered = {
+            let h = lock(&self.history);
+            let starts_early = h.front().is_some_and(|(t, _)| *t <= from + HOUR);
+            let gaps = h
+                .iter()
+                .zip(h.iter().skip(1))
+                .any(|(a, b)| b.0 - a.0 > HOUR);
+            starts_early && !gaps && h.back().is_some_and(|(t, _)| now - *t <= HOUR)
+        };
+        if covered {
+            return;
+        }
+        let parse = |b: &[u8]| binance::parse_hourly_prices(b, now);
+        let candles = match self
+            .call(
+                &self.providers.binance,
+                self.config.binance.hourly_klines(),
+                parse,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot fill the sparkline from hourly candles");
+                return;
+            }
+        };
+        let mut h = lock(&self.history);
+        let mut points: Vec<(i64, f64)> = h.iter().copied().collect();
+        let added = candles
+            .into_iter()
+            .filter(|(t, _)| *t >= from && *t <= now)
+            .filter(|(t, _)| !h.iter().any(|(o, _)| (o - t).abs() < HOUR / 2))
+            .inspect(|p| points.push(*p))
+            .count();
+        points.sort_by_key(|(t, _)| *t);
+        *h = points.into();
+        tracing::info!(added, "sparkline filled from hourly candles");
     }
 
     async fn call<T>(
@@ -440,6 +485,7 @@ impl Live {
             .map(|g| {
                 let s = &status[g as usize];
                 let v = json!({
+                    "configured": !book.unconfigured[g as usize],
                     "cadence_seconds": self.config.cadence.of(g).as_secs_f64(),
                     "last_attempt": ts(s.last_attempt),
                     "last_success": ts(s.last_success),

@@ -267,6 +267,9 @@ pub struct Book {
     pub indices: [Option<Entry<IndexQuote>>; 3],
     /// Groups whose latest attempt left some of their fields without a fresh value.
     pub failing: [bool; 5],
+    /// Groups the operator gave no source for (US indices without a Finnhub key): never
+    /// attempted, so neither failing nor shown.
+    pub unconfigured: [bool; 5],
 }
 
 impl Book {
@@ -300,6 +303,7 @@ impl Book {
             take(m, t);
         }
         self.failing = from.failing;
+        self.unconfigured = from.unconfigured;
     }
 
     /// Marks every value of `group` stale (all its providers failed for them).
@@ -440,6 +444,9 @@ pub struct Snapshot {
     pub btc_sparkline: Vec<(i64, f64)>,
     /// Simulated data of the `demo` command.
     pub demo: bool,
+    /// How often the feed refreshes its fastest group (prices), in ms; 0 when unknown. A
+    /// newest value older than that tells readers the data is delayed.
+    pub refresh_ms: u64,
     /// Bumped on every change; not serialized.
     pub version: u64,
     /// When this snapshot was made, in unix ms, on the instance that made it (the lease
@@ -453,6 +460,7 @@ impl Snapshot {
         self.values == other.values
             && self.btc_sparkline == other.btc_sparkline
             && self.demo == other.demo
+            && self.refresh_ms == other.refresh_ms
     }
 }
 
@@ -563,6 +571,13 @@ impl Serialize for Snapshot {
             .map(|g| (g.name(), v.sources(g)))
             .collect();
         m.serialize_entry("data_sources", &sources)?;
+        let unconfigured: Vec<&str> = Group::ALL
+            .into_iter()
+            .filter(|g| v.unconfigured[*g as usize])
+            .map(Group::name)
+            .collect();
+        m.serialize_entry("unconfigured", &unconfigured)?;
+        m.serialize_entry("refresh_seconds", &(self.refresh_ms as f64 / 1000.0))?;
         m.serialize_entry("partial_failure", &self.partial_failure())?;
         m.serialize_entry("last_updated", &self.last_updated())?;
         m.serialize_entry("freshness", &fresh)?;
@@ -595,8 +610,10 @@ pub struct SnapshotWire {
     rsi: Option<WireEntry<f64>>,
     indices: Vec<Option<WireEntry<IndexQuote>>>,
     failing: [bool; 5],
+    unconfigured: [bool; 5],
     btc_sparkline: Vec<(i64, f64)>,
     demo: bool,
+    refresh_ms: u64,
     produced_at_ms: i64,
 }
 
@@ -638,8 +655,10 @@ impl From<&Snapshot> for SnapshotWire {
             rsi: WireEntry::of(&b.rsi),
             indices: b.indices.iter().map(WireEntry::of).collect(),
             failing: b.failing,
+            unconfigured: b.unconfigured,
             btc_sparkline: s.btc_sparkline.clone(),
             demo: s.demo,
+            refresh_ms: s.refresh_ms,
             produced_at_ms: s.produced_at_ms,
         }
     }
@@ -666,9 +685,11 @@ impl SnapshotWire {
                 rsi: self.rsi.map(WireEntry::entry),
                 indices: array(self.indices)?,
                 failing: self.failing,
+                unconfigured: self.unconfigured,
             },
             btc_sparkline: self.btc_sparkline,
             demo: self.demo,
+            refresh_ms: self.refresh_ms,
             version: 0,
             produced_at_ms: self.produced_at_ms,
         })
@@ -785,10 +806,12 @@ mod tests {
             at,
         ));
         book.failing[2] = true;
+        book.unconfigured[4] = true;
         let snapshot = Snapshot {
             values: book,
             btc_sparkline: vec![(1, 90_000.0)],
             demo: false,
+            refresh_ms: 30_000,
             version: 0,
             produced_at_ms: 1_794_960_000_123,
         };

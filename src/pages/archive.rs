@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
-use chrono::Datelike;
 
 use super::{FEED_ITEMS, cached, html_page, parse_id, reader_lang, remember_lang};
 use crate::AppState;
@@ -17,7 +16,7 @@ use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
 use crate::i18n::{self, Lang};
 use crate::render::archive::Month;
-use crate::search::fold;
+use crate::render::since;
 use crate::store::Store;
 
 /// Every month with reports and how many, newest first.
@@ -119,76 +118,87 @@ fn png(bytes: Vec<u8>) -> Encoded {
     Encoded::new("image/png", bytes, Quality::Fast)
 }
 
-/// `84251.37` as `84,251`.
-fn dollars(v: f64) -> String {
-    let digits = format!("{:.0}", v.max(0.0));
-    let mut out = String::from("$");
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+/// The card's language: from the URL alone (`?lang=en`), Vietnamese otherwise, so a card's
+/// address always names the same picture.
+fn card_lang(uri: &Uri) -> Lang {
+    super::query_param(uri.query(), "lang")
+        .and_then(Lang::parse)
+        .unwrap_or(Lang::Vi)
 }
 
-/// A report's share card (Open Graph and Twitter image): date, headline, and the market at
-/// publication where known.
+fn ui(l: Lang, k: &str) -> &'static str {
+    i18n::strings(l).get(k).copied().unwrap_or_default()
+}
+
+/// A report's share card in one language (Open Graph and Twitter image): date, headline, and
+/// the market at publication where known, else the report's summary.
 pub async fn report_card(
     State(s): State<AppState>,
     Path(raw): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let id = parse_id(&raw)?;
-    let page = cached(&s, format!("card:{id}"), move |st| {
+    let lang = card_lang(&uri);
+    let page = cached(&s, format!("card:{id}:{}", lang.code()), move |st| {
         let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
         let at = crate::since::at_publication(&st.store, report.id, report.created_at)?;
-        // One image for both languages: the English headline where there is one (the pixel
-        // font has no accents), else the Vietnamese one folded.
-        let lang = report.content_lang(Lang::En);
-        let title = report.title(lang, &report.lead(lang));
-        let local = report.created_at.with_timezone(&i18n::local_offset());
-        let date = format!(
-            "{} {} {}",
-            local.day(),
-            &i18n::month_name(local.month())[..3],
-            local.year()
-        );
+        let content = report.content_lang(lang);
+        let lead = report.lead(content);
+        let title = report.title(content, &lead);
+        let dollars = |v: f64| since::usd(since::number(v, 0, lang), lang);
         let mut figures = Vec::new();
         if let Some(v) = &at.btc {
-            figures.push(format!("BTC {}", dollars(v.value)));
+            figures.push(card::Figure {
+                label: "BTC".into(),
+                value: dollars(v.value),
+            });
         }
         if let Some(v) = &at.eth {
-            figures.push(format!("ETH {}", dollars(v.value)));
+            figures.push(card::Figure {
+                label: "ETH".into(),
+                value: dollars(v.value),
+            });
         }
         if let Some(f) = &at.fng {
-            figures.push(format!("F&G {}", f.value));
+            figures.push(card::Figure {
+                label: ui(lang, "since_fng").into(),
+                value: format!(
+                    "{} · {}",
+                    f.value,
+                    since::fng_class(&f.classification, lang)
+                ),
+            });
         }
         let bytes = card::report_card(&card::ReportCard {
-            site: "CRYPTO REPORT",
-            date: &date,
-            title: &fold(&title),
+            site: ui(lang, "site_name"),
+            date: &i18n::format_date(report.created_at, lang),
+            title: &title,
+            summary: &lead.summary,
             figures: &figures,
-            figures_label: "AT PUBLICATION",
-        });
+            figures_label: ui(lang, "since_then"),
+        })
+        .map_err(|e| AppError::Internal(e.to_string()))?;
         Ok((png(bytes), Deps::reports(vec![id])))
     })
     .await?;
     Ok(page.body.respond(&headers))
 }
 
-/// The site's card, for pages that are not a report.
+/// The site's card in one language, for pages that are not a report.
 pub async fn site_card(
     State(s): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let page = cached(&s, "card:site".into(), |_| {
-        let ui = |l: Lang, k: &str| i18n::strings(l).get(k).copied().unwrap_or_default();
+    let lang = card_lang(&uri);
+    let page = cached(&s, format!("card:site:{}", lang.code()), move |_| {
         let bytes = card::site_card(
-            ui(Lang::En, "site_name"),
-            ui(Lang::En, "site_tagline"),
-            &fold(ui(Lang::Vi, "site_tagline")),
-        );
+            ui(lang, "site_name"),
+            ui(lang, "site_tagline"),
+            ui(lang, "site_description"),
+        )
+        .map_err(|e| AppError::Internal(e.to_string()))?;
         Ok((png(bytes), Deps::default()))
     })
     .await?;
@@ -197,7 +207,8 @@ pub async fn site_card(
 
 async fn icon(s: &AppState, size: u32, headers: &HeaderMap) -> Result<Response, AppError> {
     let page = cached(s, format!("icon:{size}"), move |_| {
-        Ok((png(card::icon(size)), Deps::default()))
+        let bytes = card::icon(size).map_err(|e| AppError::Internal(e.to_string()))?;
+        Ok((png(bytes), Deps::default()))
     })
     .await?;
     Ok(page.body.respond(headers))
@@ -269,7 +280,5 @@ mod tests {
                 "{y}/{m}"
             );
         }
-        assert_eq!(dollars(84251.6), "$84,252");
-        assert_eq!(dollars(999.0), "$999");
     }
 }

@@ -109,13 +109,7 @@ impl Asked {
             None
         };
         let (from, to) = (from.ok().flatten(), to.ok().flatten());
-        let page = match p.page.trim() {
-            "" => 1,
-            raw => match raw.parse::<usize>() {
-                Ok(n) if n > 0 => n,
-                _ => return Err(AppError::bad_request("page must be a positive integer")),
-            },
-        };
+        let page = usize::try_from(super::page_number(&p.page)?).map_err(|_| AppError::NotFound)?;
         let query = SearchQuery {
             text: text.clone(),
             from: from.map(day_start),

@@ -17,6 +17,8 @@ pub(super) struct Row {
     label: &'static str,
     /// How values of the row are written and compared: `price`, `big`, `share`, `index`.
     kind: &'static str,
+    /// Its name in the panel's one-line brief ("BTC"); empty when the brief leaves it out.
+    short: &'static str,
     /// The value at publication, for the browser's comparison; absent when unknown.
     then: Option<String>,
     then_vi: Option<String>,
@@ -34,7 +36,7 @@ pub(super) struct Panel {
 }
 
 /// `1234567.891` with grouping: "1,234,567.89" (en) or "1.234.567,89" (vi).
-fn number(v: f64, decimals: usize, lang: Lang) -> String {
+pub(crate) fn number(v: f64, decimals: usize, lang: Lang) -> String {
     let text = format!("{:.*}", decimals, v.abs());
     let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
     let (group, point) = match lang {
@@ -58,7 +60,8 @@ fn number(v: f64, decimals: usize, lang: Lang) -> String {
     out
 }
 
-fn usd(text: String, lang: Lang) -> String {
+/// A dollar amount as each language writes it: "$95,728" / "95.728 USD".
+pub(crate) fn usd(text: String, lang: Lang) -> String {
     match lang {
         Lang::En => format!("${text}"),
         Lang::Vi => format!("{text} USD"),
@@ -84,7 +87,7 @@ fn big_usd(v: f64, lang: Lang) -> String {
 }
 
 /// The index's classification in the reader's language.
-pub(super) fn fng_class(english: &str, lang: Lang) -> String {
+pub(crate) fn fng_class(english: &str, lang: Lang) -> String {
     let vi = match english {
         "Extreme Fear" => "Sợ hãi tột độ",
         "Fear" => "Sợ hãi",
@@ -119,9 +122,7 @@ fn note(at_ms: i64, origin: Origin, source: &str, lang: Lang) -> Option<String> 
 }
 
 fn row(
-    field: &'static str,
-    label: &'static str,
-    kind: &'static str,
+    (field, label, kind, short): (&'static str, &'static str, &'static str, &'static str),
     v: Option<&Value>,
     format: impl Fn(f64, Lang) -> String,
 ) -> Row {
@@ -129,6 +130,7 @@ fn row(
         field,
         label,
         kind,
+        short,
         then: v.map(|v| v.value.to_string()),
         then_vi: v.map(|v| format(v.value, Lang::Vi)),
         then_en: v.map(|v| format(v.value, Lang::En)),
@@ -144,6 +146,7 @@ fn fng_row(f: Option<&FearGreed>) -> Row {
         field: "fng_value",
         label: "since_fng",
         kind: "index",
+        short: "F&G",
         then: f.map(|f| f.value.to_string()),
         then_vi: f.map(|f| text(f, Lang::Vi)),
         then_en: f.map(|f| text(f, Lang::En)),
@@ -158,30 +161,22 @@ impl Panel {
         let share = |v: f64, l: Lang| format!("{}%", number(v, 2, l));
         let rows = vec![
             row(
-                "btc_price_usd",
-                "since_btc",
-                "price",
+                ("btc_price_usd", "since_btc", "price", "BTC"),
                 at.btc.as_ref(),
                 price,
             ),
             row(
-                "eth_price_usd",
-                "since_eth",
-                "price",
+                ("eth_price_usd", "since_eth", "price", "ETH"),
                 at.eth.as_ref(),
                 price,
             ),
             row(
-                "market_cap_usd",
-                "since_market_cap",
-                "big",
+                ("market_cap_usd", "since_market_cap", "big", ""),
                 at.market_cap.as_ref(),
                 big_usd,
             ),
             row(
-                "btc_market_cap_percentage",
-                "since_dominance",
-                "share",
+                ("btc_market_cap_percentage", "since_dominance", "share", ""),
                 at.btc_dominance.as_ref(),
                 share,
             ),

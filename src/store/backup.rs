@@ -7,7 +7,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::check::guarded;
+use super::damage::guarded;
 use super::{
     BY_TIME, CURSORS, DAILY_COVERED, HISTORY, MARKET, MARKET_AT, MARKET_DAILY, META,
     PAGE_CACHE_BYTES, REPORTS, Result, SOURCE_VERSIONS, Store, StoreError, db_err, open_err,

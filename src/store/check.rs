@@ -6,12 +6,12 @@
 //! `check` verifies a repaired copy and leaves the file as it is. Damage is reported record
 //! by record: a page that makes redb panic is caught and named, never a crash.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::codec::decode_report;
+use super::damage::guarded;
 use super::{
     HISTORY, MARKET, META, PAGE_CACHE_BYTES, REPORTS, Result, SCHEMA_KEY, SCHEMA_VERSION, Store,
     StoreError, db_err, decode_version, load_dictionary, open_err, refuse_empty_or_foreign,
@@ -216,34 +216,4 @@ fn stored_schema(meta: &impl ReadableTable<&'static str, &'static [u8]>) -> Resu
         .get(SCHEMA_KEY)
         .map_err(db_err)?
         .map_or(0, |v| decode_version(v.value())))
-}
-
-thread_local! {
-    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Whether this thread is inside [`guarded`], where a panic is an expected report of damage
-/// (a panic hook can stay quiet about it).
-pub fn panic_is_handled() -> bool {
-    GUARDED.with(std::cell::Cell::get)
-}
-
-/// Runs `f`, turning a panic inside redb (a corrupted page) into an error.
-pub(super) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let outer = GUARDED.with(|g| g.replace(true));
-    let result = catch_unwind(AssertUnwindSafe(f));
-    GUARDED.with(|g| g.set(outer));
-    match result {
-        Ok(result) => result,
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown".into());
-            Err(StoreError::Unreadable(format!(
-                "a damaged page cannot be read ({what})"
-            )))
-        }
-    }
 }

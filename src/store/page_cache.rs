@@ -108,7 +108,7 @@ impl PageCacheFile {
     }
 
     fn open_db(path: &Path) -> Result<Database> {
-        let db = super::check::guarded(|| {
+        let db = super::damage::guarded(|| {
             Database::builder()
                 .set_cache_size(PAGE_CACHE_BYTES)
                 .create(path)

@@ -13,8 +13,8 @@ use redb::{
     Database, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
 };
 
-use super::check::guarded;
 use super::codec::{Dictionary, decode_report, header};
+use super::damage::guarded;
 use super::reports::{ReportRef, load_dictionary};
 use super::{BY_TIME, PAGE_CACHE_BYTES, REPORTS, Result, Store, StoreError, db_err, open_err};
 use crate::reports::Report;

@@ -58,7 +58,42 @@ export function processes(bin, prefix) {
     proc.stderr.destroy();
   }
 
-  return { servers, scratch, start, stop };
+  let timer = null;
+
+  // A suite that outlives `ms` kills its servers and exits; on exit, however it comes, no
+  // server it started is left running (`bound` below, with the timer kept for `finish`).
+  function guard(name, ms) {
+    timer = bound(name, servers, ms);
+  }
+
+  // The suite's end: its browser (bounded), its servers, `others` (loopback fakes with a
+  // close()), its scratch folder and its guard.
+  async function finish(browser, others = []) {
+    try {
+      if (browser) await Promise.race([browser.close(), sleep(10_000)]);
+    } finally {
+      for (const s of servers) await stop(s);
+      for (const o of others) o.close();
+      fs.rmSync(scratch, { recursive: true, force: true });
+      clearTimeout(timer);
+    }
+  }
+
+  return { servers, scratch, start, stop, guard, finish };
+}
+
+// A page in a context of its own as a reader in Vietnam meets it (vi-VN, Asia/Ho_Chi_Minh,
+// light theme, 1366x900 unless `options` say otherwise). Nothing but 127.0.0.1 is reachable;
+// the page's uncaught errors go to `problems`.
+export async function openPage(browser, problems, options = {}, waitMs = 10_000) {
+  const context = await browser.newContext({
+    locale: 'vi-VN', timezoneId: 'Asia/Ho_Chi_Minh', colorScheme: 'light', viewport: { width: 1366, height: 900 }, ...options,
+  });
+  context.setDefaultTimeout(waitMs);
+  await context.route((url) => url.hostname !== '127.0.0.1', (route) => route.abort('blockedbyclient'));
+  const page = await context.newPage();
+  page.on('pageerror', (e) => problems.push(`pageerror on ${page.url()}: ${e.message}`));
+  return { context, page };
 }
 
 // Bounds a suite: after `ms` it kills the servers it started and exits; when node exits for

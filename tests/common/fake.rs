@@ -105,6 +105,7 @@ fn default_fixture(key: &str) -> &'static str {
         "cmc.global" => "cmc_global_metrics.json",
         "bn.ticker" => "binance_ticker_24hr.json",
         "bn.klines" => "binance_klines_btcusdt_1d.json",
+        "bn.hourly" => "binance_klines_btcusdt_1h.json",
         "fng" => "alternative_me_fng.json",
         "taapi" => "taapi_rsi.json",
         "fh.DIA" => "finnhub_quote_dia.json",
@@ -137,6 +138,8 @@ fn key_of(path: &str, query: &str) -> String {
         "/bn/api/v3/ticker/24hr" => "bn.ticker".into(),
         // The history of an old report's day (a start time) apart from the RSI's candles.
         "/bn/api/v3/klines" if query.contains("startTime=") => format!("bn.history.{symbol}"),
+        // The sparkline's day at start.
+        "/bn/api/v3/klines" if query.contains("interval=1h") => "bn.hourly".into(),
         "/bn/api/v3/klines" => "bn.klines".into(),
         "/am/fng/" if !query.split('&').any(|kv| kv == "limit=1") => "fng.history".into(),
         "/am/fng/" => "fng".into(),

@@ -19,6 +19,27 @@ use tower::ServiceExt;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// Report `id`, published `id` days after 2026-01-01, whose Vietnamese body is `words`
+/// pseudo-random hex words (at most `mask` each) drawn from `noise`: pages that compress badly
+/// and differ from report to report, for cache and transfer budgets.
+pub fn noisy_report(id: u64, words: usize, mask: u64, noise: &mut u64) -> Report {
+    let mut r = report(id, "2026-01-01T08:00:00Z");
+    r.created_at += chrono::TimeDelta::days(i64::try_from(id).expect("id"));
+    let words: Vec<String> = (0..words)
+        .map(|_| {
+            *noise ^= *noise << 13;
+            *noise ^= *noise >> 7;
+            *noise ^= *noise << 17;
+            format!("{:x}", *noise & mask)
+        })
+        .collect();
+    r.html_content = format!(
+        "<section id=\"a\"><h2>Báo cáo {id}</h2><p>{}</p></section>",
+        words.join(" ")
+    );
+    r
+}
+
 pub fn report(id: u64, created_at: &str) -> Report {
     Report {
         id,
