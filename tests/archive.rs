@@ -210,8 +210,14 @@ async fn every_report_page_carries_share_tags_and_its_card() {
     let home = get(&state, "/?lang=en").await.text();
     assert_eq!(meta(&home, "og:type"), Some("website"));
     assert_eq!(meta(&home, "og:locale"), Some("en_US"));
+    // The site card in the page's language.
     assert_eq!(
         meta(&home, "og:image"),
+        Some("https://reports.example/card.png?lang=en")
+    );
+    let home_vi = get(&state, "/?lang=vi").await.text();
+    assert_eq!(
+        meta(&home_vi, "og:image"),
         Some("https://reports.example/card.png")
     );
     assert_eq!(png_size(&get(&state, "/card.png").await.body), (1200, 630));
