@@ -630,11 +630,15 @@
 
   // What the bar says is what is true: "live" only with values; otherwise which groups have
   // none, which sources fail and since when.
-  // The newest value is older than two refresh periods (one missed refresh is not yet news):
-  // however the connection is, the numbers are not live.
+  // The newest value is older than two refresh periods (one missed refresh is not yet news),
+  // and at least half a minute old (a fast tick, like the demo's, that comes a few seconds late
+  // on a busy machine is not news to a reader either): however the connection is, the numbers
+  // are not live.
+  const DELAYED_FLOOR_MS = 30 * 1000;
   function delayed(d, updated) {
     const period = d ? num(d.refresh_seconds) : null;
-    return !!updated && period !== null && period > 0 && Date.now() - updated.getTime() > 2 * period * 1000;
+    if (!updated || period === null || period <= 0) return false;
+    return Date.now() - updated.getTime() > Math.max(2 * period * 1000, DELAYED_FLOOR_MS);
   }
 
   function statusBar(d) {
