@@ -394,11 +394,11 @@ impl Search {
         query: &SearchQuery,
         budget: &Budget,
     ) -> Result<Results, SearchError> {
-        limits::check(&query.text)?;
+        let parsed = query::parse(&query.text);
+        limits::check(&query.text, &parsed)?;
         let page = query.page.max(1);
         let offset = (page - 1).saturating_mul(PER_PAGE);
         let f = self.0.fields;
-        let parsed = query::parse(&query.text);
         if parsed.is_empty() || offset >= MAX_OFFSET {
             return Ok(Results {
                 total: 0,

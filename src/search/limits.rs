@@ -29,8 +29,8 @@ pub enum QueryProblem {
     TooManyPhrases(usize),
 }
 
-/// Checks `text` against every bound; `Ok` means it may be searched.
-pub fn check(text: &str) -> Result<(), QueryProblem> {
+/// Checks `text`, read as `parsed`, against every bound; `Ok` means it may be searched.
+pub fn check(text: &str, parsed: &query::Parsed) -> Result<(), QueryProblem> {
     let chars = text.chars().count();
     if chars > MAX_QUERY_CHARS {
         return Err(QueryProblem::TooLong(chars));
@@ -44,7 +44,6 @@ pub fn check(text: &str) -> Result<(), QueryProblem> {
     if words > MAX_WORDS {
         return Err(QueryProblem::TooManyWords(words));
     }
-    let parsed = query::parse(text);
     let phrases = parsed
         .groups
         .iter()
@@ -60,6 +59,10 @@ pub fn check(text: &str) -> Result<(), QueryProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn check_text(text: &str) -> Result<(), QueryProblem> {
+        check(text, &query::parse(text))
+    }
 
     #[test]
     fn a_readers_words_pass() {
@@ -82,7 +85,7 @@ mod tests {
             "/.*/",
             "all:[a TO z]",
         ] {
-            assert_eq!(check(ok), Ok(()), "{ok}");
+            assert_eq!(check_text(ok), Ok(()), "{ok}");
         }
     }
 
@@ -90,17 +93,20 @@ mod tests {
     fn what_costs_without_bound_is_refused_with_the_bound() {
         let words = |n: usize| (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>();
         let many = words(MAX_WORDS + 1).join(" ");
-        assert_eq!(check(&many), Err(QueryProblem::TooManyWords(MAX_WORDS + 1)));
-        assert_eq!(check(&words(MAX_WORDS).join(", ")), Ok(()));
+        assert_eq!(
+            check_text(&many),
+            Err(QueryProblem::TooManyWords(MAX_WORDS + 1))
+        );
+        assert_eq!(check_text(&words(MAX_WORDS).join(", ")), Ok(()));
         // Words of phrases and words left out count too.
         let quoted = format!("\"{}\"", words(MAX_WORDS + 1).join(" "));
         assert_eq!(
-            check(&quoted),
+            check_text(&quoted),
             Err(QueryProblem::TooManyWords(MAX_WORDS + 1))
         );
         let excluded = format!("a -\"{}\"", words(MAX_WORDS).join(" "));
         assert_eq!(
-            check(&excluded),
+            check_text(&excluded),
             Err(QueryProblem::TooManyWords(MAX_WORDS + 1))
         );
         let phrases = (0..=MAX_PHRASES)
@@ -108,7 +114,7 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         assert_eq!(
-            check(&phrases),
+            check_text(&phrases),
             Err(QueryProblem::TooManyPhrases(MAX_PHRASES + 1))
         );
         // Words typed side by side are a phrase too; a comma ends one.
@@ -117,12 +123,12 @@ mod tests {
             .collect::<Vec<_>>()
             .join(", ");
         assert_eq!(
-            check(&typed),
+            check_text(&typed),
             Err(QueryProblem::TooManyPhrases(MAX_PHRASES + 1))
         );
         let long = "a".repeat(MAX_QUERY_CHARS + 1);
         assert_eq!(
-            check(&long),
+            check_text(&long),
             Err(QueryProblem::TooLong(MAX_QUERY_CHARS + 1))
         );
     }
@@ -130,7 +136,9 @@ mod tests {
     #[test]
     fn the_message_names_the_bound() {
         let words = (0..40).map(|i| format!("w{i}")).collect::<Vec<_>>();
-        let m = check(&words.join(" ")).expect_err("refused").to_string();
+        let m = check_text(&words.join(" "))
+            .expect_err("refused")
+            .to_string();
         assert!(m.contains("40 words") && m.contains("at most 32"), "{m}");
     }
 }
