@@ -34,6 +34,24 @@
     return sel && sel.rangeCount > 0 && !sel.isCollapsed ? sel.getRangeAt(0) : null;
   }
 
+  // Values that moved again while still flashing: their animation restarts once the whole
+  // tree is merged, all together (asking one element for its animations recomputes the page's
+  // style; asking the document once does it once).
+  let restarts = [];
+
+  function restartFlashes() {
+    if (!restarts.length) return;
+    const moved = new Set(restarts);
+    restarts = [];
+    if (typeof document.getAnimations !== 'function') return;
+    document.getAnimations().forEach((a) => {
+      if (a.effect && moved.has(a.effect.target)) {
+        a.cancel();
+        a.play();
+      }
+    });
+  }
+
   // Makes `from` (in the page) look like `to` (freshly built), reusing every node whose kind
   // matches. Text the reader has selected is not rewritten until the selection goes.
   function morph(from, to, range) {
@@ -56,9 +74,7 @@
     for (const attr of Array.from(to.attributes)) {
       if (from.getAttribute(attr.name) !== attr.value) from.setAttribute(attr.name, attr.value);
     }
-    if (restart && typeof from.getAnimations === 'function') {
-      from.getAnimations().forEach((a) => { a.cancel(); a.play(); });
-    }
+    if (restart) restarts.push(from);
     const next = Array.from(to.childNodes);
     const current = Array.from(from.childNodes);
     next.forEach((child, i) => {
@@ -77,6 +93,7 @@
       if (current) morph(current, next, range);
       else v.el.appendChild(next);
     });
+    restartFlashes();
   }
 
   document.addEventListener('selectionchange', () => {

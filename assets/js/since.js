@@ -36,10 +36,14 @@
     return null;
   }
 
+  const formatters = new Map();
   function fmt(v, digits) {
-    return new Intl.NumberFormat(lang() === 'vi' ? 'vi-VN' : 'en-US', {
-      minimumFractionDigits: digits, maximumFractionDigits: digits,
-    }).format(v);
+    const locale = lang() === 'vi' ? 'vi-VN' : 'en-US';
+    const key = `${locale}:${digits}`;
+    if (!formatters.has(key)) {
+      formatters.set(key, new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+    }
+    return formatters.get(key).format(v);
   }
 
   function usd(text) {

@@ -264,7 +264,7 @@ test('4. no serious or critical accessibility violations on the new pages (axe),
             await page.waitForFunction(() => /\d/.test(document.querySelector('#since .since-now')?.textContent || ''));
           }
           await sleep(400);
-          await page.evaluate(() => document.querySelectorAll('.mk-tick-up, .mk-tick-down').forEach((e) => e.getAnimations().forEach((a) => a.finish())));
+          await page.evaluate(() => document.querySelectorAll('.mk-tick-up, .mk-tick-down').forEach((e) => e.getAnimations({ subtree: true }).forEach((a) => a.finish())));
           const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
           for (const v of result.violations) {
             if (v.impact !== 'serious' && v.impact !== 'critical') continue;

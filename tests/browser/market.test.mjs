@@ -190,6 +190,31 @@ test('report pages show the compact cards', { timeout: TEST_TIMEOUT_MS }, async 
   await context.close();
 });
 
+test('the live dot and the flashes of moved values animate only transform and opacity', { timeout: TEST_TIMEOUT_MS }, async () => {
+  // Anything else (a box-shadow pulse, a background flash) restyles and repaints the page on
+  // every frame while it runs, and with ticks every second it always runs: the main thread
+  // is never idle and a phone spends its time on the dashboard instead of the reader.
+  const { context, page } = await newPage('en');
+  await page.waitForSelector('.mk-status[data-status="live"]', { timeout: WAIT_MS });
+  const field = '#market-mount [data-field="btc_price_usd"]';
+  await page.waitForSelector(`${field}.mk-tick-up, ${field}.mk-tick-down`, { timeout: WAIT_MS });
+  const seen = await page.evaluate(() => document.getAnimations().map((a) => ({
+    name: a.animationName || '',
+    target: a.effect && a.effect.target ? a.effect.target.className.baseVal ?? a.effect.target.className : '',
+    pseudo: a.effect ? a.effect.pseudoElement || '' : '',
+    props: a.effect ? [...new Set(a.effect.getKeyframes().flatMap((k) => Object.keys(k)))]
+      .filter((k) => !['offset', 'computedOffset', 'easing', 'composite'].includes(k)) : [],
+  })));
+  for (const a of seen) {
+    for (const prop of a.props) {
+      assert.ok(['transform', 'opacity'].includes(prop), `${a.name} on ${a.target}${a.pseudo} animates ${prop}`);
+    }
+  }
+  assert.ok(seen.some((a) => a.name === 'mk-pulse'), `the live dot pulses: ${JSON.stringify(seen)}`);
+  assert.ok(seen.some((a) => a.name === 'mk-flash'), `a moved value flashes: ${JSON.stringify(seen)}`);
+  await context.close();
+});
+
 test('the indicator leaves "live" when the server goes away, keeping the last numbers', { timeout: TEST_TIMEOUT_MS }, async () => {
   const { context, page } = await newPage('en');
   await page.waitForSelector('.mk-status[data-status="live"]', { timeout: WAIT_MS });

@@ -399,7 +399,7 @@ test('9. no serious or critical accessibility violations (axe), both themes and 
           if (p === '/' || p === '/crypto_report/107') await settled(page);
           if (p.endsWith('/pdf')) await page.waitForSelector('#report-root .chart-container svg');
           await sleep(400); // colour transitions and the first flash of moved values end
-          await page.evaluate(() => document.querySelectorAll('.mk-tick-up, .mk-tick-down').forEach((e) => e.getAnimations().forEach((a) => a.finish())));
+          await page.evaluate(() => document.querySelectorAll('.mk-tick-up, .mk-tick-down').forEach((e) => e.getAnimations({ subtree: true }).forEach((a) => a.finish())));
           const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
           for (const v of result.violations) {
             if (v.impact !== 'serious' && v.impact !== 'critical') continue;
