@@ -177,19 +177,26 @@ pub async fn publish(state: &AppState, reports: Vec<Report>) {
 /// A state holding the bundled samples (ids 101-107, 14-21 Nov 2026) in a temporary store,
 /// with no market feed.
 pub fn samples() -> (AppState, tempfile::TempDir) {
-    samples_with(|_| {})
-}
-
-/// [`samples`], with `configure` changing the parts before they are built (a market feed,
-/// the market history, other instances).
-pub fn samples_with(configure: impl FnOnce(&mut Parts)) -> (AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join(FILE_NAME)).expect("store");
-    let mut parts = Parts::new(store, Settings::new("https://reports.example"));
-    configure(&mut parts);
-    let state = start(parts);
+    let state = AppState::new(store, Settings::new("https://reports.example")).expect("state");
     crypto_report::demo::seed(&state.publisher).expect("seed");
     (state, dir)
+}
+
+/// A server started on a store already holding the bundled samples (as `serve` starts on its
+/// store), with `configure` changing the parts before they are built (a market feed, the
+/// market history, other instances).
+pub fn samples_with(configure: impl FnOnce(&mut Parts)) -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = std::sync::Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    crypto_report::demo::seed(&crypto_report::reports::Publisher::new(
+        std::sync::Arc::clone(&store),
+    ))
+    .expect("seed");
+    let mut parts = Parts::new(store, Settings::new("https://reports.example"));
+    configure(&mut parts);
+    (start(parts), dir)
 }
 
 /// `GET uri` through `app(state)`.
