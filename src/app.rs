@@ -303,15 +303,17 @@ fn beside(store: &Store) -> &std::path::Path {
         .unwrap_or(std::path::Path::new("."))
 }
 
-/// Drops expired second-tier entries every [`crate::cache::l2::PURGE_EVERY`].
+/// Drops expired second-tier entries every [`crate::cache::l2::PURGE_EVERY`]. Holds the tier
+/// weakly: the task ends with the last state that uses it (its file can then be opened again).
 fn purge_l2(state: &AppState) {
-    let l2 = Arc::clone(state.pages.l2());
+    let l2 = Arc::downgrade(state.pages.l2());
     state.background().spawn("l2 purge", |stop| async move {
         loop {
             tokio::select! {
                 () = stop.cancelled() => break,
                 () = tokio::time::sleep(crate::cache::l2::PURGE_EVERY) => {}
             }
+            let Some(l2) = l2.upgrade() else { break };
             match l2.purge_expired().await {
                 Ok(n) if n > 0 => tracing::debug!(purged = n, "expired L2 entries dropped"),
                 Ok(_) => {}
