@@ -271,7 +271,7 @@ async fn main() {
     scan.sort();
 
     // Publish-to-searchable through the one publish path, the index subscribed.
-    let publisher = Publisher::new(Arc::clone(&store)).with(Arc::new(search.clone()));
+    let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
     let mut delays = Vec::new();
     for i in 0..args.publishes {
         let id = args.reports + 1 + i as u64;

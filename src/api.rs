@@ -272,10 +272,12 @@ pub async fn clear_cache(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     authorize(&s, &headers)?;
-    s.pages.clear();
-    if let Some(cluster) = &s.cluster {
-        cluster.broadcast(crate::cluster::bus::Message::Clear);
-    }
+    // Memory here and on the other instances; the shared second tier once, below, for the
+    // answer to say what it removed.
+    s.publisher.notify(
+        &crate::reports::publish::Change::Cleared,
+        crate::reports::publish::Origin::Local,
+    );
     let all = crate::cache::l2::Invalidation::All;
     let l2 = tokio::time::timeout(
         std::time::Duration::from_secs(5),

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use self::l2::{Invalidation, L2, L2Stats, Strategy};
 use crate::encoded::{Encoded, EncodedParts};
-use crate::reports::publish::{Published, Subscriber};
+use crate::reports::publish::{Change, Origin, Subscriber};
 
 /// How long an L2 read may take before the page is rendered instead.
 const L2_READ_TIMEOUT: Duration = Duration::from_millis(300);
@@ -73,8 +73,8 @@ fn report_tag(id: u64) -> String {
 }
 
 /// What invalidates in L2 the pages of a published change.
-pub fn invalidation_of(change: &Published) -> Invalidation {
-    let mut tags: Vec<String> = change.affected.iter().map(|id| report_tag(*id)).collect();
+pub fn invalidation_of(affected: &[u64]) -> Invalidation {
+    let mut tags: Vec<String> = affected.iter().map(|id| report_tag(*id)).collect();
     tags.push(LISTING_TAG.into());
     Invalidation::Tags(tags)
 }
@@ -459,10 +459,21 @@ fn write_l2(l2: Arc<dyn L2>, key: String, strategy: Strategy, page: &CachedPage)
     });
 }
 
+/// A change drops the pages it touches from memory; one made here also drops them from the
+/// second tier (a change from another instance was dropped there by its sender: the tier is
+/// shared). The second tier is emptied by the admin clear itself, which reports what it
+/// removed.
 impl<E: From<Abandoned> + Send + Sync + 'static> Subscriber for PageCache<E> {
-    fn published(&self, change: &Published) {
-        self.invalidate(&change.affected);
-        self.invalidate_l2(invalidation_of(change));
+    fn changed(&self, change: &Change, origin: Origin) {
+        match change {
+            Change::Cleared => self.clear(),
+            Change::Published(_) | Change::Refreshed { .. } => {
+                self.invalidate(change.affected());
+                if origin == Origin::Local {
+                    self.invalidate_l2(invalidation_of(change.affected()));
+                }
+            }
+        }
     }
 }
 
@@ -624,10 +635,13 @@ mod tests {
         assert!(second.contains("k").await, "promoted to L1");
 
         // A change to report 7 drops it from both tiers.
-        second.published(&Published {
-            affected: vec![7],
-            ..Published::default()
-        });
+        second.changed(
+            &Change::Published(crate::reports::publish::Published {
+                affected: vec![7],
+                ..Default::default()
+            }),
+            Origin::Local,
+        );
         assert!(!second.contains("k").await);
         for _ in 0..100 {
             if l2.values.lock().expect("lock").is_empty() {

@@ -1,18 +1,19 @@
 //! Several instances behind one load balancer, sharing one Redis: a shared second cache tier
-//! (`cache::redis_tier`), a bus that carries invalidations, new-report announcements and the
-//! market snapshot to every instance (`bus`), and a lease so that exactly one instance polls
-//! the market providers while the others show its snapshots (`lease`).
+//! (`cache::redis_tier`), a bus that carries the changes no other instance makes itself (an
+//! admin's clear) and the market snapshot to every instance (`bus`), and a lease so that
+//! exactly one instance polls the market providers while the others show its snapshots
+//! (`lease`).
 //!
-//! Each instance keeps its own store, synced from PostgreSQL by itself: a report announced by
-//! another instance is announced here only once this store holds it, and shared cache entries
-//! are keyed by the store's content, so a page is never served where its reports are missing.
+//! Each instance keeps its own store, synced from PostgreSQL by itself: its own sync publishes
+//! (and announces) a report once this store holds it, so published reports are not sent over
+//! the bus, and shared cache entries are keyed by the store's content, so a page is never
+//! served where its reports are missing.
 //! When Redis is away, every instance keeps serving from its memory and its store, and each
 //! polls the providers itself until Redis is back and one of them takes the lease again.
 
 pub mod bus;
 pub mod lease;
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -20,20 +21,16 @@ use serde_json::json;
 
 use self::bus::{BusStats, Message};
 use self::lease::{Held, LEASE_TICK, LEASE_TTL, Lease};
-use crate::cache::PageCache;
 use crate::cache::l2::L2;
 use crate::cache::redis_tier::RedisTier;
-use crate::error::AppError;
 use crate::lock::lock;
 use crate::market::snapshot::SnapshotWire;
 use crate::redis_conn::Redis;
-use crate::reports::publish::{NewReport, Published, Subscriber};
+use crate::reports::Publisher;
+use crate::reports::publish::{Change, Origin, Subscriber};
 use crate::secret::Secret;
-use crate::store::Store;
 use crate::tasks::Background;
 
-/// Report ids announced lately, so that one is not announced twice.
-const RECENT_ANNOUNCEMENTS: usize = 256;
 /// The Redis key (under the deployment's prefix) of the latest market snapshot, read by an
 /// instance that starts following. Not a cache entry: clearing the page cache leaves it.
 const SNAPSHOT_KEY: &str = "market:snapshot";
@@ -64,21 +61,17 @@ struct Inner {
     role: Mutex<Role>,
     /// Highest fencing number seen on the bus: snapshots below it come from a former holder.
     fence_seen: Mutex<u64>,
-    announced: Mutex<VecDeque<u64>>,
     bus: BusStats,
     started: DateTime<Utc>,
 }
 
-/// What the cluster acts on in this instance: the page cache that other instances'
-/// invalidations reach, the market it leads or follows, the hub that announces reports, and
-/// the store that says which announced reports are here. Narrow on purpose: the cluster is
-/// part of the app, not a holder of it.
+/// What the cluster acts on in this instance: the publisher whose subscribers hear the
+/// changes other instances send (marked remote), and the market it leads or follows. Narrow
+/// on purpose: the cluster is part of the app, not a holder of it.
 #[derive(Clone)]
 pub struct Parts {
-    pub store: Arc<Store>,
-    pub pages: Arc<PageCache<AppError>>,
+    pub publisher: Publisher,
     pub market: crate::market::Market,
-    pub live: crate::live::Hub,
 }
 
 /// Handle to the instance's place among the others; cheap to clone.
@@ -102,7 +95,6 @@ impl Cluster {
             name: format!("{host}:{}", std::process::id()),
             role: Mutex::new(Role::Following),
             fence_seen: Mutex::new(0),
-            announced: Mutex::new(VecDeque::new()),
             bus: BusStats::default(),
             started: Utc::now(),
         })))
@@ -159,28 +151,9 @@ impl Cluster {
         });
     }
 
-    /// Records an announcement; false when `id` was announced lately.
-    fn first_announcement(&self, id: u64) -> bool {
-        let mut recent = lock(&self.0.announced);
-        if recent.contains(&id) {
-            return false;
-        }
-        if recent.len() == RECENT_ANNOUNCEMENTS {
-            recent.pop_front();
-        }
-        recent.push_back(id);
-        true
-    }
-
     fn received(&self, state: &Parts, message: Message) {
         match message {
-            Message::Invalidate { affected } => state.pages.invalidate(&affected),
-            Message::Clear => state.pages.clear(),
-            Message::Announce(reports) => {
-                let this = self.clone();
-                let state = state.clone();
-                tokio::spawn(async move { this.announce_held(&state, reports).await });
-            }
+            Message::Change(change) => state.publisher.notify(&change, Origin::Remote),
             Message::Market { fence, snapshot } => {
                 let Some(snapshot) = self.believable(*snapshot) else {
                     return;
@@ -260,22 +233,6 @@ impl Cluster {
         }
         drop(role);
         state.market.relay(snapshot);
-    }
-
-    /// Announces the reports of another instance that this store holds (the rest are
-    /// announced by this instance's own sync when it imports them).
-    async fn announce_held(&self, state: &Parts, reports: Vec<NewReport>) {
-        for r in reports {
-            let id = r.id;
-            let held = state
-                .store
-                .call(move |s| s.contains(id))
-                .await
-                .unwrap_or(false);
-            if held && self.first_announcement(r.id) {
-                state.live.report_published(r.id, r.created_at);
-            }
-        }
     }
 
     async fn lease_loop(&self, state: &Parts, stop: tokio_util::sync::CancellationToken) {
@@ -404,18 +361,17 @@ impl Cluster {
     }
 }
 
-/// A change published here reaches the other instances: their memory tier drops the pages
-/// and they announce the new reports once they hold them.
+/// A change made here that the other instances do not make themselves reaches them over the
+/// bus. Reports published here are not sent: every instance's own sync publishes them, and
+/// history values are fetched by every instance for its own store.
 impl Subscriber for Cluster {
-    fn published(&self, change: &Published) {
-        for r in &change.new {
-            self.first_announcement(r.id);
+    fn changed(&self, change: &Change, origin: Origin) {
+        if origin == Origin::Remote {
+            return;
         }
-        self.broadcast(Message::Invalidate {
-            affected: change.affected.clone(),
-        });
-        if !change.new.is_empty() {
-            self.broadcast(Message::Announce(change.new.clone()));
+        match change {
+            Change::Cleared => self.broadcast(Message::Change(Change::Cleared)),
+            Change::Published(_) | Change::Refreshed { .. } => {}
         }
     }
 }

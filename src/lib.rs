@@ -2,11 +2,13 @@
 //! from one binary over one embedded redb store.
 
 pub mod api;
+pub mod app;
 pub mod assets;
 pub mod build_info;
 pub mod cache;
 pub mod card;
 pub mod cluster;
+pub mod commands;
 pub mod config;
 pub mod connections;
 pub mod demo;
@@ -34,6 +36,7 @@ pub mod sync;
 pub mod systemd;
 pub mod tasks;
 
+pub use crate::app::{Feed, Parts, launch};
 pub use crate::routes::app;
 pub use crate::server::{SHUTDOWN_GRACE, serve, shutdown_signal};
 pub use crate::state::{AppState, Settings, Shared};

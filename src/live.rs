@@ -320,11 +320,22 @@ impl Drop for Slot {
     }
 }
 
-/// New reports are announced to every client.
+/// New reports stored here are announced to every client (a report another instance
+/// published is announced here once this instance's own sync stores it).
 impl crate::reports::publish::Subscriber for Hub {
-    fn published(&self, change: &crate::reports::publish::Published) {
-        for report in &change.new {
-            self.report_published(report.id, report.created_at);
+    fn changed(
+        &self,
+        change: &crate::reports::publish::Change,
+        origin: crate::reports::publish::Origin,
+    ) {
+        if let (
+            crate::reports::publish::Change::Published(p),
+            crate::reports::publish::Origin::Local,
+        ) = (change, origin)
+        {
+            for report in &p.new {
+                self.report_published(report.id, report.created_at);
+            }
         }
     }
 }

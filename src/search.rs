@@ -34,7 +34,7 @@ pub use self::limits::QueryProblem;
 pub use self::pool::{Pool, PoolSettings, PoolStats};
 pub use self::text::{ReportText, fold};
 use crate::i18n::Lang;
-use crate::reports::publish::{Published, Subscriber};
+use crate::reports::publish::{Change, Origin, Subscriber};
 use crate::store::{Store, StoreError};
 use crate::tasks::Background;
 
@@ -524,7 +524,10 @@ fn opening(text: &str) -> String {
 
 /// The publish path tells the index what changed; the indexing task does the work.
 impl Subscriber for Search {
-    fn published(&self, change: &Published) {
+    fn changed(&self, change: &Change, _origin: Origin) {
+        let Change::Published(change) = change else {
+            return;
+        };
         let mut ids: Vec<u64> = change.new.iter().map(|r| r.id).collect();
         ids.extend(&change.updated);
         if ids.is_empty() {

@@ -7,7 +7,7 @@
 
 pub mod history;
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 pub use self::history::History;
 use crate::market::Market;
 use crate::market::snapshot::Entry;
-use crate::reports::publish::{Published, Subscriber};
+use crate::reports::Report;
+use crate::reports::publish::{self, Change, Stamp, Subscriber};
 use crate::store::{Store, StoreError};
 
 /// Daily history series in the store.
@@ -172,67 +173,71 @@ pub fn at_publication(
     Ok(out)
 }
 
-/// Records the market as reports are published (a subscriber of the publish path, placed
-/// before the page cache so that a report's first cached page already shows them), and
-/// wakes the history task for reports it could not record.
+/// Stamps each report with the market at its publication before the publish path commits it
+/// (kept in the same transaction), and wakes the history task when a new report is stored
+/// without every value a history can give (a subscriber of the publish path).
 pub struct Recorder {
     store: Arc<Store>,
-    market: RwLock<Option<Market>>,
-    wake: RwLock<Option<mpsc::UnboundedSender<()>>>,
+    /// The market whose snapshot is kept (a demo feed's never is).
+    market: Market,
+    /// Where to say that reports lack values (the history task listens), if it runs.
+    wake: Option<mpsc::UnboundedSender<()>>,
 }
 
 impl Recorder {
-    pub fn new(store: Arc<Store>) -> Recorder {
+    pub fn new(
+        store: Arc<Store>,
+        market: Market,
+        wake: Option<mpsc::UnboundedSender<()>>,
+    ) -> Recorder {
         Recorder {
             store,
-            market: RwLock::new(None),
-            wake: RwLock::new(None),
+            market,
+            wake,
         }
     }
 
-    /// The market whose snapshot is recorded (the live feed; a demo feed is never recorded).
-    pub fn set_market(&self, market: Market) {
-        *self.market.write().unwrap_or_else(PoisonError::into_inner) = Some(market);
+    /// Whether the values kept for `id` (if any) lack one a history can give.
+    fn lacks_history_fields(&self, id: u64) -> bool {
+        match self.store.market_at(id) {
+            Ok(Some(bytes)) => postcard::from_bytes::<AtPublication>(&bytes)
+                .ok()
+                .is_none_or(|at| !at.has_history_fields()),
+            Ok(None) | Err(_) => true,
+        }
     }
+}
 
-    /// Where to say that reports lack values (the history task listens).
-    pub fn set_wake(&self, wake: mpsc::UnboundedSender<()>) {
-        *self.wake.write().unwrap_or_else(PoisonError::into_inner) = Some(wake);
+impl Stamp for Recorder {
+    fn stamp(&self, reports: &[Report]) -> Vec<Option<Vec<u8>>> {
+        let snapshot = self.market.current();
+        reports
+            .iter()
+            .map(|r| {
+                if snapshot.demo {
+                    return None;
+                }
+                let at = AtPublication::from_snapshot(&snapshot.values, r.created_at);
+                if at.is_empty() {
+                    return None;
+                }
+                postcard::to_allocvec(&at).ok()
+            })
+            .collect()
     }
 }
 
 impl Subscriber for Recorder {
-    fn published(&self, change: &Published) {
-        if change.new.is_empty() {
+    fn changed(&self, change: &Change, origin: publish::Origin) {
+        let (Change::Published(published), publish::Origin::Local, Some(wake)) =
+            (change, origin, &self.wake)
+        else {
             return;
-        }
-        let snapshot = self
-            .market
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(Market::current)
-            .filter(|s| !s.demo);
-        let mut records = Vec::new();
-        let mut incomplete = false;
-        for r in &change.new {
-            let at = snapshot
-                .as_ref()
-                .map(|s| AtPublication::from_snapshot(&s.values, r.created_at))
-                .unwrap_or_default();
-            incomplete |= !at.has_history_fields();
-            if !at.is_empty()
-                && let Ok(bytes) = postcard::to_allocvec(&at)
-            {
-                records.push((r.id, bytes));
-            }
-        }
-        if !records.is_empty()
-            && let Err(e) = self.store.market_at_put(&records)
-        {
-            tracing::warn!(error = %e, "cannot record the market at publication");
-        }
-        if incomplete && let Some(wake) = &*self.wake.read().unwrap_or_else(PoisonError::into_inner)
+        };
+        if published
+            .new
+            .iter()
+            .any(|r| self.lacks_history_fields(r.id))
         {
             let _ = wake.send(());
         }

@@ -6,19 +6,16 @@ use std::time::{Duration, Instant};
 
 use crate::assets::Assets;
 use crate::cache::PageCache;
-use crate::cache::l2::L2;
-use crate::cache::redb_tier::RedbTier;
 use crate::cluster::Cluster;
 use crate::error::AppError;
 use crate::metrics::Metrics;
-use crate::render::{self, Renderer};
+use crate::render::Renderer;
 use crate::reports::Publisher;
-use crate::reports::publish::Subscriber;
 use crate::search::{self, Search};
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::tasks::Background;
-use crate::{api, live, market, since, sync};
+use crate::{api, live, market, sync};
 
 /// Settings the request handlers need, fixed at start-up.
 #[derive(Debug, Clone)]
@@ -73,8 +70,7 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// The parts of [`AppState`].
-#[derive(Clone)]
+/// The parts of [`AppState`], built once by `app::Parts::build`.
 pub struct Shared {
     pub store: Arc<Store>,
     /// The one write path of reports; tells the page cache and the live clients.
@@ -100,181 +96,19 @@ pub struct Shared {
     pub searches: search::Pool,
     /// One backup at a time (`POST /admin/backup`).
     pub backups: Arc<tokio::sync::Semaphore>,
-    /// Records the market as reports are published ("since this report").
-    pub since: Arc<since::Recorder>,
 }
 
 /// The page cache of the handlers (its renders fail with the HTTP edge's error).
 pub type Pages = PageCache<AppError>;
 
-/// How long a rendered page may live in memory even without an invalidation.
-const PAGE_TTL: Duration = Duration::from_secs(600);
-
 impl AppState {
-    pub fn new(store: Store, settings: Settings) -> Result<AppState, render::RenderError> {
-        let assets = Assets::load();
-        let renderer = Renderer::new(&assets, &settings.public_url)?;
-        let background = Background::new();
-        let store = Arc::new(store);
-        let dir = store
-            .path()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(std::path::Path::new("."));
-        let l2: Arc<dyn L2> = RedbTier::open(dir, settings.l2_cache_bytes);
-        let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL, l2));
-        let live = live::Hub::new(live::HubSettings::default(), &background);
-        let search = Search::open(Arc::clone(&store));
-        let searches = search::Pool::new(settings.search);
-        // Inside a runtime (tests, embedders) the index keeps up at once; `serve` starts it
-        // with the server.
-        if tokio::runtime::Handle::try_current().is_ok() {
-            search.start(&background);
-        }
-        let recorder = Arc::new(since::Recorder::new(Arc::clone(&store)));
-        Ok(AppState(Arc::new(Shared {
-            publisher: publisher(&store, &pages, &live, &search, &recorder, None),
-            store,
-            pages,
-            assets: Arc::new(assets),
-            renderer: Arc::new(renderer),
-            settings: Arc::new(settings),
-            market: market::Market::idle(),
-            live,
-            sync: None,
-            cluster: None,
-            health: Arc::default(),
-            started: Instant::now(),
-            background,
-            metrics: Metrics::new(),
-            searches,
-            backups: Arc::new(tokio::sync::Semaphore::new(1)),
-            search,
-            since: recorder,
-        })))
+    /// The state of these parts; built once, by `app::Parts::build`.
+    pub(crate) fn from_shared(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
     }
 
     /// The scope of every background task: `state.background().spawn(name, |stop| ...)`.
-    /// What the cluster acts on in this instance.
-    pub fn cluster_parts(&self) -> crate::cluster::Parts {
-        crate::cluster::Parts {
-            store: Arc::clone(&self.store),
-            pages: Arc::clone(&self.pages),
-            market: self.market.clone(),
-            live: self.live.clone(),
-        }
-    }
-
     pub fn background(&self) -> &Background {
         &self.0.background
     }
-
-    /// The same state serving `market` (the live refresher or the demo feed), which should
-    /// run in [`AppState::background`] so that shutdown stops it.
-    pub fn with_market(self, market: market::Market) -> AppState {
-        self.0.since.set_market(market.clone());
-        let mut shared = (*self.0).clone();
-        shared.market = market;
-        AppState(Arc::new(shared))
-    }
-
-    /// The same state with changed settings.
-    pub fn with_settings(self, change: impl FnOnce(&mut Settings)) -> AppState {
-        let mut shared = (*self.0).clone();
-        let mut settings = (*shared.settings).clone();
-        change(&mut settings);
-        shared.settings = Arc::new(settings);
-        AppState(Arc::new(shared))
-    }
-
-    /// The same state with a WebSocket hub of these settings, in the state's task scope.
-    pub fn with_hub(self, settings: live::HubSettings) -> AppState {
-        let mut shared = (*self.0).clone();
-        shared.live = live::Hub::new(settings, &shared.background);
-        AppState::rewired(shared)
-    }
-
-    /// The same state with another second cache tier (Redis, for several instances); the
-    /// page cache starts empty.
-    pub fn with_l2(self, l2: Arc<dyn L2>) -> AppState {
-        let mut shared = (*self.0).clone();
-        shared.pages = Arc::new(PageCache::new(shared.settings.cache_bytes, PAGE_TTL, l2));
-        AppState::rewired(shared)
-    }
-
-    /// The same state as one of several instances: published changes also go to the others.
-    /// Set it before [`AppState::with_sync`], whose publisher it joins.
-    pub fn with_cluster(self, cluster: Cluster) -> AppState {
-        let mut shared = (*self.0).clone();
-        shared.cluster = Some(cluster);
-        AppState::rewired(shared)
-    }
-
-    /// `shared` with its publisher telling the subscribers it now holds.
-    fn rewired(mut shared: Shared) -> AppState {
-        shared.publisher = publisher(
-            &shared.store,
-            &shared.pages,
-            &shared.live,
-            &shared.search,
-            &shared.since,
-            shared.cluster.as_ref(),
-        );
-        AppState(Arc::new(shared))
-    }
-
-    /// The same state with a PostgreSQL sync (reachable from `/health` and `/admin/sync`);
-    /// start it with [`sync::Sync::run`] in [`AppState::background`].
-    pub fn with_sync(self, sync: sync::Sync) -> AppState {
-        let mut shared = (*self.0).clone();
-        shared.sync = Some(sync);
-        AppState(Arc::new(shared))
-    }
-}
-
-impl AppState {
-    /// Starts the task that fetches the providers' daily history for reports published
-    /// before their market was recorded (`serve` only: `demo` makes no outbound call).
-    pub fn start_market_history(&self, config: &market::Config) {
-        let pages = Arc::clone(&self.0.pages);
-        let invalidate: since::history::Invalidate = Arc::new(move |ids: Vec<u64>| {
-            pages.published(&crate::reports::publish::Published {
-                affected: ids,
-                ..Default::default()
-            });
-        });
-        match since::History::new(config, Arc::clone(&self.0.store), invalidate) {
-            Ok(history) => {
-                let (wake, woken) = tokio::sync::mpsc::unbounded_channel();
-                self.0.since.set_wake(wake);
-                self.background()
-                    .spawn("market history", move |stop| history.run(woken, stop));
-            }
-            Err(e) => tracing::error!(error = %e, "cannot start the market history task"),
-        }
-    }
-}
-
-/// Writes reports into `store` and tells the market recorder, the search index, the page
-/// cache, the other instances (with several) and the live clients.
-fn publisher(
-    store: &Arc<Store>,
-    pages: &Arc<Pages>,
-    live: &live::Hub,
-    search: &Search,
-    recorder: &Arc<since::Recorder>,
-    cluster: Option<&Cluster>,
-) -> Publisher {
-    // The recorder before the page cache: a report's first cached page has its values.
-    let publisher = Publisher::new(Arc::clone(store))
-        .with(Arc::clone(recorder) as Arc<dyn Subscriber>)
-        .with(Arc::new(search.clone()))
-        .with(Arc::clone(pages) as Arc<dyn Subscriber>);
-    // The cluster before the hub: it records a new report as announced before the hub tells
-    // this instance's clients, so an announcement from another instance is not repeated.
-    let publisher = match cluster {
-        Some(c) => publisher.with(Arc::new(c.clone())),
-        None => publisher,
-    };
-    publisher.with(Arc::new(live.clone()))
 }

@@ -15,14 +15,16 @@ use common::ADMIN_TOKEN;
 use common::fake::{Fake, Fault};
 use common::process::{Instance, bin};
 use common::redis::RedisServer;
-use crypto_report::AppState;
 use crypto_report::cluster::Cluster;
 use crypto_report::cluster::bus::{self, BusStats};
 use crypto_report::cluster::lease::Lease;
 use crypto_report::market::Market;
 use crypto_report::market::snapshot::{Snapshot, SnapshotWire};
 use crypto_report::redis_conn::Redis;
+use crypto_report::reports::Publisher;
 use crypto_report::secret::Secret;
+use crypto_report::store::{FILE_NAME, Store};
+use crypto_report::{AppState, Feed, Parts, Settings};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -61,13 +63,87 @@ fn instance(dir: &std::path::Path, redis: &str, fake: Option<&Fake>) -> Instance
     )
 }
 
-async fn health(client: &reqwest::Client, i: &Instance) -> serde_json::Value {
+/// An instance tests talk to over HTTP: a spawned binary or one in this process.
+trait Served {
+    fn url(&self, path: &str) -> String;
+}
+
+impl Served for Instance {
+    fn url(&self, path: &str) -> String {
+        Instance::url(self, path)
+    }
+}
+
+/// An instance in this process, launched by `launch` as `serve --redis-url` launches one, on a
+/// store holding the bundled samples; its market polls `fake` while it leads.
+struct Here {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Here {
+    async fn start(redis: &str, fake: &Fake) -> Here {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join(FILE_NAME)).expect("store");
+        let store = Arc::new(store);
+        crypto_report::demo::seed(&Publisher::new(Arc::clone(&store))).expect("seed");
+        let mut settings = Settings::new("https://reports.example");
+        settings.admin_token = Some(Secret::new(ADMIN_TOKEN));
+        let mut parts = Parts::new(Arc::clone(&store), settings);
+        join(&mut parts, redis, fake);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(crypto_report::launch(parts, listener, async move {
+            let _ = stopped.await;
+        }));
+        Here {
+            addr,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// Shuts down as a signal would, and waits for `launch` to return.
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(15), &mut self.task)
+            .await
+            .expect("stopped in time")
+            .expect("no panic")
+            .expect("a clean stop");
+    }
+}
+
+impl Served for Here {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// `parts` as one of the instances sharing `redis`, its market polling `fake` while it leads.
+fn join(parts: &mut Parts, redis: &str, fake: &Fake) {
+    let (config, store) = (common::fake::config(fake), Arc::clone(&parts.store));
+    parts.feed = Feed::Start(Box::new(move |scope| {
+        Market::start(config.clone(), Arc::clone(&store), scope)
+    }));
+    parts.cluster = Some(Cluster::new(&Secret::new(redis), "crypto-report").expect("cluster"));
+}
+
+async fn health(client: &reqwest::Client, i: &impl Served) -> serde_json::Value {
     let r = client.get(i.url("/health")).send().await.expect("health");
     assert_eq!(r.status(), 200, "health stays 200");
     r.json().await.expect("json")
 }
 
-async fn role(client: &reqwest::Client, i: &Instance) -> String {
+async fn role(client: &reqwest::Client, i: &impl Served) -> String {
     health(client, i).await["cluster"]["market_role"]
         .as_str()
         .unwrap_or_default()
@@ -102,7 +178,7 @@ fn is_history(key: &str) -> bool {
 }
 
 /// A page, a report, the JSON API and the market summary all answer 200.
-async fn serves_every_kind_of_page(client: &reqwest::Client, i: &Instance) {
+async fn serves_every_kind_of_page(client: &reqwest::Client, i: &impl Served) {
     for path in [
         "/",
         "/crypto_report/107",
@@ -562,8 +638,8 @@ async fn an_instance_started_while_redis_is_down_serves_then_joins_when_it_comes
         return;
     };
     redis.kill();
-    let dir = seeded_dir();
-    let i = instance(dir.path(), &redis.url(), None);
+    let fake = Fake::start().await;
+    let i = Here::start(&redis.url(), &fake).await;
     let client = reqwest::Client::new();
     serves_every_kind_of_page(&client, &i).await;
     eventually(
@@ -590,23 +666,18 @@ async fn an_instance_started_while_redis_is_down_serves_then_joins_when_it_comes
         },
     )
     .await;
+    i.stop().await;
 }
 
 /// A follower in this process, joined to `redis` as `serve --redis-url` joins it, over a
 /// store holding the bundled samples; its own market would poll `fake` if it ever led.
 fn follower_here(redis: &str, fake: &Fake) -> (AppState, Cluster, tempfile::TempDir) {
-    let (state, dir) = common::samples();
-    let cluster = Cluster::new(&Secret::new(redis), "crypto-report").expect("cluster");
-    let (config, store) = (common::fake::config(fake), Arc::clone(&state.store));
-    let start: crypto_report::market::elected::Start =
-        Box::new(move |scope| Market::start(config.clone(), Arc::clone(&store), scope));
-    let elected = Market::elected(start, state.background());
-    let state = state
-        .with_l2(cluster.l2())
-        .with_market(elected)
-        .with_cluster(cluster.clone());
-    cluster.start(&state.cluster_parts(), state.background());
-    (state, cluster, dir)
+    let mut cluster = None;
+    let (state, dir) = common::samples_with(|parts| {
+        join(parts, redis, fake);
+        cluster = parts.cluster.clone();
+    });
+    (state, cluster.expect("joined"), dir)
 }
 
 /// A forged market message: `snapshot` with the lease holder's `fence` (or any other).

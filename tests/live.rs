@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::server::RunningServer;
 use common::{TestApp, publish};
+use crypto_report::Feed;
 use crypto_report::live::{Hub, HubSettings};
 use crypto_report::market::{DEMO_SEED, Market, Snapshot};
 use futures_util::{SinkExt, StreamExt};
@@ -44,15 +45,15 @@ impl Server {
     }
 
     async fn build(settings: HubSettings, demo_tick: Option<Duration>) -> Server {
-        let mut app = TestApp::with_reports(2);
-        app.state = app.state.clone().with_hub(settings);
-        let (snapshots, rx) = watch::channel(Arc::new(snapshot(true)));
-        match demo_tick {
-            Some(tick) => {
-                let market = Market::demo(DEMO_SEED, tick, app.state.background());
-                app.state = app.state.clone().with_market(market);
+        let app = TestApp::build_with(2, true, |p| {
+            p.hub = settings;
+            if let Some(tick) = demo_tick {
+                p.feed = Feed::Start(Box::new(move |scope| Market::demo(DEMO_SEED, tick, scope)));
             }
-            None => app.state.live.follow(rx),
+        });
+        let (snapshots, rx) = watch::channel(Arc::new(snapshot(true)));
+        if demo_tick.is_none() {
+            app.state.live.follow(rx);
         }
         let running = RunningServer::start(app.state.clone()).await;
         Server {

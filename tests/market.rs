@@ -20,7 +20,7 @@ use crypto_report::market::{Config, Group, Market, Refresh, Snapshot, rsi};
 use crypto_report::secret::Secret;
 use crypto_report::store::{FILE_NAME, Store};
 use crypto_report::tasks::Background;
-use crypto_report::{AppState, Settings};
+use crypto_report::{Parts, Settings};
 use futures_util::future::join_all;
 use serde_json::Value;
 
@@ -120,15 +120,16 @@ fn post(uri: &str, token: Option<&str>) -> axum::http::Request<Body> {
     b.body(Body::empty()).expect("request")
 }
 
-/// An application state on its own store; a live market is started on `state.store`.
-fn app_state(admin: bool) -> (AppState, tempfile::TempDir) {
+/// The parts of a server on its own store; a live market is started on `parts.store`, in
+/// `parts.background`.
+fn app_parts(admin: bool) -> (Parts, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(&dir.path().join(FILE_NAME)).expect("store");
     let mut settings = Settings::new("https://reports.example");
     if admin {
         settings.admin_token = Some(Secret::new(ADMIN));
     }
-    (AppState::new(store, settings).expect("state"), dir)
+    (Parts::new(store, settings), dir)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -884,7 +885,7 @@ async fn values_and_history_survive_a_restart() {
 #[tokio::test]
 async fn a_thousand_concurrent_reads_during_a_refresh_cost_one_call_per_key() {
     let fake = fake_server().await;
-    let (state, _dir) = app_state(true);
+    let (parts, _dir) = app_parts(true);
     // The fake provider and the 1,000 reads share this test's runtime, so on a loaded machine
     // a 300 ms answer can take seconds to be polled. With the fake's 1.5 s timeout and two
     // attempts, that was a timed-out first attempt and its retry: two calls per key, all of
@@ -893,8 +894,8 @@ async fn a_thousand_concurrent_reads_during_a_refresh_cost_one_call_per_key() {
     let mut c = with_cmc(config(&fake), &fake);
     c.http.total_timeout = WAIT;
     c.http.attempts = 1;
-    let market = Market::start(c, Arc::clone(&state.store), state.background());
-    let state = state.with_market(market.clone());
+    let market = Market::start(c, Arc::clone(&parts.store), &parts.background);
+    let state = common::with_market(parts, &market);
     settle(&market).await;
     fake.reset_hits();
     for key in [
@@ -996,8 +997,8 @@ async fn a_scheduled_poll_never_runs_beside_a_forced_refresh() {
 #[tokio::test]
 async fn the_api_serves_the_snapshot_and_guards_the_refresh() {
     let market = Market::demo(7, Duration::from_secs(60), &Background::new());
-    let (state, _dir) = app_state(true);
-    let state = state.with_market(market.clone());
+    let (parts, _dir) = app_parts(true);
+    let state = common::with_market(parts, &market);
 
     let a = request(&state, get("/api/crypto/dashboard-summary")).await;
     assert_eq!(a.status, StatusCode::OK);
@@ -1051,8 +1052,8 @@ async fn the_api_serves_the_snapshot_and_guards_the_refresh() {
     assert_ne!(after.body, a.body, "the forced refresh moved the demo feed");
 
     // Without a configured token the endpoint is refused outright.
-    let (closed, _dir2) = app_state(false);
-    let closed = closed.with_market(market.clone());
+    let (closed, _dir2) = app_parts(false);
+    let closed = common::with_market(closed, &market);
     assert_eq!(
         request(&closed, post(uri, Some(ADMIN))).await.status,
         StatusCode::FORBIDDEN

@@ -8,6 +8,9 @@ use std::time::Duration;
 use common::fake::{Fake, config};
 use common::server::{RunningServer, raw};
 use common::{ADMIN_TOKEN, TestApp};
+use std::sync::Arc;
+
+use crypto_report::Feed;
 use crypto_report::market::Market;
 use crypto_report::metrics::names;
 
@@ -58,13 +61,15 @@ async fn metrics_need_the_token_unless_the_peer_is_on_loopback() {
 #[tokio::test]
 async fn every_series_is_exposed_by_name() {
     let fake = Fake::start().await;
-    let app = TestApp::with_reports(3);
-    let market = Market::start(
-        config(&fake),
-        app.state.store.clone(),
-        app.state.background(),
-    );
-    let state = app.state.clone().with_market(market.clone());
+    let app = TestApp::build_with(3, true, |p| {
+        p.feed = Feed::Running(Market::start(
+            config(&fake),
+            Arc::clone(&p.store),
+            &p.background,
+        ));
+    });
+    let market = app.state.market.clone();
+    let state = app.state.clone();
     let server = RunningServer::start(state.clone()).await;
     for path in [
         "/crypto_report/2",

@@ -85,8 +85,9 @@ async fn malformed_http_gets_an_error_not_a_hang() {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
-    let mut app = common::TestApp::with_reports(1);
-    app.set_settings(|s| s.header_timeout = Duration::from_millis(500));
+    let app = common::TestApp::build_with(1, true, |p| {
+        p.settings.header_timeout = Duration::from_millis(500);
+    });
     let server = RunningServer::start(app.state.clone()).await;
     let addr = server.addr;
     let mut slow = TcpStream::connect(addr).await.expect("connect");
@@ -112,8 +113,9 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_deadline() {
-    let mut app = common::TestApp::with_reports(1);
-    app.set_settings(|s| s.header_timeout = Duration::from_millis(300));
+    let app = common::TestApp::build_with(1, true, |p| {
+        p.settings.header_timeout = Duration::from_millis(300);
+    });
     let server = RunningServer::start(app.state.clone()).await;
     let started = tokio::time::Instant::now();
     let mut silent = TcpStream::connect(server.addr).await.expect("connect");
@@ -146,8 +148,8 @@ fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
-    let mut app = common::TestApp::with_reports(1);
-    app.set_settings(|s| {
+    let app = common::TestApp::build_with(1, true, |p| {
+        let s = &mut p.settings;
         s.header_timeout = Duration::from_millis(300);
         s.idle_timeout = Duration::from_millis(600);
     });
@@ -175,8 +177,8 @@ async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
 #[tokio::test]
 async fn a_full_cap_of_silent_or_idle_connections_still_answers_health_at_once() {
     const CAP: usize = 8;
-    let mut app = common::TestApp::with_reports(1);
-    app.set_settings(|s| {
+    let app = common::TestApp::build_with(1, true, |p| {
+        let s = &mut p.settings;
         s.max_connections = CAP;
         s.header_timeout = Duration::from_secs(60);
         s.idle_timeout = Duration::from_secs(60);
@@ -212,14 +214,17 @@ async fn a_full_cap_of_silent_or_idle_connections_still_answers_health_at_once()
 
 #[tokio::test]
 async fn one_shutdown_stops_every_background_task() {
-    let app = common::TestApp::with_reports(1);
+    let app = common::TestApp::build_with(1, true, |p| {
+        p.feed = crypto_report::Feed::Start(Box::new(|scope| {
+            crypto_report::market::Market::demo(
+                crypto_report::market::DEMO_SEED,
+                Duration::from_millis(20),
+                scope,
+            )
+        }));
+    });
     let state = app.state.clone();
-    let market = crypto_report::market::Market::demo(
-        crypto_report::market::DEMO_SEED,
-        Duration::from_millis(20),
-        state.background(),
-    );
-    let state = state.with_market(market.clone());
+    let market = state.market.clone();
     // A task of the kind later features add (sync, subscriber, lease renewal).
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     state.background().spawn("test sync", |stop| async move {

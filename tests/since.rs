@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::fake::{self, Fake, Fault};
 use common::{get, publish, report, samples};
-use crypto_report::AppState;
 use crypto_report::market::Market;
 use crypto_report::since::History;
-use crypto_report::tasks::Background;
+use crypto_report::{AppState, Feed};
 
 /// The row of `field` in the panel of a report page.
 fn row<'a>(html: &'a str, field: &str) -> &'a str {
@@ -92,9 +91,8 @@ async fn a_failing_history_leaves_the_values_unknown_until_it_answers() {
     for key in ["bn.history.BTCUSDT", "bn.history.ETHUSDT", "fng.history"] {
         fake.sticky(key, Fault::Status(500, "{}", None));
     }
-    let (state, _dir) = samples();
     // The server's own wiring: the task, the recorder that wakes it, the page cache.
-    state.start_market_history(&fake::config(&fake));
+    let (state, _dir) = common::samples_with(|p| p.history = Some(fake::config(&fake)));
     let started = Instant::now();
     while fake.hits("bn.history.BTCUSDT") == 0 {
         assert!(
@@ -138,9 +136,14 @@ async fn a_failing_history_leaves_the_values_unknown_until_it_answers() {
 #[tokio::test]
 async fn a_report_published_now_keeps_the_market_of_its_publication() {
     let fake = Fake::start().await;
-    let (state, _dir) = samples();
-    let tasks = Background::new();
-    let market = Market::start(fake::config(&fake), Arc::clone(&state.store), &tasks);
+    let (state, _dir) = common::samples_with(|p| {
+        p.feed = Feed::Running(Market::start(
+            fake::config(&fake),
+            Arc::clone(&p.store),
+            &p.background,
+        ));
+    });
+    let market = state.market.clone();
     let started = Instant::now();
     while market.current().values.global.is_none()
         || market.current().values.fng.is_none()
@@ -149,7 +152,6 @@ async fn a_report_published_now_keeps_the_market_of_its_publication() {
         assert!(started.elapsed() < Duration::from_secs(10), "no market");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let state = state.with_market(market.clone());
     let now = chrono::Utc::now();
     let mut fresh = report(200, "2026-11-01T00:00:00Z");
     fresh.created_at = now - chrono::TimeDelta::minutes(2);
@@ -171,7 +173,7 @@ async fn a_report_published_now_keeps_the_market_of_its_publication() {
     // The now side is drawn in the browser: the page carries no live number for it.
     assert!(row(&html, "btc_price_usd").contains("since-pending"));
     market.stop().await;
-    let _ = tasks.shutdown(Duration::from_secs(5)).await;
+    let _ = state.background().shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

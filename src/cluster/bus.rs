@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::market::snapshot::SnapshotWire;
 use crate::redis_conn::{Redis, RedisFault};
-use crate::reports::publish::NewReport;
+use crate::reports::publish::Change;
 
 /// How often the listening connection is checked, and how long its ping may take.
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -21,12 +21,9 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// What one instance tells the others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
-    /// Pages showing these reports changed on the sender.
-    Invalidate { affected: Vec<u64> },
-    /// New reports on the sender; a receiver announces them once its own store holds them.
-    Announce(Vec<NewReport>),
-    /// An admin emptied the caches.
-    Clear,
+    /// A change on the sender that the receiver does not make itself; replayed through the
+    /// receiver's publisher, marked remote.
+    Change(Change),
     /// The market snapshot of the lease holder, with its fencing number.
     Market {
         fence: u64,

@@ -1,7 +1,10 @@
-//! The one write path of reports. Every batch, whatever brings it (a JSONL file, the
-//! PostgreSQL importer, the server's sync, a test), goes through [`Publisher::publish`]: it
-//! commits the reports with the source's cursor in one store transaction, then tells every
-//! subscriber (the page cache, live clients, anything added later) what changed, as data.
+//! The one write path of reports, and the one way a change is told. Every batch, whatever
+//! brings it (a JSONL file, the PostgreSQL importer, the server's sync, a test), goes through
+//! [`Publisher::publish`]: it computes what is kept with each report (the [`Stamp`]: the
+//! market at publication), commits the reports, those values and the source's cursor in one
+//! store transaction, then tells every subscriber what changed, as a [`Change`]. A change that
+//! is not a commit (values that became known later, an admin's clear, a change another
+//! instance sent) goes through [`Publisher::notify`] to the same subscribers.
 
 use std::sync::Arc;
 
@@ -65,10 +68,50 @@ impl Published {
     }
 }
 
-/// Something that must hear of every committed change (a cache to invalidate, clients to
-/// tell). Called after the commit, on the publishing thread: keep it short and non-blocking.
+/// Something that changed what the pages show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// A committed batch.
+    Published(Published),
+    /// Values shown on these reports' pages became known after their publication (the
+    /// market history fetched for older reports); sorted.
+    Refreshed { affected: Vec<u64> },
+    /// An admin emptied the page caches.
+    Cleared,
+}
+
+impl Change {
+    /// The reports whose pages show something that changed (every page for [`Change::Cleared`]).
+    pub fn affected(&self) -> &[u64] {
+        match self {
+            Change::Published(p) => &p.affected,
+            Change::Refreshed { affected } => affected,
+            Change::Cleared => &[],
+        }
+    }
+}
+
+/// Where a change happened: here, or on another instance that sent it over the cluster bus
+/// (a subscriber that acts on a shared resource, such as the shared cache tier or the bus
+/// itself, acts only on changes made here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Local,
+    Remote,
+}
+
+/// Something that must hear of every change (a cache to invalidate, clients to tell, other
+/// instances). Called after the commit, on the publishing thread: keep it short and
+/// non-blocking.
 pub trait Subscriber: Send + Sync {
-    fn published(&self, change: &Published);
+    fn changed(&self, change: &Change, origin: Origin);
+}
+
+/// Values kept with each report, computed before the commit and written in its transaction
+/// (kept for the reports the commit finds new). Called on the publishing thread.
+pub trait Stamp: Send + Sync {
+    /// One per report of `reports`, in order: postcard bytes, or `None` for nothing to keep.
+    fn stamp(&self, reports: &[Report]) -> Vec<Option<Vec<u8>>>;
 }
 
 /// What [`Publisher::publish`] did with a batch.
@@ -87,10 +130,12 @@ pub enum PublishError {
     Store(#[from] StoreError),
 }
 
-/// The write side of the reports: the store and who to tell. Cheap to clone.
+/// The write side of the reports: the store, what is kept with a report, and who to tell.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct Publisher {
     store: Arc<Store>,
+    stamp: Option<Arc<dyn Stamp>>,
     subscribers: Arc<[Arc<dyn Subscriber>]>,
 }
 
@@ -106,19 +151,20 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     /// A publisher that only writes (the command-line import has nobody to tell).
     pub fn new(store: Arc<Store>) -> Publisher {
-        Publisher {
-            store,
-            subscribers: Arc::new([]),
-        }
+        Publisher::telling(store, None, Vec::new())
     }
 
-    /// The same publisher, also telling `subscriber`.
-    pub fn with(self, subscriber: Arc<dyn Subscriber>) -> Publisher {
-        let mut all = self.subscribers.to_vec();
-        all.push(subscriber);
+    /// A publisher that keeps `stamp`'s values with new reports and tells `subscribers`, in
+    /// this order, of every change.
+    pub fn telling(
+        store: Arc<Store>,
+        stamp: Option<Arc<dyn Stamp>>,
+        subscribers: Vec<Arc<dyn Subscriber>>,
+    ) -> Publisher {
         Publisher {
-            store: self.store,
-            subscribers: all.into(),
+            store,
+            stamp,
+            subscribers: subscribers.into(),
         }
     }
 
@@ -137,19 +183,31 @@ impl Publisher {
             .cursor
             .as_ref()
             .map(|c| (c.source.as_str(), c.position));
-        let committed = self
-            .store
-            .commit_reports(&batch.reports, &batch.versions, cursor)?;
+        let stamps = self
+            .stamp
+            .as_ref()
+            .map(|s| s.stamp(&batch.reports))
+            .unwrap_or_default();
+        let committed =
+            self.store
+                .commit_stamped(&batch.reports, &batch.versions, cursor, &stamps)?;
         let published = changes(&batch.reports, &committed.outcomes, committed.affected);
-        if !published.is_empty() {
-            for s in self.subscribers.iter() {
-                s.published(&published);
-            }
-        }
+        self.notify(&Change::Published(published.clone()), Origin::Local);
         Ok(Outcome {
             outcomes: committed.outcomes,
             published,
         })
+    }
+
+    /// Tells every subscriber of a change that is not a commit here (or of a commit on
+    /// another instance). An empty change is told to nobody.
+    pub fn notify(&self, change: &Change, origin: Origin) {
+        if change.affected().is_empty() && *change != Change::Cleared {
+            return;
+        }
+        for s in self.subscribers.iter() {
+            s.changed(change, origin);
+        }
     }
 
     /// [`Publisher::publish`] on the blocking pool.
@@ -193,8 +251,11 @@ mod tests {
     struct Recorder(Mutex<Vec<Published>>);
 
     impl Subscriber for Recorder {
-        fn published(&self, change: &Published) {
-            self.0.lock().expect("lock").push(change.clone());
+        fn changed(&self, change: &Change, origin: Origin) {
+            assert_eq!(origin, Origin::Local);
+            if let Change::Published(p) = change {
+                self.0.lock().expect("lock").push(p.clone());
+            }
         }
     }
 
@@ -203,7 +264,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("open"));
         let recorder = Arc::new(Recorder::default());
-        let publisher = Publisher::new(store.clone()).with(recorder.clone());
+        let publisher = Publisher::telling(store.clone(), None, vec![recorder.clone()]);
         let first = publisher
             .publish(Batch::of(vec![
                 sample(1, "2026-11-18T08:00:00Z"),
@@ -242,6 +303,79 @@ mod tests {
             store.source_versions(0, 10).expect("versions"),
             vec![(2, 42)]
         );
+    }
+
+    /// Stamps each report with its id, as bytes.
+    struct Ids;
+
+    impl Stamp for Ids {
+        fn stamp(&self, reports: &[Report]) -> Vec<Option<Vec<u8>>> {
+            reports
+                .iter()
+                .map(|r| Some(r.id.to_le_bytes().to_vec()))
+                .collect()
+        }
+    }
+
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<(Change, Origin)>>);
+
+    impl Subscriber for Heard {
+        fn changed(&self, change: &Change, origin: Origin) {
+            self.0.lock().expect("lock").push((change.clone(), origin));
+        }
+    }
+
+    #[test]
+    fn stamps_are_committed_with_new_reports_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("open"));
+        let publisher = Publisher::telling(store.clone(), Some(Arc::new(Ids)), Vec::new());
+        publisher
+            .publish(Batch::of(vec![sample(1, "2026-11-18T08:00:00Z")]))
+            .expect("publish");
+        assert_eq!(
+            store.market_at(1).expect("read"),
+            Some(1u64.to_le_bytes().to_vec())
+        );
+        // Updated, not new: what was kept at its publication stays.
+        let mut changed = sample(1, "2026-11-18T08:00:00Z");
+        changed.css_content = Some("p{}".into());
+        let direct = Publisher::telling(store.clone(), None, Vec::new());
+        direct.publish(Batch::of(vec![changed])).expect("update");
+        assert_eq!(
+            store.market_at(1).expect("read"),
+            Some(1u64.to_le_bytes().to_vec())
+        );
+        // Nothing stamped: nothing kept.
+        direct
+            .publish(Batch::of(vec![sample(2, "2026-11-19T08:00:00Z")]))
+            .expect("publish");
+        assert_eq!(store.market_at(2).expect("read"), None);
+    }
+
+    #[test]
+    fn a_change_that_is_not_a_commit_reaches_every_subscriber_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("open"));
+        let (a, b) = (Arc::new(Heard::default()), Arc::new(Heard::default()));
+        let publisher = Publisher::telling(store, None, vec![a.clone(), b.clone()]);
+        let refreshed = Change::Refreshed {
+            affected: vec![4, 5],
+        };
+        publisher.notify(&refreshed, Origin::Local);
+        publisher.notify(&Change::Cleared, Origin::Remote);
+        // Nothing changed: nobody is told.
+        publisher.notify(&Change::Refreshed { affected: vec![] }, Origin::Local);
+        for heard in [&a, &b] {
+            assert_eq!(
+                *heard.0.lock().expect("lock"),
+                vec![
+                    (refreshed.clone(), Origin::Local),
+                    (Change::Cleared, Origin::Remote)
+                ]
+            );
+        }
     }
 
     #[test]

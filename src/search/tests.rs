@@ -34,7 +34,7 @@ async fn finds_folded_words_in_both_languages_and_keeps_up_with_publishing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
     let search = Search::open(Arc::clone(&store));
-    let publisher = Publisher::new(Arc::clone(&store)).with(Arc::new(search.clone()));
+    let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
     publisher
         .publish(Batch::of(vec![
             report(
@@ -169,7 +169,7 @@ async fn phrases_filter_exclude_and_rank_with_words_and_dates() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
     let search = Search::open(Arc::clone(&store));
-    let publisher = Publisher::new(Arc::clone(&store)).with(Arc::new(search.clone()));
+    let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
     let texts = [
         "Lạm phát Mỹ hạ nhiệt, Fed giữ lãi suất.",
         "Fed nói lạm phát còn cao; lãi suất chưa giảm.",
@@ -269,7 +269,7 @@ async fn reports_holding_part_of_a_group_together_rank_above_those_holding_none(
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
     let search = Search::open(Arc::clone(&store));
-    let publisher = Publisher::new(Arc::clone(&store)).with(Arc::new(search.clone()));
+    let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
     let mut reports = Vec::new();
     // 1-12: the group together; 13-15: "dòng tiền" together, ETF elsewhere; 16-18: all apart
     // (and repeated, so that their own score is higher).
@@ -341,7 +341,7 @@ async fn the_index_says_it_is_catching_up_while_a_published_batch_waits() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
     let search = Search::open(Arc::clone(&store));
-    let publisher = Publisher::new(Arc::clone(&store)).with(Arc::new(search.clone()));
+    let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
     let tasks = Background::new();
     search.start(&tasks);
     search.settled().await;

@@ -7,17 +7,6 @@ use redb::ReadableDatabase;
 use super::{DAILY_COVERED, MARKET_AT, MARKET_DAILY, Result, Store, db_err};
 
 impl Store {
-    /// Records market values for reports (id, bytes), replacing earlier ones.
-    pub fn market_at_put(&self, records: &[(u64, Vec<u8>)]) -> Result<()> {
-        self.write(|tx| {
-            let mut table = tx.open_table(MARKET_AT).map_err(db_err)?;
-            for (id, bytes) in records {
-                table.insert(*id, bytes.as_slice()).map_err(db_err)?;
-            }
-            Ok(())
-        })
-    }
-
     /// The market values recorded when report `id` was published, if any.
     pub fn market_at(&self, id: u64) -> Result<Option<Vec<u8>>> {
         let tx = self.db.begin_read().map_err(db_err)?;

@@ -8,8 +8,8 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::codec::{self, Dictionary, Encoder, body_bytes, header};
 use super::{
-    BY_TIME, CURSORS, DICTIONARY_KEY, META, REPORTS, Result, SOURCE_VERSIONS, Store, StoreError,
-    db_err,
+    BY_TIME, CURSORS, DICTIONARY_KEY, MARKET_AT, META, REPORTS, Result, SOURCE_VERSIONS, Store,
+    StoreError, db_err,
 };
 
 /// The store's content digest ([`StoreVersion::digest`]) in the meta table.
@@ -244,18 +244,32 @@ impl Store {
         self.neighbours_of(&tx, (report.created_at.timestamp_micros(), report.id))
     }
 
-    /// Inserts or replaces reports and moves the import cursor, all in one transaction: a crash
-    /// leaves each report either wholly present or absent. `versions[i]` is the version of
-    /// the source row `reports[i]` came from (`None`: not from a versioned source). Returns
-    /// what happened to each report and, read in the same transaction, every report whose
-    /// page changed (the written ones and their neighbours in time). A stored report that is
-    /// damaged is rewritten whatever its hash says. Only the report domain's publish path
-    /// writes reports (see `reports::publish`).
+    /// [`Store::commit_stamped`] with nothing kept beside the reports (the store's own tests).
+    #[cfg(test)]
     pub(crate) fn commit_reports(
         &self,
         reports: &[Report],
         versions: &[Option<u64>],
         cursor: Option<(&str, u64)>,
+    ) -> Result<Committed> {
+        self.commit_stamped(reports, versions, cursor, &[])
+    }
+
+    /// Inserts or replaces reports and moves the import cursor, all in one transaction: a crash
+    /// leaves each report either wholly present or absent. `versions[i]` is the version of
+    /// the source row `reports[i]` came from (`None`: not from a versioned source).
+    /// `market_at[i]` (the market at publication, computed before the commit) is kept for
+    /// `reports[i]` when the commit finds it new, in the same transaction: a report is never
+    /// stored without the values known when it arrived. Returns what happened to each report
+    /// and, read in the same transaction, every report whose page changed (the written ones
+    /// and their neighbours in time). A stored report that is damaged is rewritten whatever its
+    /// hash says. Only the report domain's publish path writes reports (see `reports::publish`).
+    pub(crate) fn commit_stamped(
+        &self,
+        reports: &[Report],
+        versions: &[Option<u64>],
+        cursor: Option<(&str, u64)>,
+        market_at: &[Option<Vec<u8>>],
     ) -> Result<Committed> {
         self.version_mut(|v| v.writers += 1);
         let _writing = Writing(self);
@@ -271,6 +285,7 @@ impl Store {
             let mut table = tx.open_table(REPORTS).map_err(db_err)?;
             let mut index = tx.open_table(BY_TIME).map_err(db_err)?;
             let mut marks = tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
+            let mut market = tx.open_table(MARKET_AT).map_err(db_err)?;
             for (i, report) in reports.iter().enumerate() {
                 let hash = report.content_hash();
                 let created_at_us = report.created_at.timestamp_micros();
@@ -314,6 +329,11 @@ impl Store {
                         marks.remove(report.id).map_err(db_err)?;
                     }
                     None => {}
+                }
+                if outcome == UpsertOutcome::New
+                    && let Some(Some(bytes)) = market_at.get(i)
+                {
+                    market.insert(report.id, bytes.as_slice()).map_err(db_err)?;
                 }
                 committed.outcomes.push(outcome);
             }

@@ -10,10 +10,11 @@ pub mod server;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use crypto_report::market::Market;
 use crypto_report::reports::{Batch, Report};
 use crypto_report::secret::Secret;
 use crypto_report::store::{FILE_NAME, Store};
-use crypto_report::{AppState, Settings};
+use crypto_report::{AppState, Feed, Parts, Settings};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -101,6 +102,12 @@ impl TestApp {
     }
 
     pub fn build(n: u64, admin: bool) -> TestApp {
+        Self::build_with(n, admin, |_| {})
+    }
+
+    /// [`TestApp::build`], with `configure` changing the parts before they are built (a market
+    /// feed, settings).
+    pub fn build_with(n: u64, admin: bool, configure: impl FnOnce(&mut Parts)) -> TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join(FILE_NAME)).expect("store");
         let reports: Vec<Report> = (1..=n)
@@ -118,16 +125,13 @@ impl TestApp {
         if admin {
             settings.admin_token = Some(Secret::new(ADMIN_TOKEN));
         }
-        let state = AppState::new(store, settings).expect("state");
+        let mut parts = Parts::new(store, settings);
+        configure(&mut parts);
+        let state = start(parts);
         if !reports.is_empty() {
             state.publisher.publish(Batch::of(reports)).expect("seed");
         }
         TestApp { state, _dir: dir }
-    }
-
-    /// Rebuilds the state with changed settings (same store and caches).
-    pub fn set_settings(&mut self, change: impl FnOnce(&mut Settings)) {
-        self.state = self.state.clone().with_settings(change);
     }
 
     pub async fn get(&self, uri: &str) -> Reply {
@@ -149,6 +153,18 @@ impl TestApp {
     }
 }
 
+/// The server of `parts`, its tasks running.
+pub fn start(parts: Parts) -> AppState {
+    parts.build().expect("state").start()
+}
+
+/// The server of `parts` showing `market` (made in `parts.background`, or anywhere the test
+/// drives it).
+pub fn with_market(mut parts: Parts, market: &Market) -> AppState {
+    parts.feed = Feed::Running(market.clone());
+    start(parts)
+}
+
 /// Writes reports through the one publish path, as every importer does.
 pub async fn publish(state: &AppState, reports: Vec<Report>) {
     state
@@ -166,6 +182,21 @@ pub fn samples() -> (AppState, tempfile::TempDir) {
     let state = AppState::new(store, Settings::new("https://reports.example")).expect("state");
     crypto_report::demo::seed(&state.publisher).expect("seed");
     (state, dir)
+}
+
+/// A server started on a store already holding the bundled samples (as `serve` starts on its
+/// store), with `configure` changing the parts before they are built (a market feed, the
+/// market history, other instances).
+pub fn samples_with(configure: impl FnOnce(&mut Parts)) -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = std::sync::Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    crypto_report::demo::seed(&crypto_report::reports::Publisher::new(
+        std::sync::Arc::clone(&store),
+    ))
+    .expect("seed");
+    let mut parts = Parts::new(store, Settings::new("https://reports.example"));
+    configure(&mut parts);
+    (start(parts), dir)
 }
 
 /// `GET uri` through `app(state)`.

@@ -1,0 +1,35 @@
+//! The bodies of the commands: `main.rs` parses the command line, starts logging and calls
+//! one of these.
+
+pub mod serve;
+pub mod store;
+
+use anyhow::Context;
+
+pub use self::serve::{demo, serve};
+pub use self::store::{backup, check, export, import};
+use crate::config::DoctorArgs;
+
+/// The multi-thread runtime of the commands that serve or ask a server.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Why a password belongs outside a URL given on the command line, and where to put it.
+fn password_advice(option: &str) -> String {
+    format!(
+        "the password in the {option} URL can be read by every user of this machine (ps, /proc); leave it out of the URL and set PGPASSWORD, or put it in a password file (passfile=/path in the URL, PGPASSFILE, or ~/.pgpass, mode 0600)"
+    )
+}
+
+/// `crypto-report doctor`: fails when a check fails.
+pub fn doctor(args: &DoctorArgs) -> anyhow::Result<()> {
+    if crate::doctor::run(args, &mut std::io::stdout().lock())? {
+        Ok(())
+    } else {
+        anyhow::bail!("doctor: at least one check failed")
+    }
+}
