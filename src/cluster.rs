@@ -256,7 +256,7 @@ impl Cluster {
                 "another instance holds the market lease; following it"
             );
             *role = Role::Following;
-            state.market.follow();
+            state.market.stop_polling();
         }
         drop(role);
         state.market.relay(snapshot);
@@ -331,13 +331,13 @@ impl Cluster {
                     let mut seen = lock(&inner.fence_seen);
                     *seen = (*seen).max(held.fence);
                     drop(seen);
-                    state.market.lead();
+                    state.market.start_polling();
                 }
                 Role::Alone => {
-                    state.market.lead();
+                    state.market.start_polling();
                 }
                 Role::Following => {
-                    state.market.follow();
+                    state.market.stop_polling();
                 }
             }
             *lock(&inner.role) = next;

@@ -164,11 +164,11 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         state.start_market_history(&market);
         let store = state.store.clone();
         let start: market::elected::Start =
-            Box::new(move |scope| market::Market::start(market.clone(), store.clone(), scope));
+            Box::new(move || market::Source::live(market.clone(), store.clone()));
         let mut state = match redis {
             Some(url) => join_cluster(state, &url, &prefix, start)?,
             None => {
-                let live = start(state.background());
+                let live = market::Market::from_source(start(), state.background());
                 state.with_market(live)
             }
         };
@@ -247,11 +247,11 @@ fn run_demo(
     let prefix = cluster.redis_prefix.clone();
     let result = run_server(state, listen, http.metrics_listen, move |state| {
         let start: market::elected::Start =
-            Box::new(move |scope| market::Market::demo(market::DEMO_SEED, tick, scope));
+            Box::new(move || market::Source::demo(market::DEMO_SEED, tick));
         match redis {
             Some(url) => join_cluster(state, &url, &prefix, start),
             None => {
-                let feed = start(state.background());
+                let feed = market::Market::from_source(start(), state.background());
                 Ok(state.with_market(feed))
             }
         }

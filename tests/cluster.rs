@@ -19,8 +19,8 @@ use crypto_report::AppState;
 use crypto_report::cluster::Cluster;
 use crypto_report::cluster::bus::{self, BusStats};
 use crypto_report::cluster::lease::Lease;
-use crypto_report::market::Market;
 use crypto_report::market::snapshot::{Snapshot, SnapshotWire};
+use crypto_report::market::{Market, Source};
 use crypto_report::redis_conn::Redis;
 use crypto_report::secret::Secret;
 use futures_util::{SinkExt, StreamExt};
@@ -599,7 +599,7 @@ fn follower_here(redis: &str, fake: &Fake) -> (AppState, Cluster, tempfile::Temp
     let cluster = Cluster::new(&Secret::new(redis), "crypto-report").expect("cluster");
     let (config, store) = (common::fake::config(fake), Arc::clone(&state.store));
     let start: crypto_report::market::elected::Start =
-        Box::new(move |scope| Market::start(config.clone(), Arc::clone(&store), scope));
+        Box::new(move || Source::live(config.clone(), Arc::clone(&store)));
     let elected = Market::elected(start, state.background());
     let state = state
         .with_l2(cluster.l2())

@@ -10,14 +10,19 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::Inner;
 use super::config::Config;
+use super::feed::{Feed, millis};
 use super::guard::{Provider, ProviderStats};
 use super::http::{Call, FetchError, Upstream};
 use super::rsi::{PERIOD, wilder};
-use super::snapshot::{Book, Coin, Entry, Group, Index, Invalid, Quote, downsample};
+use super::snapshot::{Book, Coin, Entry, Group, Index, Invalid, Quote, Snapshot, downsample};
 use super::{alternative_me, binance, coingecko, coinmarketcap, finnhub, taapi};
 use crate::lock::lock;
 use crate::store::Store;
+use crate::tasks::Background;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use prometheus_client::metrics::histogram::Histogram;
 
 /// One row of the rolling history: every coin's price at one moment.
@@ -58,7 +63,7 @@ impl Providers {
 }
 
 pub(super) struct Live {
-    pub config: Config,
+    config: Config,
     store: Arc<Store>,
     /// `None` only if the TLS stack could not be initialised; every call then fails.
     upstream: Option<Upstream>,
@@ -69,11 +74,6 @@ pub(super) struct Live {
 }
 
 impl Live {
-    /// Counters, breaker and latency of every provider.
-    pub fn provider_stats(&self) -> Vec<(ProviderStats, Histogram)> {
-        self.providers.all().map(Provider::stats).to_vec()
-    }
-
     pub fn new(config: Config, store: Arc<Store>) -> Live {
         let upstream = Upstream::new(config.http)
             .inspect_err(|e| tracing::error!(error = %e, "cannot build the outbound HTTP client"))
@@ -475,7 +475,7 @@ impl Live {
         (errors, complete, fresh)
     }
 
-    pub fn health(&self) -> Value {
+    fn describe(&self) -> Value {
         let now = Utc::now();
         let ts = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
         let status = lock(&self.status).clone();
@@ -520,5 +520,67 @@ impl Live {
             "groups": groups,
             "providers": providers,
         })
+    }
+}
+
+impl Feed for Live {
+    fn mode(&self) -> &'static str {
+        "live"
+    }
+
+    /// Restores the stored values, then polls every group on its cadence and fills the
+    /// sparkline's day.
+    fn start(self: Arc<Self>, market: &Arc<Inner>, scope: &Background) {
+        let market = Arc::clone(market);
+        let tasks = scope.clone();
+        scope.spawn("market start", |stop| async move {
+            tokio::select! {
+                () = self.restore() => {}
+                () = stop.cancelled() => return,
+            }
+            market.publish();
+            market.poll_groups(&self.config.cadence, &tasks);
+            tasks.spawn("sparkline backfill", |stop| async move {
+                tokio::select! {
+                    () = self.backfill() => market.publish(),
+                    () = stop.cancelled() => {}
+                }
+            });
+        });
+    }
+
+    fn active(self: Arc<Self>, scope: &Background) -> Option<(Arc<dyn Feed>, Background)> {
+        Some((self, scope.clone()))
+    }
+
+    fn poll(&self, group: Group) -> BoxFuture<'_, ()> {
+        self.run(group).boxed()
+    }
+
+    fn refresh<'a>(&'a self, market: &'a Arc<Inner>) -> BoxFuture<'a, ()> {
+        join_all(Group::ALL.map(|g| market.run_group(g)))
+            .map(|_| ())
+            .boxed()
+    }
+
+    fn snapshot(&self, _current: &Snapshot) -> Option<Snapshot> {
+        Some(Snapshot {
+            values: self.values(),
+            btc_sparkline: self.sparkline(),
+            refresh_ms: millis(self.config.cadence.prices),
+            ..Snapshot::default()
+        })
+    }
+
+    fn min_refresh(&self) -> std::time::Duration {
+        self.config.refresh_min_interval
+    }
+
+    fn health(&self) -> Value {
+        self.describe()
+    }
+
+    fn provider_stats(&self) -> Vec<(ProviderStats, Histogram)> {
+        self.providers.all().map(Provider::stats).to_vec()
     }
 }
