@@ -62,6 +62,58 @@ impl Providers {
     }
 }
 
+type Parse<'a, T> = Box<dyn Fn(&[u8]) -> Result<T, Invalid> + Send + Sync + 'a>;
+/// A request to one source and the parser of its answer.
+type Request<'a, T> = (Result<Call, Invalid>, Parse<'a, T>);
+/// How a source is asked for what is still wanted.
+type Ask<'a, W, T> = Box<dyn FnOnce(&W) -> Request<'a, T> + Send + 'a>;
+
+/// One source in a group's fallback chain (SPEC §5.2): its name, its provider's guard, and
+/// how to ask it for what is still wanted. A source that is not configured is not in the
+/// chain.
+struct Link<'a, W, T> {
+    name: &'static str,
+    provider: &'a Provider,
+    ask: Ask<'a, W, T>,
+}
+
+impl<'a, W, T: 'a> Link<'a, W, T> {
+    /// A source asked for the coins still missing, and parsed for those only.
+    fn asking<P>(
+        name: &'static str,
+        provider: &'a Provider,
+        ask: impl FnOnce(&[Coin]) -> (Result<Call, Invalid>, P) + Send + 'a,
+    ) -> Self
+    where
+        W: AsRef<[Coin]>,
+        P: Fn(&[u8], &[Coin]) -> Result<T, Invalid> + Send + Sync + 'a,
+    {
+        Link {
+            name,
+            provider,
+            ask: Box::new(move |want: &W| {
+                let want = want.as_ref().to_vec();
+                let (call, parse) = ask(&want);
+                (call, Box::new(move |b: &[u8]| parse(b, &want)))
+            }),
+        }
+    }
+
+    /// A source asked the same whatever is still wanted.
+    fn once(
+        name: &'static str,
+        provider: &'a Provider,
+        call: Result<Call, Invalid>,
+        parse: impl Fn(&[u8]) -> Result<T, Invalid> + Send + Sync + 'a,
+    ) -> Self {
+        Link {
+            name,
+            provider,
+            ask: Box::new(move |_: &W| (call, Box::new(parse))),
+        }
+    }
+}
+
 pub(super) struct Live {
     config: Config,
     store: Arc<Store>,
@@ -249,51 +301,33 @@ impl Live {
 
     /// CoinGecko, then CoinMarketCap, then Binance; each asked only for the coins still missing.
     async fn prices(&self) -> (Vec<String>, bool, bool) {
+        let (p, c) = (&self.providers, &self.config);
+        let chain = [
+            Some(Link::asking(coingecko::NAME, &p.coingecko, |want| {
+                (c.coingecko.prices(want), coingecko::parse_prices)
+            })),
+            c.coinmarketcap.as_ref().map(|cmc| {
+                Link::asking(coinmarketcap::NAME, &p.coinmarketcap, |want| {
+                    (cmc.quotes(want), coinmarketcap::parse_quotes)
+                })
+            }),
+            Some(Link::asking(binance::NAME, &p.binance, |want| {
+                (c.binance.ticker(want), binance::parse_ticker)
+            })),
+        ];
         let mut missing = Coin::ALL.to_vec();
         let mut got: Vec<(Coin, Quote, &'static str)> = Vec::new();
-        let mut errors = Vec::new();
-        let mut take =
-            |missing: &mut Vec<Coin>, result: Result<Vec<(Coin, Quote)>, FetchError>, name| {
-                match result {
-                    Ok(quotes) => {
-                        missing.retain(|c| !quotes.iter().any(|(q, _)| q == c));
-                        got.extend(quotes.into_iter().map(|(c, q)| (c, q, name)));
-                    }
-                    Err(e) => errors.push(format!("{name}: {e}")),
-                }
-            };
-        let cg = &self.config.coingecko;
-        let want = missing.clone();
-        let r = self
-            .call(&self.providers.coingecko, cg.prices(&want), |b| {
-                coingecko::parse_prices(b, &want)
-            })
+        let errors = self
+            .ask_in_order(
+                chain.into_iter().flatten(),
+                &mut missing,
+                Vec::is_empty,
+                |missing, quotes: Vec<(Coin, Quote)>, name| {
+                    missing.retain(|c| !quotes.iter().any(|(q, _)| q == c));
+                    got.extend(quotes.into_iter().map(|(c, q)| (c, q, name)));
+                },
+            )
             .await;
-        take(&mut missing, r, coingecko::NAME);
-        if let Some(cmc) = self
-            .config
-            .coinmarketcap
-            .as_ref()
-            .filter(|_| !missing.is_empty())
-        {
-            let want = missing.clone();
-            let r = self
-                .call(&self.providers.coinmarketcap, cmc.quotes(&want), |b| {
-                    coinmarketcap::parse_quotes(b, &want)
-                })
-                .await;
-            take(&mut missing, r, coinmarketcap::NAME);
-        }
-        if !missing.is_empty() {
-            let want = missing.clone();
-            let bn = &self.config.binance;
-            let r = self
-                .call(&self.providers.binance, bn.ticker(&want), |b| {
-                    binance::parse_ticker(b, &want)
-                })
-                .await;
-            take(&mut missing, r, binance::NAME);
-        }
         let now = Utc::now();
         let mut btc = None;
         {
@@ -346,98 +380,113 @@ impl Live {
 
     /// CoinGecko, then CoinMarketCap.
     async fn global(&self) -> (Vec<String>, bool, bool) {
-        let mut errors = Vec::new();
-        let mut found = None;
-        match self
-            .call(
-                &self.providers.coingecko,
-                self.config.coingecko.global(),
+        let (p, c) = (&self.providers, &self.config);
+        let chain = [
+            Some(Link::once(
+                coingecko::NAME,
+                &p.coingecko,
+                c.coingecko.global(),
                 coingecko::parse_global,
-            )
-            .await
-        {
-            Ok(g) => found = Some((g, coingecko::NAME)),
-            Err(e) => errors.push(format!("{}: {e}", coingecko::NAME)),
-        }
-        if let (None, Some(cmc)) = (&found, &self.config.coinmarketcap) {
-            match self
-                .call(
-                    &self.providers.coinmarketcap,
+            )),
+            c.coinmarketcap.as_ref().map(|cmc| {
+                Link::once(
+                    coinmarketcap::NAME,
+                    &p.coinmarketcap,
                     cmc.global(),
                     coinmarketcap::parse_global,
                 )
-                .await
-            {
-                Ok(g) => found = Some((g, coinmarketcap::NAME)),
-                Err(e) => errors.push(format!("{}: {e}", coinmarketcap::NAME)),
-            }
-        }
+            }),
+        ];
+        let (found, errors) = self.first_of(chain.into_iter().flatten()).await;
+        let ok = found.is_some();
         let mut book = lock(&self.book);
         match found {
             Some((g, source)) => book.global = Some(Entry::new(g, source, Utc::now())),
             None => book.mark_stale(Group::Global),
         }
-        (errors, found.is_some(), found.is_some())
+        (errors, ok, ok)
     }
 
     async fn fng(&self) -> (Vec<String>, bool, bool) {
-        let am = &self.config.alternative_me;
-        let result = self
-            .call(
-                &self.providers.alternative_me,
-                am.fng(),
-                alternative_me::parse_fng,
-            )
-            .await;
+        let chain = [Link::once(
+            alternative_me::NAME,
+            &self.providers.alternative_me,
+            self.config.alternative_me.fng(),
+            alternative_me::parse_fng,
+        )];
+        let (found, errors) = self.first_of(chain).await;
+        let ok = found.is_some();
         let mut book = lock(&self.book);
-        match result {
-            Ok(f) => {
-                book.fng = Some(Entry::new(f, alternative_me::NAME, Utc::now()));
-                (Vec::new(), true, true)
-            }
-            Err(e) => {
-                book.mark_stale(Group::Fng);
-                (vec![format!("{}: {e}", alternative_me::NAME)], false, false)
-            }
+        match found {
+            Some((f, source)) => book.fng = Some(Entry::new(f, source, Utc::now())),
+            None => book.mark_stale(Group::Fng),
         }
+        (errors, ok, ok)
     }
 
     /// TAAPI when it has a secret, else (or when it fails) RSI(14) from Binance daily klines.
     async fn rsi(&self) -> (Vec<String>, bool, bool) {
-        let mut errors = Vec::new();
-        let mut found = None;
-        if let Some(t) = &self.config.taapi {
-            match self
-                .call(&self.providers.taapi, t.rsi(), taapi::parse_rsi)
-                .await
-            {
-                Ok(v) => found = Some((v, taapi::NAME)),
-                Err(e) => errors.push(format!("{}: {e}", taapi::NAME)),
-            }
-        }
-        if found.is_none() {
-            let local = |b: &[u8]| {
-                let closes = binance::parse_closes(b)?;
-                wilder(&closes, PERIOD).ok_or_else(|| Invalid("too few klines for RSI".into()))
-            };
-            match self
-                .call(
-                    &self.providers.binance,
-                    self.config.binance.daily_klines(),
-                    local,
-                )
-                .await
-            {
-                Ok(v) => found = Some((v, binance::KLINES_RSI)),
-                Err(e) => errors.push(format!("{}: {e}", binance::KLINES_RSI)),
-            }
-        }
+        let (p, c) = (&self.providers, &self.config);
+        let local = |b: &[u8]| {
+            let closes = binance::parse_closes(b)?;
+            wilder(&closes, PERIOD).ok_or_else(|| Invalid("too few klines for RSI".into()))
+        };
+        let chain = [
+            c.taapi
+                .as_ref()
+                .map(|t| Link::once(taapi::NAME, &p.taapi, t.rsi(), taapi::parse_rsi)),
+            Some(Link::once(
+                binance::KLINES_RSI,
+                &p.binance,
+                c.binance.daily_klines(),
+                local,
+            )),
+        ];
+        let (found, errors) = self.first_of(chain.into_iter().flatten()).await;
+        let ok = found.is_some();
         let mut book = lock(&self.book);
         match found {
             Some((v, source)) => book.rsi = Some(Entry::new(v, source, Utc::now())),
             None => book.mark_stale(Group::Rsi),
         }
-        (errors, found.is_some(), found.is_some())
+        (errors, ok, ok)
+    }
+
+    /// Asks the links of a group's fallback chain in order, each for what `wanted` still
+    /// lacks, until `done`; `take` records each answer. Returns the failures, by source.
+    async fn ask_in_order<'a, W, T>(
+        &self,
+        chain: impl IntoIterator<Item = Link<'a, W, T>>,
+        wanted: &mut W,
+        done: impl Fn(&W) -> bool,
+        mut take: impl FnMut(&mut W, T, &'static str),
+    ) -> Vec<String> {
+        let mut errors = Vec::new();
+        for link in chain {
+            if done(wanted) {
+                break;
+            }
+            let (call, parse) = (link.ask)(wanted);
+            match self.call(link.provider, call, parse).await {
+                Ok(v) => take(wanted, v, link.name),
+                Err(e) => errors.push(format!("{}: {e}", link.name)),
+            }
+        }
+        errors
+    }
+
+    /// The first answer of a chain whose every link gives the whole value.
+    async fn first_of<'a, T>(
+        &self,
+        chain: impl IntoIterator<Item = Link<'a, Option<(T, &'static str)>, T>>,
+    ) -> (Option<(T, &'static str)>, Vec<String>) {
+        let mut found = None;
+        let errors = self
+            .ask_in_order(chain, &mut found, Option::is_some, |found, v, name| {
+                *found = Some((v, name));
+            })
+            .await;
+        (found, errors)
     }
 
     /// Finnhub, one call per symbol: one failing does not drop the others.
