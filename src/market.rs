@@ -39,8 +39,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::Config;
-use self::feed::Feed;
-pub use self::feed::Source;
+use self::feed::{Demo, Feed};
+use self::refresher::Live;
 pub use self::snapshot::{Coin, Group, Index, Snapshot};
 use crate::lock::lock;
 use crate::store::Store;
@@ -89,6 +89,22 @@ struct Inner {
 #[derive(Clone)]
 pub struct Market {
     inner: Arc<Inner>,
+}
+
+/// A feed, named by the code that assembles the application (what a relay runs while it
+/// holds the lease).
+pub struct Source(Arc<dyn Feed>);
+
+impl Source {
+    /// The providers of `config`, with the last good values kept in `store`.
+    pub fn live(config: Config, store: Arc<Store>) -> Source {
+        Source(Arc::new(Live::new(config, store)))
+    }
+
+    /// The demo's deterministic walk from `seed`, one step every `tick`.
+    pub fn demo(seed: u64, tick: Duration) -> Source {
+        Source(Arc::new(Demo::new(seed, tick)))
+    }
 }
 
 impl Market {

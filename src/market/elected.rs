@@ -11,10 +11,10 @@ use futures_util::future::BoxFuture;
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{Value, json};
 
-use super::feed::{Feed, Source};
+use super::feed::Feed;
 use super::guard::ProviderStats;
 use super::snapshot::{Group, Snapshot};
-use super::{Inner, lock};
+use super::{Inner, Source, lock};
 use crate::tasks::Background;
 
 /// Makes the feed this instance runs while it holds the lease.

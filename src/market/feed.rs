@@ -1,6 +1,6 @@
-//! Where a market's values come from: the [`Feed`] trait, its three kinds (the live providers
-//! in `refresher.rs`, the demo's walk here, the relay of an instance among several in
-//! `elected.rs`), and [`Source`], the handle that names a feed outside this module.
+//! Where a market's values come from: the [`Feed`] trait and its three kinds (the live
+//! providers in `refresher.rs`, the demo's walk here, the relay of an instance among several
+//! in `elected.rs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,13 +11,10 @@ use futures_util::future::BoxFuture;
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::{Value, json};
 
-use super::config::Config;
 use super::demo::Walk;
 use super::guard::ProviderStats;
-use super::refresher::Live;
 use super::snapshot::{Group, Snapshot, downsample};
 use super::{Inner, lock};
-use crate::store::Store;
 use crate::tasks::Background;
 
 /// What a market needs from where its values come from. The market owns the snapshot, the
@@ -82,31 +79,21 @@ pub(super) trait Feed: Send + Sync + 'static {
     }
 }
 
-/// A feed, named by the code that assembles the application (a relay's leading feed).
-pub struct Source(pub(super) Arc<dyn Feed>);
-
-impl Source {
-    /// The providers of `config`, with the last good values kept in `store`.
-    pub fn live(config: Config, store: Arc<Store>) -> Source {
-        Source(Arc::new(Live::new(config, store)))
-    }
-
-    /// The demo's deterministic walk from `seed`, one step every `tick`.
-    pub fn demo(seed: u64, tick: Duration) -> Source {
-        Source(Arc::new(Demo {
-            walk: Mutex::new(Walk::new(seed, Utc::now())),
-            tick,
-        }))
-    }
-}
-
 /// The simulated feed of `demo`. Opens no connection.
-struct Demo {
+pub(super) struct Demo {
     walk: Mutex<Walk>,
     tick: Duration,
 }
 
 impl Demo {
+    /// A deterministic walk from `seed`, one step every `tick`.
+    pub fn new(seed: u64, tick: Duration) -> Demo {
+        Demo {
+            walk: Mutex::new(Walk::new(seed, Utc::now())),
+            tick,
+        }
+    }
+
     fn step(&self, market: &Inner) {
         lock(&self.walk).step(Utc::now());
         market.publish();
