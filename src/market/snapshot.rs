@@ -66,10 +66,6 @@ impl Coin {
     pub fn max_price(self) -> f64 {
         [1e7, 1e6, 1e5, 1e5, 1e4, 1e4, 1e5][self as usize]
     }
-
-    pub fn from_cmc_symbol(s: &str) -> Option<Coin> {
-        Coin::ALL.into_iter().find(|c| c.symbol() == s)
-    }
 }
 
 /// The US index ETFs shown next to the coins.
