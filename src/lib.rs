@@ -23,6 +23,7 @@ pub(crate) mod pages;
 pub mod redis_conn;
 pub(crate) mod render;
 pub mod reports;
+pub(crate) mod request;
 pub mod routes;
 pub mod search;
 pub mod secret;
