@@ -14,6 +14,7 @@ pub mod binance;
 pub mod coingecko;
 pub mod coinmarketcap;
 pub mod config;
+pub mod daily;
 pub mod demo;
 pub mod elected;
 mod feed;

@@ -259,8 +259,7 @@ impl Live {
         let Some(upstream) = &self.upstream else {
             return Err(FetchError::Transport("no HTTP client".into()));
         };
-        let call = call.map_err(|e| FetchError::Invalid(e.0))?;
-        upstream.fetch(provider, &call, parse).await
+        upstream.request(provider, call, parse).await
     }
 
     /// Polls `group` once through its chain and records what came back.
