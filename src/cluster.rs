@@ -25,7 +25,7 @@ use crate::cache::l2::L2;
 use crate::cache::redis_tier::RedisTier;
 use crate::error::AppError;
 use crate::lock::lock;
-use crate::market::snapshot::SnapshotWire;
+use crate::market::wire::SnapshotWire;
 use crate::redis_conn::Redis;
 use crate::reports::publish::{NewReport, Published, Subscriber};
 use crate::secret::Secret;

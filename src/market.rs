@@ -11,6 +11,7 @@
 
 pub mod alternative_me;
 pub mod binance;
+mod chain;
 pub mod coingecko;
 pub mod coinmarketcap;
 pub mod config;
@@ -27,6 +28,7 @@ pub mod rsi;
 pub mod snapshot;
 pub mod taapi;
 pub mod trust;
+pub mod wire;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

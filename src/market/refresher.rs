@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::Inner;
+use super::chain::{self, Link, ask_in_order, first_of};
 use super::config::Config;
 use super::feed::{Feed, millis};
 use super::guard::{Provider, ProviderStats};
@@ -59,58 +60,6 @@ impl Providers {
             &self.taapi,
             &self.finnhub,
         ]
-    }
-}
-
-type Parse<'a, T> = Box<dyn Fn(&[u8]) -> Result<T, Invalid> + Send + Sync + 'a>;
-/// A request to one source and the parser of its answer.
-type Request<'a, T> = (Result<Call, Invalid>, Parse<'a, T>);
-/// How a source is asked for what is still wanted.
-type Ask<'a, W, T> = Box<dyn FnOnce(&W) -> Request<'a, T> + Send + 'a>;
-
-/// One source in a group's fallback chain (SPEC §5.2): its name, its provider's guard, and
-/// how to ask it for what is still wanted. A source that is not configured is not in the
-/// chain.
-struct Link<'a, W, T> {
-    name: &'static str,
-    provider: &'a Provider,
-    ask: Ask<'a, W, T>,
-}
-
-impl<'a, W, T: 'a> Link<'a, W, T> {
-    /// A source asked for the coins still missing, and parsed for those only.
-    fn asking<P>(
-        name: &'static str,
-        provider: &'a Provider,
-        ask: impl FnOnce(&[Coin]) -> (Result<Call, Invalid>, P) + Send + 'a,
-    ) -> Self
-    where
-        W: AsRef<[Coin]>,
-        P: Fn(&[u8], &[Coin]) -> Result<T, Invalid> + Send + Sync + 'a,
-    {
-        Link {
-            name,
-            provider,
-            ask: Box::new(move |want: &W| {
-                let want = want.as_ref().to_vec();
-                let (call, parse) = ask(&want);
-                (call, Box::new(move |b: &[u8]| parse(b, &want)))
-            }),
-        }
-    }
-
-    /// A source asked the same whatever is still wanted.
-    fn once(
-        name: &'static str,
-        provider: &'a Provider,
-        call: Result<Call, Invalid>,
-        parse: impl Fn(&[u8]) -> Result<T, Invalid> + Send + Sync + 'a,
-    ) -> Self {
-        Link {
-            name,
-            provider,
-            ask: Box::new(move |_: &W| (call, Box::new(parse))),
-        }
     }
 }
 
@@ -256,10 +205,7 @@ impl Live {
         call: Result<Call, Invalid>,
         parse: impl Fn(&[u8]) -> Result<T, Invalid>,
     ) -> Result<T, FetchError> {
-        let Some(upstream) = &self.upstream else {
-            return Err(FetchError::Transport("no HTTP client".into()));
-        };
-        upstream.request(provider, call, parse).await
+        chain::fetch(self.upstream.as_ref(), provider, call, parse).await
     }
 
     /// Polls `group` once through its chain and records what came back.
@@ -316,17 +262,17 @@ impl Live {
         ];
         let mut missing = Coin::ALL.to_vec();
         let mut got: Vec<(Coin, Quote, &'static str)> = Vec::new();
-        let errors = self
-            .ask_in_order(
-                chain.into_iter().flatten(),
-                &mut missing,
-                Vec::is_empty,
-                |missing, quotes: Vec<(Coin, Quote)>, name| {
-                    missing.retain(|c| !quotes.iter().any(|(q, _)| q == c));
-                    got.extend(quotes.into_iter().map(|(c, q)| (c, q, name)));
-                },
-            )
-            .await;
+        let errors = ask_in_order(
+            self.upstream.as_ref(),
+            chain.into_iter().flatten(),
+            &mut missing,
+            Vec::is_empty,
+            |missing, quotes: Vec<(Coin, Quote)>, name| {
+                missing.retain(|c| !quotes.iter().any(|(q, _)| q == c));
+                got.extend(quotes.into_iter().map(|(c, q)| (c, q, name)));
+            },
+        )
+        .await;
         let now = Utc::now();
         let mut btc = None;
         {
@@ -396,7 +342,7 @@ impl Live {
                 )
             }),
         ];
-        let (found, errors) = self.first_of(chain.into_iter().flatten()).await;
+        let (found, errors) = first_of(self.upstream.as_ref(), chain.into_iter().flatten()).await;
         let ok = found.is_some();
         let mut book = lock(&self.book);
         match found {
@@ -413,7 +359,7 @@ impl Live {
             self.config.alternative_me.fng(),
             alternative_me::parse_fng,
         )];
-        let (found, errors) = self.first_of(chain).await;
+        let (found, errors) = first_of(self.upstream.as_ref(), chain).await;
         let ok = found.is_some();
         let mut book = lock(&self.book);
         match found {
@@ -441,7 +387,7 @@ impl Live {
                 local,
             )),
         ];
-        let (found, errors) = self.first_of(chain.into_iter().flatten()).await;
+        let (found, errors) = first_of(self.upstream.as_ref(), chain.into_iter().flatten()).await;
         let ok = found.is_some();
         let mut book = lock(&self.book);
         match found {
@@ -449,43 +395,6 @@ impl Live {
             None => book.mark_stale(Group::Rsi),
         }
         (errors, ok, ok)
-    }
-
-    /// Asks the links of a group's fallback chain in order, each for what `wanted` still
-    /// lacks, until `done`; `take` records each answer. Returns the failures, by source.
-    async fn ask_in_order<'a, W, T>(
-        &self,
-        chain: impl IntoIterator<Item = Link<'a, W, T>>,
-        wanted: &mut W,
-        done: impl Fn(&W) -> bool,
-        mut take: impl FnMut(&mut W, T, &'static str),
-    ) -> Vec<String> {
-        let mut errors = Vec::new();
-        for link in chain {
-            if done(wanted) {
-                break;
-            }
-            let (call, parse) = (link.ask)(wanted);
-            match self.call(link.provider, call, parse).await {
-                Ok(v) => take(wanted, v, link.name),
-                Err(e) => errors.push(format!("{}: {e}", link.name)),
-            }
-        }
-        errors
-    }
-
-    /// The first answer of a chain whose every link gives the whole value.
-    async fn first_of<'a, T>(
-        &self,
-        chain: impl IntoIterator<Item = Link<'a, Option<(T, &'static str)>, T>>,
-    ) -> (Option<(T, &'static str)>, Vec<String>) {
-        let mut found = None;
-        let errors = self
-            .ask_in_order(chain, &mut found, Option::is_some, |found, v, name| {
-                *found = Some((v, name));
-            })
-            .await;
-        (found, errors)
     }
 
     /// Finnhub, one call per symbol: one failing does not drop the others.
