@@ -14,9 +14,9 @@ use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::market::Refresh;
-use crate::pages::{PER_PAGE, cached, parse_id, parse_page};
 use crate::render::ReportCard;
 use crate::reports::Report;
+use crate::request::{PER_PAGE, cached, parse_id, parse_page};
 
 const JSON: &str = "application/json";
 

@@ -127,7 +127,7 @@ impl Parts {
         let market = match (feed, &cluster) {
             (Feed::Idle, None) => Market::idle(),
             (Feed::Running(market), None) => market,
-            (Feed::Start(start), None) => start(&background),
+            (Feed::Start(start), None) => Market::from_source(start(), &background),
             (Feed::Start(start), Some(_)) => Market::elected(start, &background),
             (Feed::Idle | Feed::Running(_), Some(_)) => return Err(BuildError::FeedNotElectable),
         };

@@ -527,7 +527,6 @@ mod tests {
             let before = values.len();
             match what {
                 Invalidation::All => values.clear(),
-                Invalidation::Keys(keys) => values.retain(|k, _| !keys.contains(k)),
                 Invalidation::Tags(tags) => {
                     values.retain(|_, (_, t)| !t.iter().any(|x| tags.contains(x)))
                 }

@@ -24,7 +24,7 @@ use self::lease::{Held, LEASE_TICK, LEASE_TTL, Lease};
 use crate::cache::l2::L2;
 use crate::cache::redis_tier::RedisTier;
 use crate::lock::lock;
-use crate::market::snapshot::SnapshotWire;
+use crate::market::wire::SnapshotWire;
 use crate::redis_conn::Redis;
 use crate::reports::Publisher;
 use crate::reports::publish::{Change, Origin, Subscriber};
@@ -229,7 +229,7 @@ impl Cluster {
                 "another instance holds the market lease; following it"
             );
             *role = Role::Following;
-            state.market.follow();
+            state.market.stop_polling();
         }
         drop(role);
         state.market.relay(snapshot);
@@ -288,13 +288,13 @@ impl Cluster {
                     let mut seen = lock(&inner.fence_seen);
                     *seen = (*seen).max(held.fence);
                     drop(seen);
-                    state.market.lead();
+                    state.market.start_polling();
                 }
                 Role::Alone => {
-                    state.market.lead();
+                    state.market.start_polling();
                 }
                 Role::Following => {
-                    state.market.follow();
+                    state.market.stop_polling();
                 }
             }
             *lock(&inner.role) = next;

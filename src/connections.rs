@@ -70,10 +70,6 @@ impl Connections {
         }
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -101,10 +97,6 @@ impl Connections {
 
     pub fn len(&self) -> usize {
         lock(&self.open).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Asks the connection idle the longest to close; false when every one is busy.

@@ -1,36 +1,37 @@
 //! crypto-report: AI-written crypto market reports next to a live market dashboard, served
 //! from one binary over one embedded redb store.
 
-pub mod api;
+pub(crate) mod api;
 pub mod app;
-pub mod assets;
+pub(crate) mod assets;
 pub mod build_info;
 pub mod cache;
-pub mod card;
+pub(crate) mod card;
 pub mod cluster;
 pub mod commands;
 pub mod config;
-pub mod connections;
+pub(crate) mod connections;
 pub mod demo;
 pub mod doctor;
-pub mod encoded;
-pub mod error;
-pub mod i18n;
+pub(crate) mod encoded;
+pub(crate) mod error;
+pub(crate) mod i18n;
 pub mod import;
 pub mod live;
 mod lock;
 pub mod market;
 pub mod metrics;
-pub mod pages;
+pub(crate) mod pages;
 pub mod redis_conn;
-pub mod render;
+pub(crate) mod render;
 pub mod reports;
+pub(crate) mod request;
 pub mod routes;
 pub mod search;
 pub mod secret;
-pub mod server;
+pub(crate) mod server;
 pub mod since;
-pub mod state;
+pub(crate) mod state;
 pub mod store;
 pub mod sync;
 pub mod systemd;

@@ -11,11 +11,14 @@
 
 pub mod alternative_me;
 pub mod binance;
+mod chain;
 pub mod coingecko;
 pub mod coinmarketcap;
 pub mod config;
+pub mod daily;
 pub mod demo;
 pub mod elected;
+mod feed;
 pub mod finnhub;
 pub mod guard;
 pub mod http;
@@ -25,19 +28,21 @@ pub mod rsi;
 pub mod snapshot;
 pub mod taapi;
 pub mod trust;
+pub mod wire;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, Shared, join_all};
+use futures_util::future::{BoxFuture, Shared};
 use prometheus_client::metrics::histogram::Histogram;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::Config;
+use self::feed::{Demo, Feed};
 use self::refresher::Live;
 pub use self::snapshot::{Coin, Group, Index, Snapshot};
 use crate::lock::lock;
@@ -66,14 +71,6 @@ pub enum Refresh {
     Elsewhere,
 }
 
-enum Feed {
-    Idle,
-    Live(Box<Live>),
-    Demo(Mutex<demo::Walk>),
-    /// One of several instances: polls while it holds the lease, relays otherwise.
-    Elected(Box<elected::Elected>),
-}
-
 #[derive(Default)]
 struct Forced {
     running: Option<Run>,
@@ -81,14 +78,14 @@ struct Forced {
 }
 
 struct Inner {
-    feed: Feed,
+    /// None: an idle market.
+    feed: Option<Arc<dyn Feed>>,
     tx: watch::Sender<Arc<Snapshot>>,
     /// The feed's own scope of tasks (poll loops, runs, the demo walk).
     tasks: Background,
     forced: Mutex<Forced>,
     /// One in-flight run per group, shared by the poll loop and forced refreshes.
     runs: [Mutex<Option<Run>>; 5],
-    min_refresh: Duration,
 }
 
 /// Handle to the market data; cheap to clone.
@@ -97,131 +94,95 @@ pub struct Market {
     inner: Arc<Inner>,
 }
 
+/// A feed, named by the code that assembles the application (what a relay runs while it
+/// holds the lease).
+pub struct Source(Arc<dyn Feed>);
+
+impl Source {
+    /// The providers of `config`, with the last good values kept in `store`.
+    pub fn live(config: Config, store: Arc<Store>) -> Source {
+        Source(Arc::new(Live::new(config, store)))
+    }
+
+    /// The demo's deterministic walk from `seed`, one step every `tick`.
+    pub fn demo(seed: u64, tick: Duration) -> Source {
+        Source(Arc::new(Demo::new(seed, tick)))
+    }
+}
+
 impl Market {
-    fn with_feed(feed: Feed, min_refresh: Duration, tasks: Background) -> Market {
-        let demo = matches!(feed, Feed::Demo(_));
+    fn with_feed(feed: Option<Arc<dyn Feed>>, tasks: Background) -> Market {
+        let demo = feed.as_ref().is_some_and(|f| f.demo());
         let (tx, _) = watch::channel(Arc::new(Snapshot {
             demo,
             ..Snapshot::default()
         }));
-        Market {
+        let market = Market {
             inner: Arc::new(Inner {
                 feed,
                 tx,
                 tasks,
                 forced: Mutex::new(Forced::default()),
                 runs: Default::default(),
-                min_refresh,
             }),
+        };
+        if let Some(feed) = &market.inner.feed {
+            Arc::clone(feed).start(&market.inner, &market.inner.tasks);
         }
+        market
     }
 
     /// A market with nothing fetched yet and no feed.
     pub fn idle() -> Market {
-        Market::with_feed(Feed::Idle, Duration::ZERO, Background::new())
+        Market::with_feed(None, Background::new())
+    }
+
+    /// The feed `source` in a scope of `tasks` (it stops with them). Must be called inside a
+    /// Tokio runtime.
+    pub fn from_source(source: Source, tasks: &Background) -> Market {
+        Market::with_feed(Some(source.0), tasks.child())
     }
 
     /// The live feed: restores the last good values from `store` (stale until refreshed), then
     /// polls every group on its cadence, in a scope of `tasks` (it stops with them). Must be
     /// called inside a Tokio runtime.
     pub fn start(config: Config, store: Arc<Store>, tasks: &Background) -> Market {
-        let min_refresh = config.refresh_min_interval;
-        let feed = Feed::Live(Box::new(Live::new(config, store)));
-        let market = Market::with_feed(feed, min_refresh, tasks.child());
-        let inner = Arc::clone(&market.inner);
-        market.inner.tasks.spawn("market start", |stop| async move {
-            let Feed::Live(live) = &inner.feed else {
-                return;
-            };
-            tokio::select! {
-                () = live.restore() => {}
-                () = stop.cancelled() => return,
-            }
-            inner.publish();
-            for group in Group::ALL {
-                let every = live.config.cadence.of(group);
-                let poller = Arc::clone(&inner);
-                inner
-                    .tasks
-                    .spawn("market poll", move |stop| poll(poller, group, every, stop));
-            }
-            let filler = Arc::clone(&inner);
-            inner.tasks.spawn("sparkline backfill", |stop| async move {
-                let Feed::Live(live) = &filler.feed else {
-                    return;
-                };
-                tokio::select! {
-                    () = live.backfill() => filler.publish(),
-                    () = stop.cancelled() => {}
-                }
-            });
-        });
-        market
+        Market::from_source(Source::live(config, store), tasks)
     }
 
-    /// The feed of an instance among several: follows relayed snapshots until told to lead
-    /// ([`Market::lead`]), then runs the feed `start` makes (a [`Market::start`], or the
-    /// demo's walk) until told to follow.
+    /// The feed of an instance among several: shows relayed snapshots until told to poll
+    /// ([`Market::start_polling`]), then runs the feed `start` makes until told to stop.
     pub fn elected(start: elected::Start, tasks: &Background) -> Market {
-        let feed = Feed::Elected(Box::new(elected::Elected::new(start)));
-        Market::with_feed(feed, Duration::ZERO, tasks.child())
-    }
-
-    /// Starts polling the providers (this instance now holds the lease). Returns whether it
-    /// started now; false when already leading or not an elected feed.
-    pub fn lead(&self) -> bool {
-        match &self.inner.feed {
-            Feed::Elected(e) => e.lead(self, &self.inner.tasks),
-            _ => false,
-        }
-    }
-
-    /// Stops polling (another instance holds the lease). Returns whether it stopped now.
-    pub fn follow(&self) -> bool {
-        match &self.inner.feed {
-            Feed::Elected(e) => e.follow(),
-            _ => false,
-        }
-    }
-
-    /// Whether this market polls providers itself (a live feed, or an elected one leading).
-    pub fn is_polling(&self) -> bool {
-        match &self.inner.feed {
-            Feed::Live(_) => true,
-            Feed::Elected(e) => e.is_leading(),
-            Feed::Idle | Feed::Demo(_) => false,
-        }
-    }
-
-    /// Shows a snapshot relayed by the leading instance; ignored while this one leads.
-    pub fn relay(&self, snapshot: &Snapshot) {
-        let Feed::Elected(e) = &self.inner.feed else {
-            return;
-        };
-        if e.is_leading() {
-            return;
-        }
-        self.inner
-            .replace(snapshot.clone(), snapshot.produced_at_ms);
+        Market::with_feed(Some(Arc::new(elected::Elected::new(start))), tasks.child())
     }
 
     /// The simulated feed of `demo`: a deterministic walk from `seed`, one step every `tick`,
     /// badged `demo: true`, in a scope of `tasks`. Opens no connection. Must be called inside a
     /// Tokio runtime.
     pub fn demo(seed: u64, tick: Duration, tasks: &Background) -> Market {
-        let walk = demo::Walk::new(seed, Utc::now());
-        let market = Market::with_feed(Feed::Demo(Mutex::new(walk)), tick, tasks.child());
-        market.inner.publish();
-        let inner = Arc::clone(&market.inner);
-        market.inner.tasks.spawn("market demo", |stop| async move {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(tick) => inner.demo_step(),
-                    () = stop.cancelled() => break,
-                }
-            }
-        });
-        market
+        Market::from_source(Source::demo(seed, tick), tasks)
+    }
+
+    /// Starts polling the providers (this instance now holds the lease). Returns whether it
+    /// started now; false when already polling or not an elected feed.
+    pub fn start_polling(&self) -> bool {
+        self.inner
+            .feed
+            .as_ref()
+            .is_some_and(|f| f.start_polling(&self.inner))
+    }
+
+    /// Stops polling (another instance holds the lease). Returns whether it stopped now.
+    pub fn stop_polling(&self) -> bool {
+        self.inner.feed.as_ref().is_some_and(|f| f.stop_polling())
+    }
+
+    /// Shows a snapshot relayed by the polling instance; ignored unless this one relays.
+    pub fn relay(&self, snapshot: &Snapshot) {
+        if self.inner.feed.as_ref().is_some_and(|f| f.takes_relayed()) {
+            self.inner
+                .replace(snapshot.clone(), snapshot.produced_at_ms);
+        }
     }
 
     pub fn current(&self) -> Arc<Snapshot> {
@@ -237,29 +198,27 @@ impl Market {
     /// most once per `refresh_min_interval`, so this cannot be used to hammer the providers
     /// (their own budgets and breakers still apply).
     pub async fn refresh(&self) -> Refresh {
-        if let Feed::Elected(e) = &self.inner.feed {
-            return match e.poller() {
-                Some(poller) => Box::pin(poller.refresh()).await,
-                None => Refresh::Elsewhere,
-            };
-        }
         let (run, joined) = {
             let mut forced = lock(&self.inner.forced);
             if let Some(run) = &forced.running {
                 (run.clone(), true)
             } else {
-                if matches!(self.inner.feed, Feed::Idle) {
+                let Some(feed) = &self.inner.feed else {
                     return Refresh::Unavailable;
-                }
+                };
+                let Some((active, scope)) = Arc::clone(feed).active(&self.inner.tasks) else {
+                    return Refresh::Elsewhere;
+                };
+                let min_refresh = active.min_refresh();
                 if let Some(at) = forced.last_started {
                     let since = at.elapsed();
-                    if since < self.inner.min_refresh {
-                        return Refresh::TooSoon(self.inner.min_refresh - since);
+                    if since < min_refresh {
+                        return Refresh::TooSoon(min_refresh - since);
                     }
                 }
                 let inner = Arc::clone(&self.inner);
-                let task = self.inner.tasks.spawn("market refresh", |_| async move {
-                    inner.refresh_all().await;
+                let task = scope.spawn("market refresh", |_| async move {
+                    active.refresh(&inner).await;
                     lock(&inner.forced).running = None;
                 });
                 let run = async move {
@@ -286,13 +245,12 @@ impl Market {
         self.inner.tasks.shutdown(STOP_TIMEOUT).await;
     }
 
-    /// Counters, breaker state and latency of every provider of a live feed (none otherwise).
+    /// Counters, breaker state and latency of every provider the feed calls now.
     pub fn provider_stats(&self) -> Vec<(guard::ProviderStats, Histogram)> {
-        match &self.inner.feed {
-            Feed::Live(live) => live.provider_stats(),
-            Feed::Elected(e) => e.poller().map(|p| p.provider_stats()).unwrap_or_default(),
-            Feed::Idle | Feed::Demo(_) => Vec::new(),
-        }
+        self.inner
+            .active()
+            .map(|(f, _)| f.provider_stats())
+            .unwrap_or_default()
     }
 
     /// Feed mode, per-group and per-provider state (breaker, last success and failure, errors)
@@ -300,34 +258,31 @@ impl Market {
     pub fn health(&self) -> serde_json::Value {
         let snap = self.current();
         let running = !self.inner.tasks.is_cancelled();
-        let base = json!({
+        let mut out = json!({
             "running": running,
             "partial_failure": snap.partial_failure(),
             "last_updated": snap.last_updated(),
         });
         let extra = match &self.inner.feed {
-            Feed::Idle => json!({ "mode": "idle" }),
-            Feed::Demo(_) => json!({ "mode": "demo", "data_age_seconds": 0 }),
-            Feed::Elected(e) => match e.poller() {
-                Some(poller) => {
-                    let mut v = poller.health();
-                    v["mode"] = json!("elected");
-                    v["role"] = json!("leading");
-                    v
+            None => json!({ "mode": "idle" }),
+            Some(feed) => {
+                let mut v = match self.inner.active() {
+                    Some((active, _)) => active.health(),
+                    None => json!({}),
+                };
+                if let Some(groups) = v.get_mut("groups") {
+                    for g in Group::ALL {
+                        let running = lock(&self.inner.runs[g as usize]).is_some();
+                        groups[g.name()]["running"] = json!(running);
+                    }
                 }
-                None => json!({ "mode": "elected", "role": "following" }),
-            },
-            Feed::Live(live) => {
-                let mut v = live.health();
-                v["mode"] = json!("live");
-                for g in Group::ALL {
-                    let running = lock(&self.inner.runs[g as usize]).is_some();
-                    v["groups"][g.name()]["running"] = json!(running);
+                v["mode"] = json!(feed.mode());
+                if let Some(role) = feed.role() {
+                    v["role"] = json!(role);
                 }
                 v
             }
         };
-        let mut out = base;
         if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), extra) {
             out.extend(extra);
         }
@@ -350,6 +305,20 @@ async fn poll(inner: Arc<Inner>, group: Group, every: Duration, stop: Cancellati
 }
 
 impl Inner {
+    /// The feed that fetches now and the scope its work runs in (None: idle, or following).
+    fn active(&self) -> Option<(Arc<dyn Feed>, Background)> {
+        Arc::clone(self.feed.as_ref()?).active(&self.tasks)
+    }
+
+    /// Starts the poll loop of every group in `scope`.
+    fn poll_groups(self: &Arc<Self>, cadence: &config::Cadence, scope: &Background) {
+        for group in Group::ALL {
+            let every = cadence.of(group);
+            let poller = Arc::clone(self);
+            scope.spawn("market poll", move |stop| poll(poller, group, every, stop));
+        }
+    }
+
     /// Runs `group` once, or joins the run already in flight. The run is a task of its own, so
     /// a caller that gives up does not cancel it for the others.
     fn run_group(self: &Arc<Self>, group: Group) -> Run {
@@ -358,10 +327,12 @@ impl Inner {
             return run.clone();
         }
         let inner = Arc::clone(self);
-        let task = self.tasks.spawn("market run", |stop| async move {
-            if let Feed::Live(live) = &inner.feed {
+        let active = self.active();
+        let scope = active.as_ref().map_or(&self.tasks, |(_, s)| s).clone();
+        let task = scope.spawn("market run", |stop| async move {
+            if let Some((feed, _)) = active {
                 tokio::select! {
-                    () = live.run(group) => inner.publish(),
+                    () = feed.poll(group) => inner.publish(),
                     () = stop.cancelled() => {}
                 }
             }
@@ -376,49 +347,15 @@ impl Inner {
         run
     }
 
-    async fn refresh_all(self: &Arc<Self>) {
-        match &self.feed {
-            Feed::Idle | Feed::Elected(_) => {}
-            Feed::Demo(_) => self.demo_step(),
-            Feed::Live(_) => {
-                join_all(Group::ALL.map(|g| self.run_group(g))).await;
-            }
-        }
-    }
-
-    fn demo_step(&self) {
-        if let Feed::Demo(walk) = &self.feed {
-            lock(walk).step(Utc::now());
-            self.publish();
-        }
-    }
-
     /// Rebuilds the snapshot from the feed and sends it if anything changed.
     fn publish(&self) {
-        let (values, btc_sparkline, demo, refresh) = match &self.feed {
-            Feed::Idle | Feed::Elected(_) => return,
-            Feed::Live(live) => (
-                live.values(),
-                live.sparkline(),
-                false,
-                live.config.cadence.prices,
-            ),
-            Feed::Demo(walk) => {
-                let walk = lock(walk);
-                let now = Utc::now();
-                let spark = snapshot::downsample(walk.history(), 15 * 60 * 1000);
-                // The demo's tick is its refresh period.
-                (walk.book(now), spark, true, self.min_refresh)
-            }
+        let Some(feed) = &self.feed else {
+            return;
         };
-        let next = Snapshot {
-            values,
-            btc_sparkline,
-            demo,
-            refresh_ms: u64::try_from(refresh.as_millis()).unwrap_or(u64::MAX),
-            ..Snapshot::default()
-        };
-        self.replace(next, Utc::now().timestamp_millis());
+        let current = self.tx.borrow().clone();
+        if let Some(next) = feed.snapshot(&current) {
+            self.replace(next, Utc::now().timestamp_millis());
+        }
     }
 
     /// Makes `next` the current snapshot if it shows other data, numbered after the current

@@ -6,20 +6,18 @@ use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use std::sync::Arc;
 
-use crate::cache::l2::Strategy;
-use crate::cache::{CachedPage, Deps, Tier};
+use crate::cache::Deps;
 use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::render::{DocumentMode, Theme};
+use crate::request::{PER_PAGE, cached, parse_id, parse_page, query_param};
 
 pub mod archive;
 pub mod search;
 
 pub const HTML: &str = "text/html; charset=utf-8";
-pub const PER_PAGE: u64 = 10;
 const HOME_RECENT: usize = 6;
 const FEED_ITEMS: usize = 30;
 /// The sitemap protocol's limit of URLs per file.
@@ -35,15 +33,6 @@ const PRINT_CSP: &str = "sandbox allow-scripts allow-modals; default-src 'none';
 /// opaque origin that no `frame-ancestors` source (not even `*`) matches, so it names none:
 /// anyone may frame this document, which shows public content and offers no action.
 const PRINT_SOURCE_CSP: &str = "sandbox allow-scripts; default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'none'; frame-src 'none'; form-action 'none'; base-uri 'none'";
-
-/// The raw value of one query parameter (the ones we read are plain ASCII tokens).
-pub fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
-    query?
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
 
 /// `?lang=`, then the `lang` cookie, then `Accept-Language`, then Vietnamese.
 pub fn reader_lang(query: Option<&str>, headers: &HeaderMap) -> Lang {
@@ -76,95 +65,8 @@ fn remember_lang(mut response: Response, uri: &Uri) -> Response {
     response
 }
 
-/// A positive integer in decimal digits. One too large for `u64` is still a positive
-/// integer, just one that names nothing: the caller answers 404 for it, not 400.
-fn positive(raw: &str) -> Result<Option<u64>, ()> {
-    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(());
-    }
-    match raw.parse::<u64>() {
-        Ok(0) => Err(()),
-        Ok(n) => Ok(Some(n)),
-        // Only digits, not zero: the only failure left is overflow.
-        Err(_) if raw.bytes().any(|b| b != b'0') => Ok(None),
-        Err(_) => Err(()),
-    }
-}
-
-pub(crate) fn parse_id(raw: &str) -> Result<u64, AppError> {
-    match positive(raw) {
-        Ok(Some(id)) => Ok(id),
-        Ok(None) => Err(AppError::NotFound),
-        Err(()) => Err(AppError::bad_request(
-            "report id must be a positive integer",
-        )),
-    }
-}
-
-/// `page` from the query: absent means 1; anything but a positive integer is a 400, and one
-/// past the end (however large) a 404.
-pub fn parse_page(query: Option<&str>) -> Result<u64, AppError> {
-    page_number(query_param(query, "page").unwrap_or(""))
-}
-
-/// A page number as every route reads it: none is page 1; digits only, not zero (`+2`, `2.0`
-/// and `0` are a 400); a number too large for any page is a 404.
-pub(crate) fn page_number(raw: &str) -> Result<u64, AppError> {
-    match raw.trim() {
-        "" => Ok(1),
-        p => match positive(p) {
-            Ok(Some(n)) => Ok(n),
-            Ok(None) => Err(AppError::NotFound),
-            Err(()) => Err(AppError::bad_request("page must be a positive integer")),
-        },
-    }
-}
-
 fn html_page(html: String) -> Encoded {
     Encoded::new(HTML, html, Quality::Fast).varying_by_language()
-}
-
-/// Where a page is kept beyond memory: under a key naming this build and what this
-/// instance's store holds, so that a page is only read back (after a restart, or by another
-/// instance sharing the tier) where the same program renders the same reports. Documents of
-/// one report live longer than lists.
-fn page_tier(s: &AppState, key: &str) -> Tier {
-    let version = s.store.version();
-    let store = Arc::clone(&s.store);
-    let strategy = if ["frame:", "print:", "print-source:"]
-        .iter()
-        .any(|p| key.starts_with(p))
-    {
-        Strategy::LongTerm
-    } else {
-        Strategy::MediumTerm
-    };
-    let build = s.renderer.fingerprint();
-    Tier {
-        l2_key: Some(format!("page:{build}:{}:{key}", version.key())),
-        strategy,
-        still_valid: Box::new(move || version.still(&store.version())),
-    }
-}
-
-/// The cached page for `key`, or renders it: store reads, templates and compression run
-/// together on the blocking pool (a large report costs milliseconds of CPU, which must not
-/// stall an async worker), once however many requests ask at the same time.
-pub(crate) async fn cached(
-    s: &AppState,
-    key: String,
-    render: impl FnOnce(&AppState) -> Result<(Encoded, Deps), AppError> + Send + 'static,
-) -> Result<Arc<CachedPage>, AppError> {
-    let state = s.clone();
-    let page = s
-        .pages
-        .get_or_render(key.clone(), || page_tier(s, &key), async move {
-            tokio::task::spawn_blocking(move || render(&state))
-                .await
-                .map_err(|e| AppError::Internal(format!("render task failed: {e}")))?
-        })
-        .await?;
-    Ok(page)
 }
 
 pub async fn home(

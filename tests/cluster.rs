@@ -18,8 +18,9 @@ use common::redis::RedisServer;
 use crypto_report::cluster::Cluster;
 use crypto_report::cluster::bus::{self, BusStats};
 use crypto_report::cluster::lease::Lease;
-use crypto_report::market::Market;
-use crypto_report::market::snapshot::{Snapshot, SnapshotWire};
+use crypto_report::market::Source;
+use crypto_report::market::snapshot::Snapshot;
+use crypto_report::market::wire::SnapshotWire;
 use crypto_report::redis_conn::Redis;
 use crypto_report::reports::Publisher;
 use crypto_report::secret::Secret;
@@ -131,8 +132,8 @@ impl Served for Here {
 /// `parts` as one of the instances sharing `redis`, its market polling `fake` while it leads.
 fn join(parts: &mut Parts, redis: &str, fake: &Fake) {
     let (config, store) = (common::fake::config(fake), Arc::clone(&parts.store));
-    parts.feed = Feed::Start(Box::new(move |scope| {
-        Market::start(config.clone(), Arc::clone(&store), scope)
+    parts.feed = Feed::Start(Box::new(move || {
+        Source::live(config.clone(), Arc::clone(&store))
     }));
     parts.cluster = Some(Cluster::new(&Secret::new(redis), "crypto-report").expect("cluster"));
 }

@@ -11,7 +11,7 @@ use common::server::RunningServer;
 use common::{TestApp, publish};
 use crypto_report::Feed;
 use crypto_report::live::{Hub, HubSettings};
-use crypto_report::market::{DEMO_SEED, Market, Snapshot};
+use crypto_report::market::{DEMO_SEED, Snapshot, Source};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -48,7 +48,7 @@ impl Server {
         let app = TestApp::build_with(2, true, |p| {
             p.hub = settings;
             if let Some(tick) = demo_tick {
-                p.feed = Feed::Start(Box::new(move |scope| Market::demo(DEMO_SEED, tick, scope)));
+                p.feed = Feed::Start(Box::new(move || Source::demo(DEMO_SEED, tick)));
             }
         });
         let (snapshots, rx) = watch::channel(Arc::new(snapshot(true)));

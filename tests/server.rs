@@ -215,11 +215,10 @@ async fn a_full_cap_of_silent_or_idle_connections_still_answers_health_at_once()
 #[tokio::test]
 async fn one_shutdown_stops_every_background_task() {
     let app = common::TestApp::build_with(1, true, |p| {
-        p.feed = crypto_report::Feed::Start(Box::new(|scope| {
-            crypto_report::market::Market::demo(
+        p.feed = crypto_report::Feed::Start(Box::new(|| {
+            crypto_report::market::Source::demo(
                 crypto_report::market::DEMO_SEED,
                 Duration::from_millis(20),
-                scope,
             )
         }));
     });

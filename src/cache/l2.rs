@@ -12,25 +12,20 @@ use serde::{Deserialize, Serialize};
 /// Generic lifetimes of cached data (the product's cache strategies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
-    /// Market data and other live values: 30 s.
-    RealTime,
     /// 5 minutes.
     ShortTerm,
     /// 1 hour: lists and feeds, which change when a report is published.
     MediumTerm,
     /// 3 hours: what is addressed by content and cannot go stale, only unused.
     LongTerm,
-    Custom(Duration),
 }
 
 impl Strategy {
     pub fn ttl(self) -> Duration {
         match self {
-            Strategy::RealTime => Duration::from_secs(30),
             Strategy::ShortTerm => Duration::from_secs(5 * 60),
             Strategy::MediumTerm => Duration::from_secs(60 * 60),
             Strategy::LongTerm => Duration::from_secs(3 * 60 * 60),
-            Strategy::Custom(ttl) => ttl,
         }
     }
 }
@@ -38,7 +33,6 @@ impl Strategy {
 /// What to drop from a cache: plain data, so one instance can tell the others.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Invalidation {
-    Keys(Vec<String>),
     /// Every entry carrying one of these tags (`report:7`, `listing`).
     Tags(Vec<String>),
     All,

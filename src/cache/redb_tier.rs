@@ -101,9 +101,8 @@ impl L2 for RedbTier {
             let what = what.clone();
             self.file
                 .call(move |f| match &what {
-                    Invalidation::Keys(keys) => f.remove(Some(keys)),
                     Invalidation::Tags(tags) => f.remove_tagged(tags),
-                    Invalidation::All => f.remove(None),
+                    Invalidation::All => f.clear(),
                 })
                 .await
                 .map_err(failed)

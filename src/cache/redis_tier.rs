@@ -110,10 +110,6 @@ impl L2 for RedisTier {
     fn invalidate<'a>(&'a self, what: &'a Invalidation) -> L2Future<'a, u64> {
         Box::pin(async move {
             match what {
-                Invalidation::Keys(keys) => {
-                    self.delete(keys.iter().map(|k| self.value_key(k)).collect())
-                        .await
-                }
                 Invalidation::Tags(tags) => {
                     let mut keys = Vec::new();
                     for tag in tags {

@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::market::snapshot::SnapshotWire;
+use crate::market::wire::SnapshotWire;
 use crate::redis_conn::{Redis, RedisFault};
 use crate::reports::publish::Change;
 

@@ -11,7 +11,7 @@ use crate::app::{Feed, Parts, SyncFrom, launch};
 use crate::cluster::Cluster;
 use crate::config::{ClusterArgs, ConfigError, HttpArgs, ServeArgs, SyncArgs};
 use crate::import::postgres::Source;
-use crate::market::{self, Market};
+use crate::market;
 use crate::reports::Publisher;
 use crate::state::Settings;
 use crate::store::Store;
@@ -34,8 +34,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     parts.hub = hub(&args.http);
     let store = Arc::clone(&parts.store);
     let start = config.clone();
-    parts.feed = Feed::Start(Box::new(move |scope| {
-        Market::start(start.clone(), Arc::clone(&store), scope)
+    parts.feed = Feed::Start(Box::new(move || {
+        market::Source::live(start.clone(), Arc::clone(&store))
     }));
     parts.history = Some(config);
     parts.sync = source.map(|source| SyncFrom {
@@ -55,8 +55,8 @@ pub fn demo(http: HttpArgs, tick: Duration, cluster: &ClusterArgs) -> anyhow::Re
     tracing::info!(store = %dir.path().display(), %summary, "demo store seeded with the sample reports");
     let mut parts = Parts::new(store, settings(&http, listen, true));
     parts.hub = hub(&http);
-    parts.feed = Feed::Start(Box::new(move |scope| {
-        Market::demo(market::DEMO_SEED, tick, scope)
+    parts.feed = Feed::Start(Box::new(move || {
+        market::Source::demo(market::DEMO_SEED, tick)
     }));
     let result = run(parts, &http, cluster);
     drop(dir);

@@ -1,24 +1,33 @@
-//! The market feed of an instance among several: only the instance that holds the lease polls
-//! the providers (a live feed of its own, started when it leads and stopped when it no longer
-//! does); the others show the snapshots the leader relays. Which instance leads is decided
-//! elsewhere (the cluster's lease); this file only follows its decisions.
+//! The relay feed of an instance among several: only the instance that holds the lease polls
+//! the providers (a feed of its own, started when it takes the lease and stopped when it loses
+//! it); the others show the snapshots the polling instance relays. Which instance polls is
+//! decided elsewhere (the cluster's lease); this file only follows its decisions.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use super::{Market, Snapshot, lock};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use prometheus_client::metrics::histogram::Histogram;
+use serde_json::{Value, json};
+
+use super::feed::Feed;
+use super::guard::ProviderStats;
+use super::snapshot::{Group, Snapshot};
+use super::{Inner, Source, lock};
 use crate::tasks::Background;
 
-/// Starts the feed this instance runs while it leads, in the scope it is given.
-pub type Start = Box<dyn Fn(&Background) -> Market + Send + Sync>;
+/// Makes the feed this instance runs while it holds the lease.
+pub type Start = Box<dyn Fn() -> Source + Send + Sync>;
 
 pub(super) struct Elected {
     start: Start,
-    leading: Mutex<Option<Leading>>,
+    polling: Mutex<Option<Polling>>,
 }
 
-/// The live feed this instance runs while it leads, in a scope of its own.
-struct Leading {
-    poller: Market,
+/// The feed this instance runs while it holds the lease, in a scope of its own.
+struct Polling {
+    feed: Arc<dyn Feed>,
     scope: Background,
 }
 
@@ -26,66 +35,115 @@ impl Elected {
     pub fn new(start: Start) -> Elected {
         Elected {
             start,
-            leading: Mutex::new(None),
+            polling: Mutex::new(None),
         }
     }
 
-    pub fn poller(&self) -> Option<Market> {
-        lock(&self.leading).as_ref().map(|l| l.poller.clone())
+    fn polling(&self) -> Option<(Arc<dyn Feed>, Background)> {
+        lock(&self.polling)
+            .as_ref()
+            .map(|p| (Arc::clone(&p.feed), p.scope.clone()))
+    }
+}
+
+impl Feed for Elected {
+    fn mode(&self) -> &'static str {
+        "elected"
     }
 
-    pub fn is_leading(&self) -> bool {
-        lock(&self.leading).is_some()
+    /// Nothing runs until the lease is taken.
+    fn start(self: Arc<Self>, _market: &Arc<Inner>, _scope: &Background) {}
+
+    fn active(self: Arc<Self>, _scope: &Background) -> Option<(Arc<dyn Feed>, Background)> {
+        self.polling()
     }
 
-    /// Starts polling in a child scope of `tasks`, the poller's snapshots merged into
-    /// `market`'s (newer values win, so a fresh relayed value is not replaced by an older one
-    /// the poller restored from its store). Returns false when already leading.
-    pub fn lead(&self, market: &Market, tasks: &Background) -> bool {
-        let mut leading = lock(&self.leading);
-        if leading.is_some() {
+    fn poll(&self, group: Group) -> BoxFuture<'_, ()> {
+        async move {
+            if let Some((feed, _)) = self.polling() {
+                feed.poll(group).await;
+            }
+        }
+        .boxed()
+    }
+
+    fn refresh<'a>(&'a self, market: &'a Arc<Inner>) -> BoxFuture<'a, ()> {
+        async move {
+            if let Some((feed, _)) = self.polling() {
+                feed.refresh(market).await;
+            }
+        }
+        .boxed()
+    }
+
+    /// The polling feed's values where they are newer than those shown (or missing), so a
+    /// fresh relayed value is not replaced by an older one the feed restored from its store.
+    fn snapshot(&self, current: &Snapshot) -> Option<Snapshot> {
+        let (feed, _) = self.polling()?;
+        let from = feed.snapshot(current)?;
+        let mut next = current.clone();
+        next.values.merge_newer(&from.values);
+        let last = |s: &[(i64, f64)]| s.last().map(|p| p.0);
+        if last(&from.btc_sparkline) >= last(&next.btc_sparkline) {
+            next.btc_sparkline = from.btc_sparkline;
+        }
+        next.demo = from.demo;
+        Some(next)
+    }
+
+    fn min_refresh(&self) -> Duration {
+        self.polling()
+            .map_or(Duration::ZERO, |(feed, _)| feed.min_refresh())
+    }
+
+    fn health(&self) -> Value {
+        self.polling()
+            .map_or_else(|| json!({}), |(feed, _)| feed.health())
+    }
+
+    fn provider_stats(&self) -> Vec<(ProviderStats, Histogram)> {
+        self.polling()
+            .map(|(feed, _)| feed.provider_stats())
+            .unwrap_or_default()
+    }
+
+    fn role(&self) -> Option<&'static str> {
+        Some(if lock(&self.polling).is_some() {
+            "leading"
+        } else {
+            "following"
+        })
+    }
+
+    /// Starts the feed `start` makes in a child scope of `market`'s. Returns false when
+    /// already polling.
+    fn start_polling(&self, market: &Arc<Inner>) -> bool {
+        let mut polling = lock(&self.polling);
+        if polling.is_some() {
             return false;
         }
-        let scope = tasks.child();
-        let poller = (self.start)(&scope);
-        let mut snapshots = poller.subscribe();
-        let target = market.clone();
-        scope.spawn("market forward", |stop| async move {
-            loop {
-                let latest = snapshots.borrow_and_update().clone();
-                target.merge_newer(&latest);
-                tokio::select! {
-                    changed = snapshots.changed() => if changed.is_err() { break },
-                    () = stop.cancelled() => break,
-                }
-            }
+        let scope = market.tasks.child();
+        let feed = (self.start)().0;
+        *polling = Some(Polling {
+            feed: Arc::clone(&feed),
+            scope: scope.clone(),
         });
-        *leading = Some(Leading { poller, scope });
+        drop(polling);
+        feed.start(market, &scope);
         true
     }
 
-    /// Stops polling (the lease went elsewhere). Returns false when not leading.
-    pub fn follow(&self) -> bool {
-        match lock(&self.leading).take() {
-            Some(l) => {
-                l.scope.cancel();
+    fn stop_polling(&self) -> bool {
+        match lock(&self.polling).take() {
+            Some(p) => {
+                p.scope.cancel();
                 true
             }
             None => false,
         }
     }
-}
 
-impl Market {
-    /// Takes the values of `from` that are newer than this market's (or that it lacks).
-    pub(super) fn merge_newer(&self, from: &Snapshot) {
-        let mut next = (*self.current()).clone();
-        next.values.merge_newer(&from.values);
-        let last = |s: &[(i64, f64)]| s.last().map(|p| p.0);
-        if last(&from.btc_sparkline) >= last(&next.btc_sparkline) {
-            next.btc_sparkline.clone_from(&from.btc_sparkline);
-        }
-        next.demo = from.demo;
-        self.inner.replace(next, from.produced_at_ms);
+    fn takes_relayed(&self) -> bool {
+        lock(&self.polling).is_none()
     }
 }

@@ -203,6 +203,18 @@ impl Upstream {
 
     /// Calls `provider` through its breaker and budget, retrying what is worth retrying, and
     /// parses a successful body with `parse`. A parse or validation error is a failure too.
+    /// [`Upstream::fetch`] of a request that could not be built (a configured URL that is
+    /// not one): that is an invalid call, counted as nothing sent.
+    pub async fn request<T>(
+        &self,
+        provider: &Provider,
+        call: Result<Call, Invalid>,
+        parse: impl Fn(&[u8]) -> Result<T, Invalid>,
+    ) -> Result<T, FetchError> {
+        let call = call.map_err(|e| FetchError::Invalid(e.0))?;
+        self.fetch(provider, &call, parse).await
+    }
+
     pub async fn fetch<T>(
         &self,
         provider: &Provider,

@@ -10,14 +10,20 @@ use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::Inner;
+use super::chain::{self, Link, ask_in_order, first_of};
 use super::config::Config;
+use super::feed::{Feed, millis};
 use super::guard::{Provider, ProviderStats};
 use super::http::{Call, FetchError, Upstream};
 use super::rsi::{PERIOD, wilder};
-use super::snapshot::{Book, Coin, Entry, Group, Index, Invalid, Quote, downsample};
+use super::snapshot::{Book, Coin, Entry, Group, Index, Invalid, Quote, Snapshot, downsample};
 use super::{alternative_me, binance, coingecko, coinmarketcap, finnhub, taapi};
 use crate::lock::lock;
 use crate::store::Store;
+use crate::tasks::Background;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use prometheus_client::metrics::histogram::Histogram;
 
 /// One row of the rolling history: every coin's price at one moment.
@@ -58,7 +64,7 @@ impl Providers {
 }
 
 pub(super) struct Live {
-    pub config: Config,
+    config: Config,
     store: Arc<Store>,
     /// `None` only if the TLS stack could not be initialised; every call then fails.
     upstream: Option<Upstream>,
@@ -69,11 +75,6 @@ pub(super) struct Live {
 }
 
 impl Live {
-    /// Counters, breaker and latency of every provider.
-    pub fn provider_stats(&self) -> Vec<(ProviderStats, Histogram)> {
-        self.providers.all().map(Provider::stats).to_vec()
-    }
-
     pub fn new(config: Config, store: Arc<Store>) -> Live {
         let upstream = Upstream::new(config.http)
             .inspect_err(|e| tracing::error!(error = %e, "cannot build the outbound HTTP client"))
@@ -204,11 +205,7 @@ impl Live {
         call: Result<Call, Invalid>,
         parse: impl Fn(&[u8]) -> Result<T, Invalid>,
     ) -> Result<T, FetchError> {
-        let Some(upstream) = &self.upstream else {
-            return Err(FetchError::Transport("no HTTP client".into()));
-        };
-        let call = call.map_err(|e| FetchError::Invalid(e.0))?;
-        upstream.fetch(provider, &call, parse).await
+        chain::fetch(self.upstream.as_ref(), provider, call, parse).await
     }
 
     /// Polls `group` once through its chain and records what came back.
@@ -249,51 +246,33 @@ impl Live {
 
     /// CoinGecko, then CoinMarketCap, then Binance; each asked only for the coins still missing.
     async fn prices(&self) -> (Vec<String>, bool, bool) {
+        let (p, c) = (&self.providers, &self.config);
+        let chain = [
+            Some(Link::asking(coingecko::NAME, &p.coingecko, |want| {
+                (c.coingecko.prices(want), coingecko::parse_prices)
+            })),
+            c.coinmarketcap.as_ref().map(|cmc| {
+                Link::asking(coinmarketcap::NAME, &p.coinmarketcap, |want| {
+                    (cmc.quotes(want), coinmarketcap::parse_quotes)
+                })
+            }),
+            Some(Link::asking(binance::NAME, &p.binance, |want| {
+                (c.binance.ticker(want), binance::parse_ticker)
+            })),
+        ];
         let mut missing = Coin::ALL.to_vec();
         let mut got: Vec<(Coin, Quote, &'static str)> = Vec::new();
-        let mut errors = Vec::new();
-        let mut take =
-            |missing: &mut Vec<Coin>, result: Result<Vec<(Coin, Quote)>, FetchError>, name| {
-                match result {
-                    Ok(quotes) => {
-                        missing.retain(|c| !quotes.iter().any(|(q, _)| q == c));
-                        got.extend(quotes.into_iter().map(|(c, q)| (c, q, name)));
-                    }
-                    Err(e) => errors.push(format!("{name}: {e}")),
-                }
-            };
-        let cg = &self.config.coingecko;
-        let want = missing.clone();
-        let r = self
-            .call(&self.providers.coingecko, cg.prices(&want), |b| {
-                coingecko::parse_prices(b, &want)
-            })
-            .await;
-        take(&mut missing, r, coingecko::NAME);
-        if let Some(cmc) = self
-            .config
-            .coinmarketcap
-            .as_ref()
-            .filter(|_| !missing.is_empty())
-        {
-            let want = missing.clone();
-            let r = self
-                .call(&self.providers.coinmarketcap, cmc.quotes(&want), |b| {
-                    coinmarketcap::parse_quotes(b, &want)
-                })
-                .await;
-            take(&mut missing, r, coinmarketcap::NAME);
-        }
-        if !missing.is_empty() {
-            let want = missing.clone();
-            let bn = &self.config.binance;
-            let r = self
-                .call(&self.providers.binance, bn.ticker(&want), |b| {
-                    binance::parse_ticker(b, &want)
-                })
-                .await;
-            take(&mut missing, r, binance::NAME);
-        }
+        let errors = ask_in_order(
+            self.upstream.as_ref(),
+            chain.into_iter().flatten(),
+            &mut missing,
+            Vec::is_empty,
+            |missing, quotes: Vec<(Coin, Quote)>, name| {
+                missing.retain(|c| !quotes.iter().any(|(q, _)| q == c));
+                got.extend(quotes.into_iter().map(|(c, q)| (c, q, name)));
+            },
+        )
+        .await;
         let now = Utc::now();
         let mut btc = None;
         {
@@ -346,98 +325,76 @@ impl Live {
 
     /// CoinGecko, then CoinMarketCap.
     async fn global(&self) -> (Vec<String>, bool, bool) {
-        let mut errors = Vec::new();
-        let mut found = None;
-        match self
-            .call(
-                &self.providers.coingecko,
-                self.config.coingecko.global(),
+        let (p, c) = (&self.providers, &self.config);
+        let chain = [
+            Some(Link::once(
+                coingecko::NAME,
+                &p.coingecko,
+                c.coingecko.global(),
                 coingecko::parse_global,
-            )
-            .await
-        {
-            Ok(g) => found = Some((g, coingecko::NAME)),
-            Err(e) => errors.push(format!("{}: {e}", coingecko::NAME)),
-        }
-        if let (None, Some(cmc)) = (&found, &self.config.coinmarketcap) {
-            match self
-                .call(
-                    &self.providers.coinmarketcap,
+            )),
+            c.coinmarketcap.as_ref().map(|cmc| {
+                Link::once(
+                    coinmarketcap::NAME,
+                    &p.coinmarketcap,
                     cmc.global(),
                     coinmarketcap::parse_global,
                 )
-                .await
-            {
-                Ok(g) => found = Some((g, coinmarketcap::NAME)),
-                Err(e) => errors.push(format!("{}: {e}", coinmarketcap::NAME)),
-            }
-        }
+            }),
+        ];
+        let (found, errors) = first_of(self.upstream.as_ref(), chain.into_iter().flatten()).await;
+        let ok = found.is_some();
         let mut book = lock(&self.book);
         match found {
             Some((g, source)) => book.global = Some(Entry::new(g, source, Utc::now())),
             None => book.mark_stale(Group::Global),
         }
-        (errors, found.is_some(), found.is_some())
+        (errors, ok, ok)
     }
 
     async fn fng(&self) -> (Vec<String>, bool, bool) {
-        let am = &self.config.alternative_me;
-        let result = self
-            .call(
-                &self.providers.alternative_me,
-                am.fng(),
-                alternative_me::parse_fng,
-            )
-            .await;
+        let chain = [Link::once(
+            alternative_me::NAME,
+            &self.providers.alternative_me,
+            self.config.alternative_me.fng(),
+            alternative_me::parse_fng,
+        )];
+        let (found, errors) = first_of(self.upstream.as_ref(), chain).await;
+        let ok = found.is_some();
         let mut book = lock(&self.book);
-        match result {
-            Ok(f) => {
-                book.fng = Some(Entry::new(f, alternative_me::NAME, Utc::now()));
-                (Vec::new(), true, true)
-            }
-            Err(e) => {
-                book.mark_stale(Group::Fng);
-                (vec![format!("{}: {e}", alternative_me::NAME)], false, false)
-            }
+        match found {
+            Some((f, source)) => book.fng = Some(Entry::new(f, source, Utc::now())),
+            None => book.mark_stale(Group::Fng),
         }
+        (errors, ok, ok)
     }
 
     /// TAAPI when it has a secret, else (or when it fails) RSI(14) from Binance daily klines.
     async fn rsi(&self) -> (Vec<String>, bool, bool) {
-        let mut errors = Vec::new();
-        let mut found = None;
-        if let Some(t) = &self.config.taapi {
-            match self
-                .call(&self.providers.taapi, t.rsi(), taapi::parse_rsi)
-                .await
-            {
-                Ok(v) => found = Some((v, taapi::NAME)),
-                Err(e) => errors.push(format!("{}: {e}", taapi::NAME)),
-            }
-        }
-        if found.is_none() {
-            let local = |b: &[u8]| {
-                let closes = binance::parse_closes(b)?;
-                wilder(&closes, PERIOD).ok_or_else(|| Invalid("too few klines for RSI".into()))
-            };
-            match self
-                .call(
-                    &self.providers.binance,
-                    self.config.binance.daily_klines(),
-                    local,
-                )
-                .await
-            {
-                Ok(v) => found = Some((v, binance::KLINES_RSI)),
-                Err(e) => errors.push(format!("{}: {e}", binance::KLINES_RSI)),
-            }
-        }
+        let (p, c) = (&self.providers, &self.config);
+        let local = |b: &[u8]| {
+            let closes = binance::parse_closes(b)?;
+            wilder(&closes, PERIOD).ok_or_else(|| Invalid("too few klines for RSI".into()))
+        };
+        let chain = [
+            c.taapi
+                .as_ref()
+                .map(|t| Link::once(taapi::NAME, &p.taapi, t.rsi(), taapi::parse_rsi)),
+            Some(Link::once(
+                binance::KLINES_RSI,
+                &p.binance,
+                c.binance.daily_klines(),
+                local,
+            )),
+        ];
+        let (found, errors) = first_of(self.upstream.as_ref(), chain.into_iter().flatten()).await;
+        let ok = found.is_some();
         let mut book = lock(&self.book);
         match found {
             Some((v, source)) => book.rsi = Some(Entry::new(v, source, Utc::now())),
             None => book.mark_stale(Group::Rsi),
         }
-        (errors, found.is_some(), found.is_some())
+        (errors, ok, ok)
     }
 
     /// Finnhub, one call per symbol: one failing does not drop the others.
@@ -475,7 +432,7 @@ impl Live {
         (errors, complete, fresh)
     }
 
-    pub fn health(&self) -> Value {
+    fn describe(&self) -> Value {
         let now = Utc::now();
         let ts = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
         let status = lock(&self.status).clone();
@@ -520,5 +477,67 @@ impl Live {
             "groups": groups,
             "providers": providers,
         })
+    }
+}
+
+impl Feed for Live {
+    fn mode(&self) -> &'static str {
+        "live"
+    }
+
+    /// Restores the stored values, then polls every group on its cadence and fills the
+    /// sparkline's day.
+    fn start(self: Arc<Self>, market: &Arc<Inner>, scope: &Background) {
+        let market = Arc::clone(market);
+        let tasks = scope.clone();
+        scope.spawn("market start", |stop| async move {
+            tokio::select! {
+                () = self.restore() => {}
+                () = stop.cancelled() => return,
+            }
+            market.publish();
+            market.poll_groups(&self.config.cadence, &tasks);
+            tasks.spawn("sparkline backfill", |stop| async move {
+                tokio::select! {
+                    () = self.backfill() => market.publish(),
+                    () = stop.cancelled() => {}
+                }
+            });
+        });
+    }
+
+    fn active(self: Arc<Self>, scope: &Background) -> Option<(Arc<dyn Feed>, Background)> {
+        Some((self, scope.clone()))
+    }
+
+    fn poll(&self, group: Group) -> BoxFuture<'_, ()> {
+        self.run(group).boxed()
+    }
+
+    fn refresh<'a>(&'a self, market: &'a Arc<Inner>) -> BoxFuture<'a, ()> {
+        join_all(Group::ALL.map(|g| market.run_group(g)))
+            .map(|_| ())
+            .boxed()
+    }
+
+    fn snapshot(&self, _current: &Snapshot) -> Option<Snapshot> {
+        Some(Snapshot {
+            values: self.values(),
+            btc_sparkline: self.sparkline(),
+            refresh_ms: millis(self.config.cadence.prices),
+            ..Snapshot::default()
+        })
+    }
+
+    fn min_refresh(&self) -> std::time::Duration {
+        self.config.refresh_min_interval
+    }
+
+    fn health(&self) -> Value {
+        self.describe()
+    }
+
+    fn provider_stats(&self) -> Vec<(ProviderStats, Histogram)> {
+        self.providers.all().map(Provider::stats).to_vec()
     }
 }

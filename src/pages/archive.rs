@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 
-use super::{FEED_ITEMS, cached, html_page, parse_id, reader_lang, remember_lang};
+use super::{FEED_ITEMS, html_page, reader_lang, remember_lang};
 use crate::AppState;
 use crate::cache::Deps;
 use crate::card;
@@ -17,6 +17,7 @@ use crate::error::AppError;
 use crate::i18n::{self, Lang};
 use crate::render::archive::Month;
 use crate::render::since;
+use crate::request::{cached, parse_id};
 use crate::store::Store;
 
 /// Every month with reports and how many, newest first.
@@ -121,7 +122,7 @@ fn png(bytes: Vec<u8>) -> Encoded {
 /// The card's language: from the URL alone (`?lang=en`), Vietnamese otherwise, so a card's
 /// address always names the same picture.
 fn card_lang(uri: &Uri) -> Lang {
-    super::query_param(uri.query(), "lang")
+    crate::request::query_param(uri.query(), "lang")
         .and_then(Lang::parse)
         .unwrap_or(Lang::Vi)
 }

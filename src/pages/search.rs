@@ -109,7 +109,8 @@ impl Asked {
             None
         };
         let (from, to) = (from.ok().flatten(), to.ok().flatten());
-        let page = usize::try_from(super::page_number(&p.page)?).map_err(|_| AppError::NotFound)?;
+        let page = usize::try_from(crate::request::page_number(&p.page)?)
+            .map_err(|_| AppError::NotFound)?;
         let query = SearchQuery {
             text: text.clone(),
             from: from.map(day_start),

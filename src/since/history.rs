@@ -1,6 +1,6 @@
 //! The history task: fetches, once, the daily values (BTC and ETH opens from Binance, the
-//! Fear & Greed index from alternative.me) that the stored history lacks for the reports'
-//! dates, keeps them in the store, and has the pages of the reports they complete rendered
+//! Fear & Greed index from alternative.me, through `market::daily`) that the stored history
+//! lacks for the reports' dates, keeps them in the store, and has the pages of the reports they complete rendered
 //! again. A failed fetch leaves the values unknown and is retried later, with backoff.
 
 use std::sync::Arc;
@@ -11,17 +11,10 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::{AtPublication, BTC, DAY_MS, Daily, ETH, FNG};
-use crate::market::alternative_me::{self, AlternativeMe};
-use crate::market::binance::{self, Binance, KLINES_MAX};
-use crate::market::guard::{Budget, Provider};
-use crate::market::http::{Call, FetchError, Upstream};
-use crate::market::snapshot::Invalid;
+use crate::market::daily::DailyHistory;
+use crate::market::http::FetchError;
 use crate::market::{Coin, Config};
 use crate::store::{Store, StoreError};
-
-/// How long to wait for the budget to refill, and how many times.
-const BUDGET_WAIT: Duration = Duration::from_secs(1);
-const BUDGET_WAITS: usize = 60;
 
 /// What a pass can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -40,12 +33,7 @@ pub type Invalidate = Arc<dyn Fn(Vec<u64>) + Send + Sync>;
 
 pub struct History {
     store: Arc<Store>,
-    binance: Binance,
-    alternative_me: AlternativeMe,
-    upstream: Upstream,
-    /// Budgets and breakers of their own: a backfill never eats the dashboard's allowance.
-    bn: Provider,
-    am: Provider,
+    daily: DailyHistory,
     invalidate: Invalidate,
     pub retry_min: Duration,
     pub retry_max: Duration,
@@ -63,13 +51,7 @@ impl History {
     ) -> Result<History, FetchError> {
         Ok(History {
             store,
-            binance: config.binance.clone(),
-            alternative_me: config.alternative_me.clone(),
-            upstream: Upstream::new(config.http)?,
-            // Binance allows 6,000 weight a minute (2 a call), alternative.me 60 calls: a
-            // pass needs a handful, spread by the refill when it needs more.
-            bn: Provider::new(binance::NAME, Budget::new(10, 1_000), config.breaker),
-            am: Provider::new(alternative_me::NAME, Budget::new(5, 2_000), config.breaker),
+            daily: DailyHistory::new(config)?,
             invalidate,
             retry_min: Duration::from_secs(300),
             retry_max: Duration::from_secs(6 * 3600),
@@ -212,77 +194,33 @@ impl History {
         today: i64,
     ) -> Result<Vec<(i64, Daily)>, FetchError> {
         let in_range = |d: &i64| (from..=to).contains(d);
-        match series {
-            FNG => {
-                let days = u32::try_from((today - from) / DAY_MS + 2).unwrap_or(0);
-                let call = self.alternative_me.fng_history(days);
-                let all = self
-                    .get(&self.am, call, alternative_me::parse_fng_history)
-                    .await?;
-                Ok(all
-                    .into_iter()
-                    .map(|(d, f)| (day_floor(d), f))
-                    .filter(|(d, _)| in_range(d))
-                    .map(|(d, f)| {
-                        (
-                            d,
-                            Daily {
-                                value: f64::from(f.value),
-                                label: Some(f.classification),
-                            },
-                        )
-                    })
-                    .collect())
-            }
+        let points = match series {
+            FNG => self
+                .daily
+                .fng(from, today)
+                .await?
+                .into_iter()
+                .map(|(d, f)| {
+                    let value = f64::from(f.value);
+                    (
+                        day_floor(d),
+                        Daily {
+                            value,
+                            label: Some(f.classification),
+                        },
+                    )
+                })
+                .collect::<Vec<_>>(),
             _ => {
-                let (symbol, coin) = if series == BTC {
-                    ("BTCUSDT", Coin::Btc)
-                } else {
-                    ("ETHUSDT", Coin::Eth)
-                };
-                let mut out = Vec::new();
-                let mut start = from;
-                // Bounded: each call moves past the days it returned.
-                for _ in 0..64 {
-                    let call = self.binance.daily_history(symbol, start, to + DAY_MS - 1);
-                    let rows = self
-                        .get(&self.bn, call, |b| binance::parse_daily_opens(b, coin))
-                        .await?;
-                    let full = rows.len() >= KLINES_MAX;
-                    let last = rows.last().map(|(d, _)| *d);
-                    out.extend(rows.into_iter().filter(|(d, _)| in_range(d)).map(|(d, v)| {
-                        (
-                            d,
-                            Daily {
-                                value: v,
-                                label: None,
-                            },
-                        )
-                    }));
-                    match last {
-                        Some(last) if full && last < to => start = last + DAY_MS,
-                        _ => break,
-                    }
-                }
-                Ok(out)
+                let coin = if series == BTC { Coin::Btc } else { Coin::Eth };
+                self.daily
+                    .opens(coin, from, to)
+                    .await?
+                    .into_iter()
+                    .map(|(d, value)| (d, Daily { value, label: None }))
+                    .collect()
             }
-        }
-    }
-
-    async fn get<T>(
-        &self,
-        provider: &Provider,
-        call: Result<Call, Invalid>,
-        parse: impl Fn(&[u8]) -> Result<T, Invalid>,
-    ) -> Result<T, FetchError> {
-        let call = call.map_err(|e| FetchError::Invalid(e.0))?;
-        // Out of budget is a wait, not a failure: the backfill is in no hurry.
-        for _ in 0..BUDGET_WAITS {
-            match self.upstream.fetch(provider, &call, &parse).await {
-                Err(FetchError::Budget) => tokio::time::sleep(BUDGET_WAIT).await,
-                other => return other,
-            }
-        }
-        Err(FetchError::Budget)
+        };
+        Ok(points.into_iter().filter(|(d, _)| in_range(d)).collect())
     }
 }

@@ -208,23 +208,14 @@ impl PageCacheFile {
         })
     }
 
-    /// Removes the given keys, or every key when `keys` is `None`; returns how many went.
-    pub fn remove(&self, keys: Option<&[String]>) -> Result<u64> {
-        self.write(0, |entries, ages, accounts| match keys {
-            Some(keys) => {
-                let mut n = 0;
-                for k in keys {
-                    n += u64::from(remove(entries, ages, accounts, k)?);
-                }
-                Ok(n)
-            }
-            None => {
-                let n = entries.len().map_err(db_err)?;
-                entries.retain(|_, _| false).map_err(db_err)?;
-                ages.retain(|_, _| false).map_err(db_err)?;
-                accounts.used = 0;
-                Ok(n)
-            }
+    /// Removes every entry; returns how many went.
+    pub fn clear(&self) -> Result<u64> {
+        self.write(0, |entries, ages, accounts| {
+            let n = entries.len().map_err(db_err)?;
+            entries.retain(|_, _| false).map_err(db_err)?;
+            ages.retain(|_, _| false).map_err(db_err)?;
+            accounts.used = 0;
+            Ok(n)
         })
     }
 
@@ -423,7 +414,7 @@ mod tests {
         let cache = open(dir.path(), 520);
         assert_eq!(cache.get("b", 0).expect("get"), None);
         assert_eq!(cache.get("d", 0).expect("get"), Some(vec![4; 500]));
-        assert_eq!(cache.remove(None).expect("clear"), 1);
+        assert_eq!(cache.clear().expect("clear"), 1);
         assert_eq!(cache.usage().bytes, 0);
     }
 
