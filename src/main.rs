@@ -15,6 +15,7 @@ use crypto_report::import::{
     ImportError, ImportSummary, export_jsonl, export_jsonl_read_only, import_jsonl,
 };
 use crypto_report::reports::Publisher;
+use crypto_report::reports::outbox::Announcing;
 use crypto_report::store::{self, ReadOnlyStore, Store, StoreError};
 use crypto_report::{AppState, Settings, demo, live, market, serve, shutdown_signal, sync};
 use tracing_subscriber::EnvFilter;
@@ -84,11 +85,29 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Check(args)) => run_check(&args),
         Some(Command::Backup(args)) => run_backup(&args),
         Some(Command::Doctor(args)) => run_doctor(&args),
+        Some(Command::Announce(args)) => run_announce(args),
         Some(Command::Systemd(args)) => Ok(crypto_report::systemd::install::run(
             &args,
             &mut std::io::stdout().lock(),
         )?),
     }
+}
+
+fn run_announce(args: crypto_report::config::AnnounceCommand) -> anyhow::Result<()> {
+    let crypto_report::config::AnnounceAction::Test {
+        target,
+        announce,
+        public_url,
+    } = args.action;
+    let settings = announce.settings()?;
+    let public_url = public_url.unwrap_or_else(|| "http://127.0.0.1:8000".into());
+    let line = runtime()?.block_on(crypto_report::announce::send_test(
+        &settings,
+        &target,
+        &public_url,
+    ))?;
+    println!("{line}");
+    Ok(())
 }
 
 fn run_doctor(args: &crypto_report::config::DoctorArgs) -> anyhow::Result<()> {
@@ -151,11 +170,13 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_upstream_fallbacks()
         .market_config();
     let source = sync_source(&args.sync)?;
+    let announce = args.announce.settings()?;
     let path = args.store.store_path();
     let store = Store::open(&path)?;
     tracing::info!(store = %path.display(), "store open");
     let state =
         AppState::new(store, settings(&args.http, listen, false))?.with_hub(hub(&args.http));
+    let state = with_announcer(state, announce)?;
     let redis = args.cluster.url();
     let prefix = args.cluster.redis_prefix.clone();
     let sync_every = args.sync.sync_every;
@@ -180,6 +201,31 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         Ok(state)
     })
+}
+
+/// `state` announcing new reports to the configured targets. A store that already holds
+/// reports announces what is new from the start; an empty one only after its first sync
+/// pass (the first import of an archive announces nothing).
+fn with_announcer(
+    state: AppState,
+    settings: crypto_report::announce::Settings,
+) -> anyhow::Result<AppState> {
+    if settings.targets.is_empty() {
+        return Ok(state);
+    }
+    let armed = state.store.count()? > 0;
+    for t in &settings.targets {
+        tracing::info!(target = %t.name, url = %t.redacted(), "announcing new reports");
+    }
+    let announcing = Announcing::new(settings.names(), armed);
+    let announcer = crypto_report::announce::Announcer::new(
+        state.store.clone(),
+        settings,
+        &state.settings.public_url,
+        announcing,
+        crypto_report::announce::Clock::default(),
+    )?;
+    Ok(state.with_announcer(announcer))
 }
 
 /// `state` as one of several instances sharing the Redis at `url`: the shared L2, the bus, and
@@ -305,6 +351,11 @@ fn run_server(
                 .background()
                 .spawn("sync", |stop| async move { sync.run(stop).await });
         }
+        if let Some(announcer) = state.announcer.clone() {
+            state
+                .background()
+                .spawn("announce", |stop| announcer.run(stop));
+        }
         let l2 = std::sync::Arc::clone(state.pages.l2());
         serve(listener, state, shutdown).await?;
         // Second-tier writes are not durable one by one: one durable commit keeps them.
@@ -336,41 +387,59 @@ async fn serve_metrics(state: &AppState, addr: std::net::SocketAddr) -> anyhow::
     Ok(())
 }
 
+/// The import's publisher: with `--announce-new`, queueing announcements of new reports.
+fn import_publisher(args: &ImportArgs) -> anyhow::Result<Publisher> {
+    let targets = if args.announce_new {
+        let names = args.announce.settings()?.names();
+        if names.is_empty() {
+            return Err(ConfigError {
+                option: "--announce-new",
+                reason: "needs at least one target (--announce URL or CR_ANNOUNCE)".into(),
+            }
+            .into());
+        }
+        names
+    } else {
+        Vec::new()
+    };
+    let store = std::sync::Arc::new(Store::open(&args.store.store_path())?);
+    Ok(Publisher::new(store).announcing(Announcing::new(targets, true)))
+}
+
 fn run_import(args: &ImportArgs) -> anyhow::Result<()> {
     let from = args.from.expose();
     let mut summary = ImportSummary::default();
-    let result = if postgres::is_postgres_url(from) {
-        // Parsed before the store is opened: a bad URL changes nothing.
-        let source =
-            Source::parse(from, std::time::Duration::from_secs(args.pg_timeout)).map_err(|e| {
-                ConfigError {
+    let result =
+        if postgres::is_postgres_url(from) {
+            // Parsed before the store is opened: a bad URL changes nothing.
+            let source = Source::parse(from, std::time::Duration::from_secs(args.pg_timeout))
+                .map_err(|e| ConfigError {
                     option: "--from",
                     reason: e.to_string(),
+                })?;
+            if source.password_in_url() {
+                eprintln!("warning: {}", password_advice("--from"));
+            }
+            let publisher = import_publisher(args)?;
+            // One thread runs the connection and the walk, the blocking pool commits: a
+            // multi-thread runtime only adds heaps that hold freed rows.
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(import_postgres(&source, &publisher, &mut summary))
+        } else {
+            // A value that looks like a URL may hold a password: never repeat it.
+            let file = std::fs::File::open(from).with_context(|| {
+                if from.contains("://") || from.contains('@') {
+                    "--from is neither a postgres:// URL nor a file that can be read".to_owned()
+                } else {
+                    format!("cannot open {from}")
                 }
             })?;
-        if source.password_in_url() {
-            eprintln!("warning: {}", password_advice("--from"));
-        }
-        let publisher = Publisher::new(std::sync::Arc::new(Store::open(&args.store.store_path())?));
-        // One thread runs the connection and the walk, the blocking pool commits: a
-        // multi-thread runtime only adds heaps that hold freed rows.
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?
-            .block_on(import_postgres(&source, &publisher, &mut summary))
-    } else {
-        // A value that looks like a URL may hold a password: never repeat it.
-        let file = std::fs::File::open(from).with_context(|| {
-            if from.contains("://") || from.contains('@') {
-                "--from is neither a postgres:// URL nor a file that can be read".to_owned()
-            } else {
-                format!("cannot open {from}")
-            }
-        })?;
-        let publisher = Publisher::new(std::sync::Arc::new(Store::open(&args.store.store_path())?));
-        import_jsonl(&publisher, BufReader::new(file), &mut summary)
-    };
+            let publisher = import_publisher(args)?;
+            import_jsonl(&publisher, BufReader::new(file), &mut summary)
+        };
     for s in &summary.skipped {
         eprintln!("{s}");
     }

@@ -102,6 +102,8 @@ pub struct Shared {
     pub backups: Arc<tokio::sync::Semaphore>,
     /// Records the market as reports are published ("since this report").
     pub since: Arc<since::Recorder>,
+    /// Announces new reports, when targets are configured (`--announce`).
+    pub announcer: Option<crate::announce::Announcer>,
 }
 
 /// The page cache of the handlers (its renders fail with the HTTP edge's error).
@@ -151,6 +153,7 @@ impl AppState {
             backups: Arc::new(tokio::sync::Semaphore::new(1)),
             search,
             since: recorder,
+            announcer: None,
         })))
     }
 
@@ -210,6 +213,15 @@ impl AppState {
         AppState::rewired(shared)
     }
 
+    /// The same state announcing new reports through `announcer` (its publisher queues
+    /// them); start it with [`crate::announce::Announcer::run`] in [`AppState::background`].
+    pub fn with_announcer(self, announcer: crate::announce::Announcer) -> AppState {
+        let mut shared = (*self.0).clone();
+        shared.publisher = shared.publisher.announcing(announcer.announcing().clone());
+        shared.announcer = Some(announcer);
+        AppState(Arc::new(shared))
+    }
+
     /// `shared` with its publisher telling the subscribers it now holds.
     fn rewired(mut shared: Shared) -> AppState {
         shared.publisher = publisher(
@@ -219,7 +231,8 @@ impl AppState {
             &shared.search,
             &shared.since,
             shared.cluster.as_ref(),
-        );
+        )
+        .announcing(shared.publisher.announcements().clone());
         AppState(Arc::new(shared))
     }
 

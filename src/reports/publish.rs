@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::outbox::Announcing;
 use super::{InvalidReport, Report};
 use crate::store::{Store, StoreError, UpsertOutcome};
 
@@ -92,6 +93,8 @@ pub enum PublishError {
 pub struct Publisher {
     store: Arc<Store>,
     subscribers: Arc<[Arc<dyn Subscriber>]>,
+    /// Where new reports are announced (an outbox record per target, in the commit).
+    announcing: Announcing,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -109,6 +112,7 @@ impl Publisher {
         Publisher {
             store,
             subscribers: Arc::new([]),
+            announcing: Announcing::default(),
         }
     }
 
@@ -119,7 +123,17 @@ impl Publisher {
         Publisher {
             store: self.store,
             subscribers: all.into(),
+            announcing: self.announcing,
         }
+    }
+
+    /// The same publisher, queueing announcements of new reports as `announcing` says.
+    pub fn announcing(self, announcing: Announcing) -> Publisher {
+        Publisher { announcing, ..self }
+    }
+
+    pub fn announcements(&self) -> &Announcing {
+        &self.announcing
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -137,9 +151,16 @@ impl Publisher {
             .cursor
             .as_ref()
             .map(|c| (c.source.as_str(), c.position));
-        let committed = self
-            .store
-            .commit_reports(&batch.reports, &batch.versions, cursor)?;
+        let announce = self.announcing.targets_now();
+        let committed = self.store.commit_reports_announcing(
+            &batch.reports,
+            &batch.versions,
+            cursor,
+            announce,
+        )?;
+        if !announce.is_empty() && committed.outcomes.contains(&UpsertOutcome::New) {
+            self.announcing.wake();
+        }
         let published = changes(&batch.reports, &committed.outcomes, committed.affected);
         if !published.is_empty() {
             for s in self.subscribers.iter() {

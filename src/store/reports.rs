@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::codec::{self, Dictionary, Encoder, body_bytes, header};
+use super::outbox::Delivery;
 use super::{
     BY_TIME, CURSORS, DICTIONARY_KEY, META, REPORTS, Result, SOURCE_VERSIONS, Store, StoreError,
     db_err,
@@ -251,11 +252,24 @@ impl Store {
     /// page changed (the written ones and their neighbours in time). A stored report that is
     /// damaged is rewritten whatever its hash says. Only the report domain's publish path
     /// writes reports (see `reports::publish`).
+    #[cfg(test)]
     pub(crate) fn commit_reports(
         &self,
         reports: &[Report],
         versions: &[Option<u64>],
         cursor: Option<(&str, u64)>,
+    ) -> Result<Committed> {
+        self.commit_reports_announcing(reports, versions, cursor, &[])
+    }
+
+    /// [`Store::commit_reports`], also queueing in the same transaction one announcement per
+    /// new report (oldest first) and target of `announce`. Updated reports queue nothing.
+    pub(crate) fn commit_reports_announcing(
+        &self,
+        reports: &[Report],
+        versions: &[Option<u64>],
+        cursor: Option<(&str, u64)>,
+        announce: &[String],
     ) -> Result<Committed> {
         self.version_mut(|v| v.writers += 1);
         let _writing = Writing(self);
@@ -331,6 +345,21 @@ impl Store {
             }
             committed.affected.sort_unstable();
             committed.affected.dedup();
+            if !announce.is_empty() {
+                let mut new: Vec<&Report> = reports
+                    .iter()
+                    .zip(&committed.outcomes)
+                    .filter(|(_, o)| **o == UpsertOutcome::New)
+                    .map(|(r, _)| r)
+                    .collect();
+                new.sort_by_key(|r| (r.created_at, r.id));
+                let now = chrono::Utc::now().timestamp_millis();
+                let deliveries: Vec<Delivery> = new
+                    .iter()
+                    .flat_map(|r| announce.iter().map(|t| Delivery::new(r.id, t, 0, now)))
+                    .collect();
+                super::outbox::append(&tx, &deliveries)?;
+            }
             if recount {
                 digest = [0; 16];
                 for entry in table.iter().map_err(db_err)? {

@@ -1,0 +1,376 @@
+//! Announcing new reports: the delivery task against fake Telegram, Discord and webhook
+//! receivers on loopback (never the real services).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::receiver::{Fault, Receiver};
+use crypto_report::announce::send::verify;
+use crypto_report::announce::{Announcer, Clock, Settings, target};
+use crypto_report::reports::outbox::Announcing;
+use crypto_report::reports::{Batch, Publisher, Report};
+use crypto_report::secret::Secret;
+use crypto_report::store::{FILE_NAME, Store};
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "whsec-test-0123";
+/// A bound on waits for deliveries, not a speed claim.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    publisher: Publisher,
+    announcer: Announcer,
+    clock: Clock,
+    fake: Receiver,
+    stop: CancellationToken,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A store, its publisher (armed) and a running announcer whose three targets are the fake:
+/// Telegram in English, Discord and the webhook in Vietnamese.
+async fn rig(change: impl FnOnce(&mut Settings)) -> Rig {
+    rig_on(None, change, |_| {}).await
+}
+
+/// [`rig`] sending to `fake` (a new one when `None`); `before_run` sees the announcer before
+/// its task starts.
+async fn rig_on(
+    fake: Option<Receiver>,
+    change: impl FnOnce(&mut Settings),
+    before_run: impl FnOnce(&Announcer),
+) -> Rig {
+    let fake = match fake {
+        Some(f) => f,
+        None => Receiver::start(SECRET).await,
+    };
+    let urls = [
+        "tgram://123456:BOT-token_x/-1001?lang=en".to_owned(),
+        "discord://42/dc-token".to_owned(),
+        format!("webhook+http://{}/hook?secret={SECRET}", fake.addr),
+    ];
+    let targets = target::parse_all(&urls.map(Secret::new)).expect("targets");
+    let mut settings = Settings {
+        telegram_api: fake.base(),
+        discord_api: fake.base(),
+        send_timeout: Duration::from_millis(800),
+        backoff_first: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(400),
+        poll: Duration::from_millis(20),
+        ..Settings::new(targets)
+    };
+    change(&mut settings);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let announcing = Announcing::new(settings.names(), true);
+    let publisher = Publisher::new(store.clone()).announcing(announcing.clone());
+    let clock = Clock::default();
+    let announcer = Announcer::new(
+        store.clone(),
+        settings,
+        "https://r.example",
+        announcing,
+        clock.clone(),
+    )
+    .expect("announcer");
+    before_run(&announcer);
+    let stop = CancellationToken::new();
+    tokio::spawn(announcer.clone().run(stop.clone()));
+    Rig {
+        _dir: dir,
+        store,
+        publisher,
+        announcer,
+        clock,
+        fake,
+        stop,
+    }
+}
+
+fn publish(publisher: &Publisher, reports: Vec<Report>) {
+    publisher.publish(Batch::of(reports)).expect("publish");
+}
+
+/// Waits until `done` holds, failing after [`PATIENCE`].
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "timed out waiting for {what}; received: {:?}",
+            common::receiver::log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const PATHS: [&str; 3] = [
+    "/bot123456:BOT-token_x/sendMessage",
+    "/api/webhooks/42/dc-token",
+    "/hook",
+];
+
+#[tokio::test]
+async fn one_new_report_is_one_message_per_target_in_its_language_escaped() {
+    let rig = rig(|_| {}).await;
+    let report = common::fixture_reports("announce").remove(0);
+    publish(&rig.publisher, vec![report.clone()]);
+    until("three posts", || {
+        PATHS.iter().all(|p| rig.fake.posted(p).len() == 1)
+    })
+    .await;
+
+    let tg = &rig.fake.posted(PATHS[0])[0];
+    let body = tg.json();
+    assert_eq!(body["parse_mode"], "HTML");
+    assert_eq!(body["chat_id"], "-1001");
+    let text = body["text"].as_str().expect("text");
+    assert!(
+        text.starts_with("<b>BTC &lt; 100k &amp; *_[fall] &lt;b&gt;</b>\n<i>"),
+        "{text}"
+    );
+    assert!(text.contains("The market fell hard &amp; fast."), "{text}");
+    assert!(
+        text.ends_with(
+            "<a href=\"https://r.example/crypto_report/401?lang=en\">Read the report</a>"
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        body["link_preview_options"]["url"],
+        "https://r.example/crypto_report/401?lang=en"
+    );
+
+    let discord = rig.fake.posted(PATHS[1])[0].json();
+    let embed = &discord["embeds"][0];
+    assert_eq!(embed["title"], "BTC < 100k & *_[giảm] <b>");
+    assert_eq!(embed["url"], "https://r.example/crypto_report/401");
+    assert_eq!(
+        embed["image"]["url"],
+        "https://r.example/crypto_report/401/card.png"
+    );
+    assert_eq!(embed["timestamp"], "2026-11-21T01:00:00Z");
+    assert!(
+        embed["description"]
+            .as_str()
+            .expect("description")
+            .contains("\\*\\_chiếm ưu thế\\_\\*"),
+        "{embed}"
+    );
+
+    let hook = &rig.fake.posted(PATHS[2])[0];
+    let body = hook.json();
+    assert_eq!(body["id"], 401);
+    assert_eq!(body["lang"], "vi");
+    assert_eq!(body["delivery_id"], "401-webhook-127.0.0.1-0");
+    assert_eq!(
+        hook.header("idempotency-key"),
+        Some("401-webhook-127.0.0.1-0")
+    );
+    let signature = hook.header("x-crypto-report-signature").expect("signed");
+    let now = chrono::Utc::now().timestamp();
+    verify(SECRET.as_bytes(), signature, &hook.body, now, 300).expect("valid signature");
+    // The receiver refuses the same delivery replayed ten minutes later.
+    assert!(verify(SECRET.as_bytes(), signature, &hook.body, now + 600, 300).is_err());
+
+    // Nothing more comes, and the outbox is empty.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for p in PATHS {
+        assert_eq!(rig.fake.received(p).len(), 1, "{p}");
+    }
+    assert!(rig.store.outbox_all().expect("outbox").is_empty());
+    let status = rig.announcer.status();
+    assert_eq!(status["discord-42"].sent, 1);
+    assert!(status["discord-42"].last_success.is_some());
+
+    // The same report again, and an update of it: not announced again.
+    let mut updated = report;
+    updated.css_content = Some("p{color:red}".into());
+    publish(&rig.publisher, vec![updated]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for p in PATHS {
+        assert_eq!(rig.fake.received(p).len(), 1, "{p}");
+    }
+}
+
+#[tokio::test]
+async fn latency_from_publish_to_target() {
+    let rig = rig(|_| {}).await;
+    let mut latencies = Vec::new();
+    for id in 1..=10u64 {
+        let published = Instant::now();
+        publish(
+            &rig.publisher,
+            vec![common::report(id, &format!("2026-11-{:02}T08:00:00Z", id))],
+        );
+        until("the webhook post", || {
+            rig.fake.posted("/hook").len() == id as usize
+        })
+        .await;
+        let got = rig.fake.posted("/hook")[id as usize - 1].at;
+        latencies.push(got.duration_since(published));
+    }
+    latencies.sort();
+    eprintln!(
+        "publish -> webhook latency over 10 reports: median {:?}, max {:?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+}
+
+#[tokio::test]
+async fn a_target_down_for_ten_minutes_gets_everything_once_in_order() {
+    let rig = rig(|s| s.backoff_max = Duration::from_secs(120)).await;
+    rig.fake.sticky("/hook", Fault::Status(500));
+    rig.fake.sticky("/api/webhooks", Fault::Status(503));
+    // Telegram meets every other kind of trouble once, then is fine.
+    rig.fake.once("/bot", Fault::Hang);
+    rig.fake.once("/bot", Fault::CloseMid);
+    rig.fake.once("/bot", Fault::TooMany(0.3));
+    rig.fake.once("/bot", Fault::Status(502));
+    publish(
+        &rig.publisher,
+        (1..=3)
+            .map(|id| common::report(id, &format!("2026-11-0{id}T08:00:00Z")))
+            .collect(),
+    );
+    until("failed attempts", || rig.fake.received("/hook").len() >= 2).await;
+    // Ten minutes of outage, in steps of 30 s of the delivery clock.
+    for _ in 0..20 {
+        rig.clock.advance(Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let attempts = rig.fake.received("/hook").len();
+    assert!(attempts >= 4, "retried with backoff: {attempts} attempts");
+    assert!(rig.fake.posted("/hook").is_empty());
+    let failing = rig.announcer.status();
+    assert!(
+        failing["webhook-127.0.0.1"]
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("500")
+    );
+    rig.fake.heal("/hook");
+    rig.fake.heal("/api/webhooks");
+    // Back: the next retry (at most backoff_max of the delivery clock away) delivers.
+    rig.clock.advance(Duration::from_secs(120));
+    until("everything", || {
+        PATHS.iter().all(|p| rig.fake.posted(p).len() == 3)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for p in PATHS {
+        let ids: Vec<u64> = rig
+            .fake
+            .posted(p)
+            .iter()
+            .map(|r| {
+                let j = r.json();
+                j["id"].as_u64().unwrap_or_else(|| {
+                    // Telegram and Discord carry the report in its link.
+                    let url = j["link_preview_options"]["url"]
+                        .as_str()
+                        .or(j["embeds"][0]["url"].as_str())
+                        .expect("url");
+                    url.trim_end_matches("?lang=en")
+                        .rsplit('/')
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .expect("id")
+                })
+            })
+            .collect();
+        assert_eq!(ids, vec![1, 2, 3], "{p}: once each, in order");
+    }
+    assert!(rig.store.outbox_all().expect("outbox").is_empty());
+}
+
+#[tokio::test]
+async fn a_delivery_older_than_the_give_up_age_is_recorded_failed() {
+    let rig = rig(|s| s.give_up = Duration::from_secs(3600)).await;
+    rig.fake.sticky("/hook", Fault::Status(500));
+    // A 4xx other than 429 is refused at once: retrying the same message cannot help.
+    rig.fake.sticky("/api/webhooks", Fault::Status(400));
+    publish(
+        &rig.publisher,
+        vec![common::report(1, "2026-11-01T08:00:00Z")],
+    );
+    until("an attempt", || !rig.fake.received("/hook").is_empty()).await;
+    until("discord refused", || {
+        rig.store
+            .outbox_counts()
+            .expect("counts")
+            .get("discord-42")
+            .is_some_and(|c| c.failed == 1)
+    })
+    .await;
+    assert_eq!(rig.fake.received("/api/webhooks").len(), 1);
+    rig.clock.advance(Duration::from_secs(3601));
+    until("given up", || {
+        rig.store.outbox_counts().expect("counts")["webhook-127.0.0.1"].failed == 1
+    })
+    .await;
+    let status = rig.announcer.status();
+    assert_eq!(status["webhook-127.0.0.1"].failed, 1);
+    assert!(
+        status["webhook-127.0.0.1"]
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("not delivered within 1 h")
+    );
+    let tries = rig.fake.received("/hook").len();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        rig.fake.received("/hook").len(),
+        tries,
+        "no attempt after giving up"
+    );
+    // Telegram was fine all along.
+    assert_eq!(rig.fake.posted("/bot").len(), 1);
+}
+
+#[tokio::test]
+async fn telegram_sends_at_most_the_per_minute_limit_to_one_chat() {
+    let rig = rig(|s| s.telegram_per_minute = 3).await;
+    publish(
+        &rig.publisher,
+        (1..=5)
+            .map(|id| common::report(id, &format!("2026-11-0{id}T08:00:00Z")))
+            .collect(),
+    );
+    until("the webhook", || rig.fake.posted("/hook").len() == 5).await;
+    until("three messages", || rig.fake.posted("/bot").len() == 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rig.fake.posted("/bot").len(),
+        3,
+        "the fourth waits for the minute"
+    );
+    rig.clock.advance(Duration::from_secs(61));
+    until("the rest", || rig.fake.posted("/bot").len() == 5).await;
+}
+
+#[tokio::test]
+async fn discord_429_retry_after_is_honoured() {
+    let rig = rig(|_| {}).await;
+    rig.fake.once("/api/webhooks", Fault::TooMany(0.5));
+    publish(
+        &rig.publisher,
+        vec![common::report(1, "2026-11-01T08:00:00Z")],
+    );
+    until("the post", || rig.fake.posted("/api/webhooks").len() == 1).await;
+    let all = rig.fake.received("/api/webhooks");
+    assert_eq!(all.len(), 2);
+    let waited = all[1].at.duration_since(all[0].at);
+    assert!(waited >= Duration::from_millis(480), "waited {waited:?}");
+}
