@@ -3,6 +3,7 @@
 //! (`reports::outbox`), and [`deliver::Announcer`] sends them, oldest first, and removes a
 //! record only after the target answered 2xx.
 
+pub mod claims;
 pub mod deliver;
 pub mod send;
 pub mod target;

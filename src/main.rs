@@ -246,6 +246,12 @@ fn join_cluster(
         .with_l2(cluster.l2())
         .with_market(elected)
         .with_cluster(cluster.clone());
+    if let Some(announcer) = &state.announcer {
+        announcer.share(crypto_report::announce::claims::Claims::new(
+            cluster.redis(),
+            std::sync::Arc::new(cluster.clone()),
+        ));
+    }
     cluster.start(&state.cluster_parts(), state.background());
     Ok(state)
 }

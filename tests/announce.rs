@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::receiver::{Fault, Receiver};
+use crypto_report::announce::claims::{Claims, LeaseView};
 use crypto_report::announce::send::verify;
 use crypto_report::announce::{Announcer, Clock, Settings, target};
+use crypto_report::cluster::lease::{Held, Lease};
+use crypto_report::redis_conn::Redis;
 use crypto_report::reports::outbox::Announcing;
 use crypto_report::reports::{Batch, Publisher, Report};
 use crypto_report::secret::Secret;
@@ -373,4 +376,135 @@ async fn discord_429_retry_after_is_honoured() {
     assert_eq!(all.len(), 2);
     let waited = all[1].at.duration_since(all[0].at);
     assert!(waited >= Duration::from_millis(480), "waited {waited:?}");
+}
+
+/// The lease as a test holds it: set by hand, like an instance that took it or lost it.
+struct TestLease {
+    key: String,
+    held: std::sync::Mutex<Option<Held>>,
+}
+
+impl LeaseView for TestLease {
+    fn held(&self) -> Option<Held> {
+        self.held.lock().expect("lease").clone()
+    }
+
+    fn lease_key(&self) -> String {
+        self.key.clone()
+    }
+}
+
+/// The ids of the reports a fake's posts to `path` name, in order (webhook body or link).
+fn posted_ids(fake: &Receiver, path: &str) -> Vec<u64> {
+    fake.posted(path)
+        .iter()
+        .map(|r| {
+            let j = r.json();
+            j["id"].as_u64().unwrap_or_else(|| {
+                let url = j["link_preview_options"]["url"]
+                    .as_str()
+                    .or(j["embeds"][0]["url"].as_str())
+                    .expect("url");
+                url.trim_end_matches("?lang=en")
+                    .rsplit('/')
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .expect("id")
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_redis_deliver_everything_once_across_a_failover() {
+    let Some(server) = common::redis::RedisServer::start() else {
+        return;
+    };
+    let redis = Arc::new(Redis::new(&Secret::new(server.url()), "announce-test").expect("redis"));
+    let lease = Lease::new(&redis, "market");
+    let held_a = loop {
+        if let Ok(Some(h)) = lease.acquire(&redis, "a").await {
+            break h;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let view = |held: Option<Held>| {
+        Arc::new(TestLease {
+            key: lease.key().to_owned(),
+            held: std::sync::Mutex::new(held),
+        })
+    };
+    let (view_a, view_b) = (view(Some(held_a)), view(None));
+    let claims_a = Claims::new(redis.clone(), view_a.clone());
+    let a = rig_on(None, |_| {}, |an| an.share(claims_a)).await;
+    let claims_b = Claims::new(redis.clone(), view_b.clone());
+    let b = rig_on(Some(a.fake.clone()), |_| {}, |an| an.share(claims_b)).await;
+    // Both instances import the same 20 reports; only the lease holder sends.
+    let reports: Vec<Report> = (1..=20)
+        .map(|id| common::report(id, &format!("2026-10-{id:02}T08:00:00Z")))
+        .collect();
+    publish(&a.publisher, reports.clone());
+    publish(&b.publisher, reports);
+    until("some deliveries by the holder", || {
+        a.fake.posted("/hook").len() >= 5
+    })
+    .await;
+    // The holder dies mid-queue (its lease lapses); the other takes the lease over.
+    a.stop.cancel();
+    let killed_at = a.fake.posted("/hook").len();
+    let held_b = loop {
+        if let Ok(Some(h)) = lease.acquire(&redis, "b").await {
+            break h;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    *view_b.held.lock().expect("lease") = Some(held_b);
+    until("every report to every target", || {
+        b.store.outbox_all().is_ok_and(|o| o.is_empty())
+    })
+    .await;
+    // The former holder wakes from its hang still believing it holds the lease: its claims
+    // are refused, it sends nothing.
+    let before = a.fake.received("").len();
+    let stop = CancellationToken::new();
+    tokio::spawn(a.announcer.clone().run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stop.cancel();
+    assert_eq!(
+        a.fake.received("").len(),
+        before,
+        "a former holder sent nothing"
+    );
+
+    for p in PATHS {
+        let mut ids = posted_ids(&a.fake, p);
+        ids.sort_unstable();
+        let distinct = {
+            let mut d = ids.clone();
+            d.dedup();
+            d
+        };
+        assert_eq!(
+            distinct,
+            (1..=20).collect::<Vec<u64>>(),
+            "{p}: every report"
+        );
+        eprintln!("failover {p}: {} posts for 20 reports", ids.len());
+        if p == "/hook" {
+            assert_eq!(
+                ids.len(),
+                20,
+                "webhook: each delivery once (a repeat is dropped by its key)"
+            );
+        }
+    }
+    let repeats = a.fake.received("/hook").iter().filter(|r| r.repeat).count();
+    eprintln!(
+        "failover: the first holder delivered {killed_at} webhook posts before it died; repeats dropped by Idempotency-Key: {repeats}"
+    );
+    assert!(
+        repeats <= 1,
+        "at most the delivery cut short by the kill is sent again"
+    );
+    drop(b);
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
+use super::claims::{Claim, Claims};
 use super::send::{self, Announcement, Sent};
 use super::target::{Kind, Target};
 use super::{Clock, Settings, Status, TargetStatus};
@@ -30,6 +31,8 @@ struct Inner {
     status: Status,
     /// Send times (unix ms) in the last minute, per Telegram chat.
     windows: Mutex<HashMap<String, VecDeque<i64>>>,
+    /// With several instances: deliver only while holding the lease, claiming each delivery.
+    claims: std::sync::OnceLock<Claims>,
 }
 
 /// What one look at a target's queue led to.
@@ -62,7 +65,16 @@ impl Announcer {
             clock,
             status: Status::default(),
             windows: Mutex::default(),
+            claims: std::sync::OnceLock::new(),
         })))
+    }
+
+    /// One of several instances: from now on this one delivers only while it holds the
+    /// lease, and claims every delivery in Redis first (see `claims`). Set once.
+    pub fn share(&self, claims: Claims) {
+        if self.0.claims.set(claims).is_err() {
+            tracing::warn!("announcement claims were already set");
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -200,6 +212,9 @@ impl Announcer {
     async fn step(&self, target: &Target, stop: &CancellationToken) -> Step {
         let inner = &self.0;
         let poll = Step::Wait(inner.settings.poll);
+        if inner.claims.get().is_some_and(|c| !c.leading()) {
+            return poll;
+        }
         let name = target.name.clone();
         let head = match inner.store.call(move |s| s.outbox_head(&name)).await {
             Ok(Some(head)) => head,
@@ -242,6 +257,26 @@ impl Announcer {
             }
         };
         let a = Announcement::of(&report, target.lang, &inner.public_url, delivery.id());
+        let fence = match inner.claims.get() {
+            None => None,
+            Some(claims) => match claims.claim(&a.delivery_id).await {
+                Ok(Claim::Go) => claims.fence(),
+                Ok(Claim::Done) => {
+                    // Another holder delivered it.
+                    if let Err(e) = inner.store.call(move |s| s.outbox_done(seq)).await {
+                        tracing::error!(error = %e, "cannot record a delivery as done");
+                        return poll;
+                    }
+                    return Step::Again;
+                }
+                Ok(Claim::NotOurs) => return poll,
+                Err(e) => {
+                    // Without Redis no instance can tell what the others sent: wait.
+                    tracing::warn!(error = %e, "cannot claim an announcement in Redis; waiting");
+                    return poll;
+                }
+            },
+        };
         let sent = tokio::select! {
             // A send cut short by shutdown is sent again after the restart.
             () = stop.cancelled() => return poll,
@@ -251,6 +286,11 @@ impl Announcer {
         self.note_sent(target, now);
         match sent {
             Sent::Done { .. } => {
+                if let (Some(claims), Some(fence)) = (inner.claims.get(), fence)
+                    && let Err(e) = claims.done(&a.delivery_id, fence).await
+                {
+                    tracing::error!(error = %e, "cannot record a delivery as done in Redis");
+                }
                 if let Err(e) = inner.store.call(move |s| s.outbox_done(seq)).await {
                     // Sent but not recorded: it is sent again, with the same delivery id.
                     tracing::error!(error = %e, "cannot record a delivery as done");
