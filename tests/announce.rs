@@ -508,3 +508,118 @@ async fn two_instances_on_one_redis_deliver_everything_once_across_a_failover() 
     );
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_between_send_and_record_sends_a_webhook_delivery_at_most_twice() {
+    let fake = Receiver::start(SECRET).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+        let reports = (1..=40)
+            .map(|id| {
+                common::report(
+                    id,
+                    &format!("2026-09-{:02}T{:02}:00:00Z", 1 + id / 24, id % 24),
+                )
+            })
+            .collect();
+        publish(&Publisher::new(store), reports);
+    }
+    let env = [
+        (
+            "CR_ANNOUNCE",
+            format!(
+                "webhook+http://{}/hook?secret={SECRET},discord://42/dc-token",
+                fake.addr
+            ),
+        ),
+        ("CR_DISCORD_API_URL", fake.base()),
+        ("CR_ADMIN_TOKEN", common::ADMIN_TOKEN.to_owned()),
+    ];
+    // A target that takes 30 ms to answer: a server lives through a few deliveries.
+    fake.slow(Duration::from_millis(30));
+    let mut server = common::process::Instance::start(dir.path(), &[], &env);
+    let client = reqwest::Client::new();
+    for id in 1..=40 {
+        let answer = client
+            .post(server.url(&format!("/admin/announce/{id}")))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("requeue");
+        assert_eq!(answer.status(), 202);
+    }
+    // Ten kills, each right after the receiver answered a webhook request: between the send
+    // and the record of a delivery. After a restart the first request repeats the delivery
+    // whose record the kill lost; the kill comes after 2 to 4 requests, at a random one.
+    let mut kills = 0;
+    while kills < 10 {
+        let seen = fake.received("/hook").len();
+        let wait_for = seen + rand::random_range(2..=4);
+        let started = Instant::now();
+        while fake.received("/hook").len() < wait_for && started.elapsed() < PATIENCE {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if fake.received("/hook").len() < wait_for {
+            break; // everything delivered
+        }
+        server.kill9();
+        kills += 1;
+        server = common::process::Instance::start(dir.path(), &[], &env);
+    }
+    until("every delivery after the kills", || {
+        PATHS[1..].iter().all(|p| {
+            let mut ids = posted_ids(&fake, p);
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len() == 40
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let hook = fake.received("/hook");
+    let mut per_key = std::collections::BTreeMap::<String, usize>::new();
+    for r in &hook {
+        *per_key
+            .entry(r.header("idempotency-key").unwrap_or_default().to_owned())
+            .or_default() += 1;
+    }
+    let most = per_key.values().copied().max().unwrap_or(0);
+    let repeats = hook.iter().filter(|r| r.repeat).count();
+    let mut line = format!(
+        "kill -9 x{kills}: webhook {} requests for {} delivery ids (most per id {most}, repeats dropped by key {repeats})",
+        hook.len(),
+        per_key.len()
+    );
+    for p in &PATHS[1..2] {
+        let ids = posted_ids(&fake, p);
+        let mut distinct = ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        line.push_str(&format!(
+            "; {p}: {} posts for {} reports",
+            ids.len(),
+            distinct.len()
+        ));
+    }
+    eprintln!("{line}");
+    assert_eq!(per_key.len(), 40);
+    assert!(most <= 2, "a delivery id sent more than twice: {per_key:?}");
+    assert!(repeats <= kills, "at most one repeat per kill");
+    // Discord has no idempotency key: a kill between its 2xx and the record posts again, at
+    // most once per kill; a delivery whose answer was recorded is never posted again.
+    let discord = posted_ids(&fake, PATHS[1]).len();
+    assert!(
+        discord - 40 <= kills,
+        "{discord} Discord posts after {kills} kills"
+    );
+    assert_eq!(
+        posted_ids(&fake, "/hook").len(),
+        40,
+        "the receiver kept each once"
+    );
+    assert!(
+        kills >= 5,
+        "the kills landed while deliveries were under way: {kills}"
+    );
+}

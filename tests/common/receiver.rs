@@ -64,6 +64,8 @@ struct State {
     received: Vec<Received>,
     keys: HashSet<String>,
     refused: Vec<String>,
+    /// How long each answer waits (a slow target).
+    delay: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -105,6 +107,11 @@ impl Receiver {
         self.lock().once.push_back((key.to_owned(), fault));
     }
 
+    /// Every answer from now on waits `delay`.
+    pub fn slow(&self, delay: std::time::Duration) {
+        self.lock().delay = delay;
+    }
+
     pub fn heal(&self, key: &str) {
         self.lock().sticky.retain(|(k, _)| k != key);
     }
@@ -139,6 +146,8 @@ impl Receiver {
         let Some((path, headers, body)) = read_request(&mut conn).await else {
             return;
         };
+        let delay = self.lock().delay;
+        tokio::time::sleep(delay).await;
         let fault = {
             let mut s = self.lock();
             let once = s.once.iter().position(|(k, _)| path.contains(k.as_str()));
