@@ -623,3 +623,77 @@ async fn kill_9_between_send_and_record_sends_a_webhook_delivery_at_most_twice()
         "the kills landed while deliveries were under way: {kills}"
     );
 }
+
+fn admin_post(uri: &str, token: Option<&str>) -> axum::http::Request<axum::body::Body> {
+    let mut req = axum::http::Request::post(uri);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    req.body(axum::body::Body::empty()).expect("request")
+}
+
+#[tokio::test]
+async fn health_metrics_and_the_admin_route() {
+    let app = common::TestApp::with_reports(2);
+    let fake = Receiver::start(SECRET).await;
+    let url = format!("webhook+http://{}/hook?secret={SECRET}", fake.addr);
+    let targets = target::parse_all(&[Secret::new(url)]).expect("target");
+    let settings = Settings {
+        poll: Duration::from_millis(20),
+        ..Settings::new(targets)
+    };
+    let announcer = Announcer::new(
+        app.state.store.clone(),
+        settings.clone(),
+        "https://r.example",
+        Announcing::new(settings.names(), true),
+        Clock::default(),
+    )
+    .expect("announcer");
+    let state = app.state.clone().with_announcer(announcer.clone());
+    let stop = CancellationToken::new();
+    tokio::spawn(announcer.run(stop.clone()));
+
+    let token = Some(common::ADMIN_TOKEN);
+    let refused = common::request(&state, admin_post("/admin/announce/2", None)).await;
+    assert_eq!(refused.status, 401);
+    let unknown = common::request(&state, admin_post("/admin/announce/99", token)).await;
+    assert_eq!(unknown.status, 404);
+    let bad = common::request(&state, admin_post("/admin/announce/x", token)).await;
+    assert_eq!(bad.status, 400);
+    let queued = common::request(&state, admin_post("/admin/announce/2", token)).await;
+    assert_eq!(queued.status, 202, "{}", queued.text());
+    assert_eq!(queued.json()["queued"], 1);
+    until("the webhook", || fake.posted("/hook").len() == 1).await;
+    assert_eq!(fake.posted("/hook")[0].json()["id"], 2);
+
+    let health = common::get(&state, "/health").await.json();
+    let t = &health["announce"]["targets"][0];
+    assert_eq!(t["name"], "webhook-127.0.0.1");
+    assert_eq!(t["queued"], 0);
+    assert_eq!(t["sent"], 1);
+    assert!(t["last_success"].is_string(), "{t}");
+    assert!(
+        t["url"].as_str().expect("url").contains("secret=***"),
+        "{t}"
+    );
+    assert!(!health.to_string().contains(SECRET));
+
+    let metrics = common::request(
+        &state,
+        axum::http::Request::get("/metrics")
+            .header("authorization", format!("Bearer {}", common::ADMIN_TOKEN))
+            .body(axum::body::Body::empty())
+            .expect("request"),
+    )
+    .await
+    .text();
+    assert!(
+        metrics.contains(
+            "crypto_report_announce_deliveries_total{target=\"webhook-127.0.0.1\",outcome=\"sent\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("crypto_report_announce_queued{target=\"webhook-127.0.0.1\"} 0"));
+    stop.cancel();
+}
