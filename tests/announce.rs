@@ -272,26 +272,7 @@ async fn a_target_down_for_ten_minutes_gets_everything_once_in_order() {
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     for p in PATHS {
-        let ids: Vec<u64> = rig
-            .fake
-            .posted(p)
-            .iter()
-            .map(|r| {
-                let j = r.json();
-                j["id"].as_u64().unwrap_or_else(|| {
-                    // Telegram and Discord carry the report in its link.
-                    let url = j["link_preview_options"]["url"]
-                        .as_str()
-                        .or(j["embeds"][0]["url"].as_str())
-                        .expect("url");
-                    url.trim_end_matches("?lang=en")
-                        .rsplit('/')
-                        .next()
-                        .and_then(|s| s.parse().ok())
-                        .expect("id")
-                })
-            })
-            .collect();
+        let ids = posted_ids(&rig.fake, p);
         assert_eq!(ids, vec![1, 2, 3], "{p}: once each, in order");
     }
     assert!(rig.store.outbox_all().expect("outbox").is_empty());

@@ -11,6 +11,7 @@ use serde_json::json;
 use super::Settings;
 use super::target::{Kind, Target};
 use crate::i18n::{self, Lang};
+use crate::render::escape_html;
 use crate::reports::Report;
 
 /// Longest headline sent (Discord's embed title allows 256 characters).
@@ -197,33 +198,18 @@ pub fn telegram_text(a: &Announcement) -> String {
     };
     let mut text = format!(
         "<b>{}</b>\n<i>{}</i>",
-        html_escape(&a.headline),
-        html_escape(&i18n::format_date(a.published_at, a.lang))
+        escape_html(&a.headline),
+        escape_html(&i18n::format_date(a.published_at, a.lang))
     );
     if !a.summary.is_empty() {
         text.push_str("\n\n");
-        text.push_str(&html_escape(&a.summary));
+        text.push_str(&escape_html(&a.summary));
     }
     text.push_str(&format!(
         "\n\n<a href=\"{}\">{read}</a>",
-        html_escape(&a.url)
+        escape_html(&a.url)
     ));
     text
-}
-
-/// Escapes what the Bot API's HTML mode (and any HTML) reads as markup.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Escapes Discord's Markdown, so a headline reads as written.
