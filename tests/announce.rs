@@ -678,3 +678,49 @@ async fn health_metrics_and_the_admin_route() {
     assert!(metrics.contains("crypto_report_announce_queued{target=\"webhook-127.0.0.1\"} 0"));
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announce_test_sends_one_message_and_prints_the_answer() {
+    let fake = Receiver::start(SECRET).await;
+    let run = |target: &'static str, fake: &Receiver| {
+        let targets = format!(
+            "tgram://123456:BOT-token_x/-1001?lang=en,webhook+http://{}/hook?secret={SECRET}",
+            fake.addr
+        );
+        let base = fake.base();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(common::process::bin())
+                .args(["announce", "test", "--target", target])
+                .env("CR_ANNOUNCE", targets)
+                .env("CR_TELEGRAM_API_URL", base)
+                .env_remove("RUST_LOG")
+                .output()
+                .expect("run")
+        })
+    };
+    let out = run("telegram-1001", &fake).await.expect("join");
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("telegram-1001: 200 {\"ok\":true"),
+        "{stdout}"
+    );
+    let sent = fake.posted("/bot");
+    assert_eq!(sent.len(), 1);
+    assert!(
+        sent[0].json()["text"]
+            .as_str()
+            .expect("text")
+            .contains("Test message")
+    );
+    // A refusal is printed with the target's answer, redacted, and fails the command.
+    fake.once("/hook", Fault::Status(403));
+    let out = run("webhook-127.0.0.1", &fake).await.expect("join");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("answered 403"), "{stderr}");
+    assert!(
+        stderr.contains("secret=***") && !stderr.contains(SECRET),
+        "{stderr}"
+    );
+}
