@@ -196,6 +196,10 @@ pub async fn health(State(s): State<AppState>) -> Response {
         "websocket": { "clients": s.live.clients() },
         "search": s.search.status(),
         "search_pool": s.searches.stats(),
+        "announce": match &s.announcer {
+            Some(a) => Some(a.health().await),
+            None => None,
+        },
     });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }
@@ -357,6 +361,36 @@ pub async fn admin_sync(
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
         Json(serde_json::json!({ "synced": true, "pass": pass, "status": sync.status() })),
+    )
+        .into_response())
+}
+
+/// `POST /admin/announce/{id}`: queues report `id` again for every announcement target.
+pub async fn admin_announce(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize(&s, &headers)?;
+    let Some(announcer) = &s.announcer else {
+        return Err(AppError::Conflict(
+            "no announcement target is configured: start the server with --announce URL",
+        ));
+    };
+    let id: u64 = id
+        .parse()
+        .map_err(|_| AppError::BadRequest("the report id must be a number".into()))?;
+    let queued = announcer
+        .requeue(id)
+        .await
+        .map_err(|e| AppError::Internal(format!("cannot queue the announcement: {e}")))?;
+    if queued == 0 {
+        return Err(AppError::NotFound);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "report": id, "queued": queued })),
     )
         .into_response())
 }

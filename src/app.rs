@@ -15,6 +15,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::announce::claims::Claims;
+use crate::announce::{self, Announcer};
 use crate::assets::Assets;
 use crate::cache::PageCache;
 use crate::cache::l2::L2;
@@ -25,6 +27,7 @@ use crate::market::{self, Market};
 use crate::metrics::Metrics;
 use crate::render::{RenderError, Renderer};
 use crate::reports::Publisher;
+use crate::reports::outbox::Announcing;
 use crate::reports::publish::{Change, Origin, Stamp, Subscriber};
 use crate::search::{self, Search};
 use crate::since::{self, History, Recorder};
@@ -56,6 +59,8 @@ pub struct Parts {
     pub sync: Option<SyncFrom>,
     /// The `--metrics-listen` socket: only `GET /metrics`.
     pub metrics: Option<TcpListener>,
+    /// Where new reports are announced (`--announce`): nowhere without targets.
+    pub announce: Option<announce::Settings>,
 }
 
 /// The market the dashboard shows.
@@ -83,6 +88,10 @@ pub enum BuildError {
         "several instances elect the one whose market feed runs: give the feed as one to start, not one already running"
     )]
     FeedNotElectable,
+    #[error("cannot start announcing new reports: {0}")]
+    Announce(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// One background task: started once the state exists, in its task scope.
@@ -106,6 +115,7 @@ impl Parts {
             cluster: None,
             sync: None,
             metrics: None,
+            announce: None,
         }
     }
 
@@ -121,6 +131,7 @@ impl Parts {
             cluster,
             sync,
             metrics,
+            announce,
         } = self;
         let assets = Assets::load();
         let renderer = Renderer::new(&assets, &settings.public_url)?;
@@ -159,7 +170,19 @@ impl Parts {
         subscribers.push(Arc::new(live.clone()));
         subscribers.push(Arc::clone(&recorder) as Arc<dyn Subscriber>);
         let stamp = Arc::clone(&recorder) as Arc<dyn Stamp>;
-        let publisher = Publisher::telling(Arc::clone(&store), Some(stamp), subscribers);
+        // New reports get their announcements in the commit that stores them (an outbox
+        // record per target), delivered by the "announce" task below.
+        let announcer = match announce.filter(|a| !a.targets.is_empty()) {
+            Some(a) => Some(announcer(a, &store, &settings, cluster.as_ref())?),
+            None => None,
+        };
+        let publisher = Publisher::telling(Arc::clone(&store), Some(stamp), subscribers)
+            .announcing(
+                announcer
+                    .as_ref()
+                    .map(|a| a.announcing().clone())
+                    .unwrap_or_default(),
+            );
 
         // What runs in the background, started by `App::start` in this order.
         let mut tasks: Vec<Task> = Vec::new();
@@ -210,6 +233,14 @@ impl Parts {
                 }),
             ));
         }
+        if let Some(announcer) = announcer.clone() {
+            tasks.push((
+                "announce",
+                Box::new(move |s: &AppState| {
+                    s.background().spawn("announce", |stop| announcer.run(stop));
+                }),
+            ));
+        }
         if let Some(listener) = metrics {
             tasks.push((
                 "metrics listener",
@@ -237,9 +268,37 @@ impl Parts {
             search,
             searches,
             backups: Arc::new(tokio::sync::Semaphore::new(1)),
+            announcer,
         });
         Ok(App { state, tasks })
     }
+}
+
+/// The announcer of `settings`' targets. A store that already holds reports announces what
+/// is new from the start; an empty one only after its first sync pass (the first import of an
+/// archive announces nothing). With other instances, only the lease holder delivers, each
+/// delivery claimed in their Redis first.
+fn announcer(
+    settings: announce::Settings,
+    store: &Arc<Store>,
+    server: &Settings,
+    cluster: Option<&Cluster>,
+) -> Result<Announcer, BuildError> {
+    let armed = store.count()? > 0;
+    for t in &settings.targets {
+        tracing::info!(target = %t.name, url = %t.redacted(), "announcing new reports");
+    }
+    let announcing = Announcing::new(settings.names(), armed);
+    let claims = cluster.map(|c| Claims::new(c.redis(), Arc::new(c.clone())));
+    Announcer::new(
+        Arc::clone(store),
+        settings,
+        &server.public_url,
+        announcing,
+        announce::Clock::default(),
+        claims,
+    )
+    .map_err(|e| BuildError::Announce(format!("{e:#}")))
 }
 
 impl App {

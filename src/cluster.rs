@@ -100,6 +100,24 @@ impl Cluster {
         })))
     }
 
+    /// The Redis the instances share.
+    pub fn redis(&self) -> Arc<Redis> {
+        Arc::clone(&self.0.redis)
+    }
+
+    /// The market lease as this instance holds it now (value and fence), if it does.
+    pub fn lease_held(&self) -> Option<Held> {
+        match &*lock(&self.0.role) {
+            Role::Leading(held) => Some(held.clone()),
+            Role::Following | Role::Alone => None,
+        }
+    }
+
+    /// The Redis key of the market lease.
+    pub fn lease_key(&self) -> String {
+        self.0.lease.key().to_owned()
+    }
+
     /// The shared second cache tier.
     pub fn l2(&self) -> Arc<dyn L2> {
         Arc::clone(&self.0.l2) as Arc<dyn L2>

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 pub use self::serve::{demo, serve};
 pub use self::store::{backup, check, export, import};
-use crate::config::DoctorArgs;
+use crate::config::{AnnounceAction, AnnounceCommand, DoctorArgs};
 
 /// The multi-thread runtime of the commands that serve or ask a server.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -32,4 +32,18 @@ pub fn doctor(args: &DoctorArgs) -> anyhow::Result<()> {
     } else {
         anyhow::bail!("doctor: at least one check failed")
     }
+}
+
+/// `crypto-report announce test --target NAME`: one test message, the target's answer printed.
+pub fn announce(args: AnnounceCommand) -> anyhow::Result<()> {
+    let AnnounceAction::Test {
+        target,
+        announce,
+        public_url,
+    } = args.action;
+    let settings = announce.settings()?;
+    let public_url = public_url.unwrap_or_else(|| "http://127.0.0.1:8000".into());
+    let line = runtime()?.block_on(crate::announce::send_test(&settings, &target, &public_url))?;
+    println!("{line}");
+    Ok(())
 }

@@ -95,6 +95,9 @@ pub enum Command {
     Doctor(DoctorArgs),
     /// Print or install the hardened systemd unit and its environment file (both built in).
     Systemd(crate::systemd::install::SystemdArgs),
+    /// Announcement targets: `announce test --target NAME` sends a test message to one of
+    /// the configured targets and prints its answer.
+    Announce(AnnounceCommand),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -109,6 +112,8 @@ pub struct ServeArgs {
     pub cluster: ClusterArgs,
     #[command(flatten)]
     pub market: MarketArgs,
+    #[command(flatten)]
+    pub announce: AnnounceArgs,
 }
 
 /// Several instances sharing one Redis.
@@ -202,6 +207,97 @@ pub struct ImportArgs {
     pub pg_timeout: u64,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Queue an announcement of every report this import adds (to the targets of
+    /// --announce); without it an import announces nothing.
+    #[arg(long)]
+    pub announce_new: bool,
+    #[command(flatten)]
+    pub announce: AnnounceArgs,
+}
+
+/// Where new reports are announced, and how patiently.
+#[derive(Args, Debug, Clone)]
+pub struct AnnounceArgs {
+    /// Announce each new report here (repeatable): tgram://BOT_TOKEN/CHAT_ID,
+    /// discord://WEBHOOK_ID/WEBHOOK_TOKEN, webhook+https://host/path?secret=S; `?lang=en`
+    /// for English (default vi). CR_ANNOUNCE takes several, comma-separated.
+    #[arg(
+        long = "announce",
+        value_name = "URL",
+        hide_env_values = true,
+        env = "CR_ANNOUNCE",
+        value_delimiter = ','
+    )]
+    pub targets: Vec<Secret>,
+    /// How long a delivery is retried before it is recorded as failed (`30m`, `24h`, `3d`).
+    #[arg(long, env = "CR_ANNOUNCE_GIVE_UP", default_value = "24h", value_parser = parse_age)]
+    pub announce_give_up: Duration,
+    /// Base URL of the Telegram Bot API.
+    #[arg(long, env = "CR_TELEGRAM_API_URL", default_value = crate::announce::TELEGRAM_API, value_parser = parse_base_url)]
+    pub telegram_api_url: String,
+    /// Base URL of Discord's API (webhooks live under /api/webhooks).
+    #[arg(long, env = "CR_DISCORD_API_URL", default_value = crate::announce::DISCORD_API, value_parser = parse_base_url)]
+    pub discord_api_url: String,
+}
+
+impl AnnounceArgs {
+    /// The parsed targets and delivery settings; a malformed target is named, redacted.
+    pub fn settings(&self) -> Result<crate::announce::Settings, ConfigError> {
+        let targets =
+            crate::announce::target::parse_all(&self.targets).map_err(|e| ConfigError {
+                option: "--announce / CR_ANNOUNCE",
+                reason: e.to_string(),
+            })?;
+        Ok(crate::announce::Settings {
+            give_up: self.announce_give_up,
+            telegram_api: self.telegram_api_url.clone(),
+            discord_api: self.discord_api_url.clone(),
+            ..crate::announce::Settings::new(targets)
+        })
+    }
+}
+
+/// `announce test --target NAME`.
+#[derive(Args, Debug, Clone)]
+pub struct AnnounceCommand {
+    #[command(subcommand)]
+    pub action: AnnounceAction,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum AnnounceAction {
+    /// Send a test message to one configured target and print what it answered.
+    Test {
+        /// The target's name (`?name=`, or as `/health` lists it, e.g. telegram-1001234).
+        #[arg(long)]
+        target: String,
+        /// The server whose targets to use (the same options as `serve`).
+        #[command(flatten)]
+        announce: AnnounceArgs,
+        #[arg(long, env = "CR_PUBLIC_URL", value_parser = parse_public_url)]
+        public_url: Option<String>,
+    },
+}
+
+/// A delivery's patience: `90s`, `30m`, `24h`, `3d`; between a minute and 30 days.
+fn parse_age(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| "must be a number with s, m, h or d".to_owned())?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err("the unit must be s, m, h or d".into()),
+    };
+    if !(60..=30 * 86_400).contains(&secs) {
+        return Err("must be between 1m and 30d".into());
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// `doctor`: the configuration `serve` would use, checked.

@@ -74,6 +74,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Check(args)) => commands::check(&args),
         Some(Command::Backup(args)) => commands::backup(&args),
         Some(Command::Doctor(args)) => commands::doctor(&args),
+        Some(Command::Announce(args)) => commands::announce(args),
         Some(Command::Systemd(args)) => Ok(crypto_report::systemd::install::run(
             &args,
             &mut std::io::stdout().lock(),

@@ -84,6 +84,10 @@ pub mod names {
     pub const SYNC_PASSES: &str = "crypto_report_sync_passes";
     /// Reports the sync wrote, by `kind` (`new`, `updated`).
     pub const SYNC_REPORTS: &str = "crypto_report_sync_reports";
+    /// Announcement deliveries, by `target` and `outcome` (`sent`, `retried`, `failed`).
+    pub const ANNOUNCE_DELIVERIES: &str = "crypto_report_announce_deliveries";
+    /// Announcements waiting in the outbox, by `target`.
+    pub const ANNOUNCE_QUEUED: &str = "crypto_report_announce_queued";
     /// 1, labelled with what this build is: `version`, `commit`, `date`, `target`, `glibc`.
     pub const BUILD_INFO: &str = "crypto_report_build_info";
 }
@@ -259,6 +263,8 @@ pub struct Sample {
     pub uptime: Duration,
     /// The PostgreSQL sync, when there is one.
     pub sync: Option<crate::sync::Status>,
+    /// Per announcement target: its outcomes and what waits for it.
+    pub announce: Vec<(String, crate::announce::TargetStatus, u64)>,
 }
 
 /// Encodes one series of several label sets.
@@ -455,6 +461,35 @@ impl Collector for Sample {
                 written,
             )?;
         }
+        if !self.announce.is_empty() {
+            let mut deliveries = e.encode_descriptor(
+                names::ANNOUNCE_DELIVERIES,
+                "Announcement deliveries by target and outcome.",
+                None,
+                C,
+            )?;
+            for (target, s, _) in &self.announce {
+                for (outcome, n) in [
+                    ("sent", s.sent),
+                    ("retried", s.retried),
+                    ("failed", s.failed),
+                ] {
+                    let labels = [("target", target.as_str()), ("outcome", outcome)];
+                    ConstCounter::new(n).encode(deliveries.encode_family(&labels)?)?;
+                }
+            }
+            let queued = self
+                .announce
+                .iter()
+                .map(|(t, _, q)| ([("target", t.clone())], gauge(*q)));
+            series(
+                &mut e,
+                names::ANNOUNCE_QUEUED,
+                "Announcements waiting in the outbox.",
+                G,
+                queued,
+            )?;
+        }
         let uptime = ConstGauge::new(self.uptime.as_secs_f64());
         single(&mut e, names::UPTIME, "Seconds since start.", uptime)?;
         let b = crate::build_info::BuildInfo::get();
@@ -488,5 +523,9 @@ pub async fn sample(state: &crate::AppState) -> Sample {
         store_bytes,
         uptime: state.started.elapsed(),
         sync: state.sync.as_ref().map(crate::sync::Sync::status),
+        announce: match &state.announcer {
+            Some(a) => a.per_target().await,
+            None => Vec::new(),
+        },
     }
 }

@@ -1,6 +1,7 @@
 //! Report domain: the generator's data model, validation, language fallbacks, section outline
 //! and the lead (headline and summary) readers see before opening a report.
 
+pub mod outbox;
 mod summary;
 
 use chrono::{DateTime, Utc};

@@ -40,6 +40,7 @@ pub fn app(state: AppState) -> Router {
     // store): outside the request timeout, bounded by their own limits.
     let long = Router::new()
         .route("/admin/sync", post(api::admin_sync))
+        .route("/admin/announce/{id}", post(api::admin_announce))
         .route("/admin/backup", post(api::admin_backup));
     let timed = Router::new()
         .route("/", get(pages::home))

@@ -96,6 +96,8 @@ pub struct Shared {
     pub searches: search::Pool,
     /// One backup at a time (`POST /admin/backup`).
     pub backups: Arc<tokio::sync::Semaphore>,
+    /// Announces new reports, when targets are configured (`--announce`).
+    pub announcer: Option<crate::announce::Announcer>,
 }
 
 /// The page cache of the handlers (its renders fail with the HTTP edge's error).

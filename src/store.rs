@@ -7,6 +7,7 @@ mod codec;
 mod damage;
 mod market_at;
 mod migrate;
+mod outbox;
 mod page_cache;
 mod reports;
 mod walk;
@@ -21,7 +22,9 @@ use serde::Deserialize;
 pub use self::check::{CheckSummary, Inspection, check, inspect};
 use self::codec::Dictionary;
 pub use self::damage::panic_is_handled;
+pub use self::outbox::{Delivery, FAILED_KEEP, OutboxCounts};
 pub use self::page_cache::{CACHE_FILE_NAME, PageCacheFile, PageCacheUsage};
+pub(crate) use self::reports::Beside;
 use self::reports::load_dictionary;
 pub use self::reports::{Committed, ReportRef, StoreVersion, UpsertOutcome, digest_term};
 pub use self::walk::ReadOnlyStore;
@@ -61,6 +64,8 @@ const MARKET_DAILY: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("
 /// series -> (first, last) day in unix ms that the fetched history covers.
 const DAILY_COVERED: TableDefinition<&str, (i64, i64)> =
     TableDefinition::new("market_daily_covered");
+/// sequence -> postcard `outbox::Delivery`: announcements to send, oldest first.
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("announce_outbox");
 
 const SCHEMA_KEY: &str = "schema_version";
 /// The version of the last release that opened the store for writing (so that an older one
@@ -279,6 +284,7 @@ impl Store {
         tx.open_table(MARKET_AT).map_err(db_err)?;
         tx.open_table(MARKET_DAILY).map_err(db_err)?;
         tx.open_table(DAILY_COVERED).map_err(db_err)?;
+        tx.open_table(OUTBOX).map_err(db_err)?;
         tx.commit().map_err(db_err)
     }
 

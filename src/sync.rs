@@ -195,6 +195,10 @@ impl Sync {
         };
         let pass = PassSummary::of(&summary, clock.elapsed());
         self.log_skipped(&summary);
+        if result.is_ok() {
+            // The archive is in: what the next passes bring is new and gets announced.
+            inner.publisher.announcements().arm();
+        }
         match &result {
             Ok(()) if pass.new + pass.updated > 0 => {
                 tracing::info!(

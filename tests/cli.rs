@@ -145,6 +145,55 @@ fn bad_configuration_names_the_option_and_hides_secrets() {
 }
 
 #[test]
+fn a_malformed_announce_target_stops_the_start_named_without_its_secret() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (urls, shown) in [
+        (
+            "tgram://123456:TOPSECRET-token/-1001,discord://not-a-number/TOPSECRET",
+            "discord://not-a-number/***",
+        ),
+        (
+            "tgram://123456:TOPSECRET-token/-1001?lang=fr",
+            "tgram://***/-1001?lang=fr",
+        ),
+        (
+            "webhook+https://h.example/x?secret=TOPSECRET&colour=red",
+            "secret=***",
+        ),
+    ] {
+        let out = Command::new(bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("CR_DATA_DIR", dir.path())
+            .env("CR_ANNOUNCE", urls)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(78), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--announce / CR_ANNOUNCE"), "{stderr}");
+        assert!(stderr.contains(shown), "{stderr}");
+        assert!(!stderr.contains("TOPSECRET"), "{stderr}");
+    }
+    // The same through the flag, for `announce test`, which names the known targets.
+    let out = Command::new(bin())
+        .args([
+            "announce",
+            "test",
+            "--target",
+            "nope",
+            "--announce",
+            "discord://1/TOPSECRET",
+        ])
+        .env_remove("CR_ANNOUNCE")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("configured: discord-1"), "{stderr}");
+    assert!(!stderr.contains("TOPSECRET"), "{stderr}");
+}
+
+#[test]
 fn help_names_secret_variables_without_their_values() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(bin())

@@ -220,3 +220,72 @@ async fn an_unreachable_source_never_touches_serving() {
     assert_eq!(refused.status(), 401);
     assert!(!server.logged().contains(&password));
 }
+
+/// The first pass of an empty store imports the archive and announces nothing; a row that
+/// arrives afterwards is announced once, to the webhook configured with CR_ANNOUNCE.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_pass_announces_nothing_and_a_later_new_row_is_announced_once() {
+    let Some(admin) = pg::admin_url() else { return };
+    let db = pg::create_db(&admin, "cr_sync_announce").await;
+    pg::apply(&db.client, &["current.sql"]).await;
+    pg::insert(&db.client, "crypto_report", 1, 5, 1, true).await;
+    let fake = common::receiver::Receiver::start("sync-secret").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Instance::start(
+        dir.path(),
+        &[
+            "--sync-every",
+            "1h",
+            "--sync-from",
+            &db.url,
+            "--admin-token",
+            ADMIN_TOKEN,
+        ],
+        &[(
+            "CR_ANNOUNCE",
+            format!("webhook+http://{}/hook?secret=sync-secret", fake.addr),
+        )],
+    );
+    let client = reqwest::Client::new();
+    let h = wait_for_first_pass(&client, &server).await;
+    assert_eq!(h["sync"]["last_pass"]["new"], 5, "{h}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        fake.received("/hook").is_empty(),
+        "the archive is not announced"
+    );
+    let h = health(&client, &server).await;
+    assert_eq!(h["announce"]["armed"], true, "{h}");
+    assert_eq!(h["announce"]["targets"][0]["queued"], 0, "{h}");
+
+    db.client
+        .execute(
+            "INSERT INTO crypto_report (html_content, created_at) VALUES \
+             ('<section id=\"moi\"><h2>Mới</h2><p>Tin mới.</p></section>', now())",
+            &[],
+        )
+        .await
+        .expect("insert");
+    for _ in 0..2 {
+        let synced = client
+            .post(server.url("/admin/sync"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("sync");
+        assert_eq!(synced.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.posted("/hook").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the new report was not announced"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let posted = fake.posted("/hook");
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].json()["id"], 6);
+    assert_eq!(fake.received("/hook").len(), 1);
+}

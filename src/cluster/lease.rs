@@ -47,6 +47,11 @@ impl Lease {
         }
     }
 
+    /// The lease's Redis key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// Takes the lease for `holder` if nobody holds it.
     pub async fn acquire(&self, redis: &Redis, holder: &str) -> Result<Option<Held>, RedisFault> {
         let ms = LEASE_TTL.as_millis().to_string();

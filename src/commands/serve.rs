@@ -27,6 +27,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_upstream_fallbacks()
         .market_config();
     let source = sync_source(&args.sync)?;
+    let announce = args.announce.settings()?;
     let path = args.store.store_path();
     let store = Store::open(&path)?;
     tracing::info!(store = %path.display(), "store open");
@@ -38,6 +39,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         market::Source::live(start.clone(), Arc::clone(&store))
     }));
     parts.history = Some(config);
+    parts.announce = Some(announce);
     parts.sync = source.map(|source| SyncFrom {
         source,
         every: args.sync.sync_every,

@@ -13,6 +13,7 @@ use crate::import::{
     ImportError, ImportSummary, export_jsonl, export_jsonl_read_only, import_jsonl,
 };
 use crate::reports::Publisher;
+use crate::reports::outbox::Announcing;
 use crate::store::{self, ReadOnlyStore, Store, StoreError};
 
 /// How long `backup` waits for the server to accept its connection.
@@ -22,41 +23,59 @@ const BACKUP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// download that stops moving this long is broken off.
 const BACKUP_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The import's publisher: with `--announce-new`, queueing announcements of new reports.
+fn import_publisher(args: &ImportArgs) -> anyhow::Result<Publisher> {
+    let targets = if args.announce_new {
+        let names = args.announce.settings()?.names();
+        if names.is_empty() {
+            return Err(ConfigError {
+                option: "--announce-new",
+                reason: "needs at least one target (--announce URL or CR_ANNOUNCE)".into(),
+            }
+            .into());
+        }
+        names
+    } else {
+        Vec::new()
+    };
+    let store = std::sync::Arc::new(Store::open(&args.store.store_path())?);
+    Ok(Publisher::new(store).announcing(Announcing::new(targets, true)))
+}
+
 pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
     let from = args.from.expose();
     let mut summary = ImportSummary::default();
-    let result = if postgres::is_postgres_url(from) {
-        // Parsed before the store is opened: a bad URL changes nothing.
-        let source =
-            Source::parse(from, std::time::Duration::from_secs(args.pg_timeout)).map_err(|e| {
-                ConfigError {
+    let result =
+        if postgres::is_postgres_url(from) {
+            // Parsed before the store is opened: a bad URL changes nothing.
+            let source = Source::parse(from, std::time::Duration::from_secs(args.pg_timeout))
+                .map_err(|e| ConfigError {
                     option: "--from",
                     reason: e.to_string(),
+                })?;
+            if source.password_in_url() {
+                eprintln!("warning: {}", password_advice("--from"));
+            }
+            let publisher = import_publisher(args)?;
+            // One thread runs the connection and the walk, the blocking pool commits: a
+            // multi-thread runtime only adds heaps that hold freed rows.
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?
+                .block_on(import_postgres(&source, &publisher, &mut summary))
+        } else {
+            // A value that looks like a URL may hold a password: never repeat it.
+            let file = std::fs::File::open(from).with_context(|| {
+                if from.contains("://") || from.contains('@') {
+                    "--from is neither a postgres:// URL nor a file that can be read".to_owned()
+                } else {
+                    format!("cannot open {from}")
                 }
             })?;
-        if source.password_in_url() {
-            eprintln!("warning: {}", password_advice("--from"));
-        }
-        let publisher = Publisher::new(std::sync::Arc::new(Store::open(&args.store.store_path())?));
-        // One thread runs the connection and the walk, the blocking pool commits: a
-        // multi-thread runtime only adds heaps that hold freed rows.
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?
-            .block_on(import_postgres(&source, &publisher, &mut summary))
-    } else {
-        // A value that looks like a URL may hold a password: never repeat it.
-        let file = std::fs::File::open(from).with_context(|| {
-            if from.contains("://") || from.contains('@') {
-                "--from is neither a postgres:// URL nor a file that can be read".to_owned()
-            } else {
-                format!("cannot open {from}")
-            }
-        })?;
-        let publisher = Publisher::new(std::sync::Arc::new(Store::open(&args.store.store_path())?));
-        import_jsonl(&publisher, BufReader::new(file), &mut summary)
-    };
+            let publisher = import_publisher(args)?;
+            import_jsonl(&publisher, BufReader::new(file), &mut summary)
+        };
     for s in &summary.skipped {
         eprintln!("{s}");
     }

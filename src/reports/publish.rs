@@ -11,8 +11,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::outbox::Announcing;
 use super::{InvalidReport, Report};
-use crate::store::{Store, StoreError, UpsertOutcome};
+use crate::store::{Beside, Store, StoreError, UpsertOutcome};
 
 /// Reports to write in one transaction, with where the source stands after them.
 #[derive(Debug, Default)]
@@ -137,6 +138,8 @@ pub struct Publisher {
     store: Arc<Store>,
     stamp: Option<Arc<dyn Stamp>>,
     subscribers: Arc<[Arc<dyn Subscriber>]>,
+    /// Where new reports are announced (an outbox record per target, in the commit).
+    announcing: Announcing,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -165,7 +168,17 @@ impl Publisher {
             store,
             stamp,
             subscribers: subscribers.into(),
+            announcing: Announcing::default(),
         }
+    }
+
+    /// The same publisher, queueing announcements of new reports as `announcing` says.
+    pub fn announcing(self, announcing: Announcing) -> Publisher {
+        Publisher { announcing, ..self }
+    }
+
+    pub fn announcements(&self) -> &Announcing {
+        &self.announcing
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -188,9 +201,17 @@ impl Publisher {
             .as_ref()
             .map(|s| s.stamp(&batch.reports))
             .unwrap_or_default();
+        let announce = self.announcing.targets_now();
+        let beside = Beside {
+            market_at: &stamps,
+            announce,
+        };
         let committed =
             self.store
-                .commit_stamped(&batch.reports, &batch.versions, cursor, &stamps)?;
+                .commit_stamped(&batch.reports, &batch.versions, cursor, beside)?;
+        if !announce.is_empty() && committed.outcomes.contains(&UpsertOutcome::New) {
+            self.announcing.wake();
+        }
         let published = changes(&batch.reports, &committed.outcomes, committed.affected);
         self.notify(&Change::Published(published.clone()), Origin::Local);
         Ok(Outcome {

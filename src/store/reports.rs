@@ -7,10 +7,21 @@ use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::codec::{self, Dictionary, Encoder, body_bytes, header};
+use super::outbox::Delivery;
 use super::{
     BY_TIME, CURSORS, DICTIONARY_KEY, MARKET_AT, META, REPORTS, Result, SOURCE_VERSIONS, Store,
     StoreError, db_err,
 };
+
+/// What the publish path keeps beside the reports a commit finds new, in the commit's own
+/// transaction ([`Store::commit_stamped`]). Updated reports keep nothing new.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Beside<'a> {
+    /// `market_at[i]`: the market at publication of `reports[i]`, computed before the commit.
+    pub market_at: &'a [Option<Vec<u8>>],
+    /// The announcement targets: one outbox record per new report (oldest first) and target.
+    pub announce: &'a [String],
+}
 
 /// The store's content digest ([`StoreVersion::digest`]) in the meta table.
 const DIGEST_KEY: &str = "content_digest";
@@ -252,15 +263,15 @@ impl Store {
         versions: &[Option<u64>],
         cursor: Option<(&str, u64)>,
     ) -> Result<Committed> {
-        self.commit_stamped(reports, versions, cursor, &[])
+        self.commit_stamped(reports, versions, cursor, Beside::default())
     }
 
     /// Inserts or replaces reports and moves the import cursor, all in one transaction: a crash
     /// leaves each report either wholly present or absent. `versions[i]` is the version of
     /// the source row `reports[i]` came from (`None`: not from a versioned source).
-    /// `market_at[i]` (the market at publication, computed before the commit) is kept for
-    /// `reports[i]` when the commit finds it new, in the same transaction: a report is never
-    /// stored without the values known when it arrived. Returns what happened to each report
+    /// What `beside` holds for the reports the commit finds new is written in the same
+    /// transaction (see [`Beside`]): a report is never stored without the values known when it
+    /// arrived, nor without its announcements. Returns what happened to each report
     /// and, read in the same transaction, every report whose page changed (the written ones
     /// and their neighbours in time). A stored report that is damaged is rewritten whatever its
     /// hash says. Only the report domain's publish path writes reports (see `reports::publish`).
@@ -269,7 +280,7 @@ impl Store {
         reports: &[Report],
         versions: &[Option<u64>],
         cursor: Option<(&str, u64)>,
-        market_at: &[Option<Vec<u8>>],
+        beside: Beside<'_>,
     ) -> Result<Committed> {
         self.version_mut(|v| v.writers += 1);
         let _writing = Writing(self);
@@ -331,7 +342,7 @@ impl Store {
                     None => {}
                 }
                 if outcome == UpsertOutcome::New
-                    && let Some(Some(bytes)) = market_at.get(i)
+                    && let Some(Some(bytes)) = beside.market_at.get(i)
                 {
                     market.insert(report.id, bytes.as_slice()).map_err(db_err)?;
                 }
@@ -351,6 +362,26 @@ impl Store {
             }
             committed.affected.sort_unstable();
             committed.affected.dedup();
+            if !beside.announce.is_empty() {
+                let mut new: Vec<&Report> = reports
+                    .iter()
+                    .zip(&committed.outcomes)
+                    .filter(|(_, o)| **o == UpsertOutcome::New)
+                    .map(|(r, _)| r)
+                    .collect();
+                new.sort_by_key(|r| (r.created_at, r.id));
+                let now = chrono::Utc::now().timestamp_millis();
+                let deliveries: Vec<Delivery> = new
+                    .iter()
+                    .flat_map(|r| {
+                        beside
+                            .announce
+                            .iter()
+                            .map(|t| Delivery::new(r.id, t, 0, now))
+                    })
+                    .collect();
+                super::outbox::append(&tx, &deliveries)?;
+            }
             if recount {
                 digest = [0; 16];
                 for entry in table.iter().map_err(db_err)? {

@@ -5,6 +5,7 @@
 pub mod fake;
 pub mod pg;
 pub mod process;
+pub mod receiver;
 pub mod redis;
 pub mod server;
 
