@@ -196,6 +196,7 @@ pub async fn health(State(s): State<AppState>) -> Response {
         "websocket": { "clients": s.live.clients() },
         "search": s.search.status(),
         "search_pool": s.searches.stats(),
+        "render_pool": s.renders.stats(),
     });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

@@ -304,6 +304,13 @@ pub struct HttpArgs {
     /// Milliseconds one search may run before it is stopped (answered 503).
     #[arg(long, env = "CR_SEARCH_BUDGET_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub search_budget_ms: u64,
+    /// Pages and share cards drawn at once, on threads of their own [default: one per core].
+    #[arg(long, env = "CR_RENDER_WORKERS", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub render_workers: Option<u64>,
+    /// Pages not yet cached that may wait for a render thread; beyond them such a page is
+    /// answered 503 with Retry-After.
+    #[arg(long, env = "CR_RENDER_QUEUE", default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub render_queue: u64,
 }
 
 /// Connections always left to page requests by the WebSocket cap.
@@ -370,6 +377,19 @@ impl HttpArgs {
                 .unwrap_or(default.workers),
             queue: usize::try_from(self.search_queue).unwrap_or(default.queue),
             budget: Duration::from_millis(self.search_budget_ms),
+        }
+    }
+
+    /// Threads and queue of the page and card renders.
+    pub fn render_pool(&self) -> crate::workers::PoolSettings {
+        let default = crate::pages::render_pool();
+        crate::workers::PoolSettings {
+            workers: self
+                .render_workers
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(default.workers),
+            queue: usize::try_from(self.render_queue).unwrap_or(default.queue),
+            ..default
         }
     }
 }

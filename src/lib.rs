@@ -33,6 +33,7 @@ pub mod store;
 pub mod sync;
 pub mod systemd;
 pub mod tasks;
+pub mod workers;
 
 pub use crate::routes::app;
 pub use crate::server::{SHUTDOWN_GRACE, serve, shutdown_signal};

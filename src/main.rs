@@ -115,9 +115,17 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     1
 }
 
+/// Threads of the blocking pool (store reads and writes, the second cache tier, imports):
+/// Tokio's default is 512, and every one of them keeps an allocator heap of its own.
+const BLOCKING_THREADS: usize = 32;
+/// An idle blocking thread exits after this long, and the memory its heap kept goes with it.
+const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()
         .context("cannot start the async runtime")
 }
@@ -131,6 +139,7 @@ fn settings(http: &HttpArgs, listen: std::net::SocketAddr, demo: bool) -> Settin
         max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
         demo,
         search: http.search_pool(),
+        render: http.render_pool(),
         ..Settings::new(http.public_url_or(listen))
     }
 }

@@ -18,7 +18,7 @@ use crate::search::{self, Search};
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::tasks::Background;
-use crate::{api, live, market, since, sync};
+use crate::{api, live, market, since, sync, workers};
 
 /// Settings the request handlers need, fixed at start-up.
 #[derive(Debug, Clone)]
@@ -40,6 +40,8 @@ pub struct Settings {
     pub demo: bool,
     /// Threads, queue and time budget of the searches.
     pub search: search::PoolSettings,
+    /// Threads and queue of the page and card renders.
+    pub render: workers::PoolSettings,
 }
 
 impl Settings {
@@ -55,6 +57,7 @@ impl Settings {
             max_connections: 16_384,
             demo: false,
             search: search::PoolSettings::default(),
+            render: crate::pages::render_pool(),
         }
     }
 }
@@ -98,6 +101,8 @@ pub struct Shared {
     pub search: Search,
     /// Where searches run (`settings.search`).
     pub searches: search::Pool,
+    /// Where pages and cards not yet cached are drawn (`settings.render`).
+    pub renders: workers::Pool,
     /// One backup at a time (`POST /admin/backup`).
     pub backups: Arc<tokio::sync::Semaphore>,
     /// Records the market as reports are published ("since this report").
@@ -125,7 +130,8 @@ impl AppState {
         let pages = Arc::new(PageCache::new(settings.cache_bytes, PAGE_TTL, l2));
         let live = live::Hub::new(live::HubSettings::default(), &background);
         let search = Search::open(Arc::clone(&store));
-        let searches = search::Pool::new(settings.search);
+        let searches = search::Pool::new("search", settings.search);
+        let renders = workers::Pool::new("render", settings.render);
         // Inside a runtime (tests, embedders) the index keeps up at once; `serve` starts it
         // with the server.
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -148,6 +154,7 @@ impl AppState {
             background,
             metrics: Metrics::new(),
             searches,
+            renders,
             backups: Arc::new(tokio::sync::Semaphore::new(1)),
             search,
             since: recorder,
