@@ -16,6 +16,7 @@ use crate::market::config::Budgets;
 use crate::market::finnhub::Finnhub;
 use crate::market::taapi::Taapi;
 pub use crate::secret::Secret;
+use crate::workers::PoolSettings;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -368,29 +369,32 @@ impl HttpArgs {
     }
 
     /// Threads, queue and budget of the searches.
-    pub fn search_pool(&self) -> crate::search::PoolSettings {
-        let default = crate::search::PoolSettings::default();
-        crate::search::PoolSettings {
-            workers: self
-                .search_workers
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(default.workers),
-            queue: usize::try_from(self.search_queue).unwrap_or(default.queue),
+    pub fn search_pool(&self) -> PoolSettings {
+        let default = PoolSettings {
             budget: Duration::from_millis(self.search_budget_ms),
-        }
+            ..PoolSettings::default()
+        };
+        pool(self.search_workers, self.search_queue, default)
     }
 
     /// Threads and queue of the page and card renders.
-    pub fn render_pool(&self) -> crate::workers::PoolSettings {
-        let default = crate::pages::render_pool();
-        crate::workers::PoolSettings {
-            workers: self
-                .render_workers
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(default.workers),
-            queue: usize::try_from(self.render_queue).unwrap_or(default.queue),
-            ..default
-        }
+    pub fn render_pool(&self) -> PoolSettings {
+        pool(
+            self.render_workers,
+            self.render_queue,
+            crate::pages::render_pool(),
+        )
+    }
+}
+
+/// `default` with the workers and queue given on the command line.
+fn pool(workers: Option<u64>, queue: u64, default: PoolSettings) -> PoolSettings {
+    PoolSettings {
+        workers: workers
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(default.workers),
+        queue: usize::try_from(queue).unwrap_or(default.queue),
+        ..default
     }
 }
 
