@@ -1,6 +1,7 @@
 //! crypto-report: AI-written crypto market reports next to a live market dashboard, served
 //! from one binary over one embedded redb store.
 
+pub mod allocator;
 pub mod api;
 pub mod assets;
 pub mod build_info;
