@@ -200,6 +200,7 @@ pub async fn health(State(s): State<AppState>) -> Response {
             Some(a) => Some(a.health().await),
             None => None,
         },
+        "render_pool": s.renders.stats(),
     });
     (status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
 }

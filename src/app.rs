@@ -34,7 +34,7 @@ use crate::since::{self, History, Recorder};
 use crate::state::{AppState, Settings, Shared};
 use crate::store::Store;
 use crate::tasks::Background;
-use crate::{live, sync};
+use crate::{live, sync, workers};
 
 /// How long a rendered page may live in memory even without an invalidation.
 const PAGE_TTL: Duration = Duration::from_secs(600);
@@ -249,7 +249,8 @@ impl Parts {
         }
         tasks.push(("systemd", Box::new(crate::systemd::start)));
 
-        let searches = search::Pool::new(settings.search);
+        let searches = search::Pool::new("search", settings.search);
+        let renders = workers::Pool::new("render", settings.render);
         let state = AppState::from_shared(Shared {
             store,
             publisher,
@@ -267,6 +268,7 @@ impl Parts {
             metrics: Metrics::new(),
             search,
             searches,
+            renders,
             backups: Arc::new(tokio::sync::Semaphore::new(1)),
             announcer,
         });

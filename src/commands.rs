@@ -10,10 +10,18 @@ pub use self::serve::{demo, serve};
 pub use self::store::{backup, check, export, import};
 use crate::config::{AnnounceAction, AnnounceCommand, DoctorArgs};
 
+/// Threads of the blocking pool (store reads and writes, the second cache tier, imports):
+/// Tokio's default is 512, and every one of them keeps an allocator heap of its own.
+const BLOCKING_THREADS: usize = 32;
+/// An idle blocking thread exits after this long, and the memory its heap kept goes with it.
+const BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The multi-thread runtime of the commands that serve or ask a server.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()
         .context("cannot start the async runtime")
 }

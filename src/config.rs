@@ -16,6 +16,7 @@ use crate::market::config::Budgets;
 use crate::market::finnhub::Finnhub;
 use crate::market::taapi::Taapi;
 pub use crate::secret::Secret;
+use crate::workers::PoolSettings;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -400,6 +401,13 @@ pub struct HttpArgs {
     /// Milliseconds one search may run before it is stopped (answered 503).
     #[arg(long, env = "CR_SEARCH_BUDGET_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
     pub search_budget_ms: u64,
+    /// Pages and share cards drawn at once, on threads of their own [default: one per core].
+    #[arg(long, env = "CR_RENDER_WORKERS", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub render_workers: Option<u64>,
+    /// Pages not yet cached that may wait for a render thread; beyond them such a page is
+    /// answered 503 with Retry-After.
+    #[arg(long, env = "CR_RENDER_QUEUE", default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    pub render_queue: u64,
 }
 
 /// Connections always left to page requests by the WebSocket cap.
@@ -457,16 +465,32 @@ impl HttpArgs {
     }
 
     /// Threads, queue and budget of the searches.
-    pub fn search_pool(&self) -> crate::search::PoolSettings {
-        let default = crate::search::PoolSettings::default();
-        crate::search::PoolSettings {
-            workers: self
-                .search_workers
-                .and_then(|n| usize::try_from(n).ok())
-                .unwrap_or(default.workers),
-            queue: usize::try_from(self.search_queue).unwrap_or(default.queue),
+    pub fn search_pool(&self) -> PoolSettings {
+        let default = PoolSettings {
             budget: Duration::from_millis(self.search_budget_ms),
-        }
+            ..PoolSettings::default()
+        };
+        pool(self.search_workers, self.search_queue, default)
+    }
+
+    /// Threads and queue of the page and card renders.
+    pub fn render_pool(&self) -> PoolSettings {
+        pool(
+            self.render_workers,
+            self.render_queue,
+            crate::request::render_pool(),
+        )
+    }
+}
+
+/// `default` with the workers and queue given on the command line.
+fn pool(workers: Option<u64>, queue: u64, default: PoolSettings) -> PoolSettings {
+    PoolSettings {
+        workers: workers
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(default.workers),
+        queue: usize::try_from(queue).unwrap_or(default.queue),
+        ..default
     }
 }
 

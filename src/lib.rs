@@ -1,6 +1,7 @@
 //! crypto-report: AI-written crypto market reports next to a live market dashboard, served
 //! from one binary over one embedded redb store.
 
+pub mod allocator;
 pub mod announce;
 pub(crate) mod api;
 pub mod app;
@@ -37,6 +38,7 @@ pub mod store;
 pub mod sync;
 pub mod systemd;
 pub mod tasks;
+pub mod workers;
 
 pub use crate::app::{Feed, Parts, launch};
 pub use crate::routes::app;

@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    crypto_report::allocator::with_options();
     // Before any thread exists: the environment may be modified here only.
     if let Err(e) = crypto_report::config::load_env_files() {
         eprintln!("error: {e}");

@@ -3,12 +3,14 @@
 //! page cache's tiers).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::AppState;
 use crate::cache::l2::Strategy;
 use crate::cache::{CachedPage, Deps, Tier};
 use crate::encoded::Encoded;
 use crate::error::AppError;
+use crate::workers::{PoolSettings, Refused};
 
 /// Reports on one page of a listing.
 pub const PER_PAGE: u64 = 10;
@@ -89,9 +91,24 @@ fn page_tier(s: &AppState, key: &str) -> Tier {
     }
 }
 
+/// Pages not yet cached that may wait for a render thread by default (`--render-queue`).
+pub const RENDER_QUEUE: usize = 64;
+
+/// The render pool's default: one thread per core (drawing is CPU work: more threads draw no
+/// faster, and each keeps an allocator heap of its own), [`RENDER_QUEUE`] waiting. A render
+/// is never stopped half-way: it is shared by every request for its page.
+pub fn render_pool() -> PoolSettings {
+    PoolSettings {
+        workers: crate::workers::cores(),
+        queue: RENDER_QUEUE,
+        budget: Duration::from_secs(3600),
+    }
+}
+
 /// The cached page for `key`, or renders it: store reads, templates and compression run
-/// together on the blocking pool (a large report costs milliseconds of CPU, which must not
-/// stall an async worker), once however many requests ask at the same time.
+/// together on a thread of the render pool (a large report costs milliseconds of CPU, which
+/// must not stall an async worker), once however many requests ask at the same time. Beyond
+/// the pool's queue a page not yet cached is answered 503 with `Retry-After`.
 pub(crate) async fn cached(
     s: &AppState,
     key: String,
@@ -101,9 +118,14 @@ pub(crate) async fn cached(
     let page = s
         .pages
         .get_or_render(key.clone(), || page_tier(s, &key), async move {
-            tokio::task::spawn_blocking(move || render(&state))
-                .await
-                .map_err(|e| AppError::Internal(format!("render task failed: {e}")))?
+            let pool = state.renders.clone();
+            match pool.run(move |_| render(&state)).await {
+                Ok(done) => done,
+                Err(Refused::Busy) => Err(AppError::Busy(
+                    "too many pages being drawn at once; try again",
+                )),
+                Err(e) => Err(AppError::Internal(format!("render: {e}"))),
+            }
         })
         .await?;
     Ok(page)

@@ -9,7 +9,6 @@ pub mod budget;
 mod indexer;
 pub mod limits;
 mod phrases;
-pub mod pool;
 mod query;
 mod snippet;
 mod text;
@@ -31,12 +30,12 @@ use tokio::sync::{mpsc, watch};
 
 use self::budget::{Budget, Budgeted, Stopped};
 pub use self::limits::QueryProblem;
-pub use self::pool::{Pool, PoolSettings, PoolStats};
 pub use self::text::{ReportText, fold};
 use crate::i18n::Lang;
 use crate::reports::publish::{Change, Origin, Subscriber};
 use crate::store::{Store, StoreError};
 use crate::tasks::Background;
+pub use crate::workers::{Pool, PoolSettings, PoolStats};
 
 /// The index's folder in the data directory; the number changes with the schema, so a
 /// release that changes it builds a new index instead of misreading the old one.
@@ -69,7 +68,7 @@ pub enum SearchError {
     #[error(transparent)]
     Query(#[from] QueryProblem),
     #[error(transparent)]
-    Pool(#[from] pool::Refused),
+    Pool(#[from] crate::workers::Refused),
     #[error("the search took longer than it may")]
     OutOfTime,
     #[error("the search was given up")]
@@ -384,6 +383,14 @@ impl Search {
     /// [`Pool`]. An empty text finds nothing.
     pub fn search(&self, query: &SearchQuery) -> Result<Results, SearchError> {
         self.search_within(query, &Budget::of(PoolSettings::default().budget))
+    }
+
+    /// Runs `query` on a thread of `pool` within the pool's budget, stopped if this future is
+    /// dropped first.
+    pub async fn search_in(&self, pool: &Pool, query: SearchQuery) -> Result<Results, SearchError> {
+        let search = self.clone();
+        pool.run(move |budget| search.search_within(&query, budget))
+            .await?
     }
 
     /// Runs `query` (blocking) until `budget` is spent: then it stops and says why. Reports

@@ -15,7 +15,7 @@ use crate::search::{self, Search};
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::tasks::Background;
-use crate::{api, live, market, sync};
+use crate::{api, live, market, sync, workers};
 
 /// Settings the request handlers need, fixed at start-up.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct Settings {
     pub demo: bool,
     /// Threads, queue and time budget of the searches.
     pub search: search::PoolSettings,
+    /// Threads and queue of the page and card renders.
+    pub render: workers::PoolSettings,
 }
 
 impl Settings {
@@ -52,6 +54,7 @@ impl Settings {
             max_connections: 16_384,
             demo: false,
             search: search::PoolSettings::default(),
+            render: crate::request::render_pool(),
         }
     }
 }
@@ -94,6 +97,8 @@ pub struct Shared {
     pub search: Search,
     /// Where searches run (`settings.search`).
     pub searches: search::Pool,
+    /// Where pages and cards not yet cached are drawn (`settings.render`).
+    pub renders: workers::Pool,
     /// One backup at a time (`POST /admin/backup`).
     pub backups: Arc<tokio::sync::Semaphore>,
     /// Announces new reports, when targets are configured (`--announce`).

@@ -4,7 +4,10 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{ADMIN_TOKEN, TestApp, publish, report};
+use common::{ADMIN_TOKEN, TestApp, get, occupy, publish, report, until};
+use crypto_report::store::{FILE_NAME, Store};
+use crypto_report::workers::PoolSettings;
+use crypto_report::{AppState, Settings};
 
 fn assert_security_headers(r: &common::Reply) {
     assert_eq!(r.header("x-content-type-options"), "nosniff");
@@ -774,5 +777,46 @@ async fn every_alternate_link_is_absolute() {
                 "{uri}: relative alternate {l}"
             );
         }
+    }
+}
+
+/// A page not yet cached is drawn on the render pool; beyond its queue it is answered 503 with
+/// `Retry-After` (report pages, share cards and lists alike), while a cached page never waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_beyond_the_render_queue_get_503_with_retry_after() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join(FILE_NAME)).expect("store");
+    let mut settings = Settings::new("https://reports.example");
+    settings.render = PoolSettings {
+        workers: 1,
+        queue: 0,
+        ..settings.render
+    };
+    let state = AppState::new(store, settings).expect("state");
+    crypto_report::demo::seed(&state.publisher).expect("seed");
+    assert_eq!(
+        get(&state, "/crypto_report/101").await.status,
+        StatusCode::OK
+    );
+    let release = occupy(&state.renders).await;
+    let uris = [
+        "/crypto_report/102",
+        "/crypto_report/103/card.png",
+        "/archive",
+    ];
+    for uri in uris {
+        let r = get(&state, uri).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(r.header("retry-after"), "1", "{uri}");
+    }
+    assert_eq!(state.renders.stats().refused, 3);
+    let health = get(&state, "/health").await.json();
+    assert_eq!(health["render_pool"]["refused"], 3, "{health}");
+    let cached = get(&state, "/crypto_report/101").await;
+    assert_eq!(cached.status, StatusCode::OK, "a cached page does not wait");
+    drop(release);
+    until(&state.renders, "the thread is free", |s| s.running == 0).await;
+    for uri in uris {
+        assert_eq!(get(&state, uri).await.status, StatusCode::OK, "{uri}");
     }
 }

@@ -5,12 +5,12 @@
 
 mod common;
 
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::process::Instance;
 use common::server::{RunningServer, raw_get};
-use crypto_report::search::{PoolSettings, PoolStats};
+use common::{occupy, until};
+use crypto_report::search::PoolSettings;
 use crypto_report::store::{FILE_NAME, Store};
 use crypto_report::{AppState, Settings};
 use tokio::io::AsyncWriteExt;
@@ -123,37 +123,6 @@ fn samples_with(search: PoolSettings, request_timeout: Duration) -> (AppState, t
     (state, dir)
 }
 
-/// Holds the one search thread of `state` until the returned sender is dropped or used.
-async fn occupy(state: &AppState) -> mpsc::Sender<()> {
-    let (release, held) = mpsc::channel::<()>();
-    let (started_tx, started) = tokio::sync::oneshot::channel();
-    let pool = state.searches.clone();
-    tokio::spawn(async move {
-        pool.run(move |_| {
-            let _ = started_tx.send(());
-            let _ = held.recv_timeout(WAIT);
-        })
-        .await
-    });
-    tokio::time::timeout(WAIT, started)
-        .await
-        .expect("the holding job starts")
-        .expect("started");
-    release
-}
-
-async fn until(state: &AppState, what: &str, check: impl Fn(&PoolStats) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check(&state.searches.stats()) {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: {:?}",
-            state.searches.stats()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn one_thread(queue: usize) -> PoolSettings {
     PoolSettings {
         workers: 1,
@@ -166,7 +135,7 @@ fn one_thread(queue: usize) -> PoolSettings {
 async fn searches_beyond_the_queue_get_503_with_retry_after() {
     let (state, _dir) = samples_with(one_thread(0), Duration::from_secs(30));
     let server = RunningServer::start(state.clone()).await;
-    let release = occupy(&state).await;
+    let release = occupy(&state.searches).await;
     for path in ["/api/search?q=bitcoin", "/search?q=bitcoin"] {
         let response = raw_get(server.addr, path).await;
         assert!(response.starts_with("HTTP/1.1 503"), "{path}: {response}");
@@ -185,7 +154,7 @@ async fn searches_beyond_the_queue_get_503_with_retry_after() {
             .starts_with("HTTP/1.1 200")
     );
     drop(release);
-    until(&state, "the thread is free", |s| s.running == 0).await;
+    until(&state.searches, "the thread is free", |s| s.running == 0).await;
     let response = raw_get(server.addr, "/api/search?q=bitcoin").await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     server.stop().await.expect("stop");
@@ -195,12 +164,12 @@ async fn searches_beyond_the_queue_get_503_with_retry_after() {
 async fn a_search_answered_408_is_given_up_not_run() {
     let (state, _dir) = samples_with(one_thread(4), Duration::from_secs(1));
     let server = RunningServer::start(state.clone()).await;
-    let release = occupy(&state).await;
+    let release = occupy(&state.searches).await;
     let response = raw_get(server.addr, "/api/search?q=bitcoin").await;
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert_eq!(state.searches.stats().abandoned, 1);
     drop(release);
-    until(&state, "the queued search is dropped", |s| {
+    until(&state.searches, "the queued search is dropped", |s| {
         s.dropped == 1 && s.waiting == 0
     })
     .await;
@@ -211,7 +180,7 @@ async fn a_search_answered_408_is_given_up_not_run() {
 async fn a_search_whose_client_went_away_is_given_up_not_run() {
     let (state, _dir) = samples_with(one_thread(4), Duration::from_secs(30));
     let server = RunningServer::start(state.clone()).await;
-    let release = occupy(&state).await;
+    let release = occupy(&state.searches).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr)
         .await
         .expect("connect");
@@ -219,11 +188,14 @@ async fn a_search_whose_client_went_away_is_given_up_not_run() {
         .write_all(b"GET /api/search?q=bitcoin HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
         .expect("write");
-    until(&state, "the search waits", |s| s.waiting == 1).await;
+    until(&state.searches, "the search waits", |s| s.waiting == 1).await;
     drop(stream);
-    until(&state, "the request is given up", |s| s.abandoned == 1).await;
+    until(&state.searches, "the request is given up", |s| {
+        s.abandoned == 1
+    })
+    .await;
     drop(release);
-    until(&state, "the queued search is dropped", |s| {
+    until(&state.searches, "the queued search is dropped", |s| {
         s.dropped == 1 && s.waiting == 0
     })
     .await;

@@ -103,6 +103,7 @@ fn settings(http: &HttpArgs, listen: std::net::SocketAddr, demo: bool) -> Settin
         max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
         demo,
         search: http.search_pool(),
+        render: http.render_pool(),
         ..Settings::new(http.public_url_or(listen))
     }
 }

@@ -13,8 +13,8 @@ use super::{html_page, reader_lang, remember_lang};
 use crate::AppState;
 use crate::error::{AppError, OwnErrorPage};
 use crate::i18n::{self, Lang};
-use crate::search::pool::Refused;
 use crate::search::{Hit, Results, SearchError, SearchQuery, Snippet};
+use crate::workers::Refused;
 
 /// Longest query kept: one character past the bound, so that a longer query is refused with
 /// the bound (`search::limits`), not cut short without a word.
@@ -157,8 +157,8 @@ async fn run(s: &AppState, asked: &Asked) -> Result<Results, AppError> {
         return Err(AppError::NotFound);
     }
     let results = s
-        .searches
-        .search(&s.search, asked.query.clone())
+        .search
+        .search_in(&s.searches, asked.query.clone())
         .await
         .map_err(search_error)?;
     if results.hits.is_empty() && results.total > 0 && asked.query.page > 1 {

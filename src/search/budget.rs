@@ -2,68 +2,13 @@
 //! or the client went away). Both are checked as documents are scored, so a query past either
 //! stops within a few documents instead of running to the end for nobody.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
 use tantivy::query::{EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::{DocId, DocSet, Score, SegmentReader, TERMINATED, Term};
 
 /// Documents scored between two looks at the clock and the flag.
 const CHECK_EVERY: u32 = 32;
 
-/// Why a query stopped before its end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
-    /// It ran longer than its budget.
-    OutOfTime,
-    /// Nobody waits for it any more.
-    Cancelled,
-}
-
-/// The deadline and the cancellation of one query; clones share the cancellation.
-#[derive(Debug, Clone)]
-pub struct Budget {
-    deadline: Instant,
-    cancelled: Arc<AtomicBool>,
-}
-
-impl Budget {
-    /// `time` from now, cancelled through `cancelled`.
-    pub fn new(time: Duration, cancelled: Arc<AtomicBool>) -> Budget {
-        let now = Instant::now();
-        Budget {
-            deadline: now
-                .checked_add(time)
-                .unwrap_or(now + Duration::from_secs(3600)),
-            cancelled,
-        }
-    }
-
-    /// `time` from now, with a cancellation of its own.
-    pub fn of(time: Duration) -> Budget {
-        Budget::new(time, Arc::default())
-    }
-
-    pub fn cancel(&self) {
-        self.cancelled.store(true, Ordering::Release);
-    }
-
-    pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
-    }
-
-    /// `Err` once the query should stop.
-    pub fn check(&self) -> Result<(), Stopped> {
-        if self.is_cancelled() {
-            Err(Stopped::Cancelled)
-        } else if Instant::now() >= self.deadline {
-            Err(Stopped::OutOfTime)
-        } else {
-            Ok(())
-        }
-    }
-}
+pub use crate::workers::{Budget, Stopped};
 
 /// `inner`, scored under `budget`: once the budget is spent every scorer of it ends, and the
 /// search returns what it had (the caller asks the budget whether it stopped early).
@@ -186,6 +131,7 @@ impl Scorer for BudgetedScorer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use tantivy::collector::Count;
     use tantivy::query::AllQuery;
     use tantivy::schema::{Schema, TEXT};

@@ -15,6 +15,7 @@ use crypto_report::market::Market;
 use crypto_report::reports::{Batch, Report};
 use crypto_report::secret::Secret;
 use crypto_report::store::{FILE_NAME, Store};
+use crypto_report::workers::{Pool, PoolStats};
 use crypto_report::{AppState, Feed, Parts, Settings};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -256,6 +257,41 @@ impl Reply {
 
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).expect("json body")
+    }
+}
+
+/// Upper bound of the waits of [`occupy`] and [`until`].
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Holds the one thread of `pool` until the returned sender is dropped or used.
+pub async fn occupy(pool: &Pool) -> std::sync::mpsc::Sender<()> {
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = tokio::sync::oneshot::channel();
+    let pool = pool.clone();
+    tokio::spawn(async move {
+        pool.run(move |_| {
+            let _ = started_tx.send(());
+            let _ = held.recv_timeout(POOL_WAIT);
+        })
+        .await
+    });
+    tokio::time::timeout(POOL_WAIT, started)
+        .await
+        .expect("the holding job starts")
+        .expect("started");
+    release
+}
+
+/// Waits until `check` holds for the stats of `pool` (at most 20 s).
+pub async fn until(pool: &Pool, what: &str, check: impl Fn(&PoolStats) -> bool) {
+    let deadline = std::time::Instant::now() + POOL_WAIT;
+    while !check(&pool.stats()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {:?}",
+            pool.stats()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
 

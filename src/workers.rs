@@ -1,21 +1,21 @@
-//! Where searches run: threads of their own (not the blocking pool that serves the store's
-//! reads), a bounded queue in front of them, and a cancellation that reaches the search when
-//! its request ends early: answered 408 by the request timeout, or its client gone. Beyond the
-//! queue a search is refused at once ([`Refused::Busy`]: the edge answers 503 with
-//! `Retry-After`).
+//! Pools of threads of their own for work that must not crowd the blocking pool (searches,
+//! page and card renders): a fixed number of threads, a bounded queue in front of them, and a
+//! cancellation that reaches the work when its request ends early (answered 408 by the request
+//! timeout, or its client gone). Beyond the queue work is refused at once
+//! ([`Refused::Busy`]: the edge answers 503 with `Retry-After`).
+//!
+//! Few long-lived threads also bound memory: every thread that allocates keeps an allocator
+//! heap of its own, and the blocking pool grows to a thread per task waiting on it.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::budget::Budget;
-use super::{Results, Search, SearchError, SearchQuery};
-
-/// How many searches run at once, how many may wait, and how long one may take.
+/// How many jobs run at once, how many may wait, and how long one may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
     pub workers: usize,
@@ -26,21 +26,26 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> PoolSettings {
         PoolSettings {
-            workers: std::thread::available_parallelism().map_or(2, usize::from),
+            workers: cores(),
             queue: 32,
             budget: Duration::from_secs(3),
         }
     }
 }
 
-/// Why the pool did not run a search.
+/// The machine's cores (2 when it cannot be told).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// Why the pool did not run a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Refused {
-    #[error("every search worker is busy and the queue is full")]
+    #[error("every worker is busy and the queue is full")]
     Busy,
-    #[error("the search workers could not be started")]
+    #[error("the workers could not be started")]
     NoWorkers,
-    #[error("the search failed (a bug; see the log)")]
+    #[error("the work failed (a bug; see the log)")]
     Failed,
 }
 
@@ -63,14 +68,69 @@ pub struct PoolStats {
     pub cancelled: u64,
 }
 
+/// Why a job stopped before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// It ran longer than its budget.
+    OutOfTime,
+    /// Nobody waits for it any more.
+    Cancelled,
+}
+
+/// The deadline and the cancellation of one job; clones share the cancellation. Work that
+/// can stop early asks it as it goes.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    deadline: Instant,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl Budget {
+    /// `time` from now, cancelled through `cancelled`.
+    pub fn new(time: Duration, cancelled: Arc<AtomicBool>) -> Budget {
+        let now = Instant::now();
+        Budget {
+            deadline: now
+                .checked_add(time)
+                .unwrap_or(now + Duration::from_secs(3600)),
+            cancelled,
+        }
+    }
+
+    /// `time` from now, with a cancellation of its own.
+    pub fn of(time: Duration) -> Budget {
+        Budget::new(time, Arc::default())
+    }
+
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// `Err` once the job should stop.
+    pub fn check(&self) -> Result<(), Stopped> {
+        if self.is_cancelled() {
+            Err(Stopped::Cancelled)
+        } else if Instant::now() >= self.deadline {
+            Err(Stopped::OutOfTime)
+        } else {
+            Ok(())
+        }
+    }
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The search pool; cheap to clone. Its threads start with the first search and end when the
-/// last clone is dropped.
+/// A pool; cheap to clone. Its threads (named `<name>-<n>`) start with the first job and end
+/// when the last clone is dropped.
 #[derive(Clone)]
 pub struct Pool(Arc<Inner>);
 
 struct Inner {
+    name: &'static str,
     settings: PoolSettings,
     jobs: SyncSender<Job>,
     next: Arc<Mutex<Receiver<Job>>>,
@@ -96,7 +156,7 @@ impl std::fmt::Debug for Pool {
     }
 }
 
-/// Cancels the search when the request waiting for it is dropped before its answer.
+/// Cancels the job when the request waiting for it is dropped before its answer.
 struct CancelOnDrop {
     budget: Budget,
     counts: Arc<Counts>,
@@ -113,17 +173,18 @@ impl Drop for CancelOnDrop {
 }
 
 impl Pool {
-    pub fn new(settings: PoolSettings) -> Pool {
+    pub fn new(name: &'static str, settings: PoolSettings) -> Pool {
         let settings = PoolSettings {
             workers: settings.workers.max(1),
             ..settings
         };
         // Admission is counted (`Counts::admitted`), not left to the channel: a rendezvous
-        // channel would refuse a search whenever a free worker is not parked in `recv` at that
+        // channel would refuse a job whenever a free worker is not parked in `recv` at that
         // instant (starting, or between two jobs). With room for every admitted job, a send
         // never waits.
         let (jobs, next) = sync_channel(settings.workers + settings.queue);
         Pool(Arc::new(Inner {
+            name,
             settings,
             jobs,
             next: Arc::new(Mutex::new(next)),
@@ -150,18 +211,6 @@ impl Pool {
         }
     }
 
-    /// Runs `query` on `search` within the pool's budget.
-    pub async fn search(
-        &self,
-        search: &Search,
-        query: SearchQuery,
-    ) -> Result<Results, SearchError> {
-        let search = search.clone();
-        self.run(move |budget| search.search_within(&query, budget))
-            .await
-            .map_err(SearchError::from)?
-    }
-
     /// Runs `work` on a pool thread with a budget of the pool's time, cancelled if this future
     /// is dropped first (before `work` starts, `work` never runs).
     pub async fn run<T: Send + 'static>(
@@ -180,10 +229,11 @@ impl Pool {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let counts = Arc::clone(&self.0.counts);
         let time = self.0.settings.budget;
+        let name = self.0.name;
         let job: Job = Box::new(move || {
             counts.waiting.fetch_sub(1, Ordering::AcqRel);
             // Out of the pool before the answer is sent or the running count falls: whoever
-            // sees either may search again at once.
+            // sees either may submit again at once.
             let leaves = Leaves(&counts.admitted);
             if cancelled.load(Ordering::Acquire) {
                 counts.dropped.fetch_add(1, Ordering::AcqRel);
@@ -201,7 +251,7 @@ impl Pool {
                 Ok(out) => {
                     let _ = tx.send(out);
                 }
-                Err(_) => tracing::error!("a search panicked"),
+                Err(_) => tracing::error!(pool = name, "a job panicked"),
             }
         });
         let capacity = self.0.settings.workers + self.0.settings.queue;
@@ -242,11 +292,13 @@ impl Pool {
             for n in 0..self.0.settings.workers {
                 let next = Arc::clone(&self.0.next);
                 let spawned = std::thread::Builder::new()
-                    .name(format!("search-{n}"))
+                    .name(format!("{}-{n}", self.0.name))
                     .spawn(move || work(&next));
                 match spawned {
                     Ok(_) => started += 1,
-                    Err(e) => tracing::error!(error = %e, "cannot start a search thread"),
+                    Err(e) => {
+                        tracing::error!(error = %e, pool = self.0.name, "cannot start a thread")
+                    }
                 }
             }
             started > 0
@@ -280,11 +332,14 @@ mod tests {
     use std::sync::mpsc;
 
     fn pool(workers: usize, queue: usize) -> Pool {
-        Pool::new(PoolSettings {
-            workers,
-            queue,
-            budget: Duration::from_secs(60),
-        })
+        Pool::new(
+            "test",
+            PoolSettings {
+                workers,
+                queue,
+                budget: Duration::from_secs(60),
+            },
+        )
     }
 
     /// A job that holds its worker until `release` is sent; reports it started.
@@ -309,7 +364,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn beyond_the_queue_a_search_is_refused_at_once() {
+    async fn beyond_the_queue_a_job_is_refused_at_once() {
         let pool = pool(1, 1);
         let (first, release, started) = hold(&pool);
         started
@@ -330,10 +385,10 @@ mod tests {
         assert_eq!(pool.run(|_| 9).await, Ok(9), "free again");
     }
 
-    /// A free worker always takes a search, even without a queue: not only when it happens
+    /// A free worker always takes a job, even without a queue: not only when it happens
     /// to be parked in `recv` (it may be starting, or between two jobs).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_free_worker_takes_a_search_without_a_queue() {
+    async fn a_free_worker_takes_a_job_without_a_queue() {
         let pool = pool(1, 0);
         for n in 0..500 {
             assert_eq!(pool.run(move |_| n).await, Ok(n), "{:?}", pool.stats());
@@ -342,7 +397,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_search_given_up_before_it_starts_never_runs() {
+    async fn a_job_given_up_before_it_starts_never_runs() {
         let pool = pool(1, 4);
         let (first, release, started) = hold(&pool);
         started
@@ -365,7 +420,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_running_search_whose_request_is_dropped_is_cancelled() {
+    async fn a_running_job_whose_request_is_dropped_is_cancelled() {
         let pool = pool(1, 1);
         let (stopped_tx, stopped) = mpsc::channel();
         let running = pool.run(move |budget: &Budget| {
@@ -382,14 +437,14 @@ mod tests {
         );
         let why = stopped
             .recv_timeout(Duration::from_secs(10))
-            .expect("the search stopped");
-        assert_eq!(why, Err(super::super::budget::Stopped::Cancelled));
+            .expect("the job stopped");
+        assert_eq!(why, Err(Stopped::Cancelled));
         assert_eq!(pool.run(|_| 1).await, Ok(1), "the worker is free");
         assert_eq!(pool.stats().cancelled, 1);
     }
 
     #[tokio::test]
-    async fn a_panicking_search_fails_alone() {
+    async fn a_panicking_job_fails_alone() {
         let pool = pool(1, 1);
         let failed = pool.run(|_| -> u8 { panic!("boom") }).await;
         assert_eq!(failed, Err(Refused::Failed));
