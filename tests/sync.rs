@@ -99,12 +99,7 @@ async fn a_synced_report_shows_everywhere_at_once_and_is_announced() {
         )
         .await
         .expect("insert");
-    let synced = client
-        .post(server.url("/admin/sync"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("sync");
+    let synced = sync_now(&client, &server).await;
     assert_eq!(synced.status(), 200);
     let synced: serde_json::Value = synced.json().await.expect("json");
     assert_eq!(synced["pass"]["new"], 1, "{synced}");
@@ -200,12 +195,7 @@ async fn an_unreachable_source_never_touches_serving() {
     for route in ["/", "/crypto_reports_list", "/rss.xml", "/api/reports"] {
         assert_eq!(get(&client, &server.url(route)).await.0, 200, "{route}");
     }
-    let sync = client
-        .post(server.url("/admin/sync"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("sync");
+    let sync = sync_now(&client, &server).await;
     assert_eq!(sync.status(), 502);
     let body = sync.text().await.expect("body");
     assert!(
@@ -267,12 +257,7 @@ async fn the_first_pass_announces_nothing_and_a_later_new_row_is_announced_once(
         .await
         .expect("insert");
     for _ in 0..2 {
-        let synced = client
-            .post(server.url("/admin/sync"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("sync");
+        let synced = sync_now(&client, &server).await;
         assert_eq!(synced.status(), 200);
     }
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -288,4 +273,14 @@ async fn the_first_pass_announces_nothing_and_a_later_new_row_is_announced_once(
     assert_eq!(posted.len(), 1);
     assert_eq!(posted[0].json()["id"], 6);
     assert_eq!(fake.received("/hook").len(), 1);
+}
+
+/// `POST /admin/sync` with the admin token: one sync pass now.
+async fn sync_now(client: &reqwest::Client, server: &Instance) -> reqwest::Response {
+    client
+        .post(server.url("/admin/sync"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("sync")
 }
