@@ -10,10 +10,12 @@ pub mod target;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+
+use crate::lock::lock;
 
 pub use self::deliver::Announcer;
 pub use self::target::Target;
@@ -117,15 +119,12 @@ pub struct Status(Mutex<BTreeMap<String, TargetStatus>>);
 
 impl Status {
     fn update(&self, target: &str, f: impl FnOnce(&mut TargetStatus)) {
-        let mut all = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = lock(&self.0);
         f(all.entry(target.to_owned()).or_default());
     }
 
     pub fn snapshot(&self) -> BTreeMap<String, TargetStatus> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        lock(&self.0).clone()
     }
 }
 

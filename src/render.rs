@@ -176,7 +176,7 @@ impl Head {
 }
 
 /// One UI string of `lang` (empty if the key is unknown: `i18n` tests every key exists).
-fn ui(lang: Lang, key: &str) -> &'static str {
+pub(crate) fn ui(lang: Lang, key: &str) -> &'static str {
     i18n::strings(lang).get(key).copied().unwrap_or_default()
 }
 

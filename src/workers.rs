@@ -10,7 +10,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -318,7 +318,7 @@ impl Drop for Leaves<'_> {
 /// A worker: takes jobs until the pool is gone.
 fn work(next: &Mutex<Receiver<Job>>) {
     loop {
-        let job = next.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let job = crate::lock::lock(next).recv();
         match job {
             Ok(job) => job(),
             Err(_) => return,

@@ -36,8 +36,9 @@ pub trait LeaseView: Send + Sync {
 /// What a claim found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// Ours to send.
-    Go,
+    /// Ours to send, under this fence (the one the claim was recorded with: the done mark
+    /// carries the same, whatever the lease says by then).
+    Go(u64),
     /// Another holder delivered it: drop the local record.
     Done,
     /// This instance does not hold the lease (any more): send nothing.
@@ -85,7 +86,7 @@ impl Claims {
             )
             .await?;
         Ok(match n {
-            1 => Claim::Go,
+            1 => Claim::Go(held.fence),
             2 => Claim::Done,
             _ => Claim::NotOurs,
         })
@@ -101,10 +102,6 @@ impl Claims {
             .arg(DONE_TTL.as_secs())
             .clone();
         self.redis.cmd::<()>(&set).await
-    }
-
-    pub fn fence(&self) -> Option<u64> {
-        self.lease.held().map(|h| h.fence)
     }
 }
 

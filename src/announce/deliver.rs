@@ -4,7 +4,7 @@
 //! id lets a receiver drop the repeat) rather than losing the announcement.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -14,6 +14,7 @@ use super::claims::{Claim, Claims};
 use super::send::{self, Announcement, Sent};
 use super::target::{Kind, Target};
 use super::{Clock, Settings, Status, TargetStatus};
+use crate::lock::lock;
 use crate::reports::outbox::Announcing;
 use crate::store::{Delivery, Store};
 
@@ -253,7 +254,7 @@ impl Announcer {
         let fence = match inner.claims.as_ref() {
             None => None,
             Some(claims) => match claims.claim(&a.delivery_id).await {
-                Ok(Claim::Go) => claims.fence(),
+                Ok(Claim::Go(fence)) => Some(fence),
                 Ok(Claim::Done) => {
                     // Another holder delivered it.
                     if let Err(e) = inner.store.call(move |s| s.outbox_done(seq)).await {
@@ -350,11 +351,7 @@ impl Announcer {
         let Kind::Telegram { chat, .. } = &target.kind else {
             return None;
         };
-        let mut windows = self
-            .0
-            .windows
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut windows = lock(&self.0.windows);
         let window = windows.entry(chat.clone()).or_default();
         while window.front().is_some_and(|t| now - t >= 60_000) {
             window.pop_front();
@@ -366,10 +363,7 @@ impl Announcer {
 
     fn note_sent(&self, target: &Target, now: i64) {
         if let Kind::Telegram { chat, .. } = &target.kind {
-            self.0
-                .windows
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
+            lock(&self.0.windows)
                 .entry(chat.clone())
                 .or_default()
                 .push_back(now);

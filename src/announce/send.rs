@@ -18,6 +18,9 @@ use crate::reports::Report;
 const HEADLINE_MAX: usize = 250;
 /// Most bytes of a target's answer kept for errors and `announce test`.
 const ANSWER_MAX: usize = 2048;
+/// Bytes of a target's answer read at most: what it says past them is never shown, and a
+/// target that answers without end must not fill the memory.
+const ANSWER_READ_MAX: usize = 16 * 1024;
 
 /// What is announced about one report, in one language.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +145,7 @@ async fn answer(result: reqwest::Result<reqwest::Response>) -> Sent {
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok());
-    let body = match response.bytes().await {
+    let body = match read_answer(response).await {
         Ok(b) => b,
         // The status came but the body broke off: the target may or may not have acted.
         Err(e) if status.is_success() => {
@@ -320,6 +323,19 @@ pub fn verify(
         return Err(VerifyError::Stale(now - t));
     }
     Ok(())
+}
+
+/// The start of `response`'s body, at most [`ANSWER_READ_MAX`] bytes; the rest is not read.
+async fn read_answer(mut response: reqwest::Response) -> reqwest::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    while body.len() < ANSWER_READ_MAX {
+        let Some(chunk) = response.chunk().await? else {
+            break;
+        };
+        let room = ANSWER_READ_MAX - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

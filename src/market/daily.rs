@@ -15,6 +15,8 @@ use super::snapshot::{Coin, FearGreed};
 const BUDGET_WAIT: Duration = Duration::from_secs(1);
 const BUDGET_WAITS: usize = 60;
 const DAY_MS: i64 = 86_400_000;
+/// Days of Fear & Greed history asked for at most: the index starts in February 2018.
+const FNG_MAX_DAYS: i64 = 5_000;
 
 pub struct DailyHistory {
     binance: Binance,
@@ -41,7 +43,9 @@ impl DailyHistory {
     /// The Fear & Greed index of every day from `from` (unix ms of a day's start) to today,
     /// as (unix ms within its day, value), newest first as the provider gives them.
     pub async fn fng(&self, from: i64, today: i64) -> Result<Vec<(i64, FearGreed)>, FetchError> {
-        let days = u32::try_from((today - from) / DAY_MS + 2).unwrap_or(0);
+        // `limit=0` asks the provider for every day it has: never send it, and never ask for
+        // more days than the index has existed, whatever date an imported report carries.
+        let days = u32::try_from(((today - from) / DAY_MS + 2).clamp(1, FNG_MAX_DAYS)).unwrap_or(1);
         let call = self.alternative_me.fng_history(days);
         patiently(|| {
             self.upstream

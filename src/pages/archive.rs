@@ -16,7 +16,7 @@ use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
 use crate::i18n::{self, Lang};
 use crate::render::archive::Month;
-use crate::render::since;
+use crate::render::{since, ui};
 use crate::request::{cached, parse_id};
 use crate::store::Store;
 
@@ -125,10 +125,6 @@ fn card_lang(uri: &Uri) -> Lang {
     crate::request::query_param(uri.query(), "lang")
         .and_then(Lang::parse)
         .unwrap_or(Lang::Vi)
-}
-
-fn ui(l: Lang, k: &str) -> &'static str {
-    i18n::strings(l).get(k).copied().unwrap_or_default()
 }
 
 /// A report's share card in one language (Open Graph and Twitter image): date, headline, and
