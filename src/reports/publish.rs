@@ -326,14 +326,14 @@ mod tests {
         );
     }
 
-    /// Stamps each report with its id, as bytes.
-    struct Ids;
+    /// Stamps each report with its id plus `.0`, as bytes.
+    struct Ids(u64);
 
     impl Stamp for Ids {
         fn stamp(&self, reports: &[Report]) -> Vec<Option<Vec<u8>>> {
             reports
                 .iter()
-                .map(|r| Some(r.id.to_le_bytes().to_vec()))
+                .map(|r| Some((r.id + self.0).to_le_bytes().to_vec()))
                 .collect()
         }
     }
@@ -351,7 +351,7 @@ mod tests {
     fn stamps_are_committed_with_new_reports_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("open"));
-        let publisher = Publisher::telling(store.clone(), Some(Arc::new(Ids)), Vec::new());
+        let publisher = Publisher::telling(store.clone(), Some(Arc::new(Ids(0))), Vec::new());
         publisher
             .publish(Batch::of(vec![sample(1, "2026-11-18T08:00:00Z")]))
             .expect("publish");
@@ -359,11 +359,13 @@ mod tests {
             store.market_at(1).expect("read"),
             Some(1u64.to_le_bytes().to_vec())
         );
-        // Updated, not new: what was kept at its publication stays.
+        // Updated, not new: what was kept at its publication stays, whatever a later stamp
+        // says.
         let mut changed = sample(1, "2026-11-18T08:00:00Z");
         changed.css_content = Some("p{}".into());
+        let later = Publisher::telling(store.clone(), Some(Arc::new(Ids(100))), Vec::new());
+        later.publish(Batch::of(vec![changed])).expect("update");
         let direct = Publisher::telling(store.clone(), None, Vec::new());
-        direct.publish(Batch::of(vec![changed])).expect("update");
         assert_eq!(
             store.market_at(1).expect("read"),
             Some(1u64.to_le_bytes().to_vec())
