@@ -150,14 +150,8 @@
 
   // ---- numbers ---------------------------------------------------------------------------
 
-  const formatters = new Map();
   function fmt(value, min, max) {
-    const locale = lang() === 'vi' ? 'vi-VN' : 'en-US';
-    const key = `${locale}:${min}:${max}`;
-    if (!formatters.has(key)) {
-      formatters.set(key, new Intl.NumberFormat(locale, { minimumFractionDigits: min, maximumFractionDigits: max }));
-    }
-    return formatters.get(key).format(value);
+    return window.crSite.formatNumber(value, min, max, lang());
   }
 
   // A finite number, or null: a missing value is never shown as 0.

@@ -90,8 +90,12 @@
     views.forEach((v) => {
       const next = describe.build(state, v.compact);
       const current = v.el.firstElementChild;
-      if (current) morph(current, next, range);
-      else v.el.appendChild(next);
+      if (!current) v.el.appendChild(next);
+      else if (v.filled || (range && range.intersectsNode(v.el)) || v.el.contains(document.activeElement)) morph(current, next, range);
+      // The first data replaces the empty frame whole: nothing in it is selected or focused,
+      // and merging every node of a frame that changes everywhere costs more than drawing anew.
+      else current.replaceWith(next);
+      v.filled = Boolean(state.data);
     });
     restartFlashes();
   }

@@ -36,14 +36,8 @@
     return null;
   }
 
-  const formatters = new Map();
   function fmt(v, digits) {
-    const locale = lang() === 'vi' ? 'vi-VN' : 'en-US';
-    const key = `${locale}:${digits}`;
-    if (!formatters.has(key)) {
-      formatters.set(key, new Intl.NumberFormat(locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }));
-    }
-    return formatters.get(key).format(v);
+    return window.crSite.formatNumber(v, digits, digits, lang());
   }
 
   function usd(text) {

@@ -39,7 +39,6 @@
   // The audience's clock, as the server keeps it (src/i18n.rs): UTC+7, no daylight saving.
   // Plain arithmetic: a time-zone formatter costs more than the rest of a list page's dates.
   const OFFSET_MS = 7 * 3600 * 1000;
-  const ages = new Map();
 
   function localParts(date) {
     const local = new Date(date.getTime() + OFFSET_MS);
@@ -53,8 +52,14 @@
     return String(n).padStart(2, '0');
   }
 
-  // Mirrors the server's formatting (src/i18n.rs) so a switch changes only the language.
-  // Whole units before now, as src/i18n.rs format_age writes them.
+  // Mirrors the server's formatting (src/i18n.rs format_age) so a switch changes only the
+  // language. Written out rather than asked of Intl.RelativeTimeFormat: building that formatter
+  // loads locale data, the longest task of a page's start on a phone.
+  const AGE_UNITS = {
+    minute: ['phút', 'minute'], hour: ['giờ', 'hour'], day: ['ngày', 'day'],
+    month: ['tháng', 'month'], year: ['năm', 'year'],
+  };
+
   function formatAge(date, lang) {
     const minutes = Math.max(0, Math.floor((Date.now() - date.getTime()) / 60000));
     const days = Math.floor(minutes / 1440);
@@ -65,9 +70,28 @@
     else if (days < 45) [n, unit] = [days, 'day'];
     else if (days < 730) [n, unit] = [Math.floor(days / 30.44), 'month'];
     else [n, unit] = [Math.floor(days / 365.25), 'year'];
-    const locale = lang === 'vi' ? 'vi' : 'en';
-    if (!ages.has(locale)) ages.set(locale, new Intl.RelativeTimeFormat(locale, { numeric: 'always' }));
-    return ages.get(locale).format(-n, unit);
+    const [vi, en] = AGE_UNITS[unit];
+    if (lang === 'vi') return `${n} ${vi} trước`;
+    return n === 1 ? `1 ${en} ago` : `${n} ${en}s ago`;
+  }
+
+  // A fixed-point number grouped as vi-VN ("1.234,5") or en-US ("1,234.5") writes it, with
+  // `min` to `max` decimals. The same text as Intl.NumberFormat without building one per
+  // locale and precision (each costs a few milliseconds on a phone, and a page needs a dozen).
+  function formatNumber(value, min, max, lang) {
+    let text = Math.abs(value).toFixed(max);
+    if (max > min) {
+      const keep = text.length - (max - min);
+      let end = text.length;
+      while (end > keep && text[end - 1] === '0') end -= 1;
+      if (text[end - 1] === '.') end -= 1;
+      text = text.slice(0, end);
+    }
+    const [whole, fraction] = text.split('.');
+    const vi = lang === 'vi';
+    const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, vi ? '.' : ',');
+    const out = fraction ? grouped + (vi ? ',' : '.') + fraction : grouped;
+    return value < 0 && /[1-9]/.test(text) ? `-${out}` : out;
   }
 
   function formatDate(date, lang, kind) {
@@ -360,7 +384,7 @@
     document.addEventListener('cr:report-published', showNewReports);
   }
 
-  window.crSite = { currentLang, currentTheme, formatDate };
+  window.crSite = { currentLang, currentTheme, formatDate, formatNumber };
 
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', start);
