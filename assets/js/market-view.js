@@ -151,7 +151,7 @@
   // ---- numbers ---------------------------------------------------------------------------
 
   function fmt(value, min, max) {
-    return window.crSite.formatNumber(value, min, max, lang());
+    return window.crNumbers.fixed(value, min, max, lang());
   }
 
   // A finite number, or null: a missing value is never shown as 0.

@@ -75,13 +75,32 @@
     return NaN;
   }
 
+  // js/numbers.js writes the shapes used here as Intl would, without loading locale data;
+  // other options (a report calling crReport.formatNumber with its own) go to Intl.
   const formatterCache = new Map();
+  const FIXED_OPTIONS = new Set(['minimumFractionDigits', 'maximumFractionDigits']);
 
   function formatNumber(value, options) {
     const n = toNumber(value);
     if (!Number.isFinite(n)) return '—';
     const opts = options || defaultDigits(n);
-    const locale = currentLang() === 'en' ? 'en-US' : 'vi-VN';
+    const lang = currentLang() === 'en' ? 'en' : 'vi';
+    const numbers = window.crNumbers;
+    const keys = Object.keys(opts);
+    const max = opts.maximumFractionDigits;
+    if (numbers && Number.isInteger(max) && max >= 0 && max <= 20) {
+      if (keys.every((k) => FIXED_OPTIONS.has(k))) {
+        const min = Number.isInteger(opts.minimumFractionDigits) ? Math.min(opts.minimumFractionDigits, max) : 0;
+        return numbers.fixed(n, min, max, lang);
+      }
+      if (keys.length === 2 && opts.style === 'percent') return numbers.percent(n, max, lang);
+      if (keys.length === 2 && opts.notation === 'compact') return numbers.compact(n, max, lang);
+    }
+    if (numbers && keys.length === 1 && Number.isInteger(opts.maximumSignificantDigits)
+      && opts.maximumSignificantDigits >= 1 && opts.maximumSignificantDigits <= 21) {
+      return numbers.significant(n, opts.maximumSignificantDigits, lang);
+    }
+    const locale = lang === 'en' ? 'en-US' : 'vi-VN';
     const key = locale + JSON.stringify(opts);
     try {
       let formatter = formatterCache.get(key);

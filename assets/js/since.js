@@ -37,7 +37,7 @@
   }
 
   function fmt(v, digits) {
-    return window.crSite.formatNumber(v, digits, digits, lang());
+    return window.crNumbers.fixed(v, digits, digits, lang());
   }
 
   function usd(text) {

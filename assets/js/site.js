@@ -75,25 +75,6 @@
     return n === 1 ? `1 ${en} ago` : `${n} ${en}s ago`;
   }
 
-  // A fixed-point number grouped as vi-VN ("1.234,5") or en-US ("1,234.5") writes it, with
-  // `min` to `max` decimals. The same text as Intl.NumberFormat without building one per
-  // locale and precision (each costs a few milliseconds on a phone, and a page needs a dozen).
-  function formatNumber(value, min, max, lang) {
-    let text = Math.abs(value).toFixed(max);
-    if (max > min) {
-      const keep = text.length - (max - min);
-      let end = text.length;
-      while (end > keep && text[end - 1] === '0') end -= 1;
-      if (text[end - 1] === '.') end -= 1;
-      text = text.slice(0, end);
-    }
-    const [whole, fraction] = text.split('.');
-    const vi = lang === 'vi';
-    const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, vi ? '.' : ',');
-    const out = fraction ? grouped + (vi ? ',' : '.') + fraction : grouped;
-    return value < 0 && /[1-9]/.test(text) ? `-${out}` : out;
-  }
-
   function formatDate(date, lang, kind) {
     if (kind === 'age') return formatAge(date, lang);
     const p = localParts(date);
@@ -384,7 +365,7 @@
     document.addEventListener('cr:report-published', showNewReports);
   }
 
-  window.crSite = { currentLang, currentTheme, formatDate, formatNumber };
+  window.crSite = { currentLang, currentTheme, formatDate };
 
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', start);

@@ -207,6 +207,15 @@ function initScript() {
       });
     }
   }, true);
+  // Intl formatters built by the page (the first loads locale data: ~100 ms on a phone).
+  const built = [];
+  Object.defineProperty(window, '__crIntl', { value: built });
+  for (const name of ['NumberFormat', 'RelativeTimeFormat', 'DateTimeFormat']) {
+    const Real = Intl[name];
+    const counted = function (...args) { built.push(name); return new Real(...args); };
+    counted.prototype = Real.prototype;
+    Intl[name] = counted;
+  }
   if (window === window.top) {
     // The theme at the moment <body> is first parsed (before first paint) and at
     // DOMContentLoaded: both must already be the remembered one.
@@ -529,6 +538,9 @@ test('b. report pages draw every chart, fill the TOC and size the frame', { time
       const height = await frameHeight(page);
       assert.ok(height >= contentHeight - 2, `${url}: frame ${height}px is shorter than its content ${contentHeight}px`);
       assert.equal(await frame.evaluate(() => origin), 'null', `${url}: the frame's origin is not opaque`);
+      // Numbers, percentages and compact units are written by js/numbers.js, not by Intl.
+      assert.deepEqual(await frame.evaluate(() => window.__crIntl), [], `${url}: the frame built Intl formatters`);
+      assert.deepEqual(await page.evaluate(() => window.__crIntl), [], `${url}: the page built Intl formatters`);
       await sleep(300);
       await assertPageClean(page, url);
       await page.close();
