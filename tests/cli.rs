@@ -676,3 +676,37 @@ fn a_source_that_is_neither_a_url_nor_a_file_never_echoes_a_password() {
         assert!(!all.contains("pw-4242-secret"), "{from}: {all}");
     }
 }
+
+#[test]
+fn a_server_on_port_0_links_to_the_port_it_got() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(bin())
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("CR_PUBLIC_URL")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start demo");
+    let mut log = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let port: u16 = loop {
+        line.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut log, &mut line).expect("log") > 0,
+            "no address"
+        );
+        if let Some(rest) = line.split("address=127.0.0.1:").nth(1) {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            break digits.parse().expect("port");
+        }
+    };
+    let sitemap = http_get(port, "/sitemap.xml").unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(sitemap.starts_with("HTTP/1.0 200"), "{sitemap}");
+    assert!(
+        sitemap.contains(&format!("<loc>http://127.0.0.1:{port}/")),
+        "{sitemap}"
+    );
+    assert!(!sitemap.contains("127.0.0.1:0/"), "{sitemap}");
+}

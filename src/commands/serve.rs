@@ -70,6 +70,7 @@ pub fn demo(http: HttpArgs, tick: Duration, cluster: &ClusterArgs) -> anyhow::Re
 fn run(mut parts: Parts, http: &HttpArgs, cluster: &ClusterArgs) -> anyhow::Result<()> {
     let listen = http.listen_addr()?;
     let metrics = http.metrics_listen;
+    let named = http.public_url.is_some();
     let redis = cluster.url();
     let prefix = cluster.redis_prefix.clone();
     runtime()?.block_on(async move {
@@ -84,6 +85,10 @@ fn run(mut parts: Parts, http: &HttpArgs, cluster: &ClusterArgs) -> anyhow::Resu
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        if !named {
+            // Port 0 picks a free port: links and feeds name the one the system gave.
+            parts.settings.public_url = format!("http://{}", listener.local_addr()?);
+        }
         if let Some(addr) = metrics {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
