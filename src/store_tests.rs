@@ -515,3 +515,39 @@ fn damage_record(store: &Store, id: u64, damage: impl FnOnce(&mut Vec<u8>)) {
         })
         .expect("damage");
 }
+
+#[test]
+fn a_store_without_a_digest_opens_around_a_record_whose_header_is_unreadable() {
+    let (_other, alone) = temp_store();
+    alone
+        .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[])
+        .expect("write");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    {
+        let store = Store::open(&path).expect("open");
+        store
+            .commit_reports(
+                &[
+                    sample(1, "2026-11-18T08:00:00Z"),
+                    sample(2, "2026-11-19T08:00:00Z"),
+                ],
+                &[],
+            )
+            .expect("write");
+        damage_record(&store, 2, |bytes| bytes.truncate(1));
+        store
+            .write(|tx| {
+                tx.open_table(META)
+                    .map_err(db_err)?
+                    .remove("content_digest")
+                    .map_err(db_err)?;
+                Ok(())
+            })
+            .expect("forget");
+    }
+    // Counted as the commit's recount and the search index count it: without the record.
+    let store = Store::open(&path).expect("opens around the damage");
+    assert_eq!(store.version().digest, alone.version().digest);
+    assert_eq!(store.report_terms().expect("terms").len(), 1);
+}
