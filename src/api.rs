@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::market::Refresh;
 use crate::render::ReportCard;
-use crate::reports::Report;
+use crate::reports::{Reader, Report};
 use crate::request::{PER_PAGE, cached, parse_id, parse_page};
 
 const JSON: &str = "application/json";
@@ -95,7 +95,7 @@ pub async fn reports(
     let page_no = parse_page(uri.query())?;
     let page = cached(&s, format!("api:reports:{page_no}"), move |st| {
         let offset = (page_no - 1).saturating_mul(PER_PAGE);
-        let (reports, total) = st.store.newest_reports(offset, PER_PAGE as usize)?;
+        let (reports, total) = Reader::new(&st.store).newest(offset, PER_PAGE as usize)?;
         let pages = total.div_ceil(PER_PAGE).max(1);
         if page_no > pages {
             return Err(AppError::NotFound);
@@ -127,7 +127,9 @@ pub async fn report(
     }
     let id = parse_id(&raw)?;
     let page = cached(&s, format!("api:report:{id}"), move |st| {
-        let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
+        let report = Reader::new(&st.store)
+            .report(id)?
+            .ok_or(AppError::NotFound)?;
         let body = json_body(&Full {
             report: &report,
             lead: LeadFields::new(&report),

@@ -210,7 +210,7 @@ impl Parts {
         if let Some(cluster) = &cluster {
             let (cluster, parts) = (
                 cluster.clone(),
-                crate::cluster::Parts {
+                crate::cluster::ActsOn {
                     publisher: publisher.clone(),
                     market: market.clone(),
                 },

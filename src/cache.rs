@@ -13,6 +13,7 @@ pub mod l2;
 pub mod redb_tier;
 pub mod redis_tier;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,9 +96,9 @@ struct StoredPage {
 
 /// What a cached page is made of: every encoding of its body, its headers, its dependencies.
 #[derive(Serialize, Deserialize)]
-struct PageParts {
-    body: EncodedParts,
-    deps: Deps,
+struct PageParts<'a> {
+    body: EncodedParts<'a>,
+    deps: Cow<'a, Deps>,
 }
 
 /// The seal of `parts` kept under `key`: an entry moved to another key, or with any part
@@ -302,7 +303,7 @@ impl<E: From<Abandoned> + Send + Sync + 'static> PageCache<E> {
                         if current(&state)
                             && let Some(l2_key) = tier.l2_key.filter(|_| (tier.still_valid)())
                         {
-                            write_l2(l2, l2_key, tier.strategy, &page);
+                            write_l2(l2, l2_key, tier.strategy, Arc::clone(&page));
                         }
                         Ok(page)
                     }
@@ -426,7 +427,7 @@ async fn read_l2(l2: &dyn L2, key: &str) -> Option<CachedPage> {
     match Encoded::from_parts(parts.body) {
         Ok(body) => Some(CachedPage {
             body,
-            deps: parts.deps,
+            deps: parts.deps.into_owned(),
         }),
         Err(e) => {
             tracing::debug!(key, error = %e, "unusable L2 entry; rendering");
@@ -435,28 +436,36 @@ async fn read_l2(l2: &dyn L2, key: &str) -> Option<CachedPage> {
     }
 }
 
-/// Writes a rendered page to L2 in the background.
-fn write_l2(l2: Arc<dyn L2>, key: String, strategy: Strategy, page: &CachedPage) {
-    let parts = PageParts {
-        body: page.body.to_parts(),
-        deps: page.deps.clone(),
-    };
-    let tags = page.deps.tags();
-    let Ok(parts) = postcard::to_allocvec(&parts) else {
-        return;
-    };
-    let stored = StoredPage {
-        seal: seal(&key, &parts),
-        parts,
-    };
-    let Ok(bytes) = postcard::to_allocvec(&stored) else {
-        return;
-    };
+/// Writes a rendered page to L2 in the background: the requests waiting for it are answered
+/// without waiting for its entry to be made.
+fn write_l2(l2: Arc<dyn L2>, key: String, strategy: Strategy, page: Arc<CachedPage>) {
     tokio::spawn(async move {
+        let Ok(bytes) = entry(&key, &page) else {
+            return;
+        };
+        let tags = page.deps.tags();
+        drop(page);
         if let Err(e) = l2.put(&key, bytes, strategy.ttl(), &tags).await {
             tracing::debug!(error = %e, "L2 write failed");
         }
     });
+}
+
+/// The L2 entry of `page` under `key`: a [`StoredPage`] of its [`PageParts`], written in one
+/// buffer, so each body is copied once, into the entry.
+fn entry(key: &str, page: &CachedPage) -> Result<Vec<u8>, postcard::Error> {
+    let parts = PageParts {
+        body: page.body.to_parts(),
+        deps: Cow::Borrowed(&page.deps),
+    };
+    let size = postcard::serialize_with_flavor(&parts, postcard::ser_flavors::Size::default())?;
+    // As `StoredPage` is encoded: the parts' length, the parts, the seal.
+    let out = postcard::to_extend(&size, Vec::with_capacity(size + 48))?;
+    let start = out.len();
+    let mut out = postcard::to_extend(&parts, out)?;
+    let seal = seal(key, &out[start..]);
+    out.extend_from_slice(&seal);
+    Ok(out)
 }
 
 /// A change drops the pages it touches from memory; one made here also drops them from the
@@ -836,16 +845,42 @@ mod tests {
         sealed_again(parts, deps, seal)
     }
 
+    #[test]
+    fn an_entry_is_the_stored_page_of_its_parts_and_reads_back() {
+        let page = CachedPage {
+            body: Encoded::new("text/html", "<p>a page</p>".repeat(400), Quality::Fast),
+            deps: Deps::reports(vec![1, 2]),
+        };
+        let made = entry("page:k", &page).expect("entry");
+        let parts = postcard::to_allocvec(&PageParts {
+            body: page.body.to_parts(),
+            deps: Cow::Borrowed(&page.deps),
+        })
+        .expect("parts");
+        let stored = StoredPage {
+            seal: seal("page:k", &parts),
+            parts,
+        };
+        assert_eq!(made, postcard::to_allocvec(&stored).expect("stored"));
+        let (body, deps, _) = opened(&made);
+        assert_eq!(body, page.body.to_parts());
+        assert_eq!(deps, page.deps);
+    }
+
     /// The parts of an entry, and its seal.
-    fn opened(entry: &[u8]) -> (EncodedParts, Deps, [u8; 32]) {
+    fn opened(entry: &[u8]) -> (EncodedParts<'static>, Deps, [u8; 32]) {
         let stored: StoredPage = postcard::from_bytes(entry).expect("entry");
         let parts: PageParts = postcard::from_bytes(&stored.parts).expect("parts");
-        (parts.body, parts.deps, stored.seal)
+        (parts.body, parts.deps.into_owned(), stored.seal)
     }
 
     /// An entry of these parts under an old seal.
-    fn sealed_again(body: EncodedParts, deps: Deps, seal: [u8; 32]) -> Vec<u8> {
-        let parts = postcard::to_allocvec(&PageParts { body, deps }).expect("parts");
+    fn sealed_again(body: EncodedParts<'_>, deps: Deps, seal: [u8; 32]) -> Vec<u8> {
+        let parts = postcard::to_allocvec(&PageParts {
+            body,
+            deps: Cow::Owned(deps),
+        })
+        .expect("parts");
         postcard::to_allocvec(&StoredPage { parts, seal }).expect("entry")
     }
 }

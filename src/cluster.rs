@@ -69,7 +69,7 @@ struct Inner {
 /// changes other instances send (marked remote), and the market it leads or follows. Narrow
 /// on purpose: the cluster is part of the app, not a holder of it.
 #[derive(Clone)]
-pub struct Parts {
+pub struct ActsOn {
     pub publisher: Publisher,
     pub market: crate::market::Market,
 }
@@ -123,11 +123,11 @@ impl Cluster {
         Arc::clone(&self.0.l2) as Arc<dyn L2>
     }
 
-    /// Starts the bus listener, the lease and the snapshot relay in `tasks`. `parts.market`
+    /// Starts the bus listener, the lease and the snapshot relay in `tasks`. `acts_on.market`
     /// must be an elected market.
-    pub fn start(&self, parts: &Parts, tasks: &Background) {
+    pub fn start(&self, acts_on: &ActsOn, tasks: &Background) {
         let listener = self.clone();
-        let st = parts.clone();
+        let st = acts_on.clone();
         tasks.spawn("cluster bus", |stop| async move {
             let inner = Arc::clone(&listener.0);
             bus::listen(
@@ -143,12 +143,12 @@ impl Cluster {
             .await;
         });
         let leaser = self.clone();
-        let st = parts.clone();
+        let st = acts_on.clone();
         tasks.spawn("market lease", |stop| async move {
             leaser.lease_loop(&st, stop).await
         });
         let relayer = self.clone();
-        let st = parts.clone();
+        let st = acts_on.clone();
         tasks.spawn("market relay", |stop| async move {
             relayer.relay_loop(&st, stop).await
         });
@@ -169,9 +169,9 @@ impl Cluster {
         });
     }
 
-    fn received(&self, state: &Parts, message: Message) {
+    fn received(&self, state: &ActsOn, message: Message) {
         match message {
-            Message::Change(change) => state.publisher.notify(&change, Origin::Remote),
+            Message::Cleared => state.publisher.notify(&Change::Cleared, Origin::Remote),
             Message::Market { fence, snapshot } => {
                 let Some(snapshot) = self.believable(*snapshot) else {
                     return;
@@ -229,7 +229,7 @@ impl Cluster {
 
     /// Shows the snapshot of the holder of `fence` (and stops polling if this instance
     /// thought it held the lease: someone took it after ours lapsed).
-    fn take_snapshot(&self, state: &Parts, fence: u64, snapshot: &crate::market::Snapshot) {
+    fn take_snapshot(&self, state: &ActsOn, fence: u64, snapshot: &crate::market::Snapshot) {
         {
             let mut seen = lock(&self.0.fence_seen);
             if fence < *seen {
@@ -253,7 +253,7 @@ impl Cluster {
         state.market.relay(snapshot);
     }
 
-    async fn lease_loop(&self, state: &Parts, stop: tokio_util::sync::CancellationToken) {
+    async fn lease_loop(&self, state: &ActsOn, stop: tokio_util::sync::CancellationToken) {
         let inner = &self.0;
         let me = format!("{}:{:x}", inner.name, inner.id);
         // A new follower shows the last shared snapshot at once.
@@ -330,7 +330,7 @@ impl Cluster {
 
     /// While this instance leads, sends every new snapshot to the others (and to L2, for
     /// instances that start later).
-    async fn relay_loop(&self, state: &Parts, stop: tokio_util::sync::CancellationToken) {
+    async fn relay_loop(&self, state: &ActsOn, stop: tokio_util::sync::CancellationToken) {
         let mut snapshots = state.market.subscribe();
         let key = self.0.redis.key(SNAPSHOT_KEY);
         loop {
@@ -388,7 +388,7 @@ impl Subscriber for Cluster {
             return;
         }
         match change {
-            Change::Cleared => self.broadcast(Message::Change(Change::Cleared)),
+            Change::Cleared => self.broadcast(Message::Cleared),
             Change::Published(_) | Change::Refreshed { .. } => {}
         }
     }

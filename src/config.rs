@@ -1,11 +1,17 @@
 //! Command line and environment configuration: parsing, fallbacks, validation, redaction.
 
+mod parse;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use self::parse::{
+    parse_age, parse_base_url, parse_interval, parse_prefix, parse_public_url, present,
+};
 
 use crate::market;
 use crate::market::alternative_me::AlternativeMe;
@@ -141,18 +147,6 @@ impl ClusterArgs {
     }
 }
 
-fn parse_prefix(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err("1 to 64 letters, digits, '-', '_' or '.'".into())
-    }
-}
-
 /// Keeping the store in step with the generator's PostgreSQL while serving.
 #[derive(Args, Debug, Clone)]
 pub struct SyncArgs {
@@ -278,27 +272,6 @@ pub enum AnnounceAction {
         #[arg(long, env = "CR_PUBLIC_URL", value_parser = parse_public_url)]
         public_url: Option<String>,
     },
-}
-
-/// A delivery's patience: `90s`, `30m`, `24h`, `3d`; between a minute and 30 days.
-fn parse_age(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| "must be a number with s, m, h or d".to_owned())?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        "d" => n.saturating_mul(86_400),
-        _ => return Err("the unit must be s, m, h or d".into()),
-    };
-    if !(60..=30 * 86_400).contains(&secs) {
-        return Err("must be between 1m and 30d".into());
-    }
-    Ok(Duration::from_secs(secs))
 }
 
 /// `doctor`: the configuration `serve` would use, checked.
@@ -598,11 +571,6 @@ impl MarketArgs {
     }
 }
 
-/// A key that is set and not blank.
-fn present(s: &Option<Secret>) -> Option<Secret> {
-    s.clone().filter(|s| !s.expose().trim().is_empty())
-}
-
 /// An option whose value cannot be used; names the option, never echoes a secret.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid value for {option}: {reason}")]
@@ -618,43 +586,6 @@ impl ConfigError {
             reason: format!("{value:?} is not valid"),
         }
     }
-}
-
-/// A duration such as `300`, `90s`, `5m` or `1h`, between 10 seconds and a day.
-fn parse_interval(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| "must be a number of seconds, or a number with s, m or h".to_owned())?;
-    let secs = match unit.trim() {
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
-        _ => return Err("the unit must be s, m or h".into()),
-    };
-    if !(10..=86_400).contains(&secs) {
-        return Err("must be between 10s and 24h".into());
-    }
-    Ok(Duration::from_secs(secs))
-}
-
-/// A provider's base URL: absolute http(s), no query or fragment, path prefix allowed.
-fn parse_base_url(s: &str) -> Result<String, String> {
-    parse_public_url(s)
-}
-
-fn parse_public_url(s: &str) -> Result<String, String> {
-    let trimmed = s.trim().trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("https://")
-        .or_else(|| trimmed.strip_prefix("http://"))
-        .ok_or("must start with http:// or https://")?;
-    if rest.is_empty() || rest.contains(char::is_whitespace) || rest.contains(['?', '#']) {
-        return Err("must be an absolute URL without query or fragment".into());
-    }
-    Ok(trimmed.to_owned())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Response bodies compressed once, ahead of time, with an ETag per representation, and the
 //! content negotiation and conditional GET that serve them.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use axum::body::{Body, Bytes};
@@ -46,15 +47,17 @@ impl Representation {
 
 /// An [`Encoded`] as plain data, to keep outside the process (the second cache tier): every
 /// representation with its bytes, so whoever reads it back serves it without compressing.
+/// Borrowed from the response when written (its bodies are copied once, into the stored
+/// bytes), owned when read back.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct EncodedParts {
-    content_type: String,
-    cache_control: String,
-    headers: Vec<(String, String)>,
-    tag: String,
-    identity: Vec<u8>,
-    gzip: Option<Vec<u8>>,
-    br: Option<Vec<u8>>,
+pub struct EncodedParts<'a> {
+    content_type: Cow<'a, str>,
+    cache_control: Cow<'a, str>,
+    headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    tag: Cow<'a, str>,
+    identity: Cow<'a, [u8]>,
+    gzip: Option<Cow<'a, [u8]>>,
+    br: Option<Cow<'a, [u8]>>,
     vary_language: bool,
 }
 
@@ -138,20 +141,22 @@ impl Encoded {
     }
 
     /// The parts of this response, to store elsewhere.
-    pub fn to_parts(&self) -> EncodedParts {
-        let text = |v: &HeaderValue| v.to_str().unwrap_or_default().to_owned();
+    pub fn to_parts(&self) -> EncodedParts<'_> {
+        fn text(v: &HeaderValue) -> Cow<'_, str> {
+            Cow::Borrowed(v.to_str().unwrap_or_default())
+        }
         EncodedParts {
             content_type: text(&self.content_type),
             cache_control: text(&self.cache_control),
             headers: self
                 .headers
                 .iter()
-                .map(|(n, v)| (n.as_str().to_owned(), text(v)))
+                .map(|(n, v)| (Cow::Borrowed(n.as_str()), text(v)))
                 .collect(),
-            tag: self.tag.clone(),
-            identity: self.identity.body.to_vec(),
-            gzip: self.gzip.as_ref().map(|r| r.body.to_vec()),
-            br: self.br.as_ref().map(|r| r.body.to_vec()),
+            tag: Cow::Borrowed(&self.tag),
+            identity: Cow::Borrowed(&self.identity.body),
+            gzip: self.gzip.as_ref().map(|r| Cow::Borrowed(&r.body[..])),
+            br: self.br.as_ref().map(|r| Cow::Borrowed(&r.body[..])),
             vary_language: self.vary_language,
         }
     }
@@ -159,7 +164,7 @@ impl Encoded {
     /// The response stored as `parts`, ready to serve (nothing is compressed again). The
     /// identity body must still hash to its tag (the compressed bodies carry no digest of
     /// their own; the tier's transport and Redis's own checks are trusted for them).
-    pub fn from_parts(parts: EncodedParts) -> Result<Encoded, PartsError> {
+    pub fn from_parts(parts: EncodedParts<'_>) -> Result<Encoded, PartsError> {
         let value = |s: &str| HeaderValue::from_str(s).map_err(|e| PartsError(e.to_string()));
         if blake3::hash(&parts.identity).to_hex()[..20] != parts.tag {
             return Err(PartsError("the body does not match its tag".into()));
@@ -173,16 +178,17 @@ impl Encoded {
                 Ok((name, value(v)?))
             })
             .collect::<Result<Vec<_>, PartsError>>()?;
-        let tag = parts.tag;
+        let tag = parts.tag.into_owned();
+        let body = |b: Cow<'_, [u8]>| Bytes::from(b.into_owned());
         let mut encoded = Encoded {
             content_type: value(&parts.content_type)?,
             cache_control: value(&parts.cache_control)?,
             headers,
-            identity: Representation::new(parts.identity.into(), &tag, ""),
+            identity: Representation::new(body(parts.identity), &tag, ""),
             gzip: parts
                 .gzip
-                .map(|b| Representation::new(b.into(), &tag, "-gz")),
-            br: parts.br.map(|b| Representation::new(b.into(), &tag, "-br")),
+                .map(|b| Representation::new(body(b), &tag, "-gz")),
+            br: parts.br.map(|b| Representation::new(body(b), &tag, "-br")),
             tag,
             vary_language: parts.vary_language,
             vary: None,
@@ -442,7 +448,7 @@ mod tests {
             assert_eq!(a.headers(), b.headers(), "{accept}");
         }
         let mut damaged = parts;
-        damaged.identity[3] ^= 1;
+        damaged.identity.to_mut()[3] ^= 1;
         assert!(Encoded::from_parts(damaged).is_err());
     }
 

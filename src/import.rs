@@ -3,6 +3,7 @@
 //! their input in batches bounded in bytes and write through the one publish path. A bad
 //! record is named in the summary and skipped; the others still import.
 
+mod batches;
 mod passfile;
 pub mod postgres;
 mod rows;
@@ -14,6 +15,7 @@ use std::io::{BufRead, Read, Write};
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use self::batches::Batches;
 use crate::reports::publish::{Batch, PublishError, Publisher};
 use crate::reports::{MAX_REPORT_BYTES, Report};
 use crate::store::{ReadOnlyStore, Store, StoreError, UpsertOutcome};
@@ -195,18 +197,18 @@ pub fn import_jsonl(
     mut reader: impl BufRead,
     summary: &mut ImportSummary,
 ) -> Result<(), ImportError> {
-    let mut batch: Vec<Report> = Vec::with_capacity(BATCH);
-    let mut batch_bytes = 0;
+    let mut batches = Batches::new(BATCH, BATCH_BYTES, Report::byte_len);
     let mut buf = Vec::new();
     let mut line_no = 0u64;
-    let flush = |batch: &mut Vec<Report>, summary: &mut ImportSummary| -> Result<(), ImportError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let outcome = publisher.publish(Batch::of(std::mem::take(batch)))?;
-        summary.count(&outcome.outcomes);
-        Ok(())
-    };
+    let flush =
+        |batch: Option<Vec<Report>>, summary: &mut ImportSummary| -> Result<(), ImportError> {
+            let Some(batch) = batch else {
+                return Ok(());
+            };
+            let outcome = publisher.publish(Batch::of(batch))?;
+            summary.count(&outcome.outcomes);
+            Ok(())
+        };
     while let Some(read) = next_line(&mut reader, &mut buf)? {
         line_no += 1;
         if let Err(len) = read {
@@ -239,19 +241,8 @@ pub fn import_jsonl(
         match parse_line(text) {
             Ok(report) => {
                 // A later line with the same id wins, as a rerun of the import would.
-                if let Some(i) = batch.iter().position(|r| r.id == report.id) {
-                    batch_bytes -= batch.remove(i).byte_len();
-                }
-                if batch_bytes + report.byte_len() > BATCH_BYTES {
-                    flush(&mut batch, summary)?;
-                    batch_bytes = 0;
-                }
-                batch_bytes += report.byte_len();
-                batch.push(report);
-                if batch.len() >= BATCH {
-                    flush(&mut batch, summary)?;
-                    batch_bytes = 0;
-                }
+                batches.remove(|r| r.id == report.id);
+                flush(batches.push(report), summary)?;
             }
             Err((id, reason)) => summary.skipped.push(Skipped {
                 line: Some(line_no),
@@ -260,7 +251,7 @@ pub fn import_jsonl(
             }),
         }
     }
-    flush(&mut batch, summary)
+    flush(batches.finish(), summary)
 }
 
 /// What an export wrote, and the records it could not read.

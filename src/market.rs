@@ -42,7 +42,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use self::config::Config;
-use self::feed::{Demo, Feed};
+use self::feed::{Demo, Feed, Fetch};
 use self::refresher::Live;
 pub use self::snapshot::{Coin, Group, Index, Snapshot};
 use crate::lock::lock;
@@ -306,7 +306,7 @@ async fn poll(inner: Arc<Inner>, group: Group, every: Duration, stop: Cancellati
 
 impl Inner {
     /// The feed that fetches now and the scope its work runs in (None: idle, or following).
-    fn active(&self) -> Option<(Arc<dyn Feed>, Background)> {
+    fn active(&self) -> Option<(Arc<dyn Fetch>, Background)> {
         Arc::clone(self.feed.as_ref()?).active(&self.tasks)
     }
 

@@ -12,6 +12,7 @@ use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::render::{DocumentMode, Theme};
+use crate::reports::Reader;
 use crate::request::{PER_PAGE, cached, parse_id, parse_page, query_param};
 
 pub mod archive;
@@ -76,7 +77,7 @@ pub async fn home(
 ) -> Result<Response, AppError> {
     let lang = reader_lang(uri.query(), &headers);
     let page = cached(&s, format!("home:{}", lang.code()), move |st| {
-        let (recent, _) = st.store.newest_reports(0, HOME_RECENT)?;
+        let (recent, _) = Reader::new(&st.store).newest(0, HOME_RECENT)?;
         let html = st
             .renderer
             .home(lang, recent.first(), recent.get(1..).unwrap_or(&[]))?;
@@ -120,33 +121,20 @@ async fn report_response(
     let key = format!("report:{path}:{}", lang.code());
     let listing = id.is_none();
     let page = cached(s, key, move |st| {
-        let id = match id {
-            Some(id) => id,
-            None => st.store.newest(0, 1)?.first().ok_or(AppError::NotFound)?.id,
-        };
-        let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
-        let neighbours = st.store.neighbours(&report)?;
+        let reader = Reader::new(&st.store);
+        let report = match id {
+            Some(id) => reader.report(id)?,
+            None => reader.latest()?,
+        }
+        .ok_or(AppError::NotFound)?;
         // Their headlines label the links; a damaged neighbour is linked by its date alone.
-        let load = |r: Option<crate::store::ReportRef>| -> Result<_, AppError> {
-            let Some(r) = r else { return Ok(None) };
-            match st.store.report(r.id) {
-                Ok(found) => Ok(Some((r, found))),
-                Err(e) if crate::store::Store::is_record_damage(&e) => Ok(Some((r, None))),
-                Err(e) => Err(e.into()),
-            }
-        };
-        let (prev, next) = (load(neighbours.0)?, load(neighbours.1)?);
+        let (prev, next) = reader.neighbours(&report)?;
+        let mut deps = vec![report.id];
+        deps.extend([&prev, &next].into_iter().flatten().map(|(r, _)| r.id));
         let at = crate::since::at_publication(&st.store, report.id, report.created_at)?;
         let html = st
             .renderer
             .report_page(lang, &path, &report, (prev, next), &at)?;
-        let mut deps = vec![report.id];
-        deps.extend(
-            [neighbours.0, neighbours.1]
-                .into_iter()
-                .flatten()
-                .map(|r| r.id),
-        );
         Ok((
             html_page(html),
             Deps {
@@ -176,7 +164,9 @@ async fn document(
         ),
     };
     let page = cached(s, key, move |st| {
-        let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
+        let report = Reader::new(&st.store)
+            .report(id)?
+            .ok_or(AppError::NotFound)?;
         // The frame's theme is applied in the browser from its URL, so both themes share one
         // document; paper is always light.
         let html = st
@@ -253,7 +243,7 @@ pub async fn list(
     let key = format!("list:{page_no}:{}", lang.code());
     let page = cached(&s, key, move |st| {
         let offset = (page_no - 1).saturating_mul(PER_PAGE);
-        let (reports, total) = st.store.newest_reports(offset, PER_PAGE as usize)?;
+        let (reports, total) = Reader::new(&st.store).newest(offset, PER_PAGE as usize)?;
         let pages = total.div_ceil(PER_PAGE).max(1);
         if page_no > pages {
             return Err(AppError::NotFound);
@@ -267,7 +257,7 @@ pub async fn list(
 
 pub async fn rss(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let page = cached(&s, "rss".into(), |st| {
-        let (reports, _) = st.store.newest_reports(0, FEED_ITEMS)?;
+        let (reports, _) = Reader::new(&st.store).newest(0, FEED_ITEMS)?;
         let xml = st.renderer.rss(&reports)?;
         let body = Encoded::new("application/rss+xml; charset=utf-8", xml, Quality::Fast);
         Ok((body, Deps::listing()))

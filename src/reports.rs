@@ -15,8 +15,10 @@ pub use summary::{Lead, cut_on_word};
 pub const SUMMARY_MAX: usize = 260;
 
 pub mod publish;
+mod read;
 
 pub use self::publish::{Batch, Publisher};
+pub use self::read::{Beside, Reader};
 
 /// Largest report accepted (all text fields together); real reports are well under 1 MiB.
 pub const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;

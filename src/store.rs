@@ -53,8 +53,9 @@ const CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new("cache");
 const MARKET: TableDefinition<&str, &[u8]> = TableDefinition::new("market");
 /// unix ms -> postcard snapshot, for sparklines.
 const HISTORY: TableDefinition<i64, &[u8]> = TableDefinition::new("market_history");
-/// import source -> last id committed.
-const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("import_cursors");
+/// import source -> last id committed, written by releases up to 0.1.0 and never read (an
+/// import that was cut short resumes from `SOURCE_VERSIONS`): removed on open.
+const LEGACY_CURSORS: TableDefinition<&str, u64> = TableDefinition::new("import_cursors");
 /// report id -> postcard market values recorded when the report was published (shape owned
 /// by the `since` module).
 const MARKET_AT: TableDefinition<u64, &[u8]> = TableDefinition::new("market_at_publication");
@@ -230,10 +231,7 @@ impl Store {
             store.load_digest()?;
             let tx = store.db.begin_read().map_err(db_err)?;
             let stored = load_dictionary(&tx)?;
-            *store
-                .dictionary
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = stored;
+            *crate::lock::write(&store.dictionary) = stored;
             Ok(())
         })
         .map_err(damaged)?;
@@ -280,11 +278,11 @@ impl Store {
         tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
         tx.open_table(MARKET).map_err(db_err)?;
         tx.open_table(HISTORY).map_err(db_err)?;
-        tx.open_table(CURSORS).map_err(db_err)?;
         tx.open_table(MARKET_AT).map_err(db_err)?;
         tx.open_table(MARKET_DAILY).map_err(db_err)?;
         tx.open_table(DAILY_COVERED).map_err(db_err)?;
         tx.open_table(OUTBOX).map_err(db_err)?;
+        tx.delete_table(LEGACY_CURSORS).map_err(db_err)?;
         tx.commit().map_err(db_err)
     }
 

@@ -18,15 +18,12 @@ fn reports_survive_reopen_and_page_newest_first() {
             sample(3, "2026-11-20T08:00:00Z"),
             sample(2, "2026-11-19T08:00:00Z"),
         ];
-        let outcomes = store
-            .commit_reports(&reports, &[], Some(("file", 3)))
-            .expect("upsert");
+        let outcomes = store.commit_reports(&reports, &[]).expect("upsert");
         assert_eq!(outcomes.outcomes, vec![UpsertOutcome::New; 3]);
         assert_eq!(outcomes.affected, vec![1, 2, 3]);
     }
     let store = Store::open(&path).expect("reopen");
     assert_eq!(store.count().expect("count"), 3);
-    assert_eq!(store.cursor("file").expect("cursor"), Some(3));
     let ids: Vec<u64> = store
         .newest(0, 10)
         .expect("newest")
@@ -55,11 +52,11 @@ fn upsert_detects_changes_and_moves_the_index() {
     let a = sample(1, "2026-11-18T08:00:00Z");
     let b = sample(2, "2026-11-19T08:00:00Z");
     store
-        .commit_reports(&[a.clone(), b.clone()], &[], None)
+        .commit_reports(&[a.clone(), b.clone()], &[])
         .expect("first");
     assert_eq!(
         store
-            .commit_reports(std::slice::from_ref(&a), &[], None)
+            .commit_reports(std::slice::from_ref(&a), &[])
             .expect("again")
             .outcomes,
         vec![UpsertOutcome::Unchanged]
@@ -68,7 +65,7 @@ fn upsert_detects_changes_and_moves_the_index() {
     moved.created_at = "2026-11-21T08:00:00Z".parse().expect("date");
     assert_eq!(
         store
-            .commit_reports(&[moved.clone()], &[], None)
+            .commit_reports(&[moved.clone()], &[])
             .expect("update")
             .outcomes,
         vec![UpsertOutcome::Updated]
@@ -152,7 +149,7 @@ fn check_counts_and_finds_nothing_wrong() {
     {
         let store = Store::open(&path).expect("open");
         store
-            .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[], None)
+            .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[])
             .expect("upsert");
     }
     let summary = check(&path, false).expect("check");
@@ -172,7 +169,7 @@ fn the_page_cache_of_an_older_store_leaves_it_and_the_file_shrinks() {
     {
         let store = Store::open(&path).expect("open");
         store
-            .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[], None)
+            .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[])
             .expect("upsert");
         // What a release before the page cache's own file left in the store: 32 MiB.
         let tx = store.db.begin_write().expect("write");
@@ -197,6 +194,40 @@ fn the_page_cache_of_an_older_store_leaves_it_and_the_file_shrinks() {
         Err(redb::TableError::TableDoesNotExist(_))
     ));
     assert!(store.report(1).expect("read").is_some());
+}
+
+#[test]
+fn the_import_cursors_of_an_older_store_are_removed_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    {
+        let store = Store::open(&path).expect("open");
+        store
+            .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[Some(7)])
+            .expect("upsert");
+        // What an older release wrote on every import batch and never read.
+        let tx = store.db.begin_write().expect("write");
+        tx.open_table(LEGACY_CURSORS)
+            .expect("cursors table")
+            .insert("postgres://db/reports", 1)
+            .expect("insert");
+        tx.commit().expect("commit");
+    }
+    let store = Store::open(&path).expect("reopen");
+    let tx = store.db.begin_read().expect("read");
+    assert!(matches!(
+        tx.open_table(LEGACY_CURSORS),
+        Err(redb::TableError::TableDoesNotExist(_))
+    ));
+    drop(tx);
+    assert!(store.report(1).expect("read").is_some());
+    assert_eq!(
+        store.source_versions(0, 10).expect("versions"),
+        vec![(1, 7)]
+    );
+    // A store without the table opens as well.
+    drop(store);
+    Store::open(&path).expect("reopen again");
 }
 
 #[test]
@@ -288,7 +319,7 @@ async fn a_damaged_report_is_an_error_for_that_report_only() {
         sample(1, "2026-11-18T08:00:00Z"),
         sample(2, "2026-11-19T08:00:00Z"),
     ];
-    store.commit_reports(&reports, &[], None).expect("write");
+    store.commit_reports(&reports, &[]).expect("write");
     // Flip one byte of report 1's stored body behind the store's back.
     damage_record(&store, 1, |bytes| {
         let last = bytes.len() - 1;
@@ -346,7 +377,7 @@ fn writing_a_damaged_report_again_repairs_it() {
         sample(2, "2026-11-19T08:00:00Z"),
     ];
     store
-        .commit_reports(&reports, &[Some(5), Some(6)], None)
+        .commit_reports(&reports, &[Some(5), Some(6)])
         .expect("write");
     let digest = store.version().digest;
     for damage in ["body", "header"] {
@@ -361,7 +392,7 @@ fn writing_a_damaged_report_again_repairs_it() {
         assert_eq!(store.damaged_ids(), vec![1], "{damage}");
         // The same report again (as a re-import would write it): rewritten, not "unchanged".
         let again = store
-            .commit_reports(&reports[..1], &[Some(5)], None)
+            .commit_reports(&reports[..1], &[Some(5)])
             .expect("rewrite");
         assert_eq!(again.outcomes, vec![UpsertOutcome::Updated], "{damage}");
         assert_eq!(store.report(1).expect("read"), Some(reports[0].clone()));
@@ -391,7 +422,7 @@ fn source_versions_follow_their_reports() {
     let a = sample(1, "2026-11-18T08:00:00Z");
     let mut b = sample(2, "2026-11-19T08:00:00Z");
     store
-        .commit_reports(&[a.clone(), b.clone()], &[Some(10), Some(11)], None)
+        .commit_reports(&[a.clone(), b.clone()], &[Some(10), Some(11)])
         .expect("write");
     assert_eq!(
         store.source_versions(1, 2).expect("read"),
@@ -399,9 +430,9 @@ fn source_versions_follow_their_reports() {
     );
     // The same content written from elsewhere keeps its version; a change from elsewhere
     // drops it (the source row no longer describes the report).
-    store.commit_reports(&[a], &[], None).expect("same");
+    store.commit_reports(&[a], &[]).expect("same");
     b.css_content = Some("p{}".into());
-    store.commit_reports(&[b], &[], None).expect("changed");
+    store.commit_reports(&[b], &[]).expect("changed");
     assert_eq!(store.source_versions(0, 9).expect("read"), vec![(1, 10)]);
 }
 
@@ -420,12 +451,11 @@ fn the_content_digest_depends_on_the_reports_not_the_order_they_came_in() {
     let r1 = sample(1, "2026-11-18T08:00:00Z");
     let r2 = sample(2, "2026-11-19T08:00:00Z");
     let empty = a.version();
-    a.commit_reports(&[r1.clone(), r2.clone()], &[], None)
-        .expect("a");
-    b.commit_reports(std::slice::from_ref(&r2), &[], None)
+    a.commit_reports(&[r1.clone(), r2.clone()], &[]).expect("a");
+    b.commit_reports(std::slice::from_ref(&r2), &[])
         .expect("b2");
     assert_ne!(a.version().digest, b.version().digest);
-    b.commit_reports(std::slice::from_ref(&r1), &[], None)
+    b.commit_reports(std::slice::from_ref(&r1), &[])
         .expect("b1");
     assert_eq!(a.version().digest, b.version().digest);
     assert_ne!(a.version().digest, empty.digest);
@@ -435,13 +465,13 @@ fn the_content_digest_depends_on_the_reports_not_the_order_they_came_in() {
     let before = a.version();
     let mut changed = r1.clone();
     changed.css_content = Some("p{}".into());
-    a.commit_reports(&[changed], &[], None).expect("change");
+    a.commit_reports(&[changed], &[]).expect("change");
     assert_ne!(a.version().digest, before.digest);
-    a.commit_reports(std::slice::from_ref(&r1), &[], None)
+    a.commit_reports(std::slice::from_ref(&r1), &[])
         .expect("revert");
     assert_eq!(a.version().digest, before.digest);
     let generation = a.version().generation;
-    a.commit_reports(&[r1], &[], None).expect("same");
+    a.commit_reports(&[r1], &[]).expect("same");
     assert_eq!(a.version().generation, generation);
 }
 
@@ -452,7 +482,7 @@ fn the_digest_survives_a_reopen_and_is_rebuilt_when_missing() {
     let digest = {
         let store = Store::open(&path).expect("open");
         store
-            .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[], None)
+            .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[])
             .expect("write");
         store
             .write(|tx| {
@@ -484,4 +514,40 @@ fn damage_record(store: &Store, id: u64, damage: impl FnOnce(&mut Vec<u8>)) {
             Ok(())
         })
         .expect("damage");
+}
+
+#[test]
+fn a_store_without_a_digest_opens_around_a_record_whose_header_is_unreadable() {
+    let (_other, alone) = temp_store();
+    alone
+        .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[])
+        .expect("write");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE_NAME);
+    {
+        let store = Store::open(&path).expect("open");
+        store
+            .commit_reports(
+                &[
+                    sample(1, "2026-11-18T08:00:00Z"),
+                    sample(2, "2026-11-19T08:00:00Z"),
+                ],
+                &[],
+            )
+            .expect("write");
+        damage_record(&store, 2, |bytes| bytes.truncate(1));
+        store
+            .write(|tx| {
+                tx.open_table(META)
+                    .map_err(db_err)?
+                    .remove("content_digest")
+                    .map_err(db_err)?;
+                Ok(())
+            })
+            .expect("forget");
+    }
+    // Counted as the commit's recount and the search index count it: without the record.
+    let store = Store::open(&path).expect("opens around the damage");
+    assert_eq!(store.version().digest, alone.version().digest);
+    assert_eq!(store.report_terms().expect("terms").len(), 1);
 }

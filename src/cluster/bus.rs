@@ -12,7 +12,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::market::wire::SnapshotWire;
 use crate::redis_conn::{Redis, RedisFault};
-use crate::reports::publish::Change;
 
 /// How often the listening connection is checked, and how long its ping may take.
 const PING_EVERY: Duration = Duration::from_secs(5);
@@ -21,9 +20,13 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// What one instance tells the others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
-    /// A change on the sender that the receiver does not make itself; replayed through the
-    /// receiver's publisher, marked remote.
-    Change(Change),
+    /// An admin cleared the sender's caches: the one change the receiver does not make itself
+    /// (each instance's own sync publishes the reports, and fetches history for its own
+    /// store). Replayed through the receiver's publisher as [`Change::Cleared`], marked
+    /// remote.
+    ///
+    /// [`Change::Cleared`]: crate::reports::publish::Change::Cleared
+    Cleared,
     /// The market snapshot of the lease holder, with its fencing number.
     Market {
         fence: u64,

@@ -5,7 +5,7 @@
 //! `migrations-import/`). One pass lists every row in id order in pages of ids, row versions
 //! (`xmin`), dates and sizes, then fetches in full only the rows whose version differs from
 //! the one the store last imported, in groups bounded in bytes. Each group is published as one
-//! batch with the cursor, while the next one is fetched. Memory stays bounded whatever the
+//! batch with its row versions, while the next one is fetched. Memory stays bounded whatever the
 //! table holds, and a pass after an interruption skips what already landed.
 
 use std::future::Future;
@@ -376,11 +376,6 @@ pub struct Progress {
 impl Connection {
     pub fn table(&self) -> &Table {
         &self.table
-    }
-
-    /// The key the store keeps this source's cursor under.
-    pub fn cursor_key(&self) -> String {
-        format!("postgres://{}/{}", self.at, self.table.name)
     }
 
     /// Whether the session is encrypted (as the server sees it).

@@ -6,6 +6,7 @@
 use chrono::DateTime;
 use tokio_postgres::Row;
 
+use super::batches::Batches;
 use super::{BATCH, BATCH_BYTES, Skipped};
 use crate::reports::{MAX_REPORT_BYTES, Report};
 
@@ -62,22 +63,19 @@ const FETCH_BYTES: usize = BATCH_BYTES / 2;
 
 /// Splits the wanted rows into fetches of at most `BATCH` rows and `FETCH_BYTES` of text.
 pub(super) fn groups(wanted: &[(i64, i64)]) -> Vec<Vec<i64>> {
-    let mut out: Vec<Vec<i64>> = Vec::new();
-    let mut bytes = 0usize;
-    for &(id, size) in wanted {
-        let size = usize::try_from(size).unwrap_or(0);
-        let full = out
-            .last()
-            .is_none_or(|g| g.len() >= BATCH || bytes + size > FETCH_BYTES);
-        if full {
-            out.push(Vec::new());
-            bytes = 0;
-        }
-        bytes += size;
-        if let Some(g) = out.last_mut() {
-            g.push(id);
-        }
-    }
+    let mut batches = Batches::new(BATCH, FETCH_BYTES, |&(_, size): &(i64, i64)| {
+        usize::try_from(size).unwrap_or(0)
+    });
+    let mut out: Vec<Vec<i64>> = wanted
+        .iter()
+        .filter_map(|&row| batches.push(row))
+        .map(|g| g.into_iter().map(|(id, _)| id).collect())
+        .collect();
+    out.extend(
+        batches
+            .finish()
+            .map(|g| g.into_iter().map(|(id, _)| id).collect()),
+    );
     out
 }
 

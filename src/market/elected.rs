@@ -4,16 +4,9 @@
 //! decided elsewhere (the cluster's lease); this file only follows its decisions.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
-use prometheus_client::metrics::histogram::Histogram;
-use serde_json::{Value, json};
-
-use super::feed::Feed;
-use super::guard::ProviderStats;
-use super::snapshot::{Group, Snapshot};
+use super::feed::{Feed, Fetch};
+use super::snapshot::Snapshot;
 use super::{Inner, Source, lock};
 use crate::tasks::Background;
 
@@ -54,26 +47,10 @@ impl Feed for Elected {
     /// Nothing runs until the lease is taken.
     fn start(self: Arc<Self>, _market: &Arc<Inner>, _scope: &Background) {}
 
-    fn active(self: Arc<Self>, _scope: &Background) -> Option<(Arc<dyn Feed>, Background)> {
-        self.polling()
-    }
-
-    fn poll(&self, group: Group) -> BoxFuture<'_, ()> {
-        async move {
-            if let Some((feed, _)) = self.polling() {
-                feed.poll(group).await;
-            }
-        }
-        .boxed()
-    }
-
-    fn refresh<'a>(&'a self, market: &'a Arc<Inner>) -> BoxFuture<'a, ()> {
-        async move {
-            if let Some((feed, _)) = self.polling() {
-                feed.refresh(market).await;
-            }
-        }
-        .boxed()
+    /// The feed run while this instance holds the lease fetches; none while it follows.
+    fn active(self: Arc<Self>, _scope: &Background) -> Option<(Arc<dyn Fetch>, Background)> {
+        let (feed, scope) = self.polling()?;
+        feed.active(&scope)
     }
 
     /// The polling feed's values where they are newer than those shown (or missing), so a
@@ -89,22 +66,6 @@ impl Feed for Elected {
         }
         next.demo = from.demo;
         Some(next)
-    }
-
-    fn min_refresh(&self) -> Duration {
-        self.polling()
-            .map_or(Duration::ZERO, |(feed, _)| feed.min_refresh())
-    }
-
-    fn health(&self) -> Value {
-        self.polling()
-            .map_or_else(|| json!({}), |(feed, _)| feed.health())
-    }
-
-    fn provider_stats(&self) -> Vec<(ProviderStats, Histogram)> {
-        self.polling()
-            .map(|(feed, _)| feed.provider_stats())
-            .unwrap_or_default()
     }
 
     fn role(&self) -> Option<&'static str> {

@@ -1,6 +1,7 @@
 //! Where a market's values come from: the [`Feed`] trait and its three kinds (the live
 //! providers in `refresher.rs`, the demo's walk here, the relay of an instance among several
-//! in `elected.rs`).
+//! in `elected.rs`), and the [`Fetch`] trait of the two that fetch (a relay fetches through
+//! the live feed it runs while it holds the lease).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,31 +32,12 @@ pub(super) trait Feed: Send + Sync + 'static {
     /// Starts the feed's own tasks in `scope`; they publish into `market`.
     fn start(self: Arc<Self>, market: &Arc<Inner>, scope: &Background);
 
-    /// The feed that fetches now, with the scope its work runs in: the feed itself in
-    /// `scope`, or, for a relay, the feed it runs while it polls (None while it follows).
-    fn active(self: Arc<Self>, scope: &Background) -> Option<(Arc<dyn Feed>, Background)>;
-
-    /// Fetches `group` once (only a live feed has anything to fetch).
-    fn poll(&self, _group: Group) -> BoxFuture<'_, ()> {
-        futures_util::future::ready(()).boxed()
-    }
-
-    /// Brings every group up to date now, publishing into `market`.
-    fn refresh<'a>(&'a self, market: &'a Arc<Inner>) -> BoxFuture<'a, ()>;
+    /// What fetches now, with the scope its work runs in: the feed itself in `scope`, or,
+    /// for a relay, the feed it runs while it polls (None while it follows).
+    fn active(self: Arc<Self>, scope: &Background) -> Option<(Arc<dyn Fetch>, Background)>;
 
     /// The snapshot to show next, given the one shown now; None when there is nothing new.
     fn snapshot(&self, current: &Snapshot) -> Option<Snapshot>;
-
-    /// The shortest time between two forced refreshes (the demo's tick is also its period).
-    fn min_refresh(&self) -> Duration;
-
-    /// The feed's part of `/health`.
-    fn health(&self) -> Value;
-
-    /// Counters, breaker and latency of every provider it calls.
-    fn provider_stats(&self) -> Vec<(ProviderStats, Histogram)> {
-        Vec::new()
-    }
 
     /// A relay's role (`leading` or `following`); None for the others.
     fn role(&self) -> Option<&'static str> {
@@ -76,6 +58,28 @@ pub(super) trait Feed: Send + Sync + 'static {
     /// Whether a snapshot relayed by another instance is shown now.
     fn takes_relayed(&self) -> bool {
         false
+    }
+}
+
+/// What a feed that fetches does when the market asks (see [`Feed::active`]).
+pub(super) trait Fetch: Send + Sync + 'static {
+    /// Fetches `group` once (only a live feed has anything to fetch).
+    fn poll(&self, _group: Group) -> BoxFuture<'_, ()> {
+        futures_util::future::ready(()).boxed()
+    }
+
+    /// Brings every group up to date now, publishing into `market`.
+    fn refresh<'a>(&'a self, market: &'a Arc<Inner>) -> BoxFuture<'a, ()>;
+
+    /// The shortest time between two forced refreshes (the demo's tick is also its period).
+    fn min_refresh(&self) -> Duration;
+
+    /// The feed's part of `/health`.
+    fn health(&self) -> Value;
+
+    /// Counters, breaker and latency of every provider it calls.
+    fn provider_stats(&self) -> Vec<(ProviderStats, Histogram)> {
+        Vec::new()
     }
 }
 
@@ -122,13 +126,8 @@ impl Feed for Demo {
         });
     }
 
-    fn active(self: Arc<Self>, scope: &Background) -> Option<(Arc<dyn Feed>, Background)> {
+    fn active(self: Arc<Self>, scope: &Background) -> Option<(Arc<dyn Fetch>, Background)> {
         Some((self, scope.clone()))
-    }
-
-    fn refresh<'a>(&'a self, market: &'a Arc<Inner>) -> BoxFuture<'a, ()> {
-        self.step(market);
-        futures_util::future::ready(()).boxed()
     }
 
     fn snapshot(&self, _current: &Snapshot) -> Option<Snapshot> {
@@ -140,6 +139,13 @@ impl Feed for Demo {
             refresh_ms: millis(self.tick),
             ..Snapshot::default()
         })
+    }
+}
+
+impl Fetch for Demo {
+    fn refresh<'a>(&'a self, market: &'a Arc<Inner>) -> BoxFuture<'a, ()> {
+        self.step(market);
+        futures_util::future::ready(()).boxed()
     }
 
     fn min_refresh(&self) -> Duration {

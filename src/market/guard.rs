@@ -282,10 +282,7 @@ impl Provider {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Guard) -> T) -> T {
-        let mut g = self
-            .guard
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = crate::lock::lock(&self.guard);
         f(&mut g)
     }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::Inner;
 use super::chain::{self, Link, ask_in_order, first_of};
 use super::config::Config;
-use super::feed::{Feed, millis};
+use super::feed::{Feed, Fetch, millis};
 use super::guard::{Provider, ProviderStats};
 use super::http::{Call, FetchError, Upstream};
 use super::rsi::{PERIOD, wilder};
@@ -506,18 +506,8 @@ impl Feed for Live {
         });
     }
 
-    fn active(self: Arc<Self>, scope: &Background) -> Option<(Arc<dyn Feed>, Background)> {
+    fn active(self: Arc<Self>, scope: &Background) -> Option<(Arc<dyn Fetch>, Background)> {
         Some((self, scope.clone()))
-    }
-
-    fn poll(&self, group: Group) -> BoxFuture<'_, ()> {
-        self.run(group).boxed()
-    }
-
-    fn refresh<'a>(&'a self, market: &'a Arc<Inner>) -> BoxFuture<'a, ()> {
-        join_all(Group::ALL.map(|g| market.run_group(g)))
-            .map(|_| ())
-            .boxed()
     }
 
     fn snapshot(&self, _current: &Snapshot) -> Option<Snapshot> {
@@ -527,6 +517,18 @@ impl Feed for Live {
             refresh_ms: millis(self.config.cadence.prices),
             ..Snapshot::default()
         })
+    }
+}
+
+impl Fetch for Live {
+    fn poll(&self, group: Group) -> BoxFuture<'_, ()> {
+        self.run(group).boxed()
+    }
+
+    fn refresh<'a>(&'a self, market: &'a Arc<Inner>) -> BoxFuture<'a, ()> {
+        join_all(Group::ALL.map(|g| market.run_group(g)))
+            .map(|_| ())
+            .boxed()
     }
 
     fn min_refresh(&self) -> std::time::Duration {

@@ -17,14 +17,13 @@ use crate::error::AppError;
 use crate::i18n::{self, Lang};
 use crate::render::archive::Month;
 use crate::render::{since, ui};
+use crate::reports::Reader;
 use crate::request::{cached, parse_id};
-use crate::store::Store;
 
 /// Every month with reports and how many, newest first.
-fn months(store: &Store) -> Result<Vec<(Month, usize)>, AppError> {
+fn months(reader: Reader<'_>) -> Result<Vec<(Month, usize)>, AppError> {
     let mut counts: BTreeMap<Month, usize> = BTreeMap::new();
-    let all = usize::try_from(store.count()?).unwrap_or(usize::MAX);
-    for r in store.newest(0, all)? {
+    for r in reader.all_dates()? {
         *counts.entry(Month::of(&r)).or_default() += 1;
     }
     Ok(counts.into_iter().rev().collect())
@@ -37,7 +36,9 @@ pub async fn index(
 ) -> Result<Response, AppError> {
     let lang = reader_lang(uri.query(), &headers);
     let page = cached(&s, format!("archive:{}", lang.code()), move |st| {
-        let html = st.renderer.archive_index(lang, &months(&st.store)?)?;
+        let html = st
+            .renderer
+            .archive_index(lang, &months(Reader::new(&st.store))?)?;
         Ok((html_page(html), Deps::listing()))
     })
     .await?;
@@ -80,20 +81,12 @@ pub async fn month(
                 .ok_or(AppError::NotFound)?;
             Ok(local.timestamp_millis())
         };
-        let refs = st.store.published_between(start(m)?, start(m.next())?)?;
-        let mut reports = Vec::with_capacity(refs.len());
-        for r in &refs {
-            match st.store.report(r.id) {
-                Ok(Some(report)) => reports.push(report),
-                Ok(None) => {}
-                Err(e) if Store::is_record_damage(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let reader = Reader::new(&st.store);
+        let reports = reader.published_between(start(m)?, start(m.next())?)?;
         if reports.is_empty() {
             return Err(AppError::NotFound);
         }
-        let all = months(&st.store)?;
+        let all = months(reader)?;
         let newer = all.iter().rev().find(|(x, _)| *x > m).copied();
         let older = all.iter().find(|(x, _)| *x < m).copied();
         let html = st.renderer.archive_month(lang, m, &reports, older, newer)?;
@@ -106,7 +99,7 @@ pub async fn month(
 /// The English feed (`/rss-en.xml`); the Vietnamese one stays at `/rss.xml`.
 pub async fn rss_en(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let page = cached(&s, "rss:en".into(), |st| {
-        let (reports, _) = st.store.newest_reports(0, FEED_ITEMS)?;
+        let (reports, _) = Reader::new(&st.store).newest(0, FEED_ITEMS)?;
         let xml = st.renderer.feed(&reports, Lang::En)?;
         let body = Encoded::new("application/rss+xml; charset=utf-8", xml, Quality::Fast);
         Ok((body, Deps::listing()))
@@ -138,7 +131,9 @@ pub async fn report_card(
     let id = parse_id(&raw)?;
     let lang = card_lang(&uri);
     let page = cached(&s, format!("card:{id}:{}", lang.code()), move |st| {
-        let report = st.store.report(id)?.ok_or(AppError::NotFound)?;
+        let report = Reader::new(&st.store)
+            .report(id)?
+            .ok_or(AppError::NotFound)?;
         let at = crate::since::at_publication(&st.store, report.id, report.created_at)?;
         let content = report.content_lang(lang);
         let lead = report.lead(content);

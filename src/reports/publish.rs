@@ -1,8 +1,8 @@
 //! The one write path of reports, and the one way a change is told. Every batch, whatever
 //! brings it (a JSONL file, the PostgreSQL importer, the server's sync, a test), goes through
 //! [`Publisher::publish`]: it computes what is kept with each report (the [`Stamp`]: the
-//! market at publication), commits the reports, those values and the source's cursor in one
-//! store transaction, then tells every subscriber what changed, as a [`Change`]. A change that
+//! market at publication), commits the reports, those values and the source's row versions in
+//! one store transaction, then tells every subscriber what changed, as a [`Change`]. A change that
 //! is not a commit (values that became known later, an admin's clear, a change another
 //! instance sent) goes through [`Publisher::notify`] to the same subscribers.
 
@@ -15,15 +15,15 @@ use super::outbox::Announcing;
 use super::{InvalidReport, Report};
 use crate::store::{Beside, Store, StoreError, UpsertOutcome};
 
-/// Reports to write in one transaction, with where the source stands after them.
+/// Reports to write in one transaction.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub reports: Vec<Report>,
     /// The version of the source row of each report, in the same order (PostgreSQL's `xmin`);
     /// empty or `None` where the source has none.
+    /// Committed with the reports, so a rerun of a cut-short import skips the whole batches
+    /// already stored.
     pub versions: Vec<Option<u64>>,
-    /// Committed with the reports, so a resumed import starts after the last whole batch.
-    pub cursor: Option<Cursor>,
 }
 
 impl Batch {
@@ -33,13 +33,6 @@ impl Batch {
             ..Batch::default()
         }
     }
-}
-
-/// How far an import from `source` got.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    pub source: String,
-    pub position: u64,
 }
 
 /// A report that did not exist before.
@@ -192,10 +185,6 @@ impl Publisher {
             r.validate()
                 .map_err(|reason| PublishError::Invalid { id: r.id, reason })?;
         }
-        let cursor = batch
-            .cursor
-            .as_ref()
-            .map(|c| (c.source.as_str(), c.position));
         let stamps = self
             .stamp
             .as_ref()
@@ -206,9 +195,9 @@ impl Publisher {
             market_at: &stamps,
             announce,
         };
-        let committed =
-            self.store
-                .commit_stamped(&batch.reports, &batch.versions, cursor, beside)?;
+        let committed = self
+            .store
+            .commit_stamped(&batch.reports, &batch.versions, beside)?;
         if !announce.is_empty() && committed.outcomes.contains(&UpsertOutcome::New) {
             self.announcing.wake();
         }
@@ -310,16 +299,11 @@ mod tests {
             .publish(Batch {
                 reports: vec![changed],
                 versions: vec![Some(42)],
-                cursor: Some(Cursor {
-                    source: "pg".into(),
-                    position: 2,
-                }),
             })
             .expect("publish");
         assert_eq!(out.published.updated, vec![2]);
         assert!(out.published.new.is_empty());
         assert_eq!(out.published.affected, vec![1, 2, 3]);
-        assert_eq!(store.cursor("pg").expect("cursor"), Some(2));
         assert_eq!(
             store.source_versions(0, 10).expect("versions"),
             vec![(2, 42)]

@@ -9,8 +9,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::damage::guarded;
 use super::{
-    BY_TIME, CURSORS, DAILY_COVERED, HISTORY, MARKET, MARKET_AT, MARKET_DAILY, META,
-    PAGE_CACHE_BYTES, REPORTS, Result, SOURCE_VERSIONS, Store, StoreError, db_err, open_err,
+    BY_TIME, DAILY_COVERED, HISTORY, MARKET, MARKET_AT, MARKET_DAILY, META, PAGE_CACHE_BYTES,
+    REPORTS, Result, SOURCE_VERSIONS, Store, StoreError, db_err, open_err,
 };
 
 /// Names of the server's temporary copies, beside the store.
@@ -70,7 +70,6 @@ impl Store {
         copy_table(&source, &target, SOURCE_VERSIONS)?;
         copy_table(&source, &target, MARKET)?;
         copy_table(&source, &target, HISTORY)?;
-        copy_table(&source, &target, CURSORS)?;
         copy_table(&source, &target, MARKET_AT)?;
         copy_table(&source, &target, MARKET_DAILY)?;
         copy_table(&source, &target, DAILY_COVERED)?;

@@ -3,17 +3,17 @@
 //! Schema 1 kept every report uncompressed in the table `reports`. Schema 2 keeps the body as
 //! one zstd frame in `reports_v2`. The copy runs in batches, each committed with the next id
 //! to copy, so a migration cut short (killed, disk full) resumes where it stopped; the version
-//! flips last, in the same transaction that drops the old table. The date index, cursors and
+//! flips last, in the same transaction that drops the old table. The date index and
 //! market tables keep their shape; the second-tier cache is emptied (it is only a cache).
 
 use chrono::DateTime;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Deserialize;
 
-use super::codec::{Dictionary, Encoder, TRAINING_BODIES, body_bytes};
+use super::codec::{Dictionary, Encoder};
+use super::reports::Sample;
 use super::{
-    CACHE, DICTIONARY_KEY, META, REPORTS, Result, SCHEMA_KEY, StoreError, db_err, decode,
-    load_dictionary,
+    CACHE, META, REPORTS, Result, SCHEMA_KEY, StoreError, db_err, decode, load_dictionary,
 };
 use crate::reports::Report;
 
@@ -130,24 +130,20 @@ fn train_from_v1(db: &Database) -> Result<Option<std::sync::Arc<Dictionary>>> {
     let tx = db.begin_write().map_err(db_err)?;
     let trained = {
         let old = tx.open_table(REPORTS_V1).map_err(db_err)?;
-        let mut bodies = Vec::new();
-        for entry in old.iter().map_err(db_err)?.take(2 * TRAINING_BODIES) {
+        let mut sample = Sample::default();
+        for entry in old.iter().map_err(db_err)? {
             let (k, v) = entry.map_err(db_err)?;
-            if let Ok(report) = v1_report(k.value(), v.value()) {
-                let mut body = body_bytes(&report)?;
-                body.truncate(32 * 1024);
-                bodies.push(body);
+            if let Ok(report) = v1_report(k.value(), v.value())
+                && !sample.add(&report)?
+            {
+                break;
             }
         }
-        Dictionary::train(1, &bodies)
+        sample.train_into(&tx)?
     };
-    let Some((dictionary, bytes)) = trained else {
+    let Some(dictionary) = trained else {
         return Ok(None);
     };
-    tx.open_table(META)
-        .map_err(db_err)?
-        .insert(DICTIONARY_KEY, bytes.as_slice())
-        .map_err(db_err)?;
     tx.commit().map_err(db_err)?;
     Ok(Some(std::sync::Arc::new(dictionary)))
 }

@@ -218,7 +218,7 @@ mod tests {
             sample(1, "2026-11-18T08:00:00Z"),
         ];
         store
-            .commit_stamped(&batch, &[], None, announcing(&targets))
+            .commit_stamped(&batch, &[], announcing(&targets))
             .expect("commit");
         let queued: Vec<(u64, String)> = store
             .outbox_all()
@@ -242,12 +242,11 @@ mod tests {
             .commit_stamped(
                 &[changed, sample(2, "2026-11-19T08:00:00Z")],
                 &[],
-                None,
                 announcing(&targets),
             )
             .expect("commit");
         store
-            .commit_reports(&[sample(3, "2026-11-20T08:00:00Z")], &[], None)
+            .commit_reports(&[sample(3, "2026-11-20T08:00:00Z")], &[])
             .expect("commit");
         assert_eq!(store.outbox_all().expect("all").len(), 4);
 
@@ -291,7 +290,6 @@ mod tests {
                 .commit_stamped(
                     &[sample(1, "2026-11-18T08:00:00Z")],
                     &[],
-                    None,
                     announcing(&names(&["gone"])),
                 )
                 .expect("commit");

@@ -6,7 +6,7 @@
 //! with every page ever cached. A file that cannot be opened is removed and made again.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -143,7 +143,7 @@ impl PageCacheFile {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Accounts> {
-        self.accounts.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::lock::lock(&self.accounts)
     }
 
     pub fn path(&self) -> &Path {

@@ -9,8 +9,8 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use super::codec::{self, Dictionary, Encoder, body_bytes, header};
 use super::outbox::Delivery;
 use super::{
-    BY_TIME, CURSORS, DICTIONARY_KEY, MARKET_AT, META, REPORTS, Result, SOURCE_VERSIONS, Store,
-    StoreError, db_err,
+    BY_TIME, DICTIONARY_KEY, MARKET_AT, META, REPORTS, Result, SOURCE_VERSIONS, Store, StoreError,
+    db_err,
 };
 
 /// What the publish path keeps beside the reports a commit finds new, in the commit's own
@@ -135,6 +135,30 @@ fn xor(digest: &mut [u8; 16], term: [u8; 16]) {
     }
 }
 
+/// Every report's digest term in id order, read from the records' headers (no body is
+/// decompressed). A record whose header cannot be read is left out: it is damaged, is not
+/// served, and is counted again once a commit repairs it.
+fn terms(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+) -> Result<impl Iterator<Item = Result<(u64, [u8; 16])>> + '_> {
+    let entries = table.iter().map_err(db_err)?;
+    Ok(entries.filter_map(|entry| match entry {
+        Err(e) => Some(Err(db_err(e))),
+        Ok((k, v)) => header(k.value(), v.value())
+            .ok()
+            .map(|h| Ok((k.value(), term(k.value(), &h.hash)))),
+    }))
+}
+
+/// The store's digest: the XOR of its reports' terms.
+fn fold(terms: impl Iterator<Item = Result<(u64, [u8; 16])>>) -> Result<[u8; 16]> {
+    let mut digest = [0; 16];
+    for t in terms {
+        xor(&mut digest, t?.1);
+    }
+    Ok(digest)
+}
+
 /// Counts a commit as under way until dropped (also when the commit fails).
 struct Writing<'a>(&'a Store);
 
@@ -148,17 +172,11 @@ impl Drop for Writing<'_> {
 impl Store {
     /// The store's content version (see [`StoreVersion`]).
     pub fn version(&self) -> StoreVersion {
-        *self
-            .version
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        *crate::lock::lock(&self.version)
     }
 
     fn version_mut(&self, f: impl FnOnce(&mut StoreVersion)) {
-        f(&mut self
-            .version
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner));
+        f(&mut crate::lock::lock(&self.version));
     }
 
     /// Reads the stored digest, computing (and storing) it once for a store that has none.
@@ -174,21 +192,15 @@ impl Store {
             Some(d) => d,
             None => {
                 let tx = self.db.begin_write().map_err(db_err)?;
-                let mut digest = [0; 16];
-                {
+                let digest = {
                     let table = tx.open_table(REPORTS).map_err(db_err)?;
-                    for entry in table.iter().map_err(db_err)? {
-                        let (k, v) = entry.map_err(db_err)?;
-                        xor(
-                            &mut digest,
-                            term(k.value(), &header(k.value(), v.value())?.hash),
-                        );
-                    }
+                    let digest = fold(terms(&table)?)?;
                     tx.open_table(META)
                         .map_err(db_err)?
                         .insert(DIGEST_KEY, digest.as_slice())
                         .map_err(db_err)?;
-                }
+                    digest
+                };
                 tx.commit().map_err(db_err)?;
                 digest
             }
@@ -208,11 +220,7 @@ impl Store {
 
     pub(super) fn note_damage(&self, id: u64, e: &StoreError) {
         if matches!(e, StoreError::Damaged { .. } | StoreError::Decode { .. }) {
-            let first = self
-                .damaged
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(id);
+            let first = crate::lock::lock(&self.damaged).insert(id);
             if first {
                 tracing::error!(store = %self.path.display(), error = %e, "damaged report; it is refused until re-imported (`crypto-report check` lists every damaged record)");
             }
@@ -261,14 +269,14 @@ impl Store {
         &self,
         reports: &[Report],
         versions: &[Option<u64>],
-        cursor: Option<(&str, u64)>,
     ) -> Result<Committed> {
-        self.commit_stamped(reports, versions, cursor, Beside::default())
+        self.commit_stamped(reports, versions, Beside::default())
     }
 
-    /// Inserts or replaces reports and moves the import cursor, all in one transaction: a crash
-    /// leaves each report either wholly present or absent. `versions[i]` is the version of
-    /// the source row `reports[i]` came from (`None`: not from a versioned source).
+    /// Inserts or replaces reports in one transaction: a crash leaves each report either wholly
+    /// present or absent. `versions[i]` is the version of the source row `reports[i]` came
+    /// from (`None`: not from a versioned source); a rerun of a cut-short import skips the rows
+    /// whose version is stored.
     /// What `beside` holds for the reports the commit finds new is written in the same
     /// transaction (see [`Beside`]): a report is never stored without the values known when it
     /// arrived, nor without its announcements. Returns what happened to each report
@@ -279,7 +287,6 @@ impl Store {
         &self,
         reports: &[Report],
         versions: &[Option<u64>],
-        cursor: Option<(&str, u64)>,
         beside: Beside<'_>,
     ) -> Result<Committed> {
         self.version_mut(|v| v.writers += 1);
@@ -383,24 +390,12 @@ impl Store {
                 super::outbox::append(&tx, &deliveries)?;
             }
             if recount {
-                digest = [0; 16];
-                for entry in table.iter().map_err(db_err)? {
-                    let (k, v) = entry.map_err(db_err)?;
-                    if let Ok(h) = header(k.value(), v.value()) {
-                        xor(&mut digest, term(k.value(), &h.hash));
-                    }
-                }
+                digest = fold(terms(&table)?)?;
             }
             tx.open_table(META)
                 .map_err(db_err)?
                 .insert(DIGEST_KEY, digest.as_slice())
                 .map_err(db_err)?;
-            if let Some((source, id)) = cursor {
-                tx.open_table(CURSORS)
-                    .map_err(db_err)?
-                    .insert(source, id)
-                    .map_err(db_err)?;
-            }
         }
         drop(encoder);
         tx.commit().map_err(db_err)?;
@@ -411,16 +406,10 @@ impl Store {
         });
         if trained {
             // Only now that it is stored may other batches use it.
-            *self
-                .dictionary
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = dictionary;
+            *crate::lock::write(&self.dictionary) = dictionary;
         }
         if !repaired.is_empty() {
-            let mut damaged = self
-                .damaged
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut damaged = crate::lock::lock(&self.damaged);
             for id in repaired {
                 if damaged.remove(&id) {
                     tracing::info!(id, "damaged report rewritten");
@@ -456,19 +445,11 @@ impl Store {
 
     /// Reports found damaged since the store was opened (they are fetched again by a sync).
     pub fn damaged_ids(&self) -> Vec<u64> {
-        self.damaged
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .copied()
-            .collect()
+        crate::lock::lock(&self.damaged).iter().copied().collect()
     }
 
     fn current_dictionary(&self) -> Option<Arc<Dictionary>> {
-        self.dictionary
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        crate::lock::read(&self.dictionary).clone()
     }
 
     pub(super) fn decode(&self, id: u64, bytes: &[u8]) -> Result<Report> {
@@ -505,31 +486,23 @@ impl Store {
         if known < codec::TRAINING_BODIES as u64 || (failed_at > 0 && known < 2 * failed_at) {
             return Ok((None, false));
         }
-        // A sample of a few dozen reports, at most 32 KiB of each: enough for the genre.
-        let mut bodies = Vec::new();
-        for r in batch.iter().take(2 * codec::TRAINING_BODIES) {
-            bodies.push(body_bytes(r)?);
+        let mut sample = Sample::default();
+        for r in batch {
+            if !sample.add(r)? {
+                break;
+            }
         }
         for entry in table.iter().map_err(db_err)? {
-            if bodies.len() >= 2 * codec::TRAINING_BODIES {
+            if sample.is_full() {
                 break;
             }
             let (k, v) = entry.map_err(db_err)?;
             if let Ok(r) = codec::decode_report(k.value(), v.value(), None) {
-                bodies.push(body_bytes(&r)?);
+                sample.add(&r)?;
             }
         }
-        for b in &mut bodies {
-            b.truncate(32 * 1024);
-        }
-        match Dictionary::train(1, &bodies) {
-            Some((dictionary, bytes)) => {
-                tx.open_table(META)
-                    .map_err(db_err)?
-                    .insert(DICTIONARY_KEY, bytes.as_slice())
-                    .map_err(db_err)?;
-                Ok((Some(Arc::new(dictionary)), true))
-            }
+        match sample.train_into(tx)? {
+            Some(dictionary) => Ok((Some(Arc::new(dictionary)), true)),
             None => {
                 self.training_failed_at
                     .store(known, std::sync::atomic::Ordering::Relaxed);
@@ -544,14 +517,7 @@ impl Store {
     pub fn report_terms(&self) -> Result<Vec<(u64, [u8; 16])>> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let table = tx.open_table(REPORTS).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (k, v) = entry.map_err(db_err)?;
-            if let Ok(h) = header(k.value(), v.value()) {
-                out.push((k.value(), term(k.value(), &h.hash)));
-            }
-        }
-        Ok(out)
+        terms(&table)?.collect()
     }
 
     /// Source row versions of the reports with ids in `from..=to`, in id order.
@@ -566,12 +532,6 @@ impl Store {
         Ok(out)
     }
 
-    pub fn cursor(&self, source: &str) -> Result<Option<u64>> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let table = tx.open_table(CURSORS).map_err(db_err)?;
-        Ok(table.get(source).map_err(db_err)?.map(|v| v.value()))
-    }
-
     /// Visits every report in id order without loading them all at once.
     pub fn for_each_report(&self, mut f: impl FnMut(Report) -> Result<()>) -> Result<()> {
         let tx = self.db.begin_read().map_err(db_err)?;
@@ -581,6 +541,41 @@ impl Store {
             f(self.decode(k.value(), v.value())?)?;
         }
         Ok(())
+    }
+}
+
+/// Report bodies to train the compression dictionary on: a few dozen, at most 32 KiB of
+/// each, enough for the genre.
+#[derive(Default)]
+pub(super) struct Sample(Vec<Vec<u8>>);
+
+impl Sample {
+    /// Adds `report`'s body unless the sample is full; false once it is.
+    pub fn add(&mut self, report: &Report) -> Result<bool> {
+        if self.is_full() {
+            return Ok(false);
+        }
+        let mut body = body_bytes(report)?;
+        body.truncate(32 * 1024);
+        self.0.push(body);
+        Ok(!self.is_full())
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.0.len() >= 2 * codec::TRAINING_BODIES
+    }
+
+    /// Trains the dictionary and writes it to the meta table in `tx`; None when the sample
+    /// teaches nothing (too few or too alike).
+    pub fn train_into(self, tx: &redb::WriteTransaction) -> Result<Option<Dictionary>> {
+        let Some((dictionary, bytes)) = Dictionary::train(1, &self.0) else {
+            return Ok(None);
+        };
+        tx.open_table(META)
+            .map_err(db_err)?
+            .insert(DICTIONARY_KEY, bytes.as_slice())
+            .map_err(db_err)?;
+        Ok(Some(dictionary))
     }
 }
 

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 use super::super::rows::{Listed, groups, listing_problem, report_of};
 use super::super::{ImportError, ImportSummary, Skipped};
 use super::{Connection, Progress};
-use crate::reports::publish::{Batch, Cursor, Outcome, PublishError, Publisher};
+use crate::reports::publish::{Batch, Outcome, PublishError, Publisher};
 
 impl Connection {
     /// One import pass into `summary`: every row of the table, fetching and publishing only
@@ -41,7 +41,6 @@ impl Connection {
             total: self.count().await?,
         };
         progress(state);
-        let cursor = self.cursor_key();
         let mut from = Some(i64::MIN);
         while let Some(start) = from {
             let page = self.list(start).await?;
@@ -64,11 +63,7 @@ impl Connection {
             }
             for group in groups(&wanted) {
                 let rows = self.fetch_readable(&group, &mut summary.skipped).await?;
-                let cursor = Cursor {
-                    source: cursor.clone(),
-                    position: group.last().copied().unwrap_or_default() as u64,
-                };
-                pipeline.push(publisher, rows, cursor, summary).await?;
+                pipeline.push(publisher, rows, summary).await?;
             }
             state.done += page.len() as u64;
             state.total = state.total.max(state.done);
@@ -93,7 +88,6 @@ impl Pipeline {
         &mut self,
         publisher: &Publisher,
         rows: Vec<Row>,
-        cursor: Cursor,
         summary: &mut ImportSummary,
     ) -> Result<(), ImportError> {
         self.drain(summary).await?;
@@ -101,10 +95,7 @@ impl Pipeline {
         // The reports are made, committed and freed on one thread: the allocator then reuses
         // their memory for the next group instead of holding it for a thread that freed it.
         self.pending = Some(tokio::task::spawn_blocking(move || {
-            let mut batch = Batch {
-                cursor: Some(cursor),
-                ..Batch::default()
-            };
+            let mut batch = Batch::default();
             let mut skipped = Vec::new();
             for row in &rows {
                 match report_of(row) {
