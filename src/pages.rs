@@ -76,7 +76,7 @@ pub async fn home(
 ) -> Result<Response, AppError> {
     let lang = reader_lang(uri.query(), &headers);
     let page = cached(&s, format!("home:{}", lang.code()), move |st| {
-        let (recent, _) = st.store.newest_reports(0, HOME_RECENT)?;
+        let (recent, _) = crate::reports::cards::newest(&st.store, 0, HOME_RECENT)?;
         let html = st
             .renderer
             .home(lang, recent.first(), recent.get(1..).unwrap_or(&[]))?;
@@ -129,11 +129,8 @@ async fn report_response(
         // Their headlines label the links; a damaged neighbour is linked by its date alone.
         let load = |r: Option<crate::store::ReportRef>| -> Result<_, AppError> {
             let Some(r) = r else { return Ok(None) };
-            match st.store.report(r.id) {
-                Ok(found) => Ok(Some((r, found))),
-                Err(e) if crate::store::Store::is_record_damage(&e) => Ok(Some((r, None))),
-                Err(e) => Err(e.into()),
-            }
+            let card = crate::reports::cards::of(&st.store, &[r])?.pop().flatten();
+            Ok(Some((r, card)))
         };
         let (prev, next) = (load(neighbours.0)?, load(neighbours.1)?);
         let at = crate::since::at_publication(&st.store, report.id, report.created_at)?;
@@ -253,7 +250,7 @@ pub async fn list(
     let key = format!("list:{page_no}:{}", lang.code());
     let page = cached(&s, key, move |st| {
         let offset = (page_no - 1).saturating_mul(PER_PAGE);
-        let (reports, total) = st.store.newest_reports(offset, PER_PAGE as usize)?;
+        let (reports, total) = crate::reports::cards::newest(&st.store, offset, PER_PAGE as usize)?;
         let pages = total.div_ceil(PER_PAGE).max(1);
         if page_no > pages {
             return Err(AppError::NotFound);
@@ -267,7 +264,7 @@ pub async fn list(
 
 pub async fn rss(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let page = cached(&s, "rss".into(), |st| {
-        let (reports, _) = st.store.newest_reports(0, FEED_ITEMS)?;
+        let (reports, _) = crate::reports::cards::newest(&st.store, 0, FEED_ITEMS)?;
         let xml = st.renderer.rss(&reports)?;
         let body = Encoded::new("application/rss+xml; charset=utf-8", xml, Quality::Fast);
         Ok((body, Deps::listing()))

@@ -205,6 +205,7 @@ impl Publisher {
         let beside = Beside {
             market_at: &stamps,
             announce,
+            card: Some(&super::cards::for_commit),
         };
         let committed =
             self.store
