@@ -143,24 +143,27 @@ impl Store {
         if cards.is_empty() {
             return Ok(0);
         }
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let mut stored = 0;
-        {
-            let reports = tx.open_table(REPORTS).map_err(db_err)?;
-            let mut table = tx.open_table(CARDS).map_err(db_err)?;
-            for (id, hash, card) in cards {
-                let current = match reports.get(*id).map_err(db_err)? {
-                    Some(v) => header(*id, v.value()).ok().map(|h| h.hash),
-                    None => None,
-                };
-                if current.as_ref() == Some(hash) {
-                    table.insert(*id, card.as_slice()).map_err(db_err)?;
-                    stored += 1;
+        // A damaged page met on the way is an error here, never a panic of the caller.
+        guarded(|| {
+            let tx = self.db.begin_write().map_err(db_err)?;
+            let mut stored = 0;
+            {
+                let reports = tx.open_table(REPORTS).map_err(db_err)?;
+                let mut table = tx.open_table(CARDS).map_err(db_err)?;
+                for (id, hash, card) in cards {
+                    let current = match reports.get(*id).map_err(db_err)? {
+                        Some(v) => header(*id, v.value()).ok().map(|h| h.hash),
+                        None => None,
+                    };
+                    if current.as_ref() == Some(hash) {
+                        table.insert(*id, card.as_slice()).map_err(db_err)?;
+                        stored += 1;
+                    }
                 }
             }
-        }
-        tx.commit().map_err(db_err)?;
-        Ok(stored)
+            tx.commit().map_err(db_err)?;
+            Ok(stored)
+        })
     }
 
     /// Up to `limit` ids after `after`, in id order, of reports without a card.
