@@ -164,19 +164,7 @@ fn resolve(store: &Store, rows: Vec<CardRow>) -> Result<Vec<Option<Card>>, Store
             out.push(Some(card));
             continue;
         }
-        match store.report(row.at.id) {
-            Ok(Some(report)) => {
-                let card = Card::of(&report);
-                if let Some(bytes) = card.encode() {
-                    computed.push((report.id, report.content_hash(), bytes));
-                }
-                out.push(Some(card));
-            }
-            Ok(None) => out.push(None),
-            // Logged once by the store; a list leaves it out.
-            Err(e) if Store::is_record_damage(&e) => out.push(None),
-            Err(e) => return Err(e),
-        }
+        out.push(compute(store, row.at.id, &mut computed)?);
     }
     // What was computed is kept for the next reader; a store that cannot take it now (a
     // full disk) still answers this one.
@@ -200,18 +188,31 @@ pub fn fill_some(
     };
     let mut computed = Vec::with_capacity(ids.len());
     for id in ids {
-        match store.report(id) {
-            Ok(Some(report)) => {
-                if let Some(bytes) = Card::of(&report).encode() {
-                    computed.push((id, report.content_hash(), bytes));
-                }
-            }
-            Ok(None) => {}
-            Err(e) if Store::is_record_damage(&e) => {}
-            Err(e) => return Err(e),
-        }
+        compute(store, id, &mut computed)?;
     }
     Ok(Some((last, store.put_cards(&computed)?)))
+}
+
+/// The card of report `id`, computed from the report; what to store is pushed on `keep`
+/// (id, the hash of the report it was computed from, the card). `None` for a report that
+/// cannot be read (damaged: logged once by the store, left out of lists) or is gone.
+fn compute(
+    store: &Store,
+    id: u64,
+    keep: &mut Vec<(u64, [u8; 32], Vec<u8>)>,
+) -> Result<Option<Card>, StoreError> {
+    match store.report(id) {
+        Ok(Some(report)) => {
+            let card = Card::of(&report);
+            if let Some(bytes) = card.encode() {
+                keep.push((id, report.content_hash(), bytes));
+            }
+            Ok(Some(card))
+        }
+        Ok(None) => Ok(None),
+        Err(e) if Store::is_record_damage(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Fills in the cards of a store written before cards were kept, one batch of
