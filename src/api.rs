@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::market::Refresh;
 use crate::render::ReportCard;
-use crate::reports::{Reader, Report};
+use crate::reports::{Card, Reader, Report};
 use crate::request::{PER_PAGE, cached, parse_id, parse_page};
 
 const JSON: &str = "application/json";
@@ -46,7 +46,7 @@ struct LeadFields {
 }
 
 impl ReportSummary {
-    fn new(r: &Report) -> Self {
+    fn new(r: &Card) -> Self {
         ReportSummary {
             id: r.id,
             created_at: r.created_at.to_rfc3339_opts(SecondsFormat::Secs, true),
@@ -56,7 +56,7 @@ impl ReportSummary {
 }
 
 impl LeadFields {
-    fn new(r: &Report) -> Self {
+    fn new(r: &Card) -> Self {
         let card = ReportCard::new(r, Lang::Vi);
         LeadFields {
             title_vi: card.title_vi,
@@ -67,7 +67,7 @@ impl LeadFields {
             excerpt_en: card.summary_en.clone(),
             summary_vi: card.summary_vi,
             summary_en: card.summary_en,
-            has_english: r.has_english(),
+            has_english: r.has_english,
             url: card.url,
         }
     }
@@ -132,7 +132,7 @@ pub async fn report(
             .ok_or(AppError::NotFound)?;
         let body = json_body(&Full {
             report: &report,
-            lead: LeadFields::new(&report),
+            lead: LeadFields::new(&Card::of(&report)),
         })?;
         Ok((body, Deps::reports(vec![id])))
     })

@@ -191,6 +191,7 @@ impl Parts {
             Box::new(|s: &AppState| s.search.start(s.background())),
         ));
         tasks.push(("l2 purge", Box::new(purge_l2)));
+        tasks.push(("report cards", Box::new(fill_cards)));
         if let (Some(config), Some(woken)) = (history, woken) {
             let notify = publisher.clone();
             let refreshed: since::history::Invalidate = Arc::new(move |affected| {
@@ -362,6 +363,16 @@ fn beside(store: &Store) -> &std::path::Path {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."))
+}
+
+/// Fills in the cards of reports stored before cards were kept (see `reports::cards`).
+fn fill_cards(state: &AppState) {
+    let store = Arc::clone(&state.store);
+    state.background().spawn("report cards", |stop| async move {
+        if let Err(e) = crate::reports::cards::fill_in_background(store, stop).await {
+            tracing::warn!(error = %e, "report cards could not all be filled in; lists compute the missing ones");
+        }
+    });
 }
 
 /// Drops expired second-tier entries every [`crate::cache::l2::PURGE_EVERY`]. Holds the tier

@@ -10,7 +10,7 @@ use tera::{Context, Tera};
 
 use crate::assets::Assets;
 use crate::i18n::{self, Lang};
-use crate::reports::{Report, Section};
+use crate::reports::{Card, Section};
 use crate::store::ReportRef;
 
 pub use self::guard::escape_html;
@@ -104,39 +104,31 @@ pub struct ReportCard {
 }
 
 impl ReportCard {
-    pub fn new(report: &Report, lang: Lang) -> ReportCard {
-        let lead_vi = report.lead(Lang::Vi);
-        // A Vietnamese-only report has one lead; do not parse it twice.
-        let lead_en = if report.has_english() {
-            report.lead(Lang::En)
-        } else {
-            lead_vi.clone()
-        };
-        let title_vi = report.title(Lang::Vi, &lead_vi);
-        let title_en = report.title(Lang::En, &lead_en);
-        let (title, summary) = match lang {
-            Lang::Vi => (title_vi.clone(), lead_vi.summary.clone()),
-            Lang::En => (title_en.clone(), lead_en.summary.clone()),
-        };
+    pub fn new(card: &Card, lang: Lang) -> ReportCard {
+        let (lead_vi, lead_en) = (card.lead(Lang::Vi), card.lead(Lang::En));
+        let (title_vi, title_en) = (card.title(Lang::Vi), card.title(Lang::En));
         ReportCard {
-            id: report.id,
-            url: format!("/crypto_report/{}", report.id),
-            title,
+            id: card.id,
+            url: format!("/crypto_report/{}", card.id),
+            title: match lang {
+                Lang::Vi => title_vi.clone(),
+                Lang::En => title_en.clone(),
+            },
             title_vi,
             title_en,
-            headline_vi: lead_vi.headline,
-            headline_en: lead_en.headline,
-            summary,
-            summary_vi: lead_vi.summary,
-            summary_en: lead_en.summary,
-            vi_only: !report.has_english(),
-            iso: iso(report.created_at),
-            date: i18n::format_date(report.created_at, lang),
-            datetime: i18n::format_datetime(report.created_at, lang),
-            age: i18n::format_age(report.created_at, Utc::now(), lang),
-            rfc2822: report.created_at.to_rfc2822(),
-            sections_vi: report.sections(Lang::Vi),
-            sections_en: report.sections(Lang::En),
+            headline_vi: lead_vi.headline.clone(),
+            headline_en: lead_en.headline.clone(),
+            summary: card.lead(lang).summary.clone(),
+            summary_vi: lead_vi.summary.clone(),
+            summary_en: lead_en.summary.clone(),
+            vi_only: !card.has_english,
+            iso: iso(card.created_at),
+            date: i18n::format_date(card.created_at, lang),
+            datetime: i18n::format_datetime(card.created_at, lang),
+            age: i18n::format_age(card.created_at, Utc::now(), lang),
+            rfc2822: card.created_at.to_rfc2822(),
+            sections_vi: card.sections(Lang::Vi).to_vec(),
+            sections_en: card.sections(Lang::En).to_vec(),
         }
     }
 }
@@ -277,6 +269,8 @@ impl Renderer {
         ctx.insert("assets", &self.assets);
         ctx.insert("public_url", &self.public_url);
         ctx.insert("path", path);
+        // What joins `?lang=` to the page's address (a page of a month has a query already).
+        ctx.insert("lang_sep", if path.contains('?') { "&" } else { "?" });
         ctx.insert("nav", nav);
         ctx.insert("strings_json", &self.strings_json);
         // Share tags: a page that is not a report shows the site's card.
@@ -310,8 +304,8 @@ impl Renderer {
     pub fn home(
         &self,
         lang: Lang,
-        latest: Option<&Report>,
-        recent: &[Report],
+        latest: Option<&Card>,
+        recent: &[Card],
     ) -> Result<String, RenderError> {
         let mut ctx = self.context(lang, "/", "home");
         let head = Head::new(
@@ -329,7 +323,7 @@ impl Renderer {
     pub fn list(
         &self,
         lang: Lang,
-        reports: &[Report],
+        reports: &[Card],
         page: u64,
         pages: u64,
         total: u64,
@@ -381,7 +375,7 @@ impl Renderer {
         self.render("error.html", &ctx)
     }
 
-    pub fn rss(&self, reports: &[Report]) -> Result<String, RenderError> {
+    pub fn rss(&self, reports: &[Card]) -> Result<String, RenderError> {
         self.feed(reports, Lang::Vi)
     }
 
@@ -485,12 +479,12 @@ mod tests {
     #[test]
     fn title_prefers_the_reports_headline_then_the_date() {
         let mut r = crate::reports::sample(1, "2026-11-20T08:00:00Z");
-        let card = ReportCard::new(&r, Lang::En);
+        let card = ReportCard::new(&Card::of(&r), Lang::En);
         assert_eq!(card.title, "Crypto market report November 20, 2026");
         assert_eq!(card.title_vi, "Báo cáo thị trường crypto 20 tháng 11, 2026");
         r.html_content = "<h1>Bản tin <b>BTC</b> hôm nay</h1>".into();
         r.html_content_en = None;
-        let card = ReportCard::new(&r, Lang::En);
+        let card = ReportCard::new(&Card::of(&r), Lang::En);
         assert_eq!(card.title_vi, "Bản tin BTC hôm nay");
         assert_eq!(card.title_en, "Bản tin BTC hôm nay", "Vietnamese only");
         assert!(card.vi_only);

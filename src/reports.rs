@@ -1,6 +1,7 @@
 //! Report domain: the generator's data model, validation, language fallbacks, section outline
 //! and the lead (headline and summary) readers see before opening a report.
 
+pub mod cards;
 pub mod outbox;
 mod summary;
 
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::i18n::{self, Lang};
 
+pub use self::cards::Card;
 pub use summary::{Lead, cut_on_word};
 
 /// Longest summary shown on cards, in feeds, meta descriptions and the JSON API.
@@ -58,7 +60,7 @@ const EARLIEST_YEAR: i32 = 2000;
 const MAX_AHEAD: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 /// One `<section id>` of a report with its heading, for the table of contents.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Section {
     pub id: String,
     pub title: String,
@@ -155,17 +157,22 @@ impl Report {
     /// The report's title for a reader of `lang`: its headline (from `lead`, computed once by
     /// the caller), else "<report title> <date>" so that a list never shows an empty title.
     pub fn title(&self, lang: Lang, lead: &Lead) -> String {
-        match &lead.headline {
-            Some(h) => h.clone(),
-            None => format!(
-                "{} {}",
-                i18n::strings(lang)
-                    .get("report_title")
-                    .copied()
-                    .unwrap_or_default(),
-                i18n::format_date(self.created_at, lang)
-            ),
-        }
+        title(lang, lead, self.created_at)
+    }
+}
+
+/// A report's title for a reader of `lang`: its headline, else "<report title> <date>".
+fn title(lang: Lang, lead: &Lead, created_at: DateTime<Utc>) -> String {
+    match &lead.headline {
+        Some(h) => h.clone(),
+        None => format!(
+            "{} {}",
+            i18n::strings(lang)
+                .get("report_title")
+                .copied()
+                .unwrap_or_default(),
+            i18n::format_date(created_at, lang)
+        ),
     }
 }
 

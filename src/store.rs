@@ -2,6 +2,7 @@
 //! callers go through [`Store::call`], which runs it on the blocking pool.
 
 mod backup;
+mod cards;
 mod check;
 mod codec;
 mod damage;
@@ -19,6 +20,7 @@ use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Deserialize;
 
+pub use self::cards::{CardRow, MonthCount};
 pub use self::check::{CheckSummary, Inspection, check, inspect};
 use self::codec::Dictionary;
 pub use self::damage::panic_is_handled;
@@ -32,7 +34,7 @@ pub use self::walk::ReadOnlyStore;
 pub const FILE_NAME: &str = "crypto-report.redb";
 /// Bumped whenever a table or an encoded value changes shape; older stores are migrated on
 /// open (see `migrate`), newer ones are refused.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 /// Memory redb may use to cache pages. Its default (1 GiB) let a bulk import grow to a 1.2 GB
 /// process; what a report site reads hot is the date index and a few recent reports.
 const PAGE_CACHE_BYTES: usize = 32 << 20;
@@ -67,6 +69,13 @@ const DAILY_COVERED: TableDefinition<&str, (i64, i64)> =
     TableDefinition::new("market_daily_covered");
 /// sequence -> postcard `outbox::Delivery`: announcements to send, oldest first.
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("announce_outbox");
+/// report id -> what lists show of the report (shape owned by `reports::cards`), written
+/// with the report in its commit; absent for a report stored before cards were kept until
+/// it is filled in (see `cards`).
+const CARDS: TableDefinition<u64, &[u8]> = TableDefinition::new("report_cards");
+/// (year, month) in the audience's time zone -> reports published in it, kept by the
+/// commits that write reports (see `cards::month_of`).
+const MONTHS: TableDefinition<(i32, u32), u64> = TableDefinition::new("reports_by_month");
 
 const SCHEMA_KEY: &str = "schema_version";
 /// The version of the last release that opened the store for writing (so that an older one
@@ -162,6 +171,8 @@ pub struct Store {
     walk_damage_logged: std::sync::atomic::AtomicBool,
     /// What the reports add up to now (see `StoreVersion`).
     version: std::sync::Mutex<StoreVersion>,
+    /// Report bodies decompressed since the store was opened (see [`Store::reports_decoded`]).
+    decoded: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -225,6 +236,7 @@ impl Store {
             training_failed_at: Default::default(),
             walk_damage_logged: Default::default(),
             version: Default::default(),
+            decoded: Default::default(),
         };
         damage::guarded(|| {
             store.init_schema()?;
@@ -256,6 +268,12 @@ impl Store {
                 tracing::info!(store = %self.path.display(), reports = copied, "store upgraded from schema 1 to 2");
                 return self.init_schema();
             }
+            Some(2) => {
+                drop(tx);
+                let months = migrate::v2_to_v3(self)?;
+                tracing::info!(store = %self.path.display(), months, "store upgraded from schema 2 to 3 (report cards are filled in the background)");
+                return self.init_schema();
+            }
             Some(found) => {
                 return Err(StoreError::SchemaMismatch {
                     path: self.path.clone(),
@@ -283,6 +301,8 @@ impl Store {
         tx.open_table(DAILY_COVERED).map_err(db_err)?;
         tx.open_table(OUTBOX).map_err(db_err)?;
         tx.delete_table(LEGACY_CURSORS).map_err(db_err)?;
+        tx.open_table(CARDS).map_err(db_err)?;
+        tx.open_table(MONTHS).map_err(db_err)?;
         tx.commit().map_err(db_err)
     }
 
@@ -464,6 +484,7 @@ fn create_new(path: &Path) -> Result<()> {
             training_failed_at: Default::default(),
             walk_damage_logged: Default::default(),
             version: Default::default(),
+            decoded: Default::default(),
         };
         fresh.init_schema()?;
     }

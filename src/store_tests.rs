@@ -551,3 +551,52 @@ fn a_store_without_a_digest_opens_around_a_record_whose_header_is_unreadable() {
     assert_eq!(store.version().digest, alone.version().digest);
     assert_eq!(store.report_terms().expect("terms").len(), 1);
 }
+
+#[test]
+fn months_are_counted_by_the_commits_that_write_reports() {
+    let (_dir, store) = temp_store();
+    // 23:30 UTC on the last day of October is November at UTC+7.
+    let mut reports: Vec<crate::reports::Report> = (1..=130)
+        .map(|i| sample(i, "2026-11-02T08:00:00Z"))
+        .collect();
+    for (i, r) in reports.iter_mut().enumerate() {
+        r.created_at += chrono::TimeDelta::minutes(i as i64);
+    }
+    reports.push(sample(200, "2026-10-31T23:30:00Z"));
+    reports.push(sample(201, "2026-10-31T16:30:00Z"));
+    store.commit_reports(&reports, &[]).expect("write");
+    let counts = |store: &Store| -> Vec<(i32, u32, u64)> {
+        store
+            .month_counts()
+            .expect("months")
+            .into_iter()
+            .map(|m| (m.year, m.month, m.reports))
+            .collect()
+    };
+    assert_eq!(counts(&store), vec![(2026, 11, 131), (2026, 10, 1)]);
+    // Moved to another month by an update; unchanged ones count once.
+    let mut moved = sample(201, "2026-09-15T08:00:00Z");
+    moved.html_content.push_str("<p>moved</p>");
+    store
+        .commit_reports(&[moved, reports[0].clone()], &[])
+        .expect("update");
+    assert_eq!(
+        counts(&store),
+        vec![(2026, 11, 131), (2026, 9, 1)],
+        "October is left empty and gone"
+    );
+    // A month's reports by range: the second page of 50, oldest first.
+    let from = chrono::DateTime::parse_from_rfc3339("2026-11-01T00:00:00+07:00")
+        .expect("date")
+        .timestamp_millis();
+    let to = chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00+07:00")
+        .expect("date")
+        .timestamp_millis();
+    let page = store.cards_between(from, to, 50, 50).expect("page");
+    assert_eq!(page.len(), 50);
+    assert_eq!(page[0].at.id, 50, "report 200 opens the month");
+    assert!(
+        page.iter().all(|r| r.card.is_none()),
+        "written without cards"
+    );
+}

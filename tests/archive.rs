@@ -80,6 +80,113 @@ async fn months_list_their_reports_and_link_to_their_neighbours() {
     );
 }
 
+/// A month of 120 reports (every 6 hours from 1 March 2026) and one in April.
+async fn crowded_month() -> TestApp {
+    let app = TestApp::with_reports(0);
+    let start: chrono::DateTime<chrono::Utc> = "2026-03-01T00:00:00Z".parse().expect("date");
+    let mut reports: Vec<_> = (1..=120)
+        .map(|i| {
+            let mut r = common::report(i, "2026-03-01T00:00:00Z");
+            r.created_at = start + chrono::TimeDelta::hours(6 * (i as i64 - 1));
+            r
+        })
+        .collect();
+    reports.push(common::report(500, "2026-04-10T08:00:00Z"));
+    common::publish(&app.state, reports).await;
+    app
+}
+
+#[tokio::test]
+async fn a_crowded_month_is_paged_fifty_at_a_time() {
+    let app = crowded_month().await;
+    let index = app.get("/archive").await.text();
+    assert!(index.contains("(120)") && index.contains("(1)"), "{index}");
+
+    let first = app.get("/archive/2026/03").await;
+    assert_eq!(first.status, 200);
+    let html = first.text();
+    assert_eq!(html.matches("class=\"report-item\"").count(), 50);
+    assert!(
+        html.contains("<strong>120</strong>"),
+        "the month's count, not the page's"
+    );
+    assert!(html.contains("href=\"/crypto_report/1\""), "oldest first");
+    assert!(
+        html.contains("href=\"/archive/2026/03?page=2\""),
+        "a link to the next page"
+    );
+    assert!(
+        html.contains("<link rel=\"canonical\" href=\"https://reports.example/archive/2026/03\">"),
+        "page 1 is the month's own address"
+    );
+    assert!(
+        html.contains("rel=\"next\" href=\"/archive/2026/04\""),
+        "the next month"
+    );
+    let again = app.get("/archive/2026/03?page=1").await.text();
+    assert!(
+        again.contains("<link rel=\"canonical\" href=\"https://reports.example/archive/2026/03\">")
+    );
+
+    let second = app.get("/archive/2026/03?page=2&lang=en").await.text();
+    assert_eq!(second.matches("class=\"report-item\"").count(), 50);
+    assert!(second.contains("href=\"/crypto_report/51\""));
+    assert!(
+        second.contains("href=\"/archive/2026/03\""),
+        "back to page 1"
+    );
+    assert!(second.contains("href=\"/archive/2026/03?page=3\""));
+    assert!(second.contains(
+        "<link rel=\"canonical\" href=\"https://reports.example/archive/2026/03?page=2\">"
+    ));
+    assert!(second.contains("href=\"https://reports.example/archive/2026/03?page=2&amp;lang=vi\""));
+
+    let last = app.get("/archive/2026/03?page=3").await.text();
+    assert_eq!(last.matches("class=\"report-item\"").count(), 20);
+    assert!(!last.contains("?page=4"));
+    assert_eq!(app.get("/archive/2026/03?page=4").await.status, 404);
+    assert_eq!(app.get("/archive/2026/03?page=0").await.status, 400);
+    assert_eq!(app.get("/archive/2026/04?page=2").await.status, 404);
+}
+
+/// What lists show comes from the cards stored with the reports: no page that lists reports
+/// reads a report body (the store counts every body it reads).
+#[tokio::test]
+async fn pages_that_list_reports_read_no_report_body() {
+    let app = crowded_month().await;
+    // The search index reads each published report once, in the background.
+    app.state.search.settled().await;
+    // The report page reads its own report, and its neighbours' cards only.
+    assert_eq!(app.get("/crypto_report/60").await.status, 200);
+    let before = app.state.store.reports_decoded();
+    for path in [
+        "/",
+        "/crypto_reports_list",
+        "/crypto_reports_list?page=3",
+        "/rss.xml",
+        "/rss-en.xml",
+        "/archive",
+        "/archive/2026/03",
+        "/archive/2026/03?page=2",
+        "/api/reports",
+        "/api/reports?page=2",
+    ] {
+        assert_eq!(app.get(path).await.status, 200, "{path}");
+        assert_eq!(
+            app.state.store.reports_decoded(),
+            before,
+            "{path} read a report body"
+        );
+    }
+    let before = app.state.store.reports_decoded();
+    assert_eq!(app.get("/crypto_report/61").await.status, 200);
+    assert_eq!(
+        app.state.store.reports_decoded(),
+        before + 1,
+        "a report page reads its own report, not its neighbours"
+    );
+}
+
 #[tokio::test]
 async fn feeds_in_both_languages_are_valid_rss() {
     let (state, _dir) = samples();

@@ -2,8 +2,6 @@
 //! Vietnamese one, and what link previews and installed apps fetch: the share cards, the
 //! icons and the web app manifest. Everything is rendered once into the page cache.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
@@ -15,18 +13,30 @@ use crate::card;
 use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
 use crate::i18n::{self, Lang};
-use crate::render::archive::Month;
+use crate::render::archive::{Month, MonthPaging};
 use crate::render::{since, ui};
 use crate::reports::Reader;
-use crate::request::{cached, parse_id};
+use crate::request::{cached, parse_id, parse_page};
 
-/// Every month with reports and how many, newest first.
+/// Reports on one page of an archive month.
+pub const MONTH_PER_PAGE: u64 = 50;
+
+/// Every month with reports and how many, newest first (kept by the store, never counted).
 fn months(reader: Reader<'_>) -> Result<Vec<(Month, usize)>, AppError> {
-    let mut counts: BTreeMap<Month, usize> = BTreeMap::new();
-    for r in reader.all_dates()? {
-        *counts.entry(Month::of(&r)).or_default() += 1;
-    }
-    Ok(counts.into_iter().rev().collect())
+    Ok(reader
+        .months()?
+        .into_iter()
+        .map(|c| {
+            let n = usize::try_from(c.reports).unwrap_or(usize::MAX);
+            (
+                Month {
+                    year: c.year,
+                    month: c.month,
+                },
+                n,
+            )
+        })
+        .collect())
 }
 
 pub async fn index(
@@ -71,7 +81,13 @@ pub async fn month(
 ) -> Result<Response, AppError> {
     let lang = reader_lang(uri.query(), &headers);
     let m = parse_month(&year, &month)?;
-    let key = format!("archive:{}-{:02}:{}", m.year, m.month, lang.code());
+    let page_no = parse_page(uri.query())?;
+    let key = format!(
+        "archive:{}-{:02}:{page_no}:{}",
+        m.year,
+        m.month,
+        lang.code()
+    );
     let page = cached(&s, key, move |st| {
         let start = |m: Month| -> Result<i64, AppError> {
             let day = m.first_day().ok_or(AppError::NotFound)?;
@@ -82,14 +98,28 @@ pub async fn month(
             Ok(local.timestamp_millis())
         };
         let reader = Reader::new(&st.store);
-        let reports = reader.published_between(start(m)?, start(m.next())?)?;
+        let all = months(reader)?;
+        let total = all.iter().find(|(x, _)| *x == m).map_or(0, |(_, n)| *n);
+        let pages = (total as u64).div_ceil(MONTH_PER_PAGE);
+        if page_no > pages {
+            return Err(AppError::NotFound);
+        }
+        let offset = (page_no - 1) * MONTH_PER_PAGE;
+        let (from, to) = (start(m)?, start(m.next())?);
+        let reports = reader.published_between(from, to, offset, MONTH_PER_PAGE as usize)?;
         if reports.is_empty() {
             return Err(AppError::NotFound);
         }
-        let all = months(reader)?;
         let newer = all.iter().rev().find(|(x, _)| *x > m).copied();
         let older = all.iter().find(|(x, _)| *x < m).copied();
-        let html = st.renderer.archive_month(lang, m, &reports, older, newer)?;
+        let paging = MonthPaging {
+            page: page_no,
+            pages,
+            total,
+        };
+        let html = st
+            .renderer
+            .archive_month(lang, m, &reports, paging, older, newer)?;
         Ok((html_page(html), Deps::listing()))
     })
     .await?;

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Head, RenderError, Renderer, ReportCard, ui};
 use crate::i18n::{self, Lang};
-use crate::reports::Report;
+use crate::reports::Card;
 use crate::store::ReportRef;
 
 /// A month of the archive.
@@ -53,6 +53,25 @@ impl Month {
         match lang {
             Lang::Vi => format!("tháng {}, {}", self.month, self.year),
             Lang::En => format!("{} {}", i18n::month_name(self.month), self.year),
+        }
+    }
+}
+
+/// Where a month page is among the month's pages (`?page=N`, the first without it).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MonthPaging {
+    pub page: u64,
+    pub pages: u64,
+    /// Reports in the month.
+    pub total: usize,
+}
+
+impl MonthPaging {
+    /// The address of page `page` of `month`: the first has no `?page`.
+    pub fn url(self, month: Month, page: u64) -> String {
+        match page {
+            0 | 1 => month.url(),
+            n => format!("{}?page={n}", month.url()),
         }
     }
 }
@@ -118,11 +137,12 @@ impl Renderer {
         &self,
         lang: Lang,
         month: Month,
-        reports: &[Report],
+        reports: &[Card],
+        paging: MonthPaging,
         prev: Option<(Month, usize)>,
         next: Option<(Month, usize)>,
     ) -> Result<String, RenderError> {
-        let mut ctx = self.context(lang, &month.url(), "list");
+        let mut ctx = self.context(lang, &paging.url(month, paging.page), "list");
         let head = Head::new(
             lang,
             |l| {
@@ -136,7 +156,15 @@ impl Renderer {
             |l| ui(l, "archive_description").to_owned(),
         );
         ctx.insert("head", &head);
-        ctx.insert("month", &Some(MonthLink::new(month, reports.len(), lang)));
+        ctx.insert("month", &Some(MonthLink::new(month, paging.total, lang)));
+        ctx.insert("paging", &paging);
+        let step = |page: u64| {
+            (1..=paging.pages)
+                .contains(&page)
+                .then(|| paging.url(month, page))
+        };
+        ctx.insert("page_prev", &step(paging.page.wrapping_sub(1)));
+        ctx.insert("page_next", &step(paging.page + 1));
         let cards: Vec<_> = reports.iter().map(|r| ReportCard::new(r, lang)).collect();
         ctx.insert("cards", &cards);
         ctx.insert("prev", &prev.map(|(m, n)| MonthLink::new(m, n, lang)));
@@ -147,7 +175,7 @@ impl Renderer {
 
     /// The feed of the newest reports in `lang` (Vietnamese at `/rss.xml`, English at
     /// `/rss-en.xml`; a report without English appears in the English feed in Vietnamese).
-    pub fn feed(&self, reports: &[Report], lang: Lang) -> Result<String, RenderError> {
+    pub fn feed(&self, reports: &[Card], lang: Lang) -> Result<String, RenderError> {
         let path = feed_path(lang);
         let mut ctx = self.context(lang, path, "");
         let items: Vec<_> = reports.iter().map(|r| ReportCard::new(r, lang)).collect();

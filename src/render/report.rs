@@ -8,7 +8,7 @@ use super::{
     DocumentMode, Head, RenderError, Renderer, ReportCard, Theme, fragment, iso, since, ui,
 };
 use crate::i18n::{self, Lang};
-use crate::reports::{Beside, Report};
+use crate::reports::{Beside, Card, Report};
 
 /// A previous/next link: where it goes, the report's headline (its date title when the
 /// report cannot be read) and date.
@@ -28,10 +28,12 @@ impl Neighbour {
     fn new((at, report): Beside, lang: Lang) -> Self {
         let date = |l| i18n::format_date(at.created_at, l);
         let (title_vi, title_en, headline_en, vi_only) = match &report {
-            Some(r) => {
-                let card = ReportCard::new(r, lang);
-                (card.title_vi, card.title_en, card.headline_en, card.vi_only)
-            }
+            Some(card) => (
+                card.title(Lang::Vi),
+                card.title(Lang::En),
+                card.lead(Lang::En).headline.clone(),
+                !card.has_english,
+            ),
             None => (date(Lang::Vi), date(Lang::En), None, false),
         };
         Neighbour {
@@ -73,7 +75,7 @@ impl Renderer {
             ""
         };
         let mut ctx = self.context(lang, path, nav);
-        let card = ReportCard::new(report, lang);
+        let card = ReportCard::new(&Card::of(report), lang);
         let head = Head::new(
             lang,
             |l| {

@@ -194,6 +194,7 @@ impl Publisher {
         let beside = Beside {
             market_at: &stamps,
             announce,
+            card: Some(&super::cards::for_commit),
         };
         let committed = self
             .store

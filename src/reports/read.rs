@@ -1,13 +1,15 @@
 //! What readers are shown of the reports. Every page and API handler reads reports through a
 //! [`Reader`], never the store itself, so a rule about what is shown (hiding a report, say)
-//! is made here once.
+//! is made here once. Lists read cards (see [`super::cards`]), by range; only a report's own
+//! page and document read the report whole.
 
 use super::Report;
-use crate::store::{ReportRef, Store, StoreError};
+use super::cards::{self, Card};
+use crate::store::{MonthCount, ReportRef, Store, StoreError};
 
-/// A report beside another: where it is in time, and its content when it can be read (a
+/// A report beside another: where it is in time, and its card when it can be read (a
 /// damaged one is linked by its date alone).
-pub type Beside = (ReportRef, Option<Report>);
+pub type Beside = (ReportRef, Option<Card>);
 
 /// Reads reports for readers from a store.
 #[derive(Clone, Copy)]
@@ -31,16 +33,27 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Newest first: at most `limit` reports after skipping `offset`, and how many there are
-    /// in all. A damaged report is left out (and logged once).
-    pub fn newest(&self, offset: u64, limit: usize) -> Result<(Vec<Report>, u64), StoreError> {
-        self.0.newest_reports(offset, limit)
+    /// Newest first: the cards of at most `limit` reports after skipping `offset`, and how
+    /// many reports there are in all. A damaged report is left out (and logged once).
+    pub fn newest(&self, offset: u64, limit: usize) -> Result<(Vec<Card>, u64), StoreError> {
+        cards::newest(self.0, offset, limit)
     }
 
-    /// Where every report is in time, newest first (no content is read).
-    pub fn all_dates(&self) -> Result<Vec<ReportRef>, StoreError> {
-        let all = usize::try_from(self.0.count()?).unwrap_or(usize::MAX);
-        self.0.newest(0, all)
+    /// Every month with reports and how many, newest first (kept by the store, not counted).
+    pub fn months(&self) -> Result<Vec<MonthCount>, StoreError> {
+        self.0.month_counts()
+    }
+
+    /// The cards of the reports published in `[from_ms, to_ms)`, oldest first, skipping
+    /// `offset`, at most `limit`; a damaged report is left out.
+    pub fn published_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Vec<Card>, StoreError> {
+        cards::between(self.0, from_ms, to_ms, offset, limit)
     }
 
     /// The reports just before and just after `report` in time: (older, newer).
@@ -49,27 +62,10 @@ impl<'a> Reader<'a> {
         report: &Report,
     ) -> Result<(Option<Beside>, Option<Beside>), StoreError> {
         let (older, newer) = self.0.neighbours(report)?;
-        Ok((self.beside(older)?, self.beside(newer)?))
-    }
-
-    /// The reports published in `[from_ms, to_ms)`, oldest first; a damaged one is left out.
-    pub fn published_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Report>, StoreError> {
-        let refs = self.0.published_between(from_ms, to_ms)?;
-        let mut out = Vec::with_capacity(refs.len());
-        for r in refs {
-            if let Some((_, Some(report))) = self.beside(Some(r))? {
-                out.push(report);
-            }
-        }
-        Ok(out)
-    }
-
-    fn beside(&self, r: Option<ReportRef>) -> Result<Option<Beside>, StoreError> {
-        let Some(r) = r else { return Ok(None) };
-        match self.0.report(r.id) {
-            Ok(found) => Ok(Some((r, found))),
-            Err(e) if Store::is_record_damage(&e) => Ok(Some((r, None))),
-            Err(e) => Err(e),
-        }
+        let refs: Vec<ReportRef> = [older, newer].into_iter().flatten().collect();
+        let mut found = cards::of(self.0, &refs)?.into_iter();
+        let mut beside = |r: Option<ReportRef>| r.map(|r| (r, found.next().flatten()));
+        let older = beside(older);
+        Ok((older, beside(newer)))
     }
 }

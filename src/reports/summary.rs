@@ -20,7 +20,7 @@ mod headline;
 const PROSE_MIN: usize = 60;
 
 /// What lists, feeds and the report page's header show for one language of a report.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Lead {
     /// The report's own headline, or the first sentence (or opening clause) of its summary;
     /// `None` when nothing fits (callers fall back to a date-based title).

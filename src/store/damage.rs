@@ -35,3 +35,14 @@ pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
         }
     }
 }
+
+/// `walked`, or, where that walk met a damaged page, what `around` gathers around the damage.
+pub(super) fn or_around_damage<T>(
+    walked: Result<T>,
+    around: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    match walked {
+        Err(StoreError::Unreadable(_) | StoreError::Db(redb::Error::Corrupted(_))) => around(),
+        other => other,
+    }
+}

@@ -5,6 +5,12 @@
 //! to copy, so a migration cut short (killed, disk full) resumes where it stopped; the version
 //! flips last, in the same transaction that drops the old table. The date index and
 //! market tables keep their shape; the second-tier cache is emptied (it is only a cache).
+//!
+//! Schema 3 adds the reports per month (counted from the date index in one transaction, which
+//! also flips the version: a few milliseconds per 10,000 reports) and the report cards, which
+//! start empty: computing them parses every report, far too slow to hold a start, so the
+//! server fills them in the background and computes a missing one when a page needs it (see
+//! `reports::cards`).
 
 use chrono::DateTime;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -13,7 +19,8 @@ use serde::Deserialize;
 use super::codec::{Dictionary, Encoder};
 use super::reports::Sample;
 use super::{
-    CACHE, META, REPORTS, Result, SCHEMA_KEY, StoreError, db_err, decode, load_dictionary,
+    CACHE, CARDS, META, MONTHS, REPORTS, Result, SCHEMA_KEY, Store, StoreError, db_err, decode,
+    load_dictionary,
 };
 use crate::reports::Report;
 
@@ -94,6 +101,26 @@ pub(super) fn v1_to_v2(db: &Database) -> Result<u64> {
             return Ok(copied);
         }
     }
+}
+
+/// Adds the tables of schema 3 to a schema-2 store; returns how many months hold reports.
+pub(super) fn v2_to_v3(store: &Store) -> Result<usize> {
+    let counts = super::cards::count_months(store)?;
+    let tx = store.db.begin_write().map_err(db_err)?;
+    {
+        let mut months = tx.open_table(MONTHS).map_err(db_err)?;
+        months.retain(|_, _| false).map_err(db_err)?;
+        for (month, n) in &counts {
+            months.insert(*month, *n).map_err(db_err)?;
+        }
+        tx.open_table(CARDS).map_err(db_err)?;
+        tx.open_table(META)
+            .map_err(db_err)?
+            .insert(SCHEMA_KEY, 3u32.to_le_bytes().as_slice())
+            .map_err(db_err)?;
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(counts.len())
 }
 
 fn v1_report(id: u64, bytes: &[u8]) -> Result<Report> {

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use super::cards::{count_month, recount_months};
 use super::codec::{self, Dictionary, Encoder, body_bytes, header};
 use super::outbox::Delivery;
 use super::{
-    BY_TIME, DICTIONARY_KEY, MARKET_AT, META, REPORTS, Result, SOURCE_VERSIONS, Store, StoreError,
-    db_err,
+    BY_TIME, CARDS, DICTIONARY_KEY, MARKET_AT, META, MONTHS, REPORTS, Result, SOURCE_VERSIONS,
+    Store, StoreError, db_err,
 };
 
 /// What the publish path keeps beside the reports a commit finds new, in the commit's own
@@ -21,7 +22,15 @@ pub(crate) struct Beside<'a> {
     pub market_at: &'a [Option<Vec<u8>>],
     /// The announcement targets: one outbox record per new report (oldest first) and target.
     pub announce: &'a [String],
+    /// What lists show of a report (its card, shape owned by `reports::cards`), computed for
+    /// each report the commit writes, and for an unchanged one stored without a card. `None`,
+    /// or a report it has no card for: the report is stored without one (lists compute it
+    /// from the report when they meet it).
+    pub card: Option<&'a CardOf>,
 }
+
+/// Computes the stored card of a report (see [`Beside::card`]).
+pub(crate) type CardOf = dyn Fn(&Report) -> Option<Vec<u8>> + Sync;
 
 /// The store's content digest ([`StoreVersion::digest`]) in the meta table.
 const DIGEST_KEY: &str = "content_digest";
@@ -304,6 +313,9 @@ impl Store {
             let mut index = tx.open_table(BY_TIME).map_err(db_err)?;
             let mut marks = tx.open_table(SOURCE_VERSIONS).map_err(db_err)?;
             let mut market = tx.open_table(MARKET_AT).map_err(db_err)?;
+            let mut cards = tx.open_table(CARDS).map_err(db_err)?;
+            let mut months = tx.open_table(MONTHS).map_err(db_err)?;
+            let mut recount_month = false;
             for (i, report) in reports.iter().enumerate() {
                 let hash = report.content_hash();
                 let created_at_us = report.created_at.timestamp_micros();
@@ -320,16 +332,21 @@ impl Store {
                     match previous {
                         Previous::Differs { hash: old, at } => {
                             index.remove((at, report.id)).map_err(db_err)?;
+                            count_month(&mut months, at, false)?;
                             xor(&mut digest, term(report.id, &old));
                         }
                         Previous::Damaged { at } => {
                             // What it held is unknown: drop every index entry naming it, and
-                            // count the digest again from what is stored.
+                            // count the digest and the months again from what is stored.
                             drop_index_entries(&mut index, report.id, at)?;
                             recount = true;
+                            recount_month = true;
                             repaired.push(report.id);
                         }
                         Previous::Absent | Previous::Same => {}
+                    }
+                    if !recount_month {
+                        count_month(&mut months, created_at_us, true)?;
                     }
                     xor(&mut digest, term(report.id, &hash));
                     let bytes = encoder.encode(report, hash)?;
@@ -337,6 +354,16 @@ impl Store {
                     index
                         .insert((created_at_us, report.id), ())
                         .map_err(db_err)?;
+                    match beside.card.and_then(|f| f(report)) {
+                        Some(card) => cards.insert(report.id, card.as_slice()),
+                        None => cards.remove(report.id),
+                    }
+                    .map_err(db_err)?;
+                } else if let Some(f) = beside.card
+                    && cards.get(report.id).map_err(db_err)?.is_none()
+                    && let Some(card) = f(report)
+                {
+                    cards.insert(report.id, card.as_slice()).map_err(db_err)?;
                 }
                 match versions.get(i).copied().flatten() {
                     Some(v) => {
@@ -369,6 +396,9 @@ impl Store {
             }
             committed.affected.sort_unstable();
             committed.affected.dedup();
+            if recount_month {
+                recount_months(&index, &mut months)?;
+            }
             if !beside.announce.is_empty() {
                 let mut new: Vec<&Report> = reports
                     .iter()
@@ -452,7 +482,15 @@ impl Store {
         crate::lock::read(&self.dictionary).clone()
     }
 
+    /// How many report bodies were read whole since the store was opened: what a page
+    /// that lists reports must not add to (it reads their cards).
+    pub fn reports_decoded(&self) -> u64 {
+        self.decoded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub(super) fn decode(&self, id: u64, bytes: &[u8]) -> Result<Report> {
+        self.decoded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let loaded = self.current_dictionary();
         let wanted = header(id, bytes)?.dictionary;
         if wanted != 0 && loaded.as_ref().is_none_or(|d| d.id != wanted) {

@@ -14,7 +14,7 @@ use redb::{
 };
 
 use super::codec::{Dictionary, decode_report, header};
-use super::damage::guarded;
+use super::damage::{guarded, or_around_damage};
 use super::reports::{ReportRef, load_dictionary};
 use super::{BY_TIME, PAGE_CACHE_BYTES, REPORTS, Result, Store, StoreError, db_err, open_err};
 use crate::reports::Report;
@@ -28,14 +28,6 @@ pub(super) struct Known {
     pub dated: BTreeMap<u64, i64>,
     /// Why a table could not be walked whole (empty: both were).
     pub gaps: Vec<String>,
-}
-
-/// `walked`, or, where that walk met a damaged page, what `around` gathers around the damage.
-fn or_around_damage<T>(walked: Result<T>, around: impl FnOnce() -> Result<T>) -> Result<T> {
-    match walked {
-        Err(StoreError::Unreadable(_) | StoreError::Db(redb::Error::Corrupted(_))) => around(),
-        other => other,
-    }
 }
 
 /// Walks `table` forward until its end or a damaged page, then, if it stopped early, backward
@@ -296,24 +288,43 @@ impl Store {
     /// Reports published in `[from_ms, to_ms)`, oldest first, read around damage.
     pub fn published_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<ReportRef>> {
         let tx = self.db.begin_read().map_err(db_err)?;
+        Ok(self
+            .keys_between(&tx, from_ms, to_ms, 0, usize::MAX)?
+            .into_iter()
+            .map(ReportRef::from_key)
+            .collect())
+    }
+
+    /// Date-index keys in `[from_ms, to_ms)`, oldest first, skipping `offset`, at most
+    /// `limit`: a range of the index, or, where that meets a damaged page, the keys gathered
+    /// around it.
+    pub(super) fn keys_between(
+        &self,
+        tx: &ReadTransaction,
+        from_ms: i64,
+        to_ms: i64,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Vec<(i64, u64)>> {
         let index = tx.open_table(BY_TIME).map_err(db_err)?;
         let (from_us, to_us) = (from_ms.saturating_mul(1000), to_ms.saturating_mul(1000));
-        let walked = guarded(|| -> Result<Vec<ReportRef>> {
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let walked = guarded(|| -> Result<Vec<(i64, u64)>> {
             let mut out = Vec::new();
-            for entry in index.range((from_us, 0)..(to_us, 0)).map_err(db_err)? {
-                out.push(ReportRef::from_key(entry.map_err(db_err)?.0.value()));
+            let range = index.range((from_us, 0)..(to_us, 0)).map_err(db_err)?;
+            for entry in range.skip(skip).take(limit) {
+                out.push(entry.map_err(db_err)?.0.value());
             }
             Ok(out)
         });
         or_around_damage(walked, || {
-            let mut keys: Vec<ReportRef> = self
-                .keys_around_damage(&tx)?
+            let mut keys: Vec<(i64, u64)> = self
+                .keys_around_damage(tx)?
                 .into_iter()
                 .filter(|(at, _)| (from_us..to_us).contains(at))
-                .map(ReportRef::from_key)
                 .collect();
             keys.reverse();
-            Ok(keys)
+            Ok(keys.into_iter().skip(skip).take(limit).collect())
         })
     }
 

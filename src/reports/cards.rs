@@ -1,0 +1,377 @@
+//! A report's card: what a list, a feed, an archive month or a neighbour link shows of it
+//! (its headline and summary in both languages, its outline, whether it has English). Parsing
+//! a report's HTML for its lead costs milliseconds, so the card is computed once, when the
+//! report is published, and stored beside it in the same commit ([`for_commit`]); pages read
+//! cards by range ([`newest`], [`between`], [`of`]) and never a report body.
+//!
+//! A store written before cards were kept has none: a page that meets a missing card computes
+//! it from the report and writes it back ([`Store::put_cards`] keeps it only while the report
+//! is unchanged), and [`fill_in_background`] fills in the rest in small batches after the
+//! server starts, so a start never waits for a pass over every report (about 2 ms a report:
+//! minutes at 200,000).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::{Lead, Report, Section};
+use crate::i18n::Lang;
+use crate::store::{CardRow, ReportRef, Store, StoreError};
+
+/// The shape of a stored card. A card of another format reads as missing and is computed
+/// again (and written back), so a change in how leads are found reaches every card.
+const FORMAT: u32 = 1;
+/// Reports a background fill pass computes per store transaction.
+pub const FILL_BATCH: usize = 32;
+/// Pause between two batches of a background fill: pages and imports go first.
+const FILL_PAUSE: Duration = Duration::from_millis(20);
+
+/// What lists show of one report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Card {
+    pub id: u64,
+    pub created_at: DateTime<Utc>,
+    pub has_english: bool,
+    pub lead_vi: Lead,
+    /// `None` for a report without English (English readers see the Vietnamese).
+    pub lead_en: Option<Lead>,
+    pub sections_vi: Vec<Section>,
+    pub sections_en: Vec<Section>,
+}
+
+/// A card as stored (its id and date are the date index's).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    format: u32,
+    lead_vi: Lead,
+    lead_en: Option<Lead>,
+    sections_vi: Vec<Section>,
+    sections_en: Vec<Section>,
+}
+
+impl Card {
+    /// Computes the card of `report` (parses its HTML in each language it has).
+    pub fn of(report: &Report) -> Card {
+        let has_english = report.has_english();
+        Card {
+            id: report.id,
+            created_at: report.created_at,
+            has_english,
+            lead_vi: report.lead(Lang::Vi),
+            lead_en: has_english.then(|| report.lead(Lang::En)),
+            sections_vi: report.sections(Lang::Vi),
+            sections_en: if has_english {
+                report.sections(Lang::En)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The lead a reader of `lang` is shown (English falls back to Vietnamese).
+    pub fn lead(&self, lang: Lang) -> &Lead {
+        match (lang, &self.lead_en) {
+            (Lang::En, Some(en)) => en,
+            _ => &self.lead_vi,
+        }
+    }
+
+    /// The title a reader of `lang` is shown: the headline, else a date-based title.
+    pub fn title(&self, lang: Lang) -> String {
+        super::title(lang, self.lead(lang), self.created_at)
+    }
+
+    /// The outline a reader of `lang` is shown.
+    pub fn sections(&self, lang: Lang) -> &[Section] {
+        match lang {
+            Lang::En if self.has_english => &self.sections_en,
+            _ => &self.sections_vi,
+        }
+    }
+
+    pub fn at(&self) -> ReportRef {
+        ReportRef {
+            id: self.id,
+            created_at: self.created_at,
+        }
+    }
+
+    fn encode(&self) -> Option<Vec<u8>> {
+        postcard::to_allocvec(&Stored {
+            format: FORMAT,
+            lead_vi: self.lead_vi.clone(),
+            lead_en: self.lead_en.clone(),
+            sections_vi: self.sections_vi.clone(),
+            sections_en: self.sections_en.clone(),
+        })
+        .ok()
+    }
+
+    fn decode(at: ReportRef, bytes: &[u8]) -> Option<Card> {
+        let stored: Stored = postcard::from_bytes(bytes).ok()?;
+        (stored.format == FORMAT).then(|| Card {
+            id: at.id,
+            created_at: at.created_at,
+            has_english: stored.lead_en.is_some(),
+            lead_vi: stored.lead_vi,
+            lead_en: stored.lead_en,
+            sections_vi: stored.sections_vi,
+            sections_en: stored.sections_en,
+        })
+    }
+}
+
+/// The stored form of `report`'s card, for the commit that writes the report (see
+/// [`crate::store::Beside`]).
+pub fn for_commit(report: &Report) -> Option<Vec<u8>> {
+    Card::of(report).encode()
+}
+
+/// The newest cards, skipping `offset`, at most `limit`, with the number of reports.
+pub fn newest(store: &Store, offset: u64, limit: usize) -> Result<(Vec<Card>, u64), StoreError> {
+    let (rows, total) = store.newest_cards(offset, limit)?;
+    Ok((resolve(store, rows)?.into_iter().flatten().collect(), total))
+}
+
+/// The cards of the reports published in `[from_ms, to_ms)`, oldest first, skipping
+/// `offset`, at most `limit`.
+pub fn between(
+    store: &Store,
+    from_ms: i64,
+    to_ms: i64,
+    offset: u64,
+    limit: usize,
+) -> Result<Vec<Card>, StoreError> {
+    let rows = store.cards_between(from_ms, to_ms, offset, limit)?;
+    Ok(resolve(store, rows)?.into_iter().flatten().collect())
+}
+
+/// The cards of `refs`, in order; `None` for a report that cannot be read.
+pub fn of(store: &Store, refs: &[ReportRef]) -> Result<Vec<Option<Card>>, StoreError> {
+    resolve(store, store.cards_of(refs)?)
+}
+
+/// Decodes stored cards; a missing one is computed from its report and written back. A
+/// report that cannot be read (damaged, or gone) has no card.
+fn resolve(store: &Store, rows: Vec<CardRow>) -> Result<Vec<Option<Card>>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    let mut computed = Vec::new();
+    for row in rows {
+        if let Some(card) = row.card.as_deref().and_then(|b| Card::decode(row.at, b)) {
+            out.push(Some(card));
+            continue;
+        }
+        out.push(compute(store, row.at.id, &mut computed)?);
+    }
+    // What was computed is kept for the next reader; a store that cannot take it now (a
+    // full disk) still answers this one.
+    if let Err(e) = store.put_cards(&computed) {
+        tracing::warn!(error = %e, cards = computed.len(), "report cards computed for a page could not be stored");
+    }
+    Ok(out)
+}
+
+/// Computes and stores the cards of up to `limit` reports after id `after` that have none;
+/// returns the last id looked at and how many cards were stored (`None` when no report
+/// after `after` lacks its card).
+pub fn fill_some(
+    store: &Store,
+    after: u64,
+    limit: usize,
+) -> Result<Option<(u64, usize)>, StoreError> {
+    let ids = store.reports_without_cards(after, limit)?;
+    let Some(&last) = ids.last() else {
+        return Ok(None);
+    };
+    let mut computed = Vec::with_capacity(ids.len());
+    for id in ids {
+        compute(store, id, &mut computed)?;
+    }
+    Ok(Some((last, store.put_cards(&computed)?)))
+}
+
+/// The card of report `id`, computed from the report; what to store is pushed on `keep`
+/// (id, the hash of the report it was computed from, the card). `None` for a report that
+/// cannot be read (damaged: logged once by the store, left out of lists) or is gone.
+fn compute(
+    store: &Store,
+    id: u64,
+    keep: &mut Vec<(u64, [u8; 32], Vec<u8>)>,
+) -> Result<Option<Card>, StoreError> {
+    match store.report(id) {
+        Ok(Some(report)) => {
+            let card = Card::of(&report);
+            if let Some(bytes) = card.encode() {
+                keep.push((id, report.content_hash(), bytes));
+            }
+            Ok(Some(card))
+        }
+        Ok(None) => Ok(None),
+        Err(e) if Store::is_record_damage(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Fills in the cards of a store written before cards were kept, one batch of
+/// [`FILL_BATCH`] reports at a time on the blocking pool, pausing between batches; returns
+/// how many cards it stored. Stops early when `stop` is cancelled.
+pub async fn fill_in_background(
+    store: Arc<Store>,
+    stop: CancellationToken,
+) -> Result<u64, StoreError> {
+    if store.call(|s| s.cards_complete()).await? {
+        return Ok(0);
+    }
+    let started = std::time::Instant::now();
+    tracing::info!(
+        "computing the cards of reports stored without one (lists compute a missing one meanwhile)"
+    );
+    let mut after = 0;
+    let mut stored = 0u64;
+    while let Some((last, n)) = store.call(move |s| fill_some(s, after, FILL_BATCH)).await? {
+        after = last;
+        stored += n as u64;
+        tokio::select! {
+            () = stop.cancelled() => return Ok(stored),
+            () = tokio::time::sleep(FILL_PAUSE) => {}
+        }
+    }
+    tracing::info!(
+        cards = stored,
+        seconds = started.elapsed().as_secs(),
+        "every report has its card"
+    );
+    Ok(stored)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reports::{Batch, Publisher, sample};
+    use crate::store::FILE_NAME;
+
+    /// `n` reports, one every 6 hours from 2026-11-01 (all in November at UTC+7 while
+    /// n ≤ 116), published through the publish path.
+    fn published(n: u64) -> (tempfile::TempDir, Arc<Store>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("open"));
+        let start: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().expect("date");
+        let reports: Vec<Report> = (1..=n)
+            .map(|i| {
+                let mut r = sample(i, "2026-11-01T00:00:00Z");
+                r.created_at = start + chrono::TimeDelta::hours(6 * i as i64);
+                r.html_content = format!(
+                    "<h1>Bitcoin holds its ground in report number {i}.</h1><p>The market moved sideways through the day while traders waited for the next macro print, number {i}.</p>"
+                );
+                r
+            })
+            .collect();
+        Publisher::new(Arc::clone(&store))
+            .publish(Batch::of(reports))
+            .expect("publish");
+        (dir, store)
+    }
+
+    #[test]
+    fn lists_read_cards_and_no_report_body() {
+        let (_dir, store) = published(60);
+        let before = store.reports_decoded();
+        let (newest, total) = newest(&store, 0, 20).expect("newest");
+        assert_eq!(total, 60);
+        assert_eq!(newest.len(), 20);
+        assert_eq!(newest[0].id, 60);
+        assert_eq!(
+            newest[0].lead(Lang::Vi).headline.as_deref(),
+            Some("Bitcoin holds its ground in report number 60")
+        );
+        let month = between(&store, 0, i64::MAX / 1000, 50, 50).expect("between");
+        assert_eq!(
+            month.iter().map(|c| c.id).collect::<Vec<_>>(),
+            (51..=60).collect::<Vec<_>>(),
+            "oldest first, from the offset"
+        );
+        let around = of(&store, &[newest[1].at(), newest[2].at()]).expect("of");
+        assert_eq!(around.iter().flatten().count(), 2);
+        assert_eq!(store.reports_decoded(), before, "no report body was read");
+        // A card is exactly what the report gives.
+        let report = store.report(60).expect("read").expect("stored");
+        assert_eq!(newest[0], Card::of(&report));
+    }
+
+    #[test]
+    fn an_updated_report_gets_its_new_card() {
+        let (_dir, store) = published(3);
+        let mut changed = store.report(2).expect("read").expect("stored");
+        changed.html_content =
+            "<h1>Ether takes the lead while bitcoin rests for a day.</h1><p>Flows turned.</p>"
+                .into();
+        changed.html_content_en = None;
+        Publisher::new(Arc::clone(&store))
+            .publish(Batch::of(vec![changed]))
+            .expect("update");
+        let before = store.reports_decoded();
+        let (cards, _) = newest(&store, 0, 3).expect("newest");
+        let card = cards.iter().find(|c| c.id == 2).expect("listed");
+        assert_eq!(
+            card.title(Lang::En),
+            "Ether takes the lead while bitcoin rests for a day",
+            "the English reader sees the Vietnamese, the only language left"
+        );
+        assert!(!card.has_english);
+        assert_eq!(store.reports_decoded(), before, "read from the stored card");
+    }
+
+    #[test]
+    fn a_store_from_before_cards_is_listed_at_once_and_filled_in() {
+        let (dir, store) = published(70);
+        let path = Arc::into_inner(store).expect("one owner").into_schema_2();
+        let store = Arc::new(Store::open(&path).expect("upgrade"));
+        assert!(!store.cards_complete().expect("count"));
+        let months = store.month_counts().expect("months");
+        assert_eq!(
+            months
+                .iter()
+                .map(|m| (m.year, m.month, m.reports))
+                .collect::<Vec<_>>(),
+            vec![(2026, 11, 70)],
+            "counted from the date index by the upgrade"
+        );
+        // A list meets missing cards: it computes them from the reports and keeps them.
+        let (first, _) = newest(&store, 0, 20).expect("newest");
+        assert_eq!(first.len(), 20);
+        let read = store.reports_decoded();
+        assert_eq!(newest(&store, 0, 20).expect("again").0, first);
+        assert_eq!(store.reports_decoded(), read, "kept from the first reading");
+        // The background pass fills in the rest, a batch at a time.
+        let mut after = 0;
+        let mut filled = 0;
+        while let Some((last, n)) = fill_some(&store, after, FILL_BATCH).expect("fill") {
+            after = last;
+            filled += n;
+        }
+        assert_eq!(filled, 50);
+        assert!(store.cards_complete().expect("count"));
+        drop(dir);
+    }
+
+    #[test]
+    fn a_card_computed_from_a_report_since_updated_is_not_kept() {
+        let (_dir, store) = published(2);
+        let old = store.report(1).expect("read").expect("stored");
+        let mut changed = old.clone();
+        changed.html_content = "<h1>A new headline for the first report.</h1>".into();
+        Publisher::new(Arc::clone(&store))
+            .publish(Batch::of(vec![changed.clone()]))
+            .expect("update");
+        let stale = Card::of(&old).encode().expect("encode");
+        let kept = store
+            .put_cards(&[(1, old.content_hash(), stale)])
+            .expect("put");
+        assert_eq!(kept, 0, "the report changed since");
+        let (cards, _) = newest(&store, 0, 2).expect("newest");
+        assert_eq!(cards[1], Card::of(&changed));
+    }
+}

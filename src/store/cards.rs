@@ -1,0 +1,261 @@
+//! What lists read instead of reports: each report's card (its titles, summaries and outline,
+//! computed once by the report domain when the report is published, stored beside it in the
+//! same commit) and the number of reports per month, kept by the same commits. A list page,
+//! a feed, an archive month or a report's neighbours read a range of the date index and one
+//! small record per report listed, never a report body; the archive's months are one small
+//! table, never a walk of every report.
+
+use chrono::{DateTime, Datelike};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::ReportRef;
+use super::codec::header;
+use super::damage::guarded;
+use super::damage::or_around_damage;
+use super::{BY_TIME, CARDS, MONTHS, REPORTS, Result, Store, db_err};
+
+/// A listed report and its stored card (`None`: not filled in yet, or unreadable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardRow {
+    pub at: ReportRef,
+    pub card: Option<Vec<u8>>,
+}
+
+/// How many reports were published in a month of the audience's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MonthCount {
+    pub year: i32,
+    pub month: u32,
+    pub reports: u64,
+}
+
+/// The month (in the audience's time zone, as the archive shows it) of a date-index time.
+pub(super) fn month_of(us: i64) -> (i32, u32) {
+    let local = DateTime::from_timestamp_micros(us)
+        .unwrap_or_default()
+        .with_timezone(&crate::i18n::local_offset());
+    (local.year(), local.month())
+}
+
+/// Counts one report more (`up`) or less in the month of `us`; a month left empty is removed.
+pub(super) fn count_month(
+    months: &mut redb::Table<(i32, u32), u64>,
+    us: i64,
+    up: bool,
+) -> Result<()> {
+    let key = month_of(us);
+    let now = months.get(key).map_err(db_err)?.map_or(0, |v| v.value());
+    let next = if up {
+        now.saturating_add(1)
+    } else {
+        now.saturating_sub(1)
+    };
+    if next == 0 {
+        months.remove(key).map_err(db_err)?;
+    } else {
+        months.insert(key, next).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Counts the months again from the date index (after a repair whose old date is unknown).
+pub(super) fn recount_months(
+    index: &redb::Table<(i64, u64), ()>,
+    months: &mut redb::Table<(i32, u32), u64>,
+) -> Result<()> {
+    months.retain(|_, _| false).map_err(db_err)?;
+    let mut counts = std::collections::BTreeMap::<(i32, u32), u64>::new();
+    for entry in index.iter().map_err(db_err)? {
+        *counts
+            .entry(month_of(entry.map_err(db_err)?.0.value().0))
+            .or_default() += 1;
+    }
+    for (k, n) in counts {
+        months.insert(k, n).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The cards of `keys` (date-index keys), in order, read in `tx`. A card on a damaged
+    /// page reads as missing: the report domain then computes it from the report.
+    fn card_rows(&self, tx: &ReadTransaction, keys: &[(i64, u64)]) -> Result<Vec<CardRow>> {
+        let cards = tx.open_table(CARDS).map_err(db_err)?;
+        Ok(keys
+            .iter()
+            .map(|&key| CardRow {
+                at: ReportRef::from_key(key),
+                card: guarded(|| {
+                    Ok(cards
+                        .get(key.1)
+                        .map_err(db_err)?
+                        .map(|v| v.value().to_vec()))
+                })
+                .ok()
+                .flatten(),
+            })
+            .collect())
+    }
+
+    /// Newest-first cards, skipping `offset`, at most `limit`, with the number of reports,
+    /// from one read transaction.
+    pub fn newest_cards(&self, offset: u64, limit: usize) -> Result<(Vec<CardRow>, u64)> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let keys = self.newest_keys(&tx, offset, limit)?;
+        let total = tx
+            .open_table(REPORTS)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)?;
+        Ok((self.card_rows(&tx, &keys)?, total))
+    }
+
+    /// The cards of `refs`, in order.
+    pub fn cards_of(&self, refs: &[ReportRef]) -> Result<Vec<CardRow>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let keys: Vec<(i64, u64)> = refs
+            .iter()
+            .map(|r| (r.created_at.timestamp_micros(), r.id))
+            .collect();
+        self.card_rows(&tx, &keys)
+    }
+
+    /// The cards of the reports published in `[from_ms, to_ms)`, oldest first, skipping
+    /// `offset`, at most `limit`.
+    pub fn cards_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Vec<CardRow>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let keys = self.keys_between(&tx, from_ms, to_ms, offset, limit)?;
+        self.card_rows(&tx, &keys)
+    }
+
+    /// Stores cards computed from reports read earlier (a card missing when a list needed
+    /// it, or filled in for a store written before cards were kept): `(id, content hash of
+    /// the report it was computed from, card)`. A card is kept only while its report is still
+    /// the one it was computed from, so a report updated meanwhile keeps the card its commit
+    /// wrote. Returns how many were stored.
+    pub fn put_cards(&self, cards: &[(u64, [u8; 32], Vec<u8>)]) -> Result<usize> {
+        if cards.is_empty() {
+            return Ok(0);
+        }
+        // A damaged page met on the way is an error here, never a panic of the caller.
+        guarded(|| {
+            let tx = self.db.begin_write().map_err(db_err)?;
+            let mut stored = 0;
+            {
+                let reports = tx.open_table(REPORTS).map_err(db_err)?;
+                let mut table = tx.open_table(CARDS).map_err(db_err)?;
+                for (id, hash, card) in cards {
+                    let current = match reports.get(*id).map_err(db_err)? {
+                        Some(v) => header(*id, v.value()).ok().map(|h| h.hash),
+                        None => None,
+                    };
+                    if current.as_ref() == Some(hash) {
+                        table.insert(*id, card.as_slice()).map_err(db_err)?;
+                        stored += 1;
+                    }
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(stored)
+        })
+    }
+
+    /// Up to `limit` ids after `after`, in id order, of reports without a card.
+    pub fn reports_without_cards(&self, after: u64, limit: usize) -> Result<Vec<u64>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let reports = tx.open_table(REPORTS).map_err(db_err)?;
+        let cards = tx.open_table(CARDS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in reports.range(after.saturating_add(1)..).map_err(db_err)? {
+            let id = entry.map_err(db_err)?.0.value();
+            if cards.get(id).map_err(db_err)?.is_none() {
+                out.push(id);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether every report has its card (cards are only ever kept for stored reports).
+    pub fn cards_complete(&self) -> Result<bool> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let reports = tx
+            .open_table(REPORTS)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)?;
+        let cards = tx
+            .open_table(CARDS)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)?;
+        Ok(cards >= reports)
+    }
+
+    /// Every month with reports and how many, newest first.
+    pub fn month_counts(&self) -> Result<Vec<MonthCount>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let months = tx.open_table(MONTHS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for entry in months.iter().map_err(db_err)?.rev() {
+            let (k, v) = entry.map_err(db_err)?;
+            let (year, month) = k.value();
+            out.push(MonthCount {
+                year,
+                month,
+                reports: v.value(),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The month counts of a schema-2 store, from its date index (see `migrate::v2_to_v3`),
+/// read around damage like the lists.
+pub(super) fn count_months(store: &Store) -> Result<Vec<((i32, u32), u64)>> {
+    type Counts = std::collections::BTreeMap<(i32, u32), u64>;
+    let tx = store.db.begin_read().map_err(db_err)?;
+    let index = tx.open_table(BY_TIME).map_err(db_err)?;
+    let walked = guarded(|| -> Result<Counts> {
+        let mut counts = Counts::new();
+        for entry in index.iter().map_err(db_err)? {
+            *counts
+                .entry(month_of(entry.map_err(db_err)?.0.value().0))
+                .or_default() += 1;
+        }
+        Ok(counts)
+    });
+    let counts = or_around_damage(walked, || {
+        let mut counts = Counts::new();
+        for (us, _) in store.keys_around_damage(&tx)? {
+            *counts.entry(month_of(us)).or_default() += 1;
+        }
+        Ok(counts)
+    })?;
+    Ok(counts.into_iter().collect())
+}
+
+#[cfg(test)]
+impl Store {
+    /// Turns this store into what schema 2 wrote (no cards, no month counts), as a release
+    /// before cards left it: the upgrade's tests open it again.
+    pub(crate) fn into_schema_2(self) -> std::path::PathBuf {
+        let tx = self.db.begin_write().expect("write");
+        tx.delete_table(CARDS).expect("drop cards");
+        tx.delete_table(MONTHS).expect("drop months");
+        tx.open_table(super::META)
+            .expect("meta")
+            .insert(super::SCHEMA_KEY, 2u32.to_le_bytes().as_slice())
+            .expect("schema");
+        tx.commit().expect("commit");
+        self.path.clone()
+    }
+}
