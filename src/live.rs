@@ -381,7 +381,7 @@ fn envelope(kind: &str, data: Option<&str>, seq: u64, source: &str, stamp: &str)
 pub async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
     let upgrade = match socket::Upgrade::from_request(&mut request) {
         Ok(upgrade) => upgrade,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let hub = state.live.clone();
     // Before the upgrade: a refused client gets a plain 503, not a socket to close.

@@ -44,41 +44,27 @@ pub struct Upgrade {
 }
 
 impl Upgrade {
-    /// Checks the handshake of RFC 6455 §4.2.1 on an HTTP/1.1 request; the answer to send
-    /// instead when it is not one.
-    pub fn from_request(request: &mut Request) -> Result<Upgrade, Response> {
+    /// Checks the handshake of RFC 6455 §4.2.1 on an HTTP/1.1 request.
+    pub fn from_request(request: &mut Request) -> Result<Upgrade, Refusal> {
         let headers = request.headers();
         if !has_token(headers, header::CONNECTION, "upgrade")
             || !has_token(headers, header::UPGRADE, "websocket")
         {
-            return Err((StatusCode::BAD_REQUEST, "expected a WebSocket upgrade").into_response());
+            return Err(Refusal::NotWebSocket);
         }
         if headers
             .get(header::SEC_WEBSOCKET_VERSION)
             .is_none_or(|v| v.as_bytes().trim_ascii() != b"13")
         {
-            // RFC 6455 §4.4: name the version we speak.
-            let mut response =
-                (StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 only").into_response();
-            response.headers_mut().insert(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static("13"),
-            );
-            return Err(response);
+            return Err(Refusal::Version);
         }
         let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-            return Err((StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing").into_response());
+            return Err(Refusal::NoKey);
         };
         let accept = tungstenite::handshake::derive_accept_key(key.as_bytes().trim_ascii());
-        let accept = HeaderValue::try_from(accept).map_err(|_| {
-            (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade").into_response()
-        })?;
+        let accept = HeaderValue::try_from(accept).map_err(|_| Refusal::NotWebSocket)?;
         let Some(on_upgrade) = request.extensions_mut().remove::<OnUpgrade>() else {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                "this connection cannot be upgraded",
-            )
-                .into_response());
+            return Err(Refusal::NotUpgradable);
         };
         Ok(Upgrade { accept, on_upgrade })
     }
@@ -92,6 +78,40 @@ impl Upgrade {
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, self.accept);
         (response, Pending(self.on_upgrade))
+    }
+}
+
+/// Why a request gets no socket.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    /// Not a WebSocket handshake.
+    NotWebSocket,
+    /// A WebSocket version other than 13.
+    Version,
+    /// No `Sec-WebSocket-Key`.
+    NoKey,
+    /// The connection cannot switch protocols (HTTP/2, or not from hyper).
+    NotUpgradable,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let message = match self {
+            Refusal::NotWebSocket => "expected a WebSocket upgrade",
+            Refusal::NoKey => "Sec-WebSocket-Key is missing",
+            Refusal::NotUpgradable => "this connection cannot be upgraded",
+            Refusal::Version => {
+                // RFC 6455 §4.4: name the version we speak.
+                let mut response =
+                    (StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 only").into_response();
+                response.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+                return response;
+            }
+        };
+        (StatusCode::BAD_REQUEST, message).into_response()
     }
 }
 
