@@ -1,5 +1,5 @@
 //! Live updates over WebSocket: one hub fans market snapshots and report announcements out
-//! to every connected browser, over axum's WebSocket.
+//! to every connected browser.
 //!
 //! Memory stays bounded per client whatever the client does:
 //! - snapshots go through one `watch` channel: a client that falls behind skips straight to
@@ -7,24 +7,23 @@
 //!   client's message points at (no per-client serialization, no per-client queue);
 //! - a market update carries only what changed since the previous snapshot (see `patch`); a
 //!   client that skipped snapshots gets the whole newest one instead, so what a browser
-//!   merges always adds up to the current snapshot. This matters for memory too: the socket
-//!   copies each message into a write buffer that never shrinks and grows by doubling, so
-//!   updates smaller than the greeting snapshot keep it at the greeting's size;
+//!   merges always adds up to the current snapshot;
 //! - other messages (`report_published`) go through one small `broadcast` ring shared by all
 //!   clients; a client that lags past it loses the oldest announcements, never buffers them;
 //! - a send that does not complete within the idle timeout drops the client, so a peer that
-//!   stops reading holds at most one message and the kernel's socket buffers;
-//! - the socket's own buffers are sized for a server that mostly writes (see `configure`).
+//!   stops reading holds a reference to one shared message and the kernel's socket buffers;
+//! - the socket's own buffers are sized for a server that mostly writes, and the shared
+//!   messages are written straight from their shared bytes, not copied into a buffer of each
+//!   socket (see `socket`).
 
 mod patch;
+mod socket;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -34,20 +33,16 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+
 use self::patch::merge_patch;
+use self::socket::{Message, SendError, Socket, Utf8Bytes};
 use crate::AppState;
 use crate::error::ErrorMarker;
 use crate::market::{Market, Snapshot};
 use crate::tasks::Background;
 
-/// Clients only ever send pings: a bigger message closes the connection (1009).
-const MAX_INCOMING: usize = 4 * 1024;
-/// Read buffer of each socket; client frames are tiny.
-const READ_BUFFER: usize = 1024;
-/// Most bytes a socket may hold unsent: a message (and a queued pong) that does not fit drops
-/// the client. Far above any snapshot; sends are awaited one at a time, so this is a ceiling,
-/// not a queue.
-const MAX_WRITE_BUFFER: usize = 256 * 1024;
 /// Announcements a lagging client may still catch up on.
 const EVENT_BACKLOG: usize = 16;
 /// How long a client gets to answer our close frame at shutdown.
@@ -383,30 +378,10 @@ fn envelope(kind: &str, data: Option<&str>, seq: u64, source: &str, stamp: &str)
 }
 
 /// `GET /ws`: upgrades to a live-update socket, or 503 when the hub is full or closing.
-pub async fn ws(
-    State(state): State<AppState>,
-    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let upgrade = match upgrade {
+pub async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
+    let upgrade = match socket::Upgrade::from_request(&mut request) {
         Ok(upgrade) => upgrade,
-        Err(WebSocketUpgradeRejection::InvalidWebSocketVersionHeader(_)) => {
-            // RFC 6455 §4.4: name the version we speak.
-            let mut response =
-                (StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 only").into_response();
-            response.headers_mut().insert(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static("13"),
-            );
-            return response;
-        }
-        Err(WebSocketUpgradeRejection::ConnectionNotUpgradable(_)) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                "this connection cannot be upgraded",
-            )
-                .into_response();
-        }
-        Err(_) => return (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade").into_response(),
+        Err(refusal) => return refusal.into_response(),
     };
     let hub = state.live.clone();
     // Before the upgrade: a refused client gets a plain 503, not a socket to close.
@@ -414,29 +389,19 @@ pub async fn ws(
         return refuse();
     };
     hub.start(&state.market);
-    configure(upgrade)
-        .on_failed_upgrade(|e| tracing::debug!(error = %e, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| {
-            // A task of the hub's scope, so shutdown closes it and waits for it.
-            let tasks = hub.inner.tasks.clone();
-            tasks.spawn("websocket client", move |stop| {
-                run_client(socket, hub, slot, stop)
-            });
-            std::future::ready(())
-        })
-}
-
-/// Socket buffers for a server that writes shared messages and reads only pings: a small read
-/// buffer, no write batching (each message goes straight to the kernel), a hard ceiling on
-/// what may wait unsent, and client messages capped at [`MAX_INCOMING`].
-fn configure(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
-    upgrade
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
-        .max_write_buffer_size(MAX_WRITE_BUFFER)
-        .max_message_size(MAX_INCOMING)
-        .max_frame_size(MAX_INCOMING)
-        .accept_unmasked_frames(false)
+    let (response, pending) = upgrade.accept();
+    // A task of the hub's scope, so shutdown closes it and waits for it.
+    let tasks = hub.inner.tasks.clone();
+    tasks.spawn("websocket client", move |stop| async move {
+        let socket = tokio::select! {
+            socket = pending.socket() => socket,
+            () = stop.cancelled() => None,
+        };
+        if let Some(socket) = socket {
+            run_client(socket, hub, slot, stop).await;
+        }
+    });
+    response
 }
 
 fn refuse() -> Response {
@@ -472,24 +437,27 @@ enum End {
     /// The peer sent a close frame; the socket has queued the answer.
     ClosedByPeer,
     /// The peer broke the protocol: close with this code.
-    Violation(u16),
+    Violation(CloseCode),
     /// The server is shutting down.
     Shutdown,
 }
 
-async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: CancellationToken) {
+async fn run_client(mut socket: Socket, hub: Hub, _slot: Slot, stop: CancellationToken) {
     let settings = hub.inner.settings.clone();
     let mut frames = hub.inner.frames.subscribe();
     let mut events = hub.inner.events.subscribe();
     let limit = settings.idle_timeout;
     let drops = &hub.inner.drops;
+    // Made once: a fresh one per turn of the loop would register with the token each time.
+    let cancelled = stop.cancelled();
+    tokio::pin!(cancelled);
 
     let greeting = format!(
         "{{\"type\":\"connected\",\"data\":{{\"ping_interval_ms\":{}}},\"timestamp\":\"{}\"}}",
         settings.ping_interval.as_millis(),
         now()
     );
-    if !send(&mut socket, Message::Text(greeting.into()), limit, drops).await {
+    if !send_text(&mut socket, greeting.into(), limit, drops).await {
         return;
     }
     // The sequence number of the last snapshot this client was sent.
@@ -497,7 +465,7 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
     let first = frames.borrow_and_update().clone();
     if let Some(frame) = first {
         let data = frame.message_after(seen).clone();
-        if !send(&mut socket, Message::Text(data), limit, drops).await {
+        if !send_text(&mut socket, data, limit, drops).await {
             return;
         }
         seen = frame.seq;
@@ -512,13 +480,13 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
 
     let end = loop {
         tokio::select! {
-            () = stop.cancelled() => break End::Shutdown,
-            incoming = socket.recv() => {
+            () = &mut cancelled => break End::Shutdown,
+            incoming = socket::recv(&mut socket) => {
                 last_seen = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) if is_ping(text.as_str()) => {
                         let pong = envelope("pong", None, 0, "", &now());
-                        if !send(&mut socket, Message::Text(pong.into()), limit, drops).await {
+                        if !send_text(&mut socket, pong.into(), limit, drops).await {
                             break End::Gone;
                         }
                     }
@@ -528,7 +496,7 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
                     Some(Ok(_)) => {}
                     Some(Err(e)) => match violation(&e) {
                         Some(code) => {
-                            tracing::debug!(code, error = %e, "closing a WebSocket client");
+                            tracing::debug!(code = u16::from(code), error = %e, "closing a WebSocket client");
                             break End::Violation(code);
                         }
                         None => break End::Gone,
@@ -547,14 +515,14 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
                     }
                     let update = frame.message_after(seen).clone();
                     seen = frame.seq;
-                    if !send(&mut socket, Message::Text(update), limit, drops).await {
+                    if !send_text(&mut socket, update, limit, drops).await {
                         break End::Gone;
                     }
                 }
             }
             event = events.recv() => match event {
                 Ok(text) => {
-                    if !send(&mut socket, Message::Text(text), limit, drops).await {
+                    if !send_text(&mut socket, text, limit, drops).await {
                         break End::Gone;
                     }
                 }
@@ -586,7 +554,7 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
         End::Shutdown => {
             if send(
                 &mut socket,
-                close(close_code::AWAY, "server shutting down"),
+                close(CloseCode::Away, "server shutting down"),
                 CLOSE_GRACE,
                 drops,
             )
@@ -600,18 +568,17 @@ async fn run_client(mut socket: WebSocket, hub: Hub, _slot: Slot, stop: Cancella
 
 /// The close code for a read error that is the client's fault; `None` when the connection
 /// simply failed.
-fn violation(error: &axum::Error) -> Option<u16> {
+fn violation(error: &tungstenite::Error) -> Option<CloseCode> {
     use tungstenite::Error as E;
-    let inner = std::error::Error::source(error)?.downcast_ref::<E>()?;
-    match inner {
-        E::Capacity(_) => Some(close_code::SIZE),
-        E::Utf8(_) => Some(close_code::INVALID),
-        E::Protocol(_) | E::AttackAttempt => Some(close_code::PROTOCOL),
+    match error {
+        E::Capacity(_) => Some(CloseCode::Size),
+        E::Utf8(_) => Some(CloseCode::Invalid),
+        E::Protocol(_) | E::AttackAttempt => Some(CloseCode::Protocol),
         _ => None,
     }
 }
 
-fn close(code: u16, reason: &'static str) -> Message {
+fn close(code: CloseCode, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::from_static(reason),
@@ -619,9 +586,9 @@ fn close(code: u16, reason: &'static str) -> Message {
 }
 
 /// Reads until the close handshake completes or the peer goes, at most [`CLOSE_GRACE`].
-async fn drain(socket: &mut WebSocket) {
+async fn drain(socket: &mut Socket) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
-        while let Some(Ok(message)) = socket.recv().await {
+        while let Some(Ok(message)) = socket::recv(socket).await {
             if matches!(message, Message::Close(_)) {
                 break;
             }
@@ -630,13 +597,22 @@ async fn drain(socket: &mut WebSocket) {
     .await;
 }
 
-/// Sends one message; false when the peer is gone or has not taken it within `limit` (then
-/// it counts as a slow client in `drops`).
-async fn send(socket: &mut WebSocket, message: Message, limit: Duration, drops: &Drops) -> bool {
-    match tokio::time::timeout(limit, socket.send(message)).await {
-        Ok(Ok(())) => true,
-        Ok(Err(_)) => false,
-        Err(_) => {
+/// Sends one text message; false when the peer is gone or has not taken it within `limit`
+/// (then it counts as a slow client in `drops`).
+async fn send_text(socket: &mut Socket, text: Utf8Bytes, limit: Duration, drops: &Drops) -> bool {
+    counted(socket::send_text(socket, text, limit).await, drops)
+}
+
+/// [`send_text`] for a control message.
+async fn send(socket: &mut Socket, message: Message, limit: Duration, drops: &Drops) -> bool {
+    counted(socket::send(socket, message, limit).await, drops)
+}
+
+fn counted(result: Result<(), SendError>, drops: &Drops) -> bool {
+    match result {
+        Ok(()) => true,
+        Err(SendError::Gone) => false,
+        Err(SendError::Slow) => {
             drops.slow_clients.fetch_add(1, Ordering::Relaxed);
             false
         }

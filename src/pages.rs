@@ -17,12 +17,11 @@ use crate::request::{PER_PAGE, cached, parse_id, parse_page, query_param};
 
 pub mod archive;
 pub mod search;
+pub mod sitemap;
 
 pub const HTML: &str = "text/html; charset=utf-8";
 const HOME_RECENT: usize = 6;
 const FEED_ITEMS: usize = 30;
-/// The sitemap protocol's limit of URLs per file.
-const SITEMAP_MAX: usize = 50_000;
 
 /// Sandbox for a report document: an opaque origin that may run its own scripts and nothing else.
 const FRAME_CSP: &str = "sandbox allow-scripts; default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'none'; frame-src 'none'; form-action 'none'; base-uri 'none'; frame-ancestors 'self'";
@@ -260,17 +259,6 @@ pub async fn rss(State(s): State<AppState>, headers: HeaderMap) -> Result<Respon
         let (reports, _) = Reader::new(&st.store).newest(0, FEED_ITEMS)?;
         let xml = st.renderer.rss(&reports)?;
         let body = Encoded::new("application/rss+xml; charset=utf-8", xml, Quality::Fast);
-        Ok((body, Deps::listing()))
-    })
-    .await?;
-    Ok(page.body.respond(&headers))
-}
-
-pub async fn sitemap(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
-    let page = cached(&s, "sitemap".into(), |st| {
-        let refs = st.store.newest(0, SITEMAP_MAX)?;
-        let xml = st.renderer.sitemap(&refs)?;
-        let body = Encoded::new("application/xml; charset=utf-8", xml, Quality::Fast);
         Ok((body, Deps::listing()))
     })
     .await?;

@@ -21,6 +21,7 @@ mod guard;
 mod report;
 mod search;
 pub(crate) mod since;
+mod sitemap;
 
 #[derive(RustEmbed)]
 #[folder = "templates/"]
@@ -377,28 +378,6 @@ impl Renderer {
 
     pub fn rss(&self, reports: &[Card]) -> Result<String, RenderError> {
         self.feed(reports, Lang::Vi)
-    }
-
-    pub fn sitemap(&self, refs: &[ReportRef]) -> Result<String, RenderError> {
-        #[derive(Serialize)]
-        struct Url {
-            url: String,
-            lastmod: String,
-        }
-        let mut ctx = self.context(Lang::Vi, "/sitemap.xml", "");
-        let urls: Vec<_> = refs
-            .iter()
-            .map(|r| Url {
-                url: format!("/crypto_report/{}", r.id),
-                lastmod: iso(r.created_at),
-            })
-            .collect();
-        ctx.insert("latest", &refs.first().map(|r| iso(r.created_at)));
-        ctx.insert("urls", &urls);
-        let mut months: Vec<String> = refs.iter().map(|r| archive::Month::of(r).url()).collect();
-        months.dedup();
-        ctx.insert("months", &months);
-        self.render("sitemap.xml", &ctx)
     }
 
     pub fn robots(&self) -> String {

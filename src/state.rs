@@ -39,6 +39,9 @@ pub struct Settings {
     pub search: search::PoolSettings,
     /// Threads and queue of the page and card renders.
     pub render: workers::PoolSettings,
+    /// URLs per sitemap file: the protocol's limit, 50,000. Past it `/sitemap.xml` becomes
+    /// an index of numbered parts (tests lower it to see that happen).
+    pub sitemap_urls: usize,
 }
 
 impl Settings {
@@ -55,6 +58,7 @@ impl Settings {
             demo: false,
             search: search::PoolSettings::default(),
             render: crate::request::render_pool(),
+            sitemap_urls: 50_000,
         }
     }
 }

@@ -456,3 +456,89 @@ async fn a_message_at_the_limit_still_gets_an_answer() {
     assert_eq!(next_json(&mut ws).await["type"], "pong");
     server.stop().await;
 }
+
+/// One message read off a raw socket: each frame's (opcode, FIN, payload length), and the
+/// payload joined.
+async fn raw_message(stream: &mut TcpStream) -> (Vec<(u8, bool, usize)>, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut frames = Vec::new();
+    let mut payload = Vec::new();
+    loop {
+        let mut head = [0u8; 2];
+        timeout(WAIT, stream.read_exact(&mut head))
+            .await
+            .expect("a frame in time")
+            .expect("frame head");
+        assert_eq!(head[1] & 0x80, 0, "a server frame is never masked");
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut ext = [0u8; 2];
+                stream.read_exact(&mut ext).await.expect("length");
+                usize::from(u16::from_be_bytes(ext))
+            }
+            127 => {
+                let mut ext = [0u8; 8];
+                stream.read_exact(&mut ext).await.expect("length");
+                usize::try_from(u64::from_be_bytes(ext)).expect("length")
+            }
+            n => usize::from(n),
+        };
+        let mut body = vec![0u8; len];
+        stream.read_exact(&mut body).await.expect("payload");
+        let (opcode, fin) = (head[0] & 0x0f, head[0] & 0x80 != 0);
+        frames.push((opcode, fin, len));
+        payload.extend_from_slice(&body);
+        if fin {
+            return (frames, payload);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_long_message_is_one_frame_from_the_handshake_on() {
+    let server = Server::start(quick()).await;
+    let filler = "é".repeat(3000);
+    server
+        .hub()
+        .publish(&serde_json::json!({ "filler": filler }), "test");
+
+    // The handshake by hand, with the key of RFC 6455's example.
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        server.addr
+    );
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request.as_bytes()).await.expect("request");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        timeout(WAIT, stream.read_exact(&mut byte))
+            .await
+            .expect("answer in time")
+            .expect("answer");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head)
+        .expect("ascii head")
+        .to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(
+        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{head}"
+    );
+
+    let (frames, hello) = raw_message(&mut stream).await;
+    assert_eq!(
+        frames,
+        [(1, true, hello.len())],
+        "a short message is one frame"
+    );
+    let (frames, data) = raw_message(&mut stream).await;
+    assert_eq!(frames, [(1, true, data.len())], "one text frame");
+    assert!(data.len() > 6000);
+    let data: Value = serde_json::from_slice(&data).expect("JSON");
+    assert_eq!(data["type"], "dashboard_data");
+    assert_eq!(data["data"]["filler"].as_str(), Some(filler.as_str()));
+    server.stop().await;
+}

@@ -339,6 +339,113 @@ async fn feeds_sitemap_and_robots_use_the_public_url() {
     assert!(robots.contains("Sitemap: https://reports.example/sitemap.xml"));
 }
 
+/// The `<loc>` and `<lastmod>` of each entry of a sitemap or sitemap index.
+fn sitemap_entries(xml: &str, root: &str, entry: &str) -> Vec<(String, Option<String>)> {
+    let doc = roxmltree::Document::parse(xml).expect("sitemap is XML");
+    assert_eq!(doc.root_element().tag_name().name(), root, "{xml}");
+    let child = |node: roxmltree::Node<'_, '_>, name: &str| {
+        node.children()
+            .find(|c| c.tag_name().name() == name)
+            .and_then(|c| c.text())
+            .map(str::to_owned)
+    };
+    doc.root_element()
+        .children()
+        .filter(|n| n.tag_name().name() == entry)
+        .map(|n| (child(n, "loc").expect("loc"), child(n, "lastmod")))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_sitemap_past_its_url_limit_becomes_an_index_of_parts() {
+    // 40 reports a day apart from 2 January 2026 (two months), 10 URLs per file: 3 own pages
+    // + 2 months + 40 reports = 45 URLs in 5 parts.
+    let app = TestApp::build_with(40, false, |parts| parts.settings.sitemap_urls = 10);
+    let date_of = |id: u64| -> String {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-01-01T08:00:00Z").expect("date")
+            + chrono::Duration::days(id as i64);
+        at.to_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+
+    let index = app.get("/sitemap.xml").await;
+    assert_eq!(index.status, StatusCode::OK);
+    assert!(index.header("content-type").starts_with("application/xml"));
+    let parts = sitemap_entries(&index.text(), "sitemapindex", "sitemap");
+    let expected: Vec<(String, Option<String>)> = [40, 35, 25, 15, 5]
+        .into_iter()
+        .enumerate()
+        .map(|(i, newest)| {
+            let loc = format!("https://reports.example/sitemap-{}.xml", i + 1);
+            (loc, Some(date_of(newest)))
+        })
+        .collect();
+    assert_eq!(parts, expected, "each part dated by its newest page");
+
+    let mut seen = std::collections::BTreeSet::new();
+    for (n, want) in [(1, 10), (2, 10), (3, 10), (4, 10), (5, 5)] {
+        let uri = format!("/sitemap-{n}.xml");
+        let part = app.get(&uri).await;
+        assert_eq!(part.status, StatusCode::OK, "{uri}");
+        assert!(part.header("content-type").starts_with("application/xml"));
+        let urls = sitemap_entries(&part.text(), "urlset", "url");
+        assert_eq!(urls.len(), want, "{uri}: {urls:?}");
+        for (loc, lastmod) in urls {
+            if let Some(id) = loc.strip_prefix("https://reports.example/crypto_report/") {
+                let id: u64 = id.parse().expect("id");
+                assert_eq!(lastmod, Some(date_of(id)), "{loc}");
+            }
+            assert!(seen.insert(loc.clone()), "{loc} listed twice");
+        }
+        // One file for both languages: the pages it names carry their own alternates.
+        for lang in [
+            &[("accept-language", "en")][..],
+            &[("accept-language", "vi")][..],
+        ] {
+            let other = app.get_with(&format!("{uri}?lang=en"), lang).await;
+            assert_eq!(other.body, part.body, "{uri} {lang:?}");
+        }
+    }
+    // Every URL once, in order: own pages, months newest first, reports newest first.
+    assert_eq!(seen.len(), 45);
+    let first = app.get("/sitemap-1.xml").await.text();
+    let order: Vec<String> = sitemap_entries(&first, "urlset", "url")
+        .into_iter()
+        .map(|(loc, _)| loc)
+        .collect();
+    assert_eq!(
+        order[..7],
+        [
+            "https://reports.example/",
+            "https://reports.example/crypto_reports_list",
+            "https://reports.example/archive",
+            "https://reports.example/archive/2026/02",
+            "https://reports.example/archive/2026/01",
+            "https://reports.example/crypto_report/40",
+            "https://reports.example/crypto_report/39",
+        ]
+    );
+    for past in [
+        "/sitemap-6.xml",
+        "/sitemap-0.xml",
+        "/sitemap-01.xml",
+        "/sitemap-x.xml",
+    ] {
+        assert_eq!(app.get(past).await.status, StatusCode::NOT_FOUND, "{past}");
+    }
+    let robots = app.get("/robots.txt").await.text();
+    assert!(robots.contains("Sitemap: https://reports.example/sitemap.xml"));
+
+    // Below the limit the sitemap is one file again, and there are no parts.
+    let small = TestApp::build_with(4, false, |parts| parts.settings.sitemap_urls = 10);
+    let urls = sitemap_entries(&small.get("/sitemap.xml").await.text(), "urlset", "url");
+    assert_eq!(urls.len(), 3 + 1 + 4);
+    assert_eq!(
+        small.get("/sitemap-1.xml").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
 #[tokio::test]
 async fn conditional_get_and_compression() {
     let app = TestApp::with_reports(2);
