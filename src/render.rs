@@ -11,7 +11,6 @@ use tera::{Context, Tera};
 use crate::assets::Assets;
 use crate::i18n::{self, Lang};
 use crate::reports::{Card, Section};
-use crate::store::ReportRef;
 
 pub use self::guard::escape_html;
 

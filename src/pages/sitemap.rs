@@ -17,10 +17,10 @@ use crate::AppState;
 use crate::cache::Deps;
 use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
-use crate::i18n;
 use crate::render::archive::Month;
+use crate::reports::Reader;
 use crate::request::cached;
-use crate::store::{ReportRef, Store};
+use crate::store::ReportRef;
 
 /// The protocol's limit of bytes per sitemap file, uncompressed.
 const MAX_BYTES: usize = 50 * 1024 * 1024;
@@ -52,12 +52,17 @@ struct Part {
 
 impl Layout {
     fn read(st: &AppState) -> Result<Layout, AppError> {
-        let latest = st.store.newest(0, 1)?.into_iter().next();
-        let months = match latest {
-            Some(newest) => months(&st.store, newest)?,
-            None => Vec::new(),
-        };
-        let reports = st.store.count()?;
+        let reader = Reader::new(&st.store);
+        let latest = reader.dates(0, 1)?.into_iter().next();
+        let months = reader
+            .months()?
+            .into_iter()
+            .map(|c| Month {
+                year: c.year,
+                month: c.month,
+            })
+            .collect();
+        let reports = reader.count()?;
         // A file must hold the own pages and something more, and stay under the byte limit
         // however long the public URL is.
         let by_bytes = MAX_BYTES / (st.settings.public_url.len() + ENTRY_BYTES);
@@ -108,38 +113,13 @@ impl Layout {
     }
 }
 
-/// Every month with reports, newest first, found one key per month: from the newest report,
-/// each step asks for the newest report before the month just named.
-fn months(store: &Store, newest: ReportRef) -> Result<Vec<Month>, AppError> {
-    let mut months = vec![Month::of(&newest)];
-    while let Some(start) = months.last().copied().and_then(month_start_ms) {
-        match store.newest_before(start)? {
-            Some(older) => months.push(Month::of(&older)),
-            None => break,
-        }
-    }
-    Ok(months)
-}
-
-/// When `month` begins in the audience's time zone, in ms since the epoch.
-fn month_start_ms(month: Month) -> Option<i64> {
-    let local = month
-        .first_day()?
-        .and_hms_opt(0, 0, 0)?
-        .and_local_timezone(i18n::local_offset())
-        .single()?;
-    Some(local.timestamp_millis())
-}
-
 /// The `urlset` of part `n` (0: the one file).
 fn render_part(st: &AppState, layout: &Layout, n: u64) -> Result<Encoded, AppError> {
     let part = layout.part(n).ok_or(AppError::NotFound)?;
     let (offset, count) = part.reports;
     let refs = match count {
         0 => Vec::new(),
-        n => st
-            .store
-            .newest(offset, usize::try_from(n).unwrap_or(usize::MAX))?,
+        n => Reader::new(&st.store).dates(offset, usize::try_from(n).unwrap_or(usize::MAX))?,
     };
     let latest = layout.latest.map(|r| r.created_at);
     let months = &layout.months[part.months];
@@ -162,7 +142,10 @@ pub async fn index(State(s): State<AppState>, headers: HeaderMap) -> Result<Resp
             let newest: Option<DateTime<Utc>> = match (part.pages, part.reports) {
                 (true, _) => layout.latest.map(|r| r.created_at),
                 (false, (_, 0)) => None,
-                (false, (offset, _)) => st.store.newest(offset, 1)?.first().map(|r| r.created_at),
+                (false, (offset, _)) => Reader::new(&st.store)
+                    .dates(offset, 1)?
+                    .first()
+                    .map(|r| r.created_at),
             };
             listed.push((format!("/sitemap-{n}.xml"), newest));
         }

@@ -39,6 +39,17 @@ impl<'a> Reader<'a> {
         cards::newest(self.0, offset, limit)
     }
 
+    /// Where reports are in time, newest first: at most `limit` after skipping `offset` (no
+    /// content is read).
+    pub fn dates(&self, offset: u64, limit: usize) -> Result<Vec<ReportRef>, StoreError> {
+        self.0.newest(offset, limit)
+    }
+
+    /// How many reports there are.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        self.0.count()
+    }
+
     /// Every month with reports and how many, newest first (kept by the store, not counted).
     pub fn months(&self) -> Result<Vec<MonthCount>, StoreError> {
         self.0.month_counts()

@@ -285,28 +285,6 @@ impl Store {
         })
     }
 
-    /// The newest report published before `before_ms`, read around damage: one step of a walk
-    /// back through the archive that reads one key per step.
-    pub fn newest_before(&self, before_ms: i64) -> Result<Option<ReportRef>> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        let before_us = before_ms.saturating_mul(1000);
-        let walked = guarded(|| -> Result<Option<ReportRef>> {
-            match index.range(..(before_us, 0)).map_err(db_err)?.next_back() {
-                Some(entry) => Ok(Some(ReportRef::from_key(entry.map_err(db_err)?.0.value()))),
-                None => Ok(None),
-            }
-        });
-        or_around_damage(walked, || {
-            // Newest first.
-            Ok(self
-                .keys_around_damage(&tx)?
-                .into_iter()
-                .find(|(at, _)| *at < before_us)
-                .map(ReportRef::from_key))
-        })
-    }
-
     /// Reports published in `[from_ms, to_ms)`, oldest first, read around damage.
     pub fn published_between(&self, from_ms: i64, to_ms: i64) -> Result<Vec<ReportRef>> {
         let tx = self.db.begin_read().map_err(db_err)?;
