@@ -26,8 +26,7 @@ use tantivy::query::{Query, RangeQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::store::{Compressor, ZstdCompressor};
-use tantivy::{DocAddress, Index, IndexReader, IndexSettings, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::{mpsc, watch};
 
 use self::budget::{Budget, Budgeted, Stopped};
@@ -43,17 +42,13 @@ pub use crate::workers::{Pool, PoolSettings, PoolStats};
 /// release that changes it builds a new index instead of misreading the old one.
 pub const DIR_NAME: &str = "search-v4";
 /// Folders of earlier schemas, removed when found (derived data nobody reads any more).
-/// v2 indexed folded words only; v3 kept positions of titles and lz4-compressed text.
+/// v2 indexed folded words only; v3 kept positions of titles.
 const OLD_DIRS: &[&str] = &["search-v1", "search-v2", "search-v3"];
 pub const PER_PAGE: usize = 10;
 /// Deepest result a query may page to: past it, ranking far-down hits costs work for nobody.
 pub const MAX_OFFSET: usize = 1_000;
 /// Characters of text around the matches in a snippet.
 const SNIPPET_CHARS: usize = 220;
-/// zstd level of the stored text (bodies and titles, kept for snippets).
-const STORE_ZSTD_LEVEL: i32 = 3;
-/// Bytes of stored text compressed together.
-const STORE_BLOCK_BYTES: usize = 16_384;
 /// This process's claim on the index folder, held for the index's life: a second index of
 /// the same folder in this process (a state being replaced) keeps its own in memory.
 const CLAIM_FILE: &str = "crypto-report.lock";
@@ -130,18 +125,6 @@ fn schema() -> (Schema, Fields) {
         body_en: b.add_text_field("body_en", stored),
     };
     (b.build(), fields)
-}
-
-/// How a new index keeps its documents' text: compressed with zstd, a few reports to a block
-/// (a hit's snippet decompresses one block).
-fn settings() -> IndexSettings {
-    IndexSettings {
-        docstore_compression: Compressor::Zstd(ZstdCompressor {
-            compression_level: Some(STORE_ZSTD_LEVEL),
-        }),
-        docstore_blocksize: STORE_BLOCK_BYTES,
-        ..IndexSettings::default()
-    }
 }
 
 /// What a reader asks for.
@@ -358,10 +341,7 @@ impl Search {
             })
             .map_err(|e| SearchError::Index(tantivy::TantivyError::LockFailure(e, None)))?;
         let (schema, fields) = schema();
-        let index = Index::builder()
-            .schema(schema)
-            .settings(settings())
-            .open_or_create(directory)?;
+        let index = Index::open_or_create(directory, schema)?;
         index
             .tokenizers()
             .register(text::SYLLABLES, text::analyzer());
