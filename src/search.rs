@@ -21,11 +21,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tantivy::collector::{Count, TopDocs};
+use tantivy::directory::{Directory, DirectoryLock, Lock};
 use tantivy::query::{Query, RangeQuery};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::{mpsc, watch};
 
 use self::budget::{Budget, Budgeted, Stopped};
@@ -39,17 +40,18 @@ pub use crate::workers::{Pool, PoolSettings, PoolStats};
 
 /// The index's folder in the data directory; the number changes with the schema, so a
 /// release that changes it builds a new index instead of misreading the old one.
-pub const DIR_NAME: &str = "search-v3";
+pub const DIR_NAME: &str = "search-v4";
 /// Folders of earlier schemas, removed when found (derived data nobody reads any more).
-/// v2 indexed folded words only.
-const OLD_DIRS: &[&str] = &["search-v1", "search-v2"];
+/// v2 indexed folded words only; v3 kept positions of titles.
+const OLD_DIRS: &[&str] = &["search-v1", "search-v2", "search-v3"];
 pub const PER_PAGE: usize = 10;
 /// Deepest result a query may page to: past it, ranking far-down hits costs work for nobody.
 pub const MAX_OFFSET: usize = 1_000;
 /// Characters of text around the matches in a snippet.
 const SNIPPET_CHARS: usize = 220;
-/// Memory the index writer may fill before it writes a segment.
-const WRITER_BYTES: usize = 32 << 20;
+/// This process's claim on the index folder, held for the index's life: a second index of
+/// the same folder in this process (a state being replaced) keeps its own in memory.
+const CLAIM_FILE: &str = "crypto-report.lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -103,7 +105,12 @@ fn schema() -> (Schema, Fields) {
         .set_tokenizer(text::SYLLABLES)
         .set_index_option(IndexRecordOption::WithFreqsAndPositions);
     let stored = TextOptions::default().set_stored();
-    let titles = stored.clone().set_indexing_options(indexed.clone());
+    // Titles rank single words (no phrase is looked for there): no positions.
+    let titles = stored.clone().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(text::SYLLABLES)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    );
     let fields = Fields {
         id,
         created,
@@ -214,12 +221,25 @@ pub struct Results {
 }
 
 /// How far the index is from the store, for the search page and `/health`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Status {
     /// The index is being brought in line with the store, or a published batch is not
     /// searchable yet (results may be missing).
     pub catching_up: bool,
     pub documents: u64,
+    /// The last indexing pass failed (a full disk, a write error) and is being retried;
+    /// `None` while indexing works.
+    pub failing: Option<Failing>,
+}
+
+/// An indexing pass that failed, and when it is tried again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failing {
+    pub error: String,
+    /// Passes failed in a row.
+    pub attempts: u32,
+    pub since: DateTime<Utc>,
+    pub next_attempt: DateTime<Utc>,
 }
 
 /// The search index; cheap to clone.
@@ -230,8 +250,13 @@ struct Inner {
     index: Index,
     reader: IndexReader,
     fields: Fields,
-    /// Used by the indexing task only (one writer per index).
-    writer: Mutex<IndexWriter>,
+    /// Held while a writer is open (the indexing task's; tantivy allows one per index). A
+    /// writer lives for one pass and is dropped after it: no thread or buffer at rest.
+    writing: Mutex<()>,
+    /// The claim on the index folder ([`CLAIM_FILE`]; a file lock, nothing else).
+    _claim: DirectoryLock,
+    /// The failure being retried, if any.
+    failing: Mutex<Option<Failing>>,
     store: Arc<Store>,
     queue: mpsc::UnboundedSender<Vec<u64>>,
     pending: Mutex<Option<mpsc::UnboundedReceiver<Vec<u64>>>>,
@@ -292,27 +317,31 @@ impl Search {
                 let _ = std::fs::remove_dir_all(parent.join(old));
             }
         }
-        let (schema, fields) = schema();
         let directory = tantivy::directory::MmapDirectory::open(dir)
             .map_err(|e| SearchError::Index(e.into()))?;
-        let index = Index::open_or_create(directory, schema)?;
-        Search::with_index(index, fields, store, Some(dir.to_owned()))
+        Search::in_directory(directory, store, Some(dir.to_owned()))
     }
 
     /// An index in memory only, built from the store at every start.
     pub fn in_memory(store: Arc<Store>) -> Search {
-        let (schema, fields) = schema();
-        let index = Index::create_in_ram(schema);
-        Search::with_index(index, fields, store, None)
+        Search::in_directory(tantivy::directory::RamDirectory::create(), store, None)
             .expect("a fresh index in memory always opens")
     }
 
-    fn with_index(
-        index: Index,
-        fields: Fields,
+    /// The index kept in `directory` (created there when absent); `where_` names it in logs.
+    fn in_directory(
+        directory: impl Directory,
         store: Arc<Store>,
         where_: Option<PathBuf>,
     ) -> Result<Search, SearchError> {
+        let claim = directory
+            .acquire_lock(&Lock {
+                filepath: PathBuf::from(CLAIM_FILE),
+                is_blocking: false,
+            })
+            .map_err(|e| SearchError::Index(tantivy::TantivyError::LockFailure(e, None)))?;
+        let (schema, fields) = schema();
+        let index = Index::open_or_create(directory, schema)?;
         index
             .tokenizers()
             .register(text::SYLLABLES, text::analyzer());
@@ -320,13 +349,14 @@ impl Search {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let writer = index.writer_with_num_threads(1, WRITER_BYTES)?;
         let (queue, pending) = mpsc::unbounded_channel();
         Ok(Search(Arc::new(Inner {
             index,
             reader,
             fields,
-            writer: Mutex::new(writer),
+            writing: Mutex::new(()),
+            _claim: claim,
+            failing: Mutex::new(None),
             store,
             queue,
             pending: Mutex::new(Some(pending)),
@@ -373,9 +403,16 @@ impl Search {
     /// path handed over (a sync pass, an import) is not searchable yet.
     pub fn status(&self) -> Status {
         let waiting = self.0.requested.load(Ordering::Acquire) > *self.0.done.borrow();
+        let failing = self
+            .0
+            .failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         Status {
             catching_up: self.0.catching_up.load(Ordering::Acquire) || waiting,
             documents: self.0.reader.searcher().num_docs(),
+            failing,
         }
     }
 

@@ -1,18 +1,21 @@
 //! The indexing task: brings the index in line with the store at start (only what differs is
 //! indexed again), then indexes each batch the publish path reports, committing every batch
-//! so that it is searchable at once.
+//! so that it is searchable at once. A writer is opened for each pass and dropped after it
+//! (its threads and buffer live only while it works). A pass that fails (a full disk, a write
+//! error) is tried again after a growing pause, and `/health` says so meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use tantivy::indexer::IndexWriterOptions;
 use tantivy::{IndexWriter, TantivyDocument, Term};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::text::ReportText;
-use super::{Inner, Search, SearchError, TERM_HI, TERM_LO};
+use super::{Failing, Inner, Search, SearchError, TERM_HI, TERM_LO};
 use crate::reports::Report;
 use crate::store::{Store, digest_term};
 
@@ -21,6 +24,13 @@ use crate::store::{Store, digest_term};
 const CATCH_UP_CHUNK: usize = 256;
 /// Publish batches arriving together are indexed in one commit, up to this many.
 const MAX_BATCHES: usize = 64;
+/// Memory a writer may fill before it writes a segment (allocated as documents come, and
+/// freed with the writer after its pass).
+const WRITER_BYTES: usize = 32 << 20;
+/// The pause before a failed pass is tried again; it doubles with each failure in a row, up
+/// to [`RETRY_LONGEST`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_LONGEST: Duration = Duration::from_secs(60);
 
 /// The task's body. It holds the index only while it works: once every [`Search`] handle is
 /// gone the queue closes and the task ends, releasing the store and the index's lock.
@@ -29,38 +39,60 @@ pub(super) async fn run(
     mut rx: mpsc::UnboundedReceiver<Vec<u64>>,
     stop: CancellationToken,
 ) {
-    let Some(strong) = search.upgrade() else {
-        return;
-    };
-    let catch_up = {
-        let search = Search(Arc::clone(&strong));
-        let stop = stop.clone();
-        tokio::task::spawn_blocking(move || search.catch_up(&stop))
-    };
-    match catch_up.await {
-        Ok(Ok(n)) if n > 0 => tracing::info!(indexed = n, "search index caught up with the store"),
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "cannot bring the search index up to date"),
-        Err(e) => tracing::error!(error = %e, "the search catch-up stopped"),
-    }
-    strong.catching_up.store(false, Ordering::Release);
-    strong.done.send_modify(|_| {});
-    drop(strong);
+    // The first catch-up, tried again until it succeeds.
+    let mut failures = 0u32;
     loop {
-        let first = tokio::select! {
-            () = stop.cancelled() => break,
-            next = rx.recv() => match next {
-                Some(ids) => ids,
-                None => break,
-            },
+        let Some(strong) = search.upgrade() else {
+            return;
         };
-        let mut ids = first;
-        let mut batches = 1u64;
-        while batches < MAX_BATCHES as u64 {
+        let this = Search(Arc::clone(&strong));
+        let stop_pass = stop.clone();
+        let outcome = tokio::task::spawn_blocking(move || this.catch_up(&stop_pass)).await;
+        let error = match outcome {
+            Ok(Ok(n)) => {
+                if n > 0 {
+                    tracing::info!(indexed = n, "search index caught up with the store");
+                }
+                strong.recovered(failures);
+                strong.catching_up.store(false, Ordering::Release);
+                strong.done.send_modify(|_| {});
+                break;
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("the catch-up stopped: {e}"),
+        };
+        failures += 1;
+        let wait = strong.failed("cannot bring the search index up to date", error, failures);
+        drop(strong);
+        if !pause(&stop, wait).await {
+            return;
+        }
+    }
+    // Reports waiting to be indexed (a failed pass keeps its own), and how many published
+    // batches they finish.
+    let mut ids = BTreeSet::new();
+    let mut batches = 0u64;
+    let mut failures = 0u32;
+    loop {
+        if ids.is_empty() {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                next = rx.recv() => match next {
+                    Some(more) => {
+                        ids.extend(more);
+                        batches += 1;
+                    }
+                    None => break,
+                },
+            }
+        }
+        let mut taken = 0;
+        while taken < MAX_BATCHES {
             match rx.try_recv() {
                 Ok(more) => {
                     ids.extend(more);
                     batches += 1;
+                    taken += 1;
                 }
                 Err(_) => break,
             }
@@ -69,16 +101,86 @@ pub(super) async fn run(
             break;
         };
         let this = Search(Arc::clone(&strong));
-        let outcome = tokio::task::spawn_blocking(move || this.index_ids(&ids)).await;
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot index published reports; the next start catches up")
+        let list: Vec<u64> = ids.iter().copied().collect();
+        let outcome = tokio::task::spawn_blocking(move || this.index_ids(&list)).await;
+        let error = match outcome {
+            Ok(Ok(())) => {
+                strong.recovered(failures);
+                failures = 0;
+                ids.clear();
+                strong.done.send_modify(|d| *d += batches);
+                batches = 0;
+                continue;
             }
-            Err(e) => tracing::error!(error = %e, "search indexing stopped"),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => format!("indexing stopped: {e}"),
+        };
+        failures += 1;
+        let wait = strong.failed("cannot index published reports", error, failures);
+        drop(strong);
+        if !pause(&stop, wait).await {
+            break;
         }
-        strong.done.send_modify(|d| *d += batches);
     }
+}
+
+/// Waits `wait`; false when the task is stopped first.
+async fn pause(stop: &CancellationToken, wait: Duration) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// The pause after `failures` failed passes in a row.
+fn backoff(failures: u32) -> Duration {
+    RETRY_FIRST
+        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+        .min(RETRY_LONGEST)
+}
+
+impl Inner {
+    /// Records a failed pass (logged, and shown in `/health`); returns the pause before the
+    /// next attempt.
+    fn failed(&self, what: &str, error: String, failures: u32) -> Duration {
+        let wait = backoff(failures);
+        tracing::error!(%error, attempt = failures, retry_in = ?wait, "{what}; trying again");
+        let now = chrono::Utc::now();
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        let since = failing.as_ref().map_or(now, |f| f.since);
+        *failing = Some(Failing {
+            error,
+            attempts: failures,
+            since,
+            next_attempt: now + wait,
+        });
+        wait
+    }
+
+    /// Clears the failure after a pass that worked.
+    fn recovered(&self, failures: u32) {
+        if failures > 0 {
+            tracing::info!(failed_before = failures, "search indexing works again");
+        }
+        *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// A writer for one pass, on one indexing thread and one merge thread.
+    fn writer(&self) -> Result<IndexWriter, SearchError> {
+        let options = IndexWriterOptions::builder()
+            .memory_budget_per_thread(WRITER_BYTES)
+            .num_worker_threads(1)
+            .num_merge_threads(1)
+            .build();
+        Ok(self.index.writer_with_options(options)?)
+    }
+}
+
+/// Ends a pass: lets the merges its commits started finish, then drops the writer and its
+/// threads.
+fn close(writer: IndexWriter) -> Result<(), SearchError> {
+    writer.wait_merging_threads()?;
+    Ok(())
 }
 
 impl Search {
@@ -98,7 +200,8 @@ impl Search {
         }
         let started = Instant::now();
         let stored: HashMap<u64, [u8; 16]> = inner.store.report_terms()?.into_iter().collect();
-        let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writing = inner.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writer = inner.writer()?;
         let mut gone = 0;
         for id in indexed.keys().filter(|id| !stored.contains_key(id)) {
             writer.delete_term(Term::from_field_u64(inner.fields.id, *id));
@@ -131,6 +234,7 @@ impl Search {
             inner.reader.reload()?;
             done += chunk.len();
         }
+        close(writer)?;
         inner.reader.reload()?;
         tracing::debug!(done, elapsed = ?started.elapsed(), "search catch-up pass");
         Ok(done)
@@ -139,12 +243,15 @@ impl Search {
     /// Indexes the current version of each report in `ids` (one commit for all).
     fn index_ids(&self, ids: &[u64]) -> Result<(), SearchError> {
         let inner = &self.0;
-        let mut writer = inner.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let _writing = inner.writing.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut writer = inner.writer()?;
         let mut seen = std::collections::HashSet::new();
         for id in ids.iter().filter(|id| seen.insert(**id)) {
             self.put(&mut writer, *id, inner.store.report(*id))?;
         }
         writer.commit()?;
+        inner.reader.reload()?;
+        close(writer)?;
         inner.reader.reload()?;
         Ok(())
     }

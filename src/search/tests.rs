@@ -349,7 +349,7 @@ async fn the_index_says_it_is_catching_up_while_a_published_batch_waits() {
     // The indexer is held at its writer, as a long commit would hold it.
     let held = search
         .0
-        .writer
+        .writing
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     publisher
@@ -375,4 +375,143 @@ async fn the_index_says_it_is_catching_up_while_a_published_batch_waits() {
         ids(&search.search(&q("thanh khoan")).expect("search")),
         vec![9]
     );
+}
+
+/// A directory whose writes fail while `full` is set, as on a full disk.
+#[derive(Clone, Debug)]
+struct FullDisk {
+    inner: tantivy::directory::RamDirectory,
+    full: Arc<AtomicBool>,
+}
+
+impl FullDisk {
+    fn error(&self) -> Option<std::io::Error> {
+        self.full.load(Ordering::SeqCst).then(|| {
+            std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device")
+        })
+    }
+}
+
+impl Directory for FullDisk {
+    fn get_file_handle(
+        &self,
+        path: &Path,
+    ) -> Result<Arc<dyn tantivy::directory::FileHandle>, tantivy::directory::error::OpenReadError>
+    {
+        self.inner.get_file_handle(path)
+    }
+
+    fn delete(&self, path: &Path) -> Result<(), tantivy::directory::error::DeleteError> {
+        self.inner.delete(path)
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool, tantivy::directory::error::OpenReadError> {
+        self.inner.exists(path)
+    }
+
+    fn open_write(
+        &self,
+        path: &Path,
+    ) -> Result<tantivy::directory::WritePtr, tantivy::directory::error::OpenWriteError> {
+        match self.error() {
+            Some(e) => Err(tantivy::directory::error::OpenWriteError::IoError {
+                io_error: Arc::new(e),
+                filepath: path.to_owned(),
+            }),
+            None => self.inner.open_write(path),
+        }
+    }
+
+    fn atomic_read(
+        &self,
+        path: &Path,
+    ) -> Result<Vec<u8>, tantivy::directory::error::OpenReadError> {
+        self.inner.atomic_read(path)
+    }
+
+    fn atomic_write(&self, path: &Path, data: &[u8]) -> std::io::Result<()> {
+        match self.error() {
+            Some(e) => Err(e),
+            None => self.inner.atomic_write(path, data),
+        }
+    }
+
+    fn sync_directory(&self) -> std::io::Result<()> {
+        self.inner.sync_directory()
+    }
+
+    fn acquire_lock(
+        &self,
+        lock: &Lock,
+    ) -> Result<DirectoryLock, tantivy::directory::error::LockError> {
+        self.inner.acquire_lock(lock)
+    }
+
+    fn watch(
+        &self,
+        callback: tantivy::directory::WatchCallback,
+    ) -> tantivy::Result<tantivy::directory::WatchHandle> {
+        self.inner.watch(callback)
+    }
+}
+
+/// A write that fails (a full disk) does not stop indexing for good: the pass is tried
+/// again after a pause, `/health`'s search status says it is failing meanwhile, and the
+/// report is found once writes work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_is_retried_and_reported_until_it_works() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let full = Arc::new(AtomicBool::new(false));
+    let disk = FullDisk {
+        inner: tantivy::directory::RamDirectory::create(),
+        full: Arc::clone(&full),
+    };
+    let search = Search::in_directory(disk, Arc::clone(&store), None).expect("index");
+    let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
+    let tasks = Background::new();
+    search.start(&tasks);
+    search.settled().await;
+    assert_eq!(search.status().failing, None);
+
+    full.store(true, Ordering::SeqCst);
+    publisher
+        .publish(Batch::of(vec![report(
+            5,
+            "2026-11-05T08:00:00Z",
+            "Thanh khoản cạn.",
+            None,
+        )]))
+        .expect("publish");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let failing = loop {
+        let status = search.status();
+        if let Some(f) = status.failing.as_ref().filter(|f| f.attempts >= 2) {
+            assert!(status.catching_up, "{status:?}");
+            break f.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never retried: {status:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(failing.error.contains("no space left"), "{failing:?}");
+    assert!(failing.next_attempt > failing.since, "{failing:?}");
+    let shown = serde_json::to_value(search.status()).expect("json");
+    assert!(shown["failing"]["attempts"].as_u64() >= Some(2), "{shown}");
+    assert!(ids(&search.search(&q("thanh khoan")).expect("search")).is_empty());
+
+    full.store(false, Ordering::SeqCst);
+    tokio::time::timeout(std::time::Duration::from_secs(30), search.settled())
+        .await
+        .expect("indexed once writes work");
+    let status = search.status();
+    assert_eq!(status.failing, None);
+    assert!(!status.catching_up);
+    assert_eq!(
+        ids(&search.search(&q("thanh khoan")).expect("search")),
+        vec![5]
+    );
+    assert!(tasks.shutdown(std::time::Duration::from_secs(5)).await);
 }
