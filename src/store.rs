@@ -28,7 +28,9 @@ pub use self::outbox::{Delivery, FAILED_KEEP, OutboxCounts};
 pub use self::page_cache::{CACHE_FILE_NAME, PageCacheFile, PageCacheUsage};
 pub(crate) use self::reports::Beside;
 use self::reports::load_dictionary;
-pub use self::reports::{Committed, ReportRef, StoreVersion, UpsertOutcome, digest_term};
+pub use self::reports::{
+    Committed, ReportRef, StoreVersion, UpsertOutcome, digest_of, digest_term,
+};
 pub use self::walk::ReadOnlyStore;
 
 pub const FILE_NAME: &str = "crypto-report.redb";

@@ -65,7 +65,7 @@ fn import_export_check_round_trip() {
     let report = String::from_utf8_lossy(&check.stdout);
     assert!(
         report.contains("reports: 2")
-            && report.contains("schema version: 2")
+            && report.contains("schema version: 3")
             && report.contains("ok"),
         "{report}"
     );

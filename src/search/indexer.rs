@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::text::ReportText;
 use super::{Failing, Inner, Search, SearchError, TERM_HI, TERM_LO};
 use crate::reports::Report;
-use crate::store::{Store, digest_term};
+use crate::store::{Store, digest_of, digest_term};
 
 /// Reports indexed per commit while catching up: each commit makes progress durable and
 /// visible, so a stopped catch-up resumes where it was.
@@ -190,10 +190,7 @@ impl Search {
     fn catch_up(&self, stop: &CancellationToken) -> Result<usize, SearchError> {
         let inner = &self.0;
         let indexed = self.indexed_terms()?;
-        let mut digest = [0u8; 16];
-        for term in indexed.values() {
-            xor(&mut digest, term);
-        }
+        let digest = digest_of(indexed.values());
         let version = inner.store.version();
         if version.writers == 0 && version.digest == digest {
             return Ok(0);
@@ -321,10 +318,4 @@ fn document(inner: &Inner, report: &Report) -> TantivyDocument {
         doc.add_text(f.all, &en.body);
     }
     doc
-}
-
-fn xor(digest: &mut [u8; 16], term: &[u8; 16]) {
-    for (d, t) in digest.iter_mut().zip(term) {
-        *d ^= t;
-    }
 }

@@ -138,6 +138,16 @@ fn term(id: u64, hash: &[u8; 32]) -> [u8; 16] {
     out
 }
 
+/// The digest of a set of reports from their terms: their XOR, so the order they come in does
+/// not matter. The store keeps its own; the search index computes its own to compare.
+pub fn digest_of<'a>(terms: impl IntoIterator<Item = &'a [u8; 16]>) -> [u8; 16] {
+    let mut digest = [0; 16];
+    for term in terms {
+        xor(&mut digest, *term);
+    }
+    digest
+}
+
 fn xor(digest: &mut [u8; 16], term: [u8; 16]) {
     for (d, t) in digest.iter_mut().zip(term) {
         *d ^= t;
