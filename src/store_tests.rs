@@ -484,18 +484,23 @@ fn the_digest_survives_a_reopen_and_is_rebuilt_when_missing() {
         store
             .commit_reports(&[sample(1, "2026-11-18T08:00:00Z")], &[])
             .expect("write");
-        store
-            .write(|tx| {
-                tx.open_table(META)
-                    .map_err(db_err)?
-                    .remove("content_digest")
-                    .map_err(db_err)?;
-                Ok(())
-            })
-            .expect("forget");
+        forget_digest(&store);
         store.version().digest
     };
     assert_eq!(Store::open(&path).expect("reopen").version().digest, digest);
+}
+
+/// Removes the stored digest, as a store written before the digest was kept has none.
+fn forget_digest(store: &Store) {
+    store
+        .write(|tx| {
+            tx.open_table(META)
+                .map_err(db_err)?
+                .remove("content_digest")
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .expect("forget");
 }
 
 /// Changes report `id`'s stored record with `damage`, behind the store's back.
@@ -536,15 +541,7 @@ fn a_store_without_a_digest_opens_around_a_record_whose_header_is_unreadable() {
             )
             .expect("write");
         damage_record(&store, 2, |bytes| bytes.truncate(1));
-        store
-            .write(|tx| {
-                tx.open_table(META)
-                    .map_err(db_err)?
-                    .remove("content_digest")
-                    .map_err(db_err)?;
-                Ok(())
-            })
-            .expect("forget");
+        forget_digest(&store);
     }
     // Counted as the commit's recount and the search index count it: without the record.
     let store = Store::open(&path).expect("opens around the damage");
