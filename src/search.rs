@@ -277,7 +277,7 @@ impl std::fmt::Debug for Search {
 }
 
 impl Search {
-    /// Opens (or creates) the index beside the store, in `<data dir>/search-v3` ([`DIR_NAME`]).
+    /// Opens (or creates) the index beside the store, in `<data dir>/search-v4` ([`DIR_NAME`]).
     /// An index that cannot be opened (damaged, or written by another version) is derived
     /// data: it is removed and built again. Where even that fails, the index lives in memory. Indexing
     /// starts with [`Search::start`].
