@@ -7,6 +7,7 @@ mod batches;
 mod passfile;
 pub mod postgres;
 mod rows;
+pub mod skips;
 mod tls;
 
 use std::fmt;
@@ -16,6 +17,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use self::batches::Batches;
+pub use self::skips::{Skipped, Skips};
 use crate::reports::publish::{Batch, PublishError, Publisher};
 use crate::reports::{MAX_REPORT_BYTES, Report};
 use crate::store::{ReadOnlyStore, Store, StoreError, UpsertOutcome};
@@ -51,32 +53,12 @@ impl From<PublishError> for ImportError {
     }
 }
 
-/// A record that could not be imported.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    /// Line number in a file; `None` for a database row.
-    pub line: Option<u64>,
-    pub id: Option<u64>,
-    pub reason: String,
-}
-
-impl fmt::Display for Skipped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.line, self.id) {
-            (Some(line), Some(id)) => write!(f, "skipped line {line} (id {id}): {}", self.reason),
-            (Some(line), None) => write!(f, "skipped line {line}: {}", self.reason),
-            (None, Some(id)) => write!(f, "skipped id {id}: {}", self.reason),
-            (None, None) => write!(f, "skipped: {}", self.reason),
-        }
-    }
-}
-
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportSummary {
     pub new: u64,
     pub updated: u64,
     pub unchanged: u64,
-    pub skipped: Vec<Skipped>,
+    pub skipped: Skips,
 }
 
 impl ImportSummary {
@@ -99,7 +81,7 @@ impl fmt::Display for ImportSummary {
             self.new,
             self.updated,
             self.unchanged,
-            self.skipped.len()
+            self.skipped.total()
         )
     }
 }
@@ -370,15 +352,12 @@ mod tests {
         let with_bom = [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat();
         let summary = import(&target, &with_bom);
         assert_eq!((summary.new, summary.updated, summary.unchanged), (3, 0, 0));
-        let lines: Vec<Option<u64>> = summary.skipped.iter().map(|s| s.line).collect();
+        let skipped = summary.skipped.named();
+        let lines: Vec<Option<u64>> = skipped.iter().map(|s| s.line).collect();
         assert_eq!(lines, vec![Some(3), Some(5), Some(6)]);
-        assert_eq!(summary.skipped[1].id, Some(3));
-        assert!(
-            summary.skipped[1].reason.contains("empty"),
-            "{:?}",
-            summary.skipped
-        );
-        assert!(summary.skipped[2].reason.contains("yesterday"));
+        assert_eq!(skipped[1].id, Some(3));
+        assert!(skipped[1].reason.contains("empty"), "{skipped:?}");
+        assert!(skipped[2].reason.contains("yesterday"));
         let store = target.store();
         assert_eq!(store.report(1).expect("read"), Some(reports[0].clone()));
         let legacy = store.report(5).expect("read").expect("present");
@@ -418,11 +397,35 @@ mod tests {
         let summary = import(&target, &bytes);
         assert_eq!(summary.new, 1);
         assert_eq!(
-            summary.skipped.iter().map(|s| s.line).collect::<Vec<_>>(),
+            summary
+                .skipped
+                .named()
+                .iter()
+                .map(|s| s.line)
+                .collect::<Vec<_>>(),
             vec![Some(1), Some(2)]
         );
         let r = target.store().report(9).expect("read").expect("present");
         assert_eq!(r.created_at.to_rfc3339(), "2026-11-20T01:00:00+00:00");
+    }
+
+    #[test]
+    fn a_file_of_bad_lines_costs_a_bounded_summary() {
+        let (_dir, target) = store();
+        let lines = skips::KEPT + 500;
+        // Every line is bad, each with a long field its reason would quote.
+        let bad = format!(
+            r#"{{"id": 1, "html_content": "<p>x</p>", "css_content": null, "js_content": null, "html_content_en": null, "js_content_en": null, "created_at": "{}"}}"#,
+            "9".repeat(10_000)
+        );
+        let text = format!("{bad}\n").repeat(lines);
+        let summary = import(&target, text.as_bytes());
+        assert_eq!(summary.new, 0);
+        assert_eq!(summary.skipped.total(), lines as u64);
+        assert_eq!(summary.skipped.named().len(), skips::KEPT);
+        let longest = summary.skipped.named().iter().map(|s| s.reason.len());
+        assert!(longest.max().unwrap_or(0) < 4 * skips::REASON_CHARS);
+        assert!(summary.to_string().ends_with(&format!("skipped {lines}")));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `/health`, and the next one tries again.
 
 use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,6 +18,9 @@ use crate::import::ImportSummary;
 use crate::import::postgres::Source;
 use crate::lock::lock;
 use crate::reports::Publisher;
+
+/// Most skipped rows remembered as already logged (8 bytes each).
+const LOGGED_SKIPS: usize = 100_000;
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -34,7 +38,7 @@ impl PassSummary {
             new: summary.new,
             updated: summary.updated,
             unchanged: summary.unchanged,
-            skipped: summary.skipped.len() as u64,
+            skipped: summary.skipped.total(),
             duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         }
     }
@@ -85,8 +89,9 @@ struct Inner {
     requested: AtomicU64,
     wake: Notify,
     completed: watch::Sender<Completed>,
-    /// Skipped rows already logged, so a bad row is named once, not every pass.
-    logged: Mutex<HashSet<(Option<u64>, String)>>,
+    /// Skipped rows already logged (a hash of id and reason), so a bad row is named once, not
+    /// every pass; at most [`LOGGED_SKIPS`] remembered.
+    logged: Mutex<HashSet<u64>>,
 }
 
 /// Handle to the sync; cheap to clone.
@@ -227,8 +232,14 @@ impl Sync {
 
     fn log_skipped(&self, summary: &ImportSummary) {
         let mut logged = lock(&self.inner.logged);
-        for s in &summary.skipped {
-            if logged.insert((s.id, s.reason.clone())) {
+        for s in summary.skipped.named() {
+            // Bounded: past that many rows, the ones seen before may be named again.
+            if logged.len() >= LOGGED_SKIPS {
+                logged.clear();
+            }
+            let mut hasher = std::hash::DefaultHasher::new();
+            (s.id, &s.reason).hash(&mut hasher);
+            if logged.insert(hasher.finish()) {
                 tracing::warn!("sync: {s}");
             }
         }

@@ -76,8 +76,11 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<()> {
             let publisher = import_publisher(args)?;
             import_jsonl(&publisher, BufReader::new(file), &mut summary)
         };
-    for s in &summary.skipped {
+    for s in summary.skipped.named() {
         eprintln!("{s}");
+    }
+    if summary.skipped.unnamed() > 0 {
+        eprintln!("… and {} more skipped records", summary.skipped.unnamed());
     }
     match result {
         Ok(()) => {

@@ -18,7 +18,7 @@ use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row};
 
-use super::Skipped;
+use super::Skips;
 use super::passfile;
 use super::rows::{CREATED_US, Listed, not_utf8};
 use super::tls::{self, Mode};
@@ -492,7 +492,7 @@ impl Connection {
     async fn fetch_readable(
         &self,
         ids: &[i64],
-        skipped: &mut Vec<Skipped>,
+        skipped: &mut Skips,
     ) -> Result<Vec<Row>, SourceError> {
         let whole = match self.fetch(ids).await {
             Err(SourceError::NotUtf8(why)) if ids.len() == 1 => {
