@@ -1,6 +1,6 @@
-//! WebSocket fan-out benchmark client: opens N connections to `/ws`, waits until every one has
-//! its `dashboard_data`, then times how long each of the next K `dashboard_update`s takes to
-//! reach every client. Run by `scripts/bench-ws`; everything is bounded by `--time-limit`.
+//! WebSocket fan-out benchmark client: opens N connections to `/ws?v=2` (as the page does),
+//! waits until every one has its `dashboard_data`, then times how long each of the next K
+//! `dashboard_update`s takes to reach every client. Run by `scripts/bench-ws`; everything is bounded by `--time-limit`.
 //!
 //! Latency of one delivery = arrival wall clock - the update's server `timestamp` (same
 //! machine, so one clock). Prints one line of `key=value` pairs for the script to tabulate.
@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 #[derive(Parser, Debug)]
 #[command(about = "Opens many WebSocket clients and measures update fan-out latency")]
 struct Args {
-    /// Server address (the client connects to ws://ADDR/ws).
+    /// Server address (the client connects to ws://ADDR/ws?v=2).
     #[arg(long, default_value = "127.0.0.1:8000")]
     addr: SocketAddr,
     /// Simultaneous clients.
@@ -61,7 +61,7 @@ async fn stuck_client(
         .bind(SocketAddr::new(source, 0))
         .map_err(|e| format!("bind {source}: {e}"))?;
     let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
-    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream)
+    let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws?v=2"), stream)
         .await
         .map_err(|e| e.to_string())?;
     connected.fetch_add(1, Ordering::Relaxed);
@@ -122,7 +122,7 @@ async fn client(
     let stream = socket.connect(addr).await.map_err(|e| e.to_string())?;
     let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
     let (mut ws, _) = tokio_tungstenite::client_async_with_config(
-        format!("ws://{addr}/ws"),
+        format!("ws://{addr}/ws?v=2"),
         stream,
         Some(config),
     )

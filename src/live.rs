@@ -5,9 +5,10 @@
 //! - snapshots go through one `watch` channel: a client that falls behind skips straight to
 //!   the newest snapshot, which is serialized once per update into shared buffers that every
 //!   client's message points at (no per-client serialization, no per-client queue);
-//! - a market update carries only what changed since the previous snapshot (see `patch`); a
-//!   client that skipped snapshots gets the whole newest one instead, so what a browser
-//!   merges always adds up to the current snapshot;
+//! - a market update carries only what changed since the previous snapshot (see `patch`), a
+//!   sliding array such as the sparkline as a splice for clients that asked for splices
+//!   (`/ws?v=2`); a client that skipped snapshots gets the whole newest one instead, so what a
+//!   browser merges always adds up to the current snapshot;
 //! - other messages (`report_published`) go through one small `broadcast` ring shared by all
 //!   clients; a client that lags past it loses the oldest announcements, never buffers them;
 //! - a send that does not complete within the idle timeout drops the client, so a peer that
@@ -30,7 +31,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
 pub use self::client::ws;
-use self::patch::merge_patch;
+use self::patch::{Arrays, merge_patch};
 use self::socket::Utf8Bytes;
 use crate::market::{Market, Snapshot};
 use crate::tasks::Background;
@@ -71,19 +72,26 @@ struct Frame {
     data: Utf8Bytes,
     /// `dashboard_update` with the whole snapshot, for a client that skipped snapshots.
     update: Utf8Bytes,
-    /// `dashboard_update` with what changed since snapshot `seq - 1`; `None` when the frame
-    /// only exists whole.
+    /// `dashboard_update` with what changed since snapshot `seq - 1`, arrays whole; `None`
+    /// when the frame only exists whole.
     patch: Option<Utf8Bytes>,
+    /// The same with changed arrays as splices where shorter (`None` when no array changed
+    /// that way: `patch` serves both).
+    spliced: Option<Utf8Bytes>,
 }
 
 impl Frame {
     /// The message for a client whose last snapshot was `seen`: the greeting for one that has
     /// none yet (it connected before the first snapshot), the patch for one that has the
-    /// snapshot before, the whole update for one that skipped some.
-    fn message_after(&self, seen: u64) -> &Utf8Bytes {
-        match &self.patch {
+    /// snapshot before (in the shape of `arrays` it merges), the whole update for one that
+    /// skipped some.
+    fn message_after(&self, seen: u64, arrays: Arrays) -> &Utf8Bytes {
+        match (&self.patch, &self.spliced) {
             _ if seen == 0 => &self.data,
-            Some(patch) if seen + 1 == self.seq => patch,
+            (Some(_), Some(spliced)) if seen + 1 == self.seq && arrays == Arrays::Spliced => {
+                spliced
+            }
+            (Some(patch), _) if seen + 1 == self.seq => patch,
             _ => &self.update,
         }
     }
@@ -243,12 +251,17 @@ impl Hub {
             .chain
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let patch = match (&chain.last, diff) {
-            (Some(last), true) => match merge_patch(last, &value) {
-                Some(patch) => Some(patch.to_string()),
+        let (patch, spliced) = match (&chain.last, diff) {
+            (Some(last), true) => match merge_patch(last, &value, Arrays::Whole) {
+                Some(patch) => {
+                    let spliced = merge_patch(last, &value, Arrays::Spliced)
+                        .filter(|s| *s != patch)
+                        .map(|s| s.to_string());
+                    (Some(patch.to_string()), spliced)
+                }
                 None => return,
             },
-            _ => None,
+            _ => (None, None),
         };
         chain.seq += 1;
         chain.last = Some(value);
@@ -258,6 +271,8 @@ impl Hub {
             data: envelope("dashboard_data", Some(&whole), seq, source, &stamp).into(),
             update: envelope("dashboard_update", Some(&whole), seq, source, &stamp).into(),
             patch: patch
+                .map(|p| envelope("dashboard_update", Some(&p), seq, source, &stamp).into()),
+            spliced: spliced
                 .map(|p| envelope("dashboard_update", Some(&p), seq, source, &stamp).into()),
         };
         self.inner.frames.send_replace(Some(Arc::new(frame)));
@@ -380,17 +395,25 @@ mod tests {
             data: Utf8Bytes::from_static("data"),
             update: Utf8Bytes::from_static("whole"),
             patch: Some(Utf8Bytes::from_static("patch")),
+            spliced: Some(Utf8Bytes::from_static("spliced")),
         };
-        assert_eq!(frame.message_after(4).as_str(), "patch");
+        let (whole, spliced) = (Arrays::Whole, Arrays::Spliced);
+        assert_eq!(frame.message_after(4, whole).as_str(), "patch");
+        assert_eq!(frame.message_after(4, spliced).as_str(), "spliced");
         // Skipped snapshot 4.
-        assert_eq!(frame.message_after(3).as_str(), "whole");
+        assert_eq!(frame.message_after(3, spliced).as_str(), "whole");
         // Connected before there was any snapshot.
-        assert_eq!(frame.message_after(0).as_str(), "data");
-        let whole_only = Frame {
-            patch: None,
+        assert_eq!(frame.message_after(0, spliced).as_str(), "data");
+        let no_splice = Frame {
+            spliced: None,
             ..frame
         };
-        assert_eq!(whole_only.message_after(4).as_str(), "whole");
+        assert_eq!(no_splice.message_after(4, spliced).as_str(), "patch");
+        let whole_only = Frame {
+            patch: None,
+            ..no_splice
+        };
+        assert_eq!(whole_only.message_after(4, spliced).as_str(), "whole");
     }
 
     #[test]
@@ -424,7 +447,8 @@ mod tests {
             now(),
         );
         let second = frames.borrow_and_update().clone().expect("frame");
-        let patch: Value = serde_json::from_str(second.message_after(1).as_str()).expect("json");
+        let patch: Value =
+            serde_json::from_str(second.message_after(1, Arrays::Spliced).as_str()).expect("json");
         assert_eq!(patch["type"], "dashboard_update");
         assert_eq!(patch["data"], serde_json::json!({ "a": 2 }));
         assert_eq!(patch["seq"], 2);
@@ -440,7 +464,8 @@ mod tests {
             now(),
         );
         let fourth = frames.borrow_and_update().clone().expect("frame");
-        let patch: Value = serde_json::from_str(fourth.message_after(3).as_str()).expect("json");
+        let patch: Value =
+            serde_json::from_str(fourth.message_after(3, Arrays::Whole).as_str()).expect("json");
         assert_eq!(patch["data"], serde_json::json!({ "b": [2] }));
     }
 }

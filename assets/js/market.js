@@ -124,7 +124,13 @@
   // A `dashboard_update` carries only what changed since the previous snapshot: objects merge
   // member by member, anything else (numbers, strings, null, arrays) replaces the old value.
   // Returns a new object, so the previous state stays intact for the values-that-moved flash.
+  // An update merged into the snapshot before it. An array may come as a splice of the older
+  // one, {"$splice": [drop, keep, tail]}: base[drop .. drop + keep] followed by tail.
   function merge(base, patch) {
+    if (Array.isArray(base) && isPlainObject(patch) && Array.isArray(patch.$splice)) {
+      const [drop, keep, tail] = patch.$splice;
+      return base.slice(drop, drop + keep).concat(tail);
+    }
     if (!isPlainObject(base) || !isPlainObject(patch)) return patch;
     const out = { ...base };
     Object.keys(patch).forEach((key) => {
@@ -295,6 +301,8 @@
       if (path) {
         const url = new URL(path, window.location.href);
         url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+        // Version 2: this script merges arrays sent as splices (see merge).
+        url.searchParams.set('v', '2');
         socketUrl = url.href;
       }
       connect();

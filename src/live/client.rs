@@ -15,13 +15,16 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
+use super::patch::Arrays;
 use super::socket::{self, Message, SendError, Socket, Utf8Bytes};
 use super::{CLOSE_GRACE, Drops, Hub, Slot, envelope, now};
 use crate::AppState;
 use crate::error::ErrorMarker;
 
 /// `GET /ws`: upgrades to a live-update socket, or 503 when the hub is full or closing.
+/// `?v=2` says the client merges arrays sent as splices (see `patch`).
 pub async fn ws(State(state): State<AppState>, mut request: Request) -> Response {
+    let arrays = arrays_of(request.uri().query());
     let upgrade = match socket::Upgrade::from_request(&mut request) {
         Ok(upgrade) => upgrade,
         Err(refusal) => return refusal.into_response(),
@@ -41,10 +44,23 @@ pub async fn ws(State(state): State<AppState>, mut request: Request) -> Response
             () = stop.cancelled() => None,
         };
         if let Some(socket) = socket {
-            run_client(socket, hub, slot, stop).await;
+            run_client(socket, hub, slot, stop, arrays).await;
         }
     });
     response
+}
+
+/// What a client's `?v=` says it merges: splices from version 2 on.
+fn arrays_of(query: Option<&str>) -> Arrays {
+    let version = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("v="))
+        .and_then(|v| v.parse::<u32>().ok());
+    match version {
+        Some(v) if v >= 2 => Arrays::Spliced,
+        _ => Arrays::Whole,
+    }
 }
 
 fn refuse() -> Response {
@@ -85,7 +101,13 @@ enum End {
     Shutdown,
 }
 
-async fn run_client(mut socket: Socket, hub: Hub, _slot: Slot, stop: CancellationToken) {
+async fn run_client(
+    mut socket: Socket,
+    hub: Hub,
+    _slot: Slot,
+    stop: CancellationToken,
+    arrays: Arrays,
+) {
     let settings = hub.inner.settings.clone();
     let mut frames = hub.inner.frames.subscribe();
     let mut events = hub.inner.events.subscribe();
@@ -107,7 +129,7 @@ async fn run_client(mut socket: Socket, hub: Hub, _slot: Slot, stop: Cancellatio
     let mut seen = 0;
     let first = frames.borrow_and_update().clone();
     if let Some(frame) = first {
-        let data = frame.message_after(seen).clone();
+        let data = frame.message_after(seen, arrays).clone();
         if !send_text(&mut socket, data, limit, drops).await {
             return;
         }
@@ -156,7 +178,7 @@ async fn run_client(mut socket: Socket, hub: Hub, _slot: Slot, stop: Cancellatio
                     if seen > 0 && frame.seq > seen + 1 {
                         drops.skipped_snapshots.fetch_add(frame.seq - seen - 1, Ordering::Relaxed);
                     }
-                    let update = frame.message_after(seen).clone();
+                    let update = frame.message_after(seen, arrays).clone();
                     seen = frame.seq;
                     if !send_text(&mut socket, update, limit, drops).await {
                         break End::Gone;
@@ -259,5 +281,19 @@ fn counted(result: Result<(), SendError>, drops: &Drops) -> bool {
             drops.slow_clients.fetch_add(1, Ordering::Relaxed);
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splices_go_to_clients_from_version_2() {
+        assert_eq!(arrays_of(None), Arrays::Whole);
+        assert_eq!(arrays_of(Some("v=1")), Arrays::Whole);
+        assert_eq!(arrays_of(Some("v=x")), Arrays::Whole);
+        assert_eq!(arrays_of(Some("lang=vi&v=2")), Arrays::Spliced);
+        assert_eq!(arrays_of(Some("v=3")), Arrays::Spliced);
     }
 }

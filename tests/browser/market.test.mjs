@@ -164,6 +164,38 @@ test('updates carry only what changed and the page merges them', { timeout: TEST
   assert.equal(await page.locator('#market-mount .mk-demo').isVisible(), true, 'demo badge');
   assert.match(await text(page, '#market-mount [data-field="spy_price"]'), /^\$[\d,.]+$/);
   assert.equal(await page.locator('#market-mount svg.mk-spark').count(), 1);
+  // The sparkline's window moves by splices, not whole, and the page draws the merged array:
+  // its line is the one the merge of every message so far gives (drawn as market-view.js
+  // draws it).
+  const splices = updates().filter((m) => Array.isArray(m.data.btc_sparkline?.$splice));
+  assert.ok(splices.length > 0, 'the sparkline came whole in every update');
+  const merged = () => {
+    let spark = data.data.btc_sparkline;
+    for (const m of updates()) {
+      const next = m.data.btc_sparkline;
+      if (Array.isArray(next)) spark = next;
+      else if (next) spark = spark.slice(next.$splice[0], next.$splice[0] + next.$splice[1]).concat(next.$splice[2]);
+    }
+    return spark;
+  };
+  const lineOf = (spark) => {
+    const values = spark.map((p) => p[p.length - 1]);
+    const lo = Math.min(...values); const hi = Math.max(...values); const span = hi - lo || 1;
+    return values.map((v, i) => {
+      const x = (i * 300) / (values.length - 1); const y = 3 + ((hi - v) * (64 - 6)) / span;
+      return `${i ? 'L' : 'M'} ${x.toFixed(1)} ${y.toFixed(1)}`;
+    }).join(' ');
+  };
+  let drawn = '';
+  let expected = '';
+  const until = Date.now() + WAIT_MS;
+  while (Date.now() < until) {
+    drawn = await page.locator('#market-mount .mk-spark-line').getAttribute('d');
+    expected = lineOf(merged());
+    if (drawn === expected) break;
+    await sleep(50);
+  }
+  assert.equal(drawn, expected);
   await context.close();
 });
 
