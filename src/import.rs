@@ -172,25 +172,54 @@ fn next_line(
 }
 
 /// Imports every valid line into `summary`, committing one transaction per batch (at most
-/// `BATCH` reports and `BATCH_BYTES` of text). On an error, `summary` holds what was
-/// committed before it.
+/// `BATCH` reports and `BATCH_BYTES` of text). Lines are read and parsed on this thread while
+/// the batch before is published on another (at most one batch waits between them). On an
+/// error, `summary` holds what was committed before it.
 pub fn import_jsonl(
     publisher: &Publisher,
+    reader: impl BufRead,
+    summary: &mut ImportSummary,
+) -> Result<(), ImportError> {
+    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Report>>(0);
+    let (read, committed) = std::thread::scope(|scope| {
+        let committer = scope.spawn(move || {
+            let mut committed = ImportSummary::default();
+            for batch in receive {
+                match publisher.publish(Batch::of(batch)) {
+                    Ok(outcome) => committed.count(&outcome.outcomes),
+                    Err(e) => return (committed, Err(ImportError::from(e))),
+                }
+            }
+            (committed, Ok(()))
+        });
+        // A send fails only once the committer stopped on an error: it is reported below.
+        let read = read_jsonl(reader, summary, &mut |batch| send.send(batch).is_ok());
+        drop(send);
+        let committed = committer.join().unwrap_or_else(|_| {
+            let failed = StoreError::Join("the import's commit thread panicked".into());
+            (ImportSummary::default(), Err(failed.into()))
+        });
+        (read, committed)
+    });
+    let (counted, commit) = committed;
+    summary.new += counted.new;
+    summary.updated += counted.updated;
+    summary.unchanged += counted.unchanged;
+    commit?;
+    read
+}
+
+/// Reads every line of `reader`, records the ones that cannot be imported in `summary`, and
+/// hands the valid reports to `commit` in batches; stops when `commit` returns false.
+fn read_jsonl(
     mut reader: impl BufRead,
     summary: &mut ImportSummary,
+    commit: &mut dyn FnMut(Vec<Report>) -> bool,
 ) -> Result<(), ImportError> {
     let mut batches = Batches::new(BATCH, BATCH_BYTES, Report::byte_len);
     let mut buf = Vec::new();
     let mut line_no = 0u64;
-    let flush =
-        |batch: Option<Vec<Report>>, summary: &mut ImportSummary| -> Result<(), ImportError> {
-            let Some(batch) = batch else {
-                return Ok(());
-            };
-            let outcome = publisher.publish(Batch::of(batch))?;
-            summary.count(&outcome.outcomes);
-            Ok(())
-        };
+    let mut flush = |batch: Option<Vec<Report>>| batch.is_none_or(&mut *commit);
     while let Some(read) = next_line(&mut reader, &mut buf)? {
         line_no += 1;
         if let Err(len) = read {
@@ -224,7 +253,9 @@ pub fn import_jsonl(
             Ok(report) => {
                 // A later line with the same id wins, as a rerun of the import would.
                 batches.remove(|r| r.id == report.id);
-                flush(batches.push(report), summary)?;
+                if !flush(batches.push(report)) {
+                    return Ok(());
+                }
             }
             Err((id, reason)) => summary.skipped.push(Skipped {
                 line: Some(line_no),
@@ -233,7 +264,8 @@ pub fn import_jsonl(
             }),
         }
     }
-    flush(batches.finish(), summary)
+    flush(batches.finish());
+    Ok(())
 }
 
 /// What an export wrote, and the records it could not read.

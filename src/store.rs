@@ -20,7 +20,7 @@ use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Deserialize;
 
-pub use self::cards::{CardRow, MonthCount};
+pub use self::cards::{CardRow, MonthCount, PreparedCard};
 pub use self::check::{CheckSummary, Inspection, check, inspect};
 use self::codec::Dictionary;
 pub use self::damage::panic_is_handled;
@@ -175,6 +175,9 @@ pub struct Store {
     version: std::sync::Mutex<StoreVersion>,
     /// Report bodies decompressed since the store was opened (see [`Store::reports_decoded`]).
     decoded: std::sync::atomic::AtomicU64,
+    /// Date-index entries a newest-first list read, skipped ones included (see
+    /// [`Store::index_entries_read`]).
+    index_read: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -239,6 +242,7 @@ impl Store {
             walk_damage_logged: Default::default(),
             version: Default::default(),
             decoded: Default::default(),
+            index_read: Default::default(),
         };
         damage::guarded(|| {
             store.init_schema()?;
@@ -487,6 +491,7 @@ fn create_new(path: &Path) -> Result<()> {
             walk_damage_logged: Default::default(),
             version: Default::default(),
             decoded: Default::default(),
+            index_read: Default::default(),
         };
         fresh.init_schema()?;
     }

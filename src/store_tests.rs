@@ -597,3 +597,66 @@ fn months_are_counted_by_the_commits_that_write_reports() {
         "written without cards"
     );
 }
+
+#[test]
+fn check_names_a_month_whose_count_differs_from_the_date_index() {
+    let (_dir, store) = temp_store();
+    let reports = [
+        sample(1, "2026-10-20T08:00:00Z"),
+        sample(2, "2026-11-20T08:00:00Z"),
+        sample(3, "2026-11-21T08:00:00Z"),
+    ];
+    store.commit_reports(&reports, &[]).expect("write");
+    assert!(check_store(&store).problems.is_empty());
+    let tx = store.db.begin_write().expect("write");
+    {
+        let mut months = tx.open_table(MONTHS).expect("months");
+        months.insert((2026, 11), 5).expect("miscount");
+        months.insert((2025, 1), 1).expect("a month with nothing");
+    }
+    tx.commit().expect("commit");
+    assert_eq!(
+        check_store(&store).problems,
+        vec![
+            "month 2025-01 counts 1 reports, the date index holds 0".to_string(),
+            "month 2026-11 counts 5 reports, the date index holds 2".to_string(),
+        ]
+    );
+    // A deep page does not trust counts that do not add up: it walks the index.
+    let ids: Vec<u64> = store
+        .newest(1, 5)
+        .expect("page")
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, vec![2, 1]);
+}
+
+#[test]
+fn a_backup_keeps_the_cards_and_the_month_counts() {
+    let (_dir, store) = temp_store();
+    let reports = [
+        sample(1, "2026-10-20T08:00:00Z"),
+        sample(2, "2026-11-20T08:00:00Z"),
+    ];
+    let card = |r: &crate::reports::Report| Some(format!("card {}", r.id).into_bytes());
+    let beside = Beside {
+        card: Some(&card),
+        ..Beside::default()
+    };
+    store.commit_stamped(&reports, &[], beside).expect("write");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join(FILE_NAME);
+    store.backup_to(&copy).expect("backup");
+    let restored = Store::open(&copy).expect("open the copy");
+    assert_eq!(
+        restored.month_counts().expect("months"),
+        store.month_counts().expect("months")
+    );
+    let refs = store.newest(0, 10).expect("refs");
+    assert_eq!(
+        restored.cards_of(&refs).expect("cards"),
+        store.cards_of(&refs).expect("cards")
+    );
+    assert!(restored.cards_complete().expect("cards"));
+}

@@ -19,13 +19,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Lead, Report, Section};
 use crate::i18n::Lang;
-use crate::store::{CardRow, ReportRef, Store, StoreError};
+use crate::store::{CardRow, PreparedCard, ReportRef, Store, StoreError};
 
 /// The shape of a stored card. A card of another format reads as missing and is computed
 /// again (and written back), so a change in how leads are found reaches every card.
 const FORMAT: u32 = 1;
 /// Reports a background fill pass computes per store transaction.
 pub const FILL_BATCH: usize = 32;
+/// Most threads computing the cards of one published batch (fewer on a smaller machine).
+pub const PREPARE_THREADS: usize = 4;
 /// Pause between two batches of a background fill: pages and imports go first.
 const FILL_PAUSE: Duration = Duration::from_millis(20);
 
@@ -128,6 +130,60 @@ impl Card {
 /// [`crate::store::Beside`]).
 pub fn for_commit(report: &Report) -> Option<Vec<u8>> {
     Card::of(report).encode()
+}
+
+/// The cards the commit of `reports` will store, computed before it (outside the store's
+/// write lock) on up to [`PREPARE_THREADS`] threads: one per report, `None` where the store
+/// already holds that content with its card (or where the store could not say: the commit
+/// then computes what it needs itself).
+pub fn prepare(store: &Store, reports: &[Report]) -> Vec<Option<PreparedCard>> {
+    let hashes: Vec<[u8; 32]> = reports.iter().map(Report::content_hash).collect();
+    let needed = match store.cards_needed(reports, &hashes) {
+        Ok(needed) => needed,
+        Err(e) => {
+            tracing::debug!(error = %e, "cards of a batch left to its commit");
+            return vec![None; reports.len()];
+        }
+    };
+    let todo: Vec<usize> = (0..reports.len()).filter(|&i| needed[i]).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(PREPARE_THREADS)
+        .min(todo.len());
+    let mut out = vec![None; reports.len()];
+    let one = |i: usize| PreparedCard {
+        hash: hashes[i],
+        card: for_commit(&reports[i]),
+    };
+    if threads <= 1 {
+        for &i in &todo {
+            out[i] = Some(one(i));
+        }
+        return out;
+    }
+    // Reports are taken one at a time from a shared counter, so a long one holds up nobody.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: Vec<Vec<(usize, PreparedCard)>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    while let Some(&i) =
+                        todo.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                    {
+                        mine.push((i, one(i)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        // A worker that panicked leaves its reports to the commit.
+        workers.into_iter().filter_map(|w| w.join().ok()).collect()
+    });
+    for (i, card) in done.into_iter().flatten() {
+        out[i] = Some(card);
+    }
+    out
 }
 
 /// The newest cards, skipping `offset`, at most `limit`, with the number of reports.
@@ -299,6 +355,36 @@ mod tests {
         // A card is exactly what the report gives.
         let report = store.report(60).expect("read").expect("stored");
         assert_eq!(newest[0], Card::of(&report));
+    }
+
+    #[test]
+    fn cards_are_prepared_in_parallel_for_what_the_commit_will_write() {
+        let (_dir, store) = published(3);
+        let mut batch: Vec<Report> = (1..=3)
+            .map(|id| store.report(id).expect("read").expect("stored"))
+            .collect();
+        batch[1].html_content = "<h1>A changed headline for the second report.</h1>".into();
+        batch.extend((10..30).map(|i| sample(i, "2026-12-01T00:00:00Z")));
+        let prepared = prepare(&store, &batch);
+        assert_eq!(prepared.len(), batch.len());
+        assert!(
+            prepared[0].is_none() && prepared[2].is_none(),
+            "stored as they are"
+        );
+        for (report, card) in batch.iter().zip(&prepared).skip(1) {
+            if report.id == 3 {
+                continue;
+            }
+            assert_eq!(
+                card.as_ref(),
+                Some(&PreparedCard {
+                    hash: report.content_hash(),
+                    card: for_commit(report),
+                }),
+                "report {}",
+                report.id
+            );
+        }
     }
 
     #[test]

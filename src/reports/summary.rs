@@ -137,39 +137,37 @@ fn find_summary(root: ElementRef<'_>) -> Option<String> {
             e.value().name() == "p" && !skipped(e.to_owned()) && !in_header(*e) && !caption_like(*e)
         })
         .collect();
-    let prose: Vec<(ElementRef<'_>, String)> = paragraphs
-        .into_iter()
-        .map(|p| (p, text_of(p)))
-        .filter(|(_, t)| is_prose(t))
-        .collect();
-    if prose.is_empty() {
-        return None;
-    }
-    let chosen = prose.iter().find(|(p, _)| marked_summary(*p)).or_else(|| {
-        let section = section_of(prose[0].0);
-        let same_section: Vec<_> = prose
-            .iter()
-            .filter(|(p, _)| section_of(*p) == section)
-            .collect();
-        same_section
-            .iter()
-            .find(|(p, _)| stands_alone(*p))
-            .or(same_section.first())
-            .copied()
-    })?;
+    // The text of a paragraph is taken only when it is looked at (most never are), once.
+    let mut texts: Vec<Option<Option<String>>> = vec![None; paragraphs.len()];
+    let mut prose = |i: usize| -> Option<String> {
+        texts[i]
+            .get_or_insert_with(|| Some(text_of(paragraphs[i])).filter(|t| is_prose(t)))
+            .clone()
+    };
+    let marked = (0..paragraphs.len())
+        .filter(|&i| marked_summary(paragraphs[i]))
+        .find_map(|i| prose(i).map(|t| (i, t)));
+    let (chosen, mut text) = match marked {
+        Some(found) => found,
+        None => {
+            let (first, first_text) =
+                (0..paragraphs.len()).find_map(|i| prose(i).map(|t| (i, t)))?;
+            let section = section_of(paragraphs[first]);
+            (first..paragraphs.len())
+                .filter(|&i| section_of(paragraphs[i]) == section && stands_alone(paragraphs[i]))
+                .find_map(|i| prose(i).map(|t| (i, t)))
+                .unwrap_or((first, first_text))
+        }
+    };
     // Following prose paragraphs of the same block carry the thought on.
-    let mut text = chosen.1.clone();
-    let block = chosen.0.parent();
-    for (p, t) in prose
-        .iter()
-        .skip_while(|(p, _)| p.id() != chosen.0.id())
-        .skip(1)
-    {
-        if p.parent().map(|n| n.id()) != block.map(|n| n.id()) {
+    let block = paragraphs[chosen].parent().map(|n| n.id());
+    for (i, p) in paragraphs.iter().enumerate().skip(chosen + 1) {
+        let Some(t) = prose(i) else { continue };
+        if p.parent().map(|n| n.id()) != block {
             break;
         }
         text.push(' ');
-        text.push_str(t);
+        text.push_str(&t);
     }
     Some(text)
 }

@@ -9,8 +9,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::damage::guarded;
 use super::{
-    BY_TIME, DAILY_COVERED, HISTORY, MARKET, MARKET_AT, MARKET_DAILY, META, PAGE_CACHE_BYTES,
-    REPORTS, Result, SOURCE_VERSIONS, Store, StoreError, db_err, open_err,
+    BY_TIME, CARDS, DAILY_COVERED, HISTORY, MARKET, MARKET_AT, MARKET_DAILY, META, MONTHS,
+    PAGE_CACHE_BYTES, REPORTS, Result, SOURCE_VERSIONS, Store, StoreError, db_err, open_err,
 };
 
 /// Names of the server's temporary copies, beside the store.
@@ -73,6 +73,9 @@ impl Store {
         copy_table(&source, &target, MARKET_AT)?;
         copy_table(&source, &target, MARKET_DAILY)?;
         copy_table(&source, &target, DAILY_COVERED)?;
+        // What lists read instead of the reports: a copy without them would list no month.
+        copy_table(&source, &target, CARDS)?;
+        copy_table(&source, &target, MONTHS)?;
         Ok(reports)
     }
 }

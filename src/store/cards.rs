@@ -13,12 +13,33 @@ use super::codec::header;
 use super::damage::guarded;
 use super::damage::or_around_damage;
 use super::{BY_TIME, CARDS, MONTHS, REPORTS, Result, Store, db_err};
+use crate::reports::Report;
 
 /// A listed report and its stored card (`None`: not filled in yet, or unreadable).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardRow {
     pub at: ReportRef,
     pub card: Option<Vec<u8>>,
+}
+
+/// A report's card computed before the commit that writes the report: the commit keeps it
+/// only when `hash` is the content hash of the report it writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedCard {
+    pub hash: [u8; 32],
+    /// `None`: the report has no card (it is stored without one).
+    pub card: Option<Vec<u8>>,
+}
+
+impl super::Beside<'_> {
+    /// The card to store for `reports[i]` (`report`, whose content hash is `hash`): the one
+    /// prepared from the same content, else computed now; `None` without either.
+    pub(super) fn card_of(&self, i: usize, report: &Report, hash: &[u8; 32]) -> Option<Vec<u8>> {
+        match self.cards.get(i) {
+            Some(Some(p)) if p.hash == *hash => p.card.clone(),
+            _ => self.card.and_then(|f| f(report)),
+        }
+    }
 }
 
 /// How many reports were published in a month of the audience's time zone.
@@ -35,6 +56,21 @@ pub(super) fn month_of(us: i64) -> (i32, u32) {
         .unwrap_or_default()
         .with_timezone(&crate::i18n::local_offset());
     (local.year(), local.month())
+}
+
+/// The date-index time (µs) where the month after `(year, month)` starts in the audience's
+/// time zone: the end of that month as [`month_of`] counts it.
+pub(super) fn month_end_us((year, month): (i32, u32)) -> Option<i64> {
+    let (year, month) = if month >= 12 {
+        (year.checked_add(1)?, 1)
+    } else {
+        (year, month + 1)
+    };
+    let start = chrono::NaiveDate::from_ymd_opt(year, month, 1)?.and_hms_opt(0, 0, 0)?;
+    let local = start
+        .and_local_timezone(crate::i18n::local_offset())
+        .single()?;
+    Some(local.timestamp_micros())
 }
 
 /// Counts one report more (`up`) or less in the month of `us`; a month left empty is removed.
@@ -166,6 +202,27 @@ impl Store {
         })
     }
 
+    /// Which of `reports` (whose content hashes are `hashes`) a commit would store a card
+    /// for: every one but those stored with the same content and a card. Read without the
+    /// write lock, so a commit meanwhile may change the answer: the commit computes what it
+    /// needs and was not prepared.
+    pub fn cards_needed(&self, reports: &[Report], hashes: &[[u8; 32]]) -> Result<Vec<bool>> {
+        guarded(|| {
+            let tx = self.db.begin_read().map_err(db_err)?;
+            let stored = tx.open_table(REPORTS).map_err(db_err)?;
+            let cards = tx.open_table(CARDS).map_err(db_err)?;
+            let mut out = Vec::with_capacity(reports.len());
+            for (report, hash) in reports.iter().zip(hashes) {
+                let same = match stored.get(report.id).map_err(db_err)? {
+                    Some(v) => header(report.id, v.value()).is_ok_and(|h| h.hash == *hash),
+                    None => false,
+                };
+                out.push(!same || cards.get(report.id).map_err(db_err)?.is_none());
+            }
+            Ok(out)
+        })
+    }
+
     /// Up to `limit` ids after `after`, in id order, of reports without a card.
     pub fn reports_without_cards(&self, after: u64, limit: usize) -> Result<Vec<u64>> {
         let tx = self.db.begin_read().map_err(db_err)?;
@@ -257,5 +314,59 @@ impl Store {
             .expect("schema");
         tx.commit().expect("commit");
         self.path.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reports::sample;
+    use crate::store::{Beside, FILE_NAME};
+
+    fn stored_card(store: &Store, report: &Report) -> Option<Vec<u8>> {
+        let at = ReportRef {
+            id: report.id,
+            created_at: report.created_at,
+        };
+        store.cards_of(&[at]).expect("cards").remove(0).card
+    }
+
+    #[test]
+    fn a_prepared_card_is_kept_only_for_the_content_it_was_computed_from() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join(FILE_NAME)).expect("open");
+        let (a, b) = (
+            sample(1, "2026-11-18T08:00:00Z"),
+            sample(2, "2026-11-19T08:00:00Z"),
+        );
+        let prepared = |r: &Report, bytes: &[u8]| {
+            Some(PreparedCard {
+                hash: r.content_hash(),
+                card: Some(bytes.to_vec()),
+            })
+        };
+        // Report 2's prepared card was computed from other content: computed again.
+        let cards = [prepared(&a, b"prepared a"), prepared(&a, b"stale b")];
+        let computed = |r: &Report| Some(format!("computed {}", r.id).into_bytes());
+        let beside = Beside {
+            card: Some(&computed),
+            cards: &cards,
+            ..Beside::default()
+        };
+        let batch = [a.clone(), b.clone()];
+        store.commit_stamped(&batch, &[], beside).expect("commit");
+        assert_eq!(stored_card(&store, &a).as_deref(), Some(&b"prepared a"[..]));
+        assert_eq!(stored_card(&store, &b).as_deref(), Some(&b"computed 2"[..]));
+        // Stored with the same content and a card: nothing to prepare; a changed report
+        // needs its card again.
+        let mut changed = b.clone();
+        changed.css_content = Some("p{}".into());
+        let hashes = [a.content_hash(), changed.content_hash()];
+        assert_eq!(
+            store
+                .cards_needed(&[a.clone(), changed], &hashes)
+                .expect("needed"),
+            vec![false, true]
+        );
     }
 }

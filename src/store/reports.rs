@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::cards::{count_month, recount_months};
+use super::cards::{PreparedCard, count_month, recount_months};
 use super::codec::{self, Dictionary, Encoder, body_bytes, header};
 use super::outbox::Delivery;
 use super::{
@@ -27,6 +27,10 @@ pub(crate) struct Beside<'a> {
     /// or a report it has no card for: the report is stored without one (lists compute it
     /// from the report when they meet it).
     pub card: Option<&'a CardOf>,
+    /// `cards[i]`: the card of `reports[i]` computed before the commit (outside its write
+    /// lock, in parallel), used when it was computed from the same content; `card` computes
+    /// any other card the commit needs.
+    pub cards: &'a [Option<PreparedCard>],
 }
 
 /// Computes the stored card of a report (see [`Beside::card`]).
@@ -364,14 +368,13 @@ impl Store {
                     index
                         .insert((created_at_us, report.id), ())
                         .map_err(db_err)?;
-                    match beside.card.and_then(|f| f(report)) {
+                    match beside.card_of(i, report, &hash) {
                         Some(card) => cards.insert(report.id, card.as_slice()),
                         None => cards.remove(report.id),
                     }
                     .map_err(db_err)?;
-                } else if let Some(f) = beside.card
-                    && cards.get(report.id).map_err(db_err)?.is_none()
-                    && let Some(card) = f(report)
+                } else if cards.get(report.id).map_err(db_err)?.is_none()
+                    && let Some(card) = beside.card_of(i, report, &hash)
                 {
                     cards.insert(report.id, card.as_slice()).map_err(db_err)?;
                 }

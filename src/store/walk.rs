@@ -11,12 +11,16 @@ use std::sync::atomic::Ordering;
 
 use redb::{
     Database, ReadOnlyDatabase, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata,
 };
 
+use super::cards::month_end_us;
 use super::codec::{Dictionary, decode_report, header};
 use super::damage::{guarded, or_around_damage};
 use super::reports::{ReportRef, load_dictionary};
-use super::{BY_TIME, PAGE_CACHE_BYTES, REPORTS, Result, Store, StoreError, db_err, open_err};
+use super::{
+    BY_TIME, MONTHS, PAGE_CACHE_BYTES, REPORTS, Result, Store, StoreError, db_err, open_err,
+};
 use crate::reports::Report;
 
 /// Every report the store names, found around damage.
@@ -84,6 +88,55 @@ pub(super) fn known(tx: &ReadTransaction) -> Result<Known> {
     }
     known.ids.extend(known.dated.keys().copied());
     Ok(known)
+}
+
+/// Where a newest-first walk skipping some entries starts.
+enum Jump {
+    /// Fewer entries than that: nothing to read.
+    Past,
+    /// Before date-index time `before` (the start of the month after the one holding the
+    /// offset), skipping `skip` entries.
+    To { before: i64, skip: u64 },
+    /// From the newest entry (the month counts do not add up to the index: walk it).
+    Walk,
+}
+
+/// Where to start a newest-first walk that skips `offset` entries of `index`: the month
+/// counts, newest first, say which month holds the offset. They are kept by the commits
+/// that write the index, so they add up to its length; where they do not (a store damaged
+/// or changed by hand), the index is walked from its end.
+fn month_holding(
+    tx: &ReadTransaction,
+    index: &ReadOnlyTable<(i64, u64), ()>,
+    offset: u64,
+) -> Result<Jump> {
+    if offset == 0 {
+        return Ok(Jump::Walk);
+    }
+    let months = match tx.open_table(MONTHS) {
+        Ok(months) => months,
+        Err(_) => return Ok(Jump::Walk),
+    };
+    let total = index.len().map_err(db_err)?;
+    if offset >= total {
+        return Ok(Jump::Past);
+    }
+    let (mut newer, mut found) = (0u64, None);
+    for entry in months.iter().map_err(db_err)?.rev() {
+        let (month, n) = entry.map_err(db_err)?;
+        let n = n.value();
+        if found.is_none() && newer + n > offset {
+            found = Some((month.value(), offset - newer));
+        }
+        newer += n;
+    }
+    Ok(match found {
+        Some((month, skip)) if newer == total => match month_end_us(month) {
+            Some(before) => Jump::To { before, skip },
+            None => Jump::Walk,
+        },
+        _ => Jump::Walk,
+    })
 }
 
 /// Errors of one record's read that are about that record (its page), not the store.
@@ -234,7 +287,9 @@ impl Store {
     }
 
     /// Date-index keys, newest first, skipping `offset`, at most `limit`: a walk of the index
-    /// from its end, or, where that meets a damaged page, the keys gathered around it.
+    /// from its end, or, where that meets a damaged page, the keys gathered around it. The
+    /// walk starts in the month holding `offset` (found from the month counts), so a deep
+    /// page skips at most one month's entries, never every newer report.
     pub(super) fn newest_keys(
         &self,
         tx: &ReadTransaction,
@@ -242,14 +297,26 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(i64, u64)>> {
         let index = tx.open_table(BY_TIME).map_err(db_err)?;
-        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
         let walked = guarded(|| -> Result<Vec<(i64, u64)>> {
+            let (before, skip) = match month_holding(tx, &index, offset)? {
+                Jump::Past => return Ok(Vec::new()),
+                Jump::To { before, skip } => (Some(before), skip),
+                Jump::Walk => (None, offset),
+            };
+            let entries = match before {
+                Some(before) => index.range(..(before, 0)).map_err(db_err)?,
+                None => index.iter().map_err(db_err)?,
+            };
+            let skip = usize::try_from(skip).unwrap_or(usize::MAX);
             let mut out = Vec::with_capacity(limit);
-            for entry in index.iter().map_err(db_err)?.rev().skip(skip).take(limit) {
+            let mut read = 0u64;
+            for entry in entries.rev().inspect(|_| read += 1).skip(skip).take(limit) {
                 out.push(entry.map_err(db_err)?.0.value());
             }
+            self.index_read.fetch_add(read, Ordering::Relaxed);
             Ok(out)
         });
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
         or_around_damage(walked, || {
             Ok(self
                 .keys_around_damage(tx)?
@@ -258,6 +325,12 @@ impl Store {
                 .take(limit)
                 .collect())
         })
+    }
+
+    /// Date-index entries newest-first lists have read since the store was opened, those
+    /// they skipped included: what a deep page must keep small.
+    pub fn index_entries_read(&self) -> u64 {
+        self.index_read.load(Ordering::Relaxed)
     }
 
     /// The oldest and the newest report, read around damage.
@@ -381,5 +454,63 @@ impl Store {
             out,
             redb::ReadableTableMetadata::len(&table).map_err(db_err)?,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::reports::sample;
+    use crate::store::{FILE_NAME, Store};
+
+    #[test]
+    fn a_deep_page_starts_in_the_month_holding_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join(FILE_NAME)).expect("open");
+        // 600 reports, one every two days: about 15 a month over 40 months, a month
+        // boundary (in the audience's time zone, UTC+7) crossed at every hour of the day.
+        let start: chrono::DateTime<chrono::Utc> = "2024-01-01T00:00:00Z".parse().expect("date");
+        let reports: Vec<_> = (1..=600u64)
+            .map(|i| {
+                let mut r = sample(i, "2024-01-01T00:00:00Z");
+                r.created_at = start + chrono::TimeDelta::minutes(2 * 24 * 60 * i as i64 + 17);
+                r
+            })
+            .collect();
+        store.commit_reports(&reports, &[]).expect("commit");
+        let all: Vec<u64> = store
+            .newest(0, 1000)
+            .expect("all")
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(all, (1..=600).rev().collect::<Vec<_>>());
+        let busiest = store
+            .month_counts()
+            .expect("months")
+            .iter()
+            .map(|m| m.reports)
+            .max()
+            .expect("a month");
+        for offset in [1, 14, 15, 16, 299, 300, 580, 599, 600, 601, 10_000] {
+            let before = store.index_entries_read();
+            let page: Vec<u64> = store
+                .newest(offset, 20)
+                .expect("page")
+                .iter()
+                .map(|r| r.id)
+                .collect();
+            let at = (offset as usize).min(all.len());
+            let end = (at + 20).min(all.len());
+            assert_eq!(page, all[at..end], "offset {offset}");
+            let read = store.index_entries_read() - before;
+            assert!(
+                read <= busiest + 20,
+                "offset {offset}: read {read} entries, more than a month ({busiest}) and a page"
+            );
+        }
+        // Page 10,000 of a plain walk would have read every entry before it.
+        let before = store.index_entries_read();
+        store.newest(590, 20).expect("deep");
+        assert!(store.index_entries_read() - before < 100);
     }
 }
