@@ -1,13 +1,20 @@
-//! Static files embedded in the binary, compressed once at start-up and served under
-//! content-hashed URLs with immutable caching.
+//! Static files embedded in the binary, served under content-hashed URLs with immutable
+//! caching. Only their digests are computed at start (for the URLs); each is compressed the
+//! first time it is asked for, on a render thread, and kept: a process that serves no asset
+//! never runs the compressors nor keeps a compressed copy (`scripts/bench-idle`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use rust_embed::RustEmbed;
+use tokio::sync::OnceCell;
 
-use crate::encoded::{Encoded, Quality};
+use crate::encoded::{Encoded, Quality, tag_of};
+use crate::workers::{Pool, Refused};
 
 #[derive(RustEmbed)]
 #[folder = "assets/"]
@@ -21,13 +28,45 @@ const ASSET_QUALITY: Quality = if cfg!(debug_assertions) {
     Quality::Best
 };
 
+/// Why an asset could not be served now.
+#[derive(Debug, thiserror::Error)]
+pub enum AssetError {
+    #[error("no such asset")]
+    NotFound,
+    /// Its first compression could not run (every render thread busy, or none).
+    #[error("{0}")]
+    Unavailable(Refused),
+}
+
 /// Every embedded asset, addressable by its plain and by its fingerprinted path.
 pub struct Assets {
-    by_path: HashMap<String, Encoded>,
+    by_path: HashMap<String, Arc<Asset>>,
     /// `css/site.3f2a9c01de.css` -> the same asset, cached as immutable.
-    by_hashed: HashMap<String, Encoded>,
+    by_hashed: HashMap<String, Arc<Asset>>,
     /// `css/site.css` -> `/assets/css/site.3f2a9c01de.css`
     urls: HashMap<String, String>,
+}
+
+struct Asset {
+    content_type: &'static str,
+    /// The file as embedded (in a release build, borrowed from the program itself).
+    data: Cow<'static, [u8]>,
+    /// Compressed on first use: revalidated by ETag, and immutable (fingerprinted URL).
+    encoded: OnceCell<(Encoded, Encoded)>,
+}
+
+impl Asset {
+    fn encode(&self) -> (Encoded, Encoded) {
+        let body = match &self.data {
+            Cow::Borrowed(b) => Bytes::from_static(b),
+            Cow::Owned(v) => Bytes::copy_from_slice(v),
+        };
+        let plain = Encoded::new(self.content_type, body, ASSET_QUALITY);
+        let immutable = plain
+            .clone()
+            .with_cache_control("public, max-age=31536000, immutable");
+        (plain, immutable)
+    }
 }
 
 impl Assets {
@@ -39,15 +78,16 @@ impl Assets {
             let Some(file) = Embedded::get(&path) else {
                 continue;
             };
-            let content_type = content_type(&path);
-            let encoded = Encoded::new(content_type, file.data.into_owned(), ASSET_QUALITY);
-            let hashed = fingerprint(&path, encoded.digest());
+            let tag = tag_of(&file.data);
+            let hashed = fingerprint(&path, &tag[..10]);
             urls.insert(path.to_string(), format!("/assets/{hashed}"));
-            let immutable = encoded
-                .clone()
-                .with_cache_control("public, max-age=31536000, immutable");
-            by_hashed.insert(hashed, immutable);
-            by_path.insert(path.to_string(), encoded);
+            let asset = Arc::new(Asset {
+                content_type: content_type(&path),
+                data: file.data,
+                encoded: OnceCell::new(),
+            });
+            by_hashed.insert(hashed, Arc::clone(&asset));
+            by_path.insert(path.to_string(), asset);
         }
         Assets {
             by_path,
@@ -69,13 +109,31 @@ impl Assets {
     }
 
     /// Serves `path` (relative to `/assets/`): fingerprinted paths are immutable for a year,
-    /// plain paths revalidate by ETag. Unknown paths are `None`; nothing outside the embedded
-    /// set can ever be named.
-    pub fn respond(&self, path: &str, request: &HeaderMap) -> Option<Response> {
-        self.by_hashed
-            .get(path)
-            .or_else(|| self.by_path.get(path))
-            .map(|a| a.respond(request))
+    /// plain paths revalidate by ETag. Nothing outside the embedded set can ever be named.
+    /// An asset's first request compresses it on `pool` (every later one shares that).
+    pub async fn respond(
+        &self,
+        path: &str,
+        request: &HeaderMap,
+        pool: &Pool,
+    ) -> Result<Response, AssetError> {
+        let (asset, immutable) = match self.by_hashed.get(path) {
+            Some(asset) => (asset, true),
+            None => (self.by_path.get(path).ok_or(AssetError::NotFound)?, false),
+        };
+        let (plain, fixed) = asset
+            .encoded
+            .get_or_try_init(|| {
+                let asset = Arc::clone(asset);
+                async move {
+                    pool.run(move |_| asset.encode())
+                        .await
+                        .map_err(AssetError::Unavailable)
+                }
+            })
+            .await?;
+        let encoded = if immutable { fixed } else { plain };
+        Ok(encoded.respond(request))
     }
 }
 

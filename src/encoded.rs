@@ -14,7 +14,7 @@ const MIN_COMPRESS: usize = 512;
 const PARALLEL_COMPRESS: usize = 32 * 1024;
 
 /// One resource in every encoding we serve, with its response headers prepared once so that
-/// serving it is a handful of reference-count increments.
+/// serving it is one copy of a prepared header map and a few reference-count increments.
 #[derive(Debug, Clone)]
 pub struct Encoded {
     content_type: HeaderValue,
@@ -35,15 +35,48 @@ pub struct Encoded {
 struct Representation {
     body: Bytes,
     etag: HeaderValue,
+    /// Every header of a 200 answer with this body, the security headers and its length
+    /// included (set again on the way out, they replace a value and grow nothing); filled by
+    /// [`Encoded::prepare`].
+    ok: HeaderMap,
 }
 
 impl Representation {
+    /// The headers every answer with this body carries (a 200 adds its type and length).
+    fn headers_into(
+        &self,
+        h: &mut HeaderMap,
+        cache_control: &HeaderValue,
+        coding: &'static str,
+        vary: &Option<HeaderValue>,
+        extra: &[(header::HeaderName, HeaderValue)],
+    ) {
+        h.insert(header::ETAG, self.etag.clone());
+        h.insert(header::CACHE_CONTROL, cache_control.clone());
+        if !coding.is_empty() {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+        }
+        if let Some(vary) = vary {
+            h.insert(header::VARY, vary.clone());
+        }
+        for (name, value) in extra {
+            h.insert(name.clone(), value.clone());
+        }
+    }
+
     fn new(body: Bytes, tag: &str, suffix: &str) -> Self {
         let etag = HeaderValue::from_str(&format!("\"{tag}{suffix}\""))
             .unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-        Representation { body, etag }
+        Representation {
+            body,
+            etag,
+            ok: HeaderMap::new(),
+        }
     }
 }
+
+/// Memory of one prepared header, for the cache's weigher (name, value and the map's slot).
+const PREPARED_HEADER_BYTES: usize = 96;
 
 /// An [`Encoded`] as plain data, to keep outside the process (the second cache tier): every
 /// representation with its bytes, so whoever reads it back serves it without compressing.
@@ -78,7 +111,7 @@ impl Encoded {
     /// size: assets built once at start use the maximum, rendered pages a fast level.
     pub fn new(content_type: &'static str, body: impl Into<Bytes>, quality: Quality) -> Self {
         let identity: Bytes = body.into();
-        let tag = blake3::hash(&identity).to_hex()[..20].to_owned();
+        let tag = tag_of(&identity);
         let (gzip, br) = if identity.len() >= MIN_COMPRESS && compressible(content_type) {
             // Large bodies compress both ways at once: a first render's latency is mostly
             // compression, and the machine has a second core for it.
@@ -109,24 +142,51 @@ impl Encoded {
             vary_language: false,
             vary: None,
         };
-        encoded.vary = encoded.vary_header();
+        encoded.prepare();
         encoded
     }
 
     pub fn with_cache_control(mut self, value: &'static str) -> Self {
         self.cache_control = HeaderValue::from_static(value);
+        self.prepare();
         self
     }
 
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
+        self.prepare();
         self
     }
 
     pub fn varying_by_language(mut self) -> Self {
         self.vary_language = true;
-        self.vary = self.vary_header();
+        self.prepare();
         self
+    }
+
+    /// Builds each representation's headers of a 200 answer, in the order they go out.
+    fn prepare(&mut self) {
+        self.vary = self.vary_header();
+        let reps = [
+            (Some(&mut self.identity), ""),
+            (self.gzip.as_mut(), "gzip"),
+            (self.br.as_mut(), "br"),
+        ];
+        for (rep, coding) in reps {
+            let Some(rep) = rep else { continue };
+            let mut h = HeaderMap::with_capacity(16);
+            h.insert(header::CONTENT_TYPE, self.content_type.clone());
+            rep.headers_into(
+                &mut h,
+                &self.cache_control,
+                coding,
+                &self.vary,
+                &self.headers,
+            );
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(rep.body.len()));
+            crate::headers::secure(&mut h);
+            rep.ok = h;
+        }
     }
 
     fn vary_header(&self) -> Option<HeaderValue> {
@@ -166,7 +226,7 @@ impl Encoded {
     /// their own; the tier's transport and Redis's own checks are trusted for them).
     pub fn from_parts(parts: EncodedParts<'_>) -> Result<Encoded, PartsError> {
         let value = |s: &str| HeaderValue::from_str(s).map_err(|e| PartsError(e.to_string()));
-        if blake3::hash(&parts.identity).to_hex()[..20] != parts.tag {
+        if tag_of(&parts.identity) != parts.tag {
             return Err(PartsError("the body does not match its tag".into()));
         }
         let headers = parts
@@ -193,20 +253,17 @@ impl Encoded {
             vary_language: parts.vary_language,
             vary: None,
         };
-        encoded.vary = encoded.vary_header();
+        encoded.prepare();
         Ok(encoded)
-    }
-
-    /// Short content digest, used to fingerprint asset URLs.
-    pub fn digest(&self) -> &str {
-        &self.tag[..10]
     }
 
     /// Bytes held in memory by all representations, for the cache's weigher.
     pub fn weight(&self) -> usize {
-        self.identity.body.len()
-            + self.gzip.as_ref().map_or(0, |r| r.body.len())
-            + self.br.as_ref().map_or(0, |r| r.body.len())
+        [Some(&self.identity), self.gzip.as_ref(), self.br.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|r| r.body.len() + r.ok.capacity() * PREPARED_HEADER_BYTES)
+            .sum::<usize>()
             + self.tag.len()
             + 512
     }
@@ -233,28 +290,20 @@ impl Encoded {
                 t.strip_prefix(b"W/").unwrap_or(t)
             })
             .any(|t| t == etag || t == b"*");
-        let mut response = if not_modified {
-            let mut r = Response::new(Body::empty());
-            *r.status_mut() = StatusCode::NOT_MODIFIED;
-            r
-        } else {
-            let mut r = Response::new(Body::from(rep.body.clone()));
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, self.content_type.clone());
-            r
-        };
-        let h = response.headers_mut();
-        h.insert(header::ETAG, rep.etag.clone());
-        h.insert(header::CACHE_CONTROL, self.cache_control.clone());
-        if !coding.is_empty() {
-            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+        if !not_modified {
+            let mut response = Response::new(Body::from(rep.body.clone()));
+            *response.headers_mut() = rep.ok.clone();
+            return response;
         }
-        if let Some(vary) = &self.vary {
-            h.insert(header::VARY, vary.clone());
-        }
-        for (name, value) in &self.headers {
-            h.insert(name.clone(), value.clone());
-        }
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        rep.headers_into(
+            response.headers_mut(),
+            &self.cache_control,
+            coding,
+            &self.vary,
+            &self.headers,
+        );
         response
     }
 
@@ -268,6 +317,12 @@ impl Encoded {
             Coding::Identity
         }
     }
+}
+
+/// The digest a body's ETags derive from (20 hex digits of its BLAKE3 hash); its first 10
+/// fingerprint asset URLs.
+pub fn tag_of(body: &[u8]) -> String {
+    blake3::hash(body).to_hex()[..20].to_owned()
 }
 
 #[derive(Default)]

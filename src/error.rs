@@ -1,5 +1,5 @@
 //! The one error type at the HTTP edge. Its response carries only a status and a short
-//! message; the `edge` middleware in routes.rs turns it into a localized HTML page or JSON.
+//! message; the edge layer (edge.rs) turns it into a localized HTML page or JSON.
 
 use std::sync::Arc;
 

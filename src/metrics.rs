@@ -227,7 +227,13 @@ pub struct Observation {
 }
 
 impl Observation {
-    pub fn finish(self, metrics: &Metrics, response: &Response) {
+    /// Time since the request came.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// Counts the response; returns the time since the request came.
+    pub fn finish(self, metrics: &Metrics, response: &Response) -> std::time::Duration {
         let elapsed = self.started.elapsed();
         let route = RouteLabel {
             route: self.route.clone(),
@@ -247,6 +253,7 @@ impl Observation {
                 status: response.status().as_u16(),
             })
             .inc();
+        elapsed
     }
 }
 

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 
+use crate::assets::AssetError;
 use crate::cache::Deps;
 use crate::encoded::{Encoded, Quality};
 use crate::error::AppError;
@@ -14,6 +15,7 @@ use crate::i18n::Lang;
 use crate::render::{DocumentMode, Theme};
 use crate::reports::Reader;
 use crate::request::{PER_PAGE, cached, parse_id, parse_page, query_param};
+use crate::workers::Refused;
 
 pub mod archive;
 pub mod search;
@@ -278,13 +280,28 @@ pub async fn asset(
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    s.assets.respond(&path, &headers).ok_or(AppError::NotFound)
+    asset_response(&s, &path, &headers).await
 }
 
 pub async fn favicon(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    asset_response(&s, "img/favicon.svg", &headers).await
+}
+
+async fn asset_response(
+    s: &AppState,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
     s.assets
-        .respond("img/favicon.svg", &headers)
-        .ok_or(AppError::NotFound)
+        .respond(path, headers, &s.renders)
+        .await
+        .map_err(|e| match e {
+            AssetError::NotFound => AppError::NotFound,
+            AssetError::Unavailable(Refused::Busy) => {
+                AppError::Busy("too many pages being drawn at once; try again")
+            }
+            AssetError::Unavailable(e) => AppError::Internal(format!("asset: {e}")),
+        })
 }
 
 pub async fn not_found() -> AppError {

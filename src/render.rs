@@ -26,7 +26,7 @@ mod sitemap;
 #[folder = "templates/"]
 struct Templates;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("template {template}: {message}")]
 pub struct RenderError {
     template: &'static str,
@@ -177,7 +177,9 @@ fn iso(at: DateTime<Utc>) -> String {
 }
 
 pub struct Renderer {
-    tera: Tera,
+    /// The templates, parsed when the first page is drawn: a process that draws none never
+    /// runs the template parser nor keeps the parsed templates.
+    tera: std::sync::OnceLock<Result<Tera, RenderError>>,
     assets: HashMap<String, String>,
     public_url: String,
     /// Both languages' UI strings as JSON, for the page script's language switch.
@@ -201,11 +203,36 @@ fn program_hash() -> Option<&'static [u8; 32]> {
     .as_ref()
 }
 
+/// The embedded templates by name, in name order.
+fn templates() -> Result<Vec<(String, std::borrow::Cow<'static, str>)>, RenderError> {
+    let mut names: Vec<_> = Templates::iter().collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let file = Templates::get(&name).ok_or_else(|| RenderError {
+                template: "embedded",
+                message: format!("{name} vanished"),
+            })?;
+            let text = match file.data {
+                std::borrow::Cow::Borrowed(b) => {
+                    std::str::from_utf8(b).map(std::borrow::Cow::Borrowed)
+                }
+                std::borrow::Cow::Owned(v) => String::from_utf8(v)
+                    .map(std::borrow::Cow::Owned)
+                    .map_err(|e| e.utf8_error()),
+            }
+            .map_err(|_| RenderError {
+                template: "embedded",
+                message: format!("{name} is not UTF-8"),
+            })?;
+            Ok((name.to_string(), text))
+        })
+        .collect()
+}
+
 impl Renderer {
     pub fn new(assets: &Assets, public_url: &str) -> Result<Renderer, RenderError> {
-        let mut tera = Tera::default();
-        tera.set_escape_fn(escape_html);
-        let mut files = Vec::new();
         let mut print = blake3::Hasher::new();
         print.update(env!("CARGO_PKG_VERSION").as_bytes());
         print.update(public_url.as_bytes());
@@ -213,25 +240,10 @@ impl Renderer {
         if let Some(exe) = program_hash() {
             print.update(exe);
         }
-        let mut names: Vec<_> = Templates::iter().collect();
-        names.sort();
-        for name in names {
-            let file = Templates::get(&name).ok_or_else(|| RenderError {
-                template: "embedded",
-                message: format!("{name} vanished"),
-            })?;
-            let text = String::from_utf8(file.data.into_owned()).map_err(|_| RenderError {
-                template: "embedded",
-                message: format!("{name} is not UTF-8"),
-            })?;
+        for (name, text) in templates()? {
             print.update(name.as_bytes());
             print.update(text.as_bytes());
-            files.push((name.to_string(), text));
         }
-        tera.add_raw_templates(files).map_err(|e| RenderError {
-            template: "embedded",
-            message: format!("{e:?}"),
-        })?;
         // Ordered: the same JSON in every process (it is part of the fingerprint).
         let strings: std::collections::BTreeMap<&str, _> = Lang::ALL
             .iter()
@@ -248,7 +260,7 @@ impl Renderer {
         }
         print.update(strings_json.as_bytes());
         Ok(Renderer {
-            tera,
+            tera: std::sync::OnceLock::new(),
             assets: assets.urls().clone(),
             public_url: public_url.to_owned(),
             strings_json,
@@ -287,8 +299,27 @@ impl Renderer {
         ctx
     }
 
+    /// The parsed templates (parsed once, by the first page drawn).
+    fn tera(&self) -> Result<&Tera, RenderError> {
+        self.tera
+            .get_or_init(|| {
+                let mut tera = Tera::default();
+                tera.set_escape_fn(escape_html);
+                let files = templates()?
+                    .into_iter()
+                    .map(|(name, text)| (name, text.into_owned()));
+                tera.add_raw_templates(files).map_err(|e| RenderError {
+                    template: "embedded",
+                    message: format!("{e:?}"),
+                })?;
+                Ok(tera)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
     fn render(&self, template: &'static str, ctx: &Context) -> Result<String, RenderError> {
-        self.tera.render(template, ctx).map_err(|e| {
+        self.tera()?.render(template, ctx).map_err(|e| {
             // tera nests the useful cause; flatten the chain for the log.
             let mut message = e.to_string();
             let mut source = std::error::Error::source(&e);
@@ -472,6 +503,17 @@ mod tests {
     fn css_strings_cannot_break_out() {
         assert_eq!(css_string("Trang"), "\"Trang\"");
         assert_eq!(css_string("a\"b</style>"), "\"a\\22 b\\3c /style\\3e \"");
+    }
+
+    #[test]
+    fn every_template_parses() {
+        let renderer = Renderer::new(&Assets::load(), "https://reports.example").expect("renderer");
+        assert!(
+            renderer.tera.get().is_none(),
+            "parsed before the first page"
+        );
+        let tera = renderer.tera().expect("templates");
+        assert!(tera.get_template_names().any(|n| n == "report.html"));
     }
 
     #[test]
