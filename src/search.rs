@@ -10,7 +10,6 @@ mod indexer;
 pub mod limits;
 mod phrases;
 mod query;
-mod ranking;
 mod snippet;
 mod text;
 
@@ -485,7 +484,30 @@ impl Search {
                 let (n, top) = searcher.search(&full, &(Count, collector))?;
                 (n, top.into_iter().map(|(s, a)| (s, a, false)).collect())
             }
-            Some(ranking) => ranking.page(&searcher, &full, offset, PER_PAGE, budget)?,
+            Some(mut ranking) => {
+                // The pairs are evaluated when reports holding the groups apart may be on
+                // this page: at once when too few hold them together, else once it shows.
+                if ranking.together_at_most() < offset + PER_PAGE {
+                    ranking.parts(&searcher)?;
+                }
+                let run = |ranking: &phrases::Ranking| {
+                    let ranked = TopDocs::with_limit(PER_PAGE)
+                        .and_offset(offset)
+                        .tweak_score(ranking.ranker());
+                    searcher.search(&full, &(Count, ranked))
+                };
+                let (mut n, mut top) = run(&ranking)?;
+                if !ranking.has_parts() && top.iter().any(|((together, ..), _)| !together) {
+                    ranking.parts(&searcher)?;
+                    stopped(budget)?;
+                    (n, top) = run(&ranking)?;
+                }
+                let found = top
+                    .into_iter()
+                    .map(|((together, _, s), a)| (s, a, !together))
+                    .collect();
+                (n, found)
+            }
         };
         stopped(budget)?;
         let mut hits = Vec::with_capacity(found.len());

@@ -8,8 +8,7 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{Searcher, Term};
 
-use super::phrases::Holding;
-use super::ranking::Ranking;
+use super::phrases::{Holding, Ranking};
 use super::text::{forms, next_word};
 
 /// A title match counts this much more than one in the body.
@@ -231,16 +230,18 @@ impl Parsed {
         let ranking = if loose.is_empty() {
             None
         } else {
-            Some(Ranking {
-                groups: loose.iter().map(|g| terms(&g.words)).collect(),
-                pairs: loose
-                    .iter()
-                    .filter(|g| g.words.len() > 2)
-                    .flat_map(|g| g.words.windows(2))
-                    .take(MAX_PAIRS)
-                    .map(terms)
-                    .collect(),
-            })
+            let mut ranking = Ranking::default();
+            for g in &loose {
+                ranking.groups.push(Holding::of(searcher, terms(&g.words))?);
+            }
+            ranking.pairs = loose
+                .iter()
+                .filter(|g| g.words.len() > 2)
+                .flat_map(|g| g.words.windows(2))
+                .take(MAX_PAIRS)
+                .map(terms)
+                .collect();
+            Some(ranking)
         };
         Ok(Plan {
             query: Box::new(BooleanQuery::new(clauses)),
