@@ -327,7 +327,7 @@ test('12. the badge says "Delayed since" when the newest value is older than the
         freshness: {}, unconfigured: [],
       }),
     }));
-    await page.routeWebSocket(/\/ws$/, (ws) => ws.close());
+    await page.routeWebSocket(/\/ws(\?|$)/, (ws) => ws.close());
     await page.goto(`${demo.base}/?lang=en`);
     await page.waitForSelector('#market-mount .mk-status[data-status="delayed"]');
     assert.equal((await page.textContent('#market-mount .mk-status')).trim(), `Delayed since ${hhmm(today)}`);
@@ -530,7 +530,7 @@ test('axe: no serious or critical violations in the new markup, both themes and 
         try {
           if (delayed) {
             await page.route('**/api/crypto/dashboard-summary', (route) => route.fulfill({ contentType: 'application/json', body: JSON.stringify(stale) }));
-            await page.routeWebSocket(/\/ws$/, (ws) => ws.close());
+            await page.routeWebSocket(/\/ws(\?|$)/, (ws) => ws.close());
           }
           await page.goto(`${server.base}${p}?lang=${lang}`);
           await ready(page);

@@ -206,7 +206,7 @@ test('4. a stale value shows when it was fetched, and the bar which source fails
     const hhmm = new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Ho_Chi_Minh', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(fetched);
     const stale = { fetched_at: fetched.toISOString(), stale: true, source: 'coingecko' };
     const fresh = { fetched_at: new Date().toISOString(), stale: false, source: 'coingecko' };
-    await page.routeWebSocket(/\/ws$/, (ws) => ws.close());
+    await page.routeWebSocket(/\/ws(\?|$)/, (ws) => ws.close());
     await page.route('**/api/crypto/dashboard-summary', (route) => route.fulfill({
       contentType: 'application/json',
       body: JSON.stringify({
@@ -541,7 +541,7 @@ test('11. one word for "Neutral"; Vietnamese times read date first', { timeout: 
   try {
     // A snapshot with both gauges neutral, served to the page while its socket is refused.
     const now = new Date().toISOString();
-    await page.routeWebSocket(/\/ws$/, (ws) => ws.close());
+    await page.routeWebSocket(/\/ws(\?|$)/, (ws) => ws.close());
     await page.route('**/api/crypto/dashboard-summary', (route) => route.fulfill({
       contentType: 'application/json',
       body: JSON.stringify({ btc_price_usd: 90000, fng_value: 50, fng_value_classification: 'Neutral', rsi_14: 50, last_updated: now, freshness: {} }),
