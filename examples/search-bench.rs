@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Parser;
-use crypto_report::reports::{Batch, Publisher, Report};
+use crypto_report::reports::{Batch, Card, Publisher, Report};
 use crypto_report::search::{ReportText, Search, SearchQuery, fold};
 use crypto_report::store::{FILE_NAME, Store};
 use crypto_report::tasks::Background;
@@ -169,7 +169,7 @@ async fn main() {
     let mut vocabulary: Vec<String> = base
         .iter()
         .flat_map(|r| {
-            let t = ReportText::of(r);
+            let t = ReportText::of(r, &Card::of(r));
             let mut all = t.vi.body.clone();
             if let Some(en) = t.en {
                 all.push(' ');
@@ -234,7 +234,7 @@ async fn main() {
     if !args.engine_only {
         store
             .for_each_report(|r| {
-                let t = ReportText::of(&r);
+                let t = ReportText::of(&r, &Card::of(&r));
                 let mut all = format!(" {} {} ", fold(&t.vi.title), fold(&t.vi.body));
                 if let Some(en) = t.en {
                     all.push_str(&format!("{} {} ", fold(&en.title), fold(&en.body)));

@@ -230,6 +230,62 @@ fn resolve(store: &Store, rows: Vec<CardRow>) -> Result<Vec<Option<Card>>, Store
     Ok(out)
 }
 
+/// A report with its card, for what is derived from both (the search index).
+#[derive(Debug, Clone)]
+pub struct Carded {
+    pub report: Report,
+    /// The content hash the store verified the report against.
+    pub hash: [u8; 32],
+    pub card: Card,
+}
+
+/// One report of [`with_reports`]: `None` when it is gone, an error when it is damaged.
+pub type CardedRead = Result<Option<Carded>, StoreError>;
+
+/// Reports `ids` with their cards, read together, in order. A missing card is computed from
+/// the report and stored, as a page does. Per report: `None` when it is gone, an error when
+/// it is damaged (logged once by the store).
+pub fn with_reports(
+    store: &Store,
+    ids: &[u64],
+) -> Result<Vec<(u64, CardedRead)>, StoreError> {
+    let mut computed = Vec::new();
+    let out = store
+        .reports_with_cards(ids)?
+        .into_iter()
+        .map(|(id, read)| {
+            let carded = read.map(|found| {
+                found.map(|w| {
+                    let at = ReportRef {
+                        id,
+                        created_at: w.report.created_at,
+                    };
+                    let card = match w.card.as_deref().and_then(|b| Card::decode(at, b)) {
+                        Some(card) => card,
+                        None => {
+                            let card = Card::of(&w.report);
+                            if let Some(bytes) = card.encode() {
+                                computed.push((id, w.hash, bytes));
+                            }
+                            card
+                        }
+                    };
+                    Carded {
+                        report: w.report,
+                        hash: w.hash,
+                        card,
+                    }
+                })
+            });
+            (id, carded)
+        })
+        .collect();
+    if let Err(e) = store.put_cards(&computed) {
+        tracing::warn!(error = %e, cards = computed.len(), "report cards computed for the search index could not be stored");
+    }
+    Ok(out)
+}
+
 /// Computes and stores the cards of up to `limit` reports after id `after` that have none;
 /// returns the last id looked at and how many cards were stored (`None` when no report
 /// after `after` lacks its card).
@@ -440,6 +496,43 @@ mod tests {
         }
         assert_eq!(filled, 50);
         assert!(store.cards_complete().expect("count"));
+        drop(dir);
+    }
+
+    #[test]
+    fn reports_come_with_their_cards_and_a_missing_card_is_kept() {
+        let (dir, store) = published(5);
+        let path = Arc::into_inner(store).expect("one owner").into_schema_2();
+        let store = Arc::new(Store::open(&path).expect("upgrade"));
+        assert!(!store.cards_complete().expect("count"));
+        let read = with_reports(&store, &[2, 99, 4]).expect("read");
+        assert_eq!(
+            read.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [2, 99, 4]
+        );
+        assert!(matches!(read[1].1, Ok(None)), "a report that is not there");
+        for (id, carded) in [&read[0], &read[2]] {
+            let carded = carded.as_ref().expect("readable").as_ref().expect("stored");
+            assert_eq!(carded.report.id, *id);
+            assert_eq!(carded.hash, carded.report.content_hash());
+            assert_eq!(carded.card, Card::of(&carded.report));
+        }
+        // The cards computed on the way were kept: read again, no report is parsed for one.
+        let refs: Vec<ReportRef> = [&read[0], &read[2]]
+            .map(|(_, c)| {
+                c.as_ref()
+                    .expect("readable")
+                    .as_ref()
+                    .expect("stored")
+                    .card
+                    .at()
+            })
+            .to_vec();
+        let decoded = store.reports_decoded();
+        assert_eq!(of(&store, &refs).expect("of").iter().flatten().count(), 2);
+        assert_eq!(store.reports_decoded(), decoded);
+        let filled = fill_some(&store, 0, FILL_BATCH).expect("fill");
+        assert_eq!(filled.map(|(_, n)| n), Some(3), "reports 1, 3 and 5 only");
         drop(dir);
     }
 

@@ -16,12 +16,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::text::ReportText;
 use super::{Failing, Inner, Search, SearchError, TERM_HI, TERM_LO};
-use crate::reports::Report;
+use crate::reports::cards::{self, Carded};
 use crate::store::{Store, digest_of, digest_term};
 
-/// Reports indexed per commit while catching up: each commit makes progress durable and
-/// visible, so a stopped catch-up resumes where it was.
-const CATCH_UP_CHUNK: usize = 256;
+/// Reports read from the store (with their cards) per read transaction.
+const READ_CHUNK: usize = 64;
+/// While catching up, a commit every this many reports or this long, whichever comes first:
+/// each commit makes progress durable and visible (a stopped catch-up resumes after the last
+/// one), and waits for the indexing thread to write what it was given, so a commit every few
+/// hundred reports kept it idle half the time.
+const COMMIT_DOCS: usize = 4_096;
+const COMMIT_EVERY: Duration = Duration::from_secs(3);
 /// Publish batches arriving together are indexed in one commit, up to this many.
 const MAX_BATCHES: usize = 64;
 /// Memory a writer may fill before it writes a segment (allocated as documents come, and
@@ -216,20 +221,25 @@ impl Search {
             to_remove = gone,
             "search index differs from the store; catching up"
         );
-        if todo.is_empty() {
-            writer.commit()?;
-        }
-        let mut done = 0;
-        for chunk in todo.chunks(CATCH_UP_CHUNK) {
+        let (mut done, mut pending) = (0, 0);
+        let mut committed = Instant::now();
+        for chunk in todo.chunks(READ_CHUNK) {
             if stop.is_cancelled() {
                 break;
             }
-            for id in chunk {
-                self.put(&mut writer, *id, inner.store.report(*id))?;
+            self.put(&mut writer, chunk)?;
+            pending += chunk.len();
+            if pending >= COMMIT_DOCS || committed.elapsed() >= COMMIT_EVERY {
+                writer.commit()?;
+                inner.reader.reload()?;
+                (done, pending, committed) = (done + pending, 0, Instant::now());
             }
+        }
+        // Stopped: what was not committed is dropped with the writer (the next start
+        // indexes it).
+        if !stop.is_cancelled() {
             writer.commit()?;
-            inner.reader.reload()?;
-            done += chunk.len();
+            done += pending;
         }
         close(writer)?;
         inner.reader.reload()?;
@@ -243,8 +253,9 @@ impl Search {
         let _writing = inner.writing.lock().unwrap_or_else(PoisonError::into_inner);
         let mut writer = inner.writer()?;
         let mut seen = std::collections::HashSet::new();
-        for id in ids.iter().filter(|id| seen.insert(**id)) {
-            self.put(&mut writer, *id, inner.store.report(*id))?;
+        let ids: Vec<u64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        for chunk in ids.chunks(READ_CHUNK) {
+            self.put(&mut writer, chunk)?;
         }
         writer.commit()?;
         inner.reader.reload()?;
@@ -253,23 +264,22 @@ impl Search {
         Ok(())
     }
 
-    /// Replaces report `id` in the index with `report` (or removes it when absent). A
-    /// damaged report is left out (the store logs it); any other store error stops the pass.
-    fn put(
-        &self,
-        writer: &mut IndexWriter,
-        id: u64,
-        report: Result<Option<Report>, crate::store::StoreError>,
-    ) -> Result<(), SearchError> {
+    /// Replaces each report of `ids` in the index with its current version (or removes it
+    /// when gone). A damaged report is left out (the store logs it); any other store error
+    /// stops the pass.
+    fn put(&self, writer: &mut IndexWriter, ids: &[u64]) -> Result<(), SearchError> {
         let f = self.0.fields;
-        writer.delete_term(Term::from_field_u64(f.id, id));
-        let report = match report {
-            Ok(Some(r)) => r,
-            Ok(None) => return Ok(()),
-            Err(e) if Store::is_record_damage(&e) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        writer.add_document(document(&self.0, &report))?;
+        for (id, read) in cards::with_reports(&self.0.store, ids)? {
+            writer.delete_term(Term::from_field_u64(f.id, id));
+            match read {
+                Ok(Some(carded)) => {
+                    writer.add_document(document(&self.0, &carded))?;
+                }
+                Ok(None) => {}
+                Err(e) if Store::is_record_damage(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(())
     }
 
@@ -294,11 +304,12 @@ impl Search {
     }
 }
 
-fn document(inner: &Inner, report: &Report) -> TantivyDocument {
+fn document(inner: &Inner, carded: &Carded) -> TantivyDocument {
     let f = inner.fields;
-    let term = digest_term(report.id, &report.content_hash());
+    let report = &carded.report;
+    let term = digest_term(report.id, &carded.hash);
     let half = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
-    let text = ReportText::of(report);
+    let text = ReportText::of(report, &carded.card);
     let mut doc = TantivyDocument::default();
     doc.add_u64(f.id, report.id);
     doc.add_i64(f.created, report.created_at.timestamp_micros());

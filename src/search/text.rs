@@ -11,7 +11,7 @@ use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
 use crate::i18n::Lang;
-use crate::reports::Report;
+use crate::reports::{Card, Report};
 
 /// Name under which [`analyzer`] is registered with the index.
 pub const SYLLABLES: &str = "syllables";
@@ -207,13 +207,12 @@ pub struct ReportText {
 }
 
 impl ReportText {
-    pub fn of(report: &Report) -> ReportText {
-        let side = |lang: Lang| {
-            let lead = report.lead(lang);
-            Side {
-                title: report.title(lang, &lead),
-                body: tidy(&crate::reports::plain_text(report.html(lang))),
-            }
+    /// The text of `report`, whose card is `card` (its titles: the report is not parsed
+    /// for them again).
+    pub fn of(report: &Report, card: &Card) -> ReportText {
+        let side = |lang: Lang| Side {
+            title: card.title(lang),
+            body: tidy(&crate::reports::plain_text(report.html(lang))),
         };
         ReportText {
             vi: side(Lang::Vi),

@@ -42,6 +42,15 @@ impl super::Beside<'_> {
     }
 }
 
+/// A report read with what its commit stored beside it: the content hash its record was
+/// verified against, and its card (`None`: not filled in yet, or unreadable).
+#[derive(Debug, Clone)]
+pub struct WithCard {
+    pub report: Report,
+    pub hash: [u8; 32],
+    pub card: Option<Vec<u8>>,
+}
+
 /// How many reports were published in a month of the audience's time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MonthCount {
@@ -168,6 +177,36 @@ impl Store {
         let tx = self.db.begin_read().map_err(db_err)?;
         let keys = self.keys_between(&tx, from_ms, to_ms, offset, limit)?;
         self.card_rows(&tx, &keys)
+    }
+
+    /// Reports `ids` with their stored cards, in order, from one read transaction (a card
+    /// and its report always agree). Per report: `None` when it is gone, an error when it is
+    /// damaged (logged once).
+    pub fn reports_with_cards(&self, ids: &[u64]) -> Result<Vec<(u64, Result<Option<WithCard>>)>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let reports = tx.open_table(REPORTS).map_err(db_err)?;
+        let cards = tx.open_table(CARDS).map_err(db_err)?;
+        Ok(ids
+            .iter()
+            .map(|&id| {
+                let read = self.read_one(&reports, id).and_then(|report| {
+                    let Some(report) = report else {
+                        return Ok(None);
+                    };
+                    // The record decoded, so its header did and its hash is the content's.
+                    let hash = guarded(|| match reports.get(id).map_err(db_err)? {
+                        Some(v) => Ok(Some(header(id, v.value())?.hash)),
+                        None => Ok(None),
+                    })?;
+                    let card =
+                        guarded(|| Ok(cards.get(id).map_err(db_err)?.map(|v| v.value().to_vec())))
+                            .ok()
+                            .flatten();
+                    Ok(hash.map(|hash| WithCard { report, hash, card }))
+                });
+                (id, read.inspect_err(|e| self.note_damage(id, e)))
+            })
+            .collect())
     }
 
     /// Stores cards computed from reports read earlier (a card missing when a list needed
