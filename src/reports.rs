@@ -227,46 +227,74 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
         } else {
             value.split(|c: char| c.is_whitespace()).next()?
         };
-        return Some(decode_entities(inner));
+        return Some(decode_entities(inner).into_owned());
     }
     None
 }
 
 /// Text content of an HTML fragment: tags, comments, scripts and styles removed, whitespace folded.
 pub fn plain_text(html: &str) -> String {
+    let bytes = html.as_bytes();
     let mut out = String::with_capacity(html.len() / 2);
-    let lower = html.to_ascii_lowercase();
     let mut i = 0;
     while i < html.len() {
-        let rest = &lower[i..];
-        if rest.starts_with("<!--") {
-            i += rest.find("-->").map_or(rest.len(), |e| e + 3);
-        } else if rest.starts_with("<script") || rest.starts_with("<style") {
-            let close = if rest.starts_with("<script") {
-                "</script"
-            } else {
-                "</style"
-            };
-            i += rest.find(close).map_or(rest.len(), |e| e + close.len());
-            i += lower[i..].find('>').map_or(lower.len() - i, |e| e + 1);
-        } else if rest.starts_with('<') {
-            i += rest.find('>').map_or(rest.len(), |e| e + 1);
-            out.push(' ');
+        let Some(open) = html[i..].find('<').map(|at| at + i) else {
+            out.push_str(&html[i..]);
+            break;
+        };
+        out.push_str(&html[i..open]);
+        let tag = &bytes[open..];
+        let raw_text = if starts_with_ignoring_case(tag, b"<script") {
+            Some(b"</script".as_slice())
+        } else if starts_with_ignoring_case(tag, b"<style") {
+            Some(b"</style".as_slice())
         } else {
-            let end = rest.find('<').map_or(html.len(), |e| e + i);
-            out.push_str(&html[i..end]);
-            i = end;
-        }
+            None
+        };
+        i = if tag.starts_with(b"<!--") {
+            html[open..]
+                .find("-->")
+                .map_or(html.len(), |e| open + e + 3)
+        } else if let Some(close) = raw_text {
+            let end = find_ignoring_case(html, open, close).map_or(html.len(), |e| e + close.len());
+            html[end..].find('>').map_or(html.len(), |e| end + e + 1)
+        } else {
+            out.push(' ');
+            html[open..].find('>').map_or(html.len(), |e| open + e + 1)
+        };
     }
-    decode_entities(&out)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    let decoded = decode_entities(&out);
+    let mut folded = String::with_capacity(decoded.len());
+    for word in decoded.split_whitespace() {
+        if !folded.is_empty() {
+            folded.push(' ');
+        }
+        folded.push_str(word);
+    }
+    folded
 }
 
-fn decode_entities(s: &str) -> String {
+fn starts_with_ignoring_case(text: &[u8], prefix: &[u8]) -> bool {
+    text.len() >= prefix.len() && text[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Where `needle` (which starts with `<`) first occurs in `html` at or after `from`, ASCII
+/// letters compared without case.
+fn find_ignoring_case(html: &str, from: usize, needle: &[u8]) -> Option<usize> {
+    let bytes = html.as_bytes();
+    let mut at = from;
+    while let Some(lt) = html[at..].find('<').map(|e| e + at) {
+        if starts_with_ignoring_case(&bytes[lt..], needle) {
+            return Some(lt);
+        }
+        at = lt + 1;
+    }
+    None
+}
+
+fn decode_entities(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.contains('&') {
-        return s.to_owned();
+        return s.into();
     }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -307,7 +335,7 @@ fn decode_entities(s: &str) -> String {
         }
     }
     out.push_str(rest);
-    out
+    out.into()
 }
 
 #[cfg(test)]
@@ -363,6 +391,76 @@ mod tests {
     fn plain_text_drops_markup_scripts_and_comments() {
         let html = "<p>A<script>var x='<p>';</script> b <!-- CHART_DATA: {} --><style>p{}</style>&lt;c&gt;</p>";
         assert_eq!(plain_text(html), "A b <c>");
+    }
+
+    /// The first, plainer way of taking the text (a lowercased copy searched from every
+    /// position): the one-pass version must say exactly what it said.
+    fn plain_text_by_lowercased_copy(html: &str) -> String {
+        let mut out = String::new();
+        let lower = html.to_ascii_lowercase();
+        let mut i = 0;
+        while i < html.len() {
+            let rest = &lower[i..];
+            if rest.starts_with("<!--") {
+                i += rest.find("-->").map_or(rest.len(), |e| e + 3);
+            } else if rest.starts_with("<script") || rest.starts_with("<style") {
+                let close = if rest.starts_with("<script") {
+                    "</script"
+                } else {
+                    "</style"
+                };
+                i += rest.find(close).map_or(rest.len(), |e| e + close.len());
+                i += lower[i..].find('>').map_or(lower.len() - i, |e| e + 1);
+            } else if rest.starts_with('<') {
+                i += rest.find('>').map_or(rest.len(), |e| e + 1);
+                out.push(' ');
+            } else {
+                let end = rest.find('<').map_or(html.len(), |e| e + i);
+                out.push_str(&html[i..end]);
+                i = end;
+            }
+        }
+        decode_entities(&out)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn plain_text_reads_as_before_on_samples_and_broken_markup() {
+        let mut texts: Vec<String> = crate::demo::SAMPLE_REPORTS
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .flat_map(|l| {
+                let row: serde_json::Value = serde_json::from_slice(l).expect("sample");
+                ["html_content", "html_content_en"]
+                    .map(|k| row[k].as_str().unwrap_or_default().to_owned())
+            })
+            .collect();
+        texts.extend(
+            [
+                "<SCRIPT>x</Script >after",
+                "<sTyLe>p{}</STYLE",
+                "<script>never closed",
+                "a <!-- open comment",
+                "a <!--> b --> c",
+                "<p>cut off <b",
+                "1 < 2 and 3 > 2 &amp;&nbsp;x",
+                "<scripts>is a tag</scripts> text",
+                "\u{a0}lạm\u{2003}phát <i>\u{3000}</i>",
+                "<",
+                ">",
+                "",
+            ]
+            .map(str::to_owned),
+        );
+        for html in &texts {
+            assert_eq!(
+                plain_text(html),
+                plain_text_by_lowercased_copy(html),
+                "{html}"
+            );
+        }
     }
 
     #[test]

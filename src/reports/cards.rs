@@ -245,10 +245,7 @@ pub type CardedRead = Result<Option<Carded>, StoreError>;
 /// Reports `ids` with their cards, read together, in order. A missing card is computed from
 /// the report and stored, as a page does. Per report: `None` when it is gone, an error when
 /// it is damaged (logged once by the store).
-pub fn with_reports(
-    store: &Store,
-    ids: &[u64],
-) -> Result<Vec<(u64, CardedRead)>, StoreError> {
+pub fn with_reports(store: &Store, ids: &[u64]) -> Result<Vec<(u64, CardedRead)>, StoreError> {
     let mut computed = Vec::new();
     let out = store
         .reports_with_cards(ids)?

@@ -7,6 +7,8 @@
 //! is matched folded; positions let the words a reader typed side by side be matched side by
 //! side.
 
+use std::collections::HashMap;
+
 use tantivy::tokenizer::{TextAnalyzer, Token, TokenStream, Tokenizer};
 use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
@@ -36,7 +38,13 @@ fn is_mark(c: char) -> bool {
 }
 
 fn in_word(c: char) -> bool {
-    c.is_alphanumeric() || is_mark(c)
+    match c {
+        _ if c.is_ascii() => c.is_ascii_alphanumeric(),
+        // Latin letters, Vietnamese's among them (the general lookup is slow for them).
+        '\u{C0}'..='\u{24F}' => c != '×' && c != '÷',
+        '\u{1E00}'..='\u{1EFF}' => true,
+        _ => c.is_alphanumeric() || is_mark(c),
+    }
 }
 
 /// The byte range of the next word of `text` at or after `at`.
@@ -114,6 +122,54 @@ pub fn forms(word: &str, folded: &mut String, exact: &mut String) -> bool {
 pub struct Words {
     token: Token,
     exact: String,
+    /// The forms of the words with accents met so far (a language has few syllables, and
+    /// working out a word's forms costs more than looking them up), at most [`KNOWN_WORDS`].
+    known: HashMap<Box<str>, Forms>,
+}
+
+/// Words with accents whose forms a tokenizer keeps; past it, it starts again.
+const KNOWN_WORDS: usize = 16_384;
+
+/// A word's folded and accented forms, and whether they differ.
+#[derive(Clone)]
+struct Forms {
+    folded: Box<str>,
+    exact: Box<str>,
+    differ: bool,
+}
+
+impl Words {
+    /// [`forms`] of `word` into the token's text and `exact`, looked up when known.
+    fn forms(
+        known: &mut HashMap<Box<str>, Forms>,
+        word: &str,
+        folded: &mut String,
+        exact: &mut String,
+    ) -> bool {
+        if word.is_ascii() {
+            return forms(word, folded, exact);
+        }
+        if let Some(f) = known.get(word) {
+            folded.clear();
+            folded.push_str(&f.folded);
+            exact.clear();
+            exact.push_str(&f.exact);
+            return f.differ;
+        }
+        let differ = forms(word, folded, exact);
+        if known.len() >= KNOWN_WORDS {
+            known.clear();
+        }
+        known.insert(
+            word.into(),
+            Forms {
+                folded: folded.as_str().into(),
+                exact: exact.as_str().into(),
+                differ,
+            },
+        );
+        differ
+    }
 }
 
 pub struct WordStream<'a> {
@@ -121,6 +177,7 @@ pub struct WordStream<'a> {
     at: usize,
     token: &'a mut Token,
     exact: &'a mut String,
+    known: &'a mut HashMap<Box<str>, Forms>,
     /// The accented form of the current word is still to be emitted.
     pending: bool,
 }
@@ -135,6 +192,7 @@ impl Tokenizer for Words {
             at: 0,
             token: &mut self.token,
             exact: &mut self.exact,
+            known: &mut self.known,
             pending: false,
         }
     }
@@ -154,7 +212,12 @@ impl TokenStream for WordStream<'_> {
             };
             self.at = to;
             self.token.position = self.token.position.wrapping_add(1);
-            let differs = forms(&self.text[from..to], &mut self.token.text, self.exact);
+            let differs = Words::forms(
+                self.known,
+                &self.text[from..to],
+                &mut self.token.text,
+                self.exact,
+            );
             if self.token.text.len() >= LONGEST_WORD {
                 continue;
             }
@@ -224,18 +287,19 @@ impl ReportText {
 /// Removes the space that tags leave before closing punctuation ("44 , right" -> "44, right"):
 /// snippets read as the page does.
 fn tidy(text: &str) -> String {
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == ' '
-            && chars
-                .peek()
-                .is_some_and(|n| matches!(n, ',' | '.' | ';' | ':' | '!' | '?' | ')' | '%'))
-        {
-            continue;
+    let mut from = 0;
+    for (at, _) in text.match_indices(' ') {
+        if matches!(
+            bytes.get(at + 1),
+            Some(b',' | b'.' | b';' | b':' | b'!' | b'?' | b')' | b'%')
+        ) {
+            out.push_str(&text[from..at]);
+            from = at + 1;
         }
-        out.push(c);
     }
+    out.push_str(&text[from..]);
     out
 }
 
@@ -257,6 +321,8 @@ mod tests {
             tidy("rose to 44 , right . Up 3 %"),
             "rose to 44, right. Up 3%"
         );
+        assert_eq!(tidy("lạm phát  , giá ) ? x"), "lạm phát , giá)? x");
+        assert_eq!(tidy(" ."), ".");
     }
 
     #[test]
@@ -318,5 +384,36 @@ mod tests {
             seen.push((t.text.clone(), t.position));
         }
         assert_eq!(seen, vec![("alpha".into(), 0), ("beta".into(), 2)]);
+    }
+
+    #[test]
+    fn latin_letters_are_in_words_as_the_general_rule_says() {
+        for c in ('\u{0}'..='\u{2FFF}').chain('\u{FB00}'..='\u{FB4F}') {
+            assert_eq!(in_word(c), c.is_alphanumeric() || is_mark(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn known_words_give_the_forms_they_were_given_first() {
+        // More words with accents than a tokenizer keeps, each met twice.
+        let words: Vec<String> = (0..KNOWN_WORDS + 100).map(|i| format!("Lạm{i}")).collect();
+        let text = format!("{} {} Phát PHÁT đồng", words.join(" "), words.join(" "));
+        let mut a = analyzer();
+        let mut s = a.token_stream(&text);
+        let (mut folded, mut exact) = (String::new(), String::new());
+        let mut n = 0;
+        while let Some(t) = s.next() {
+            let (from, to) = (t.offset_from, t.offset_to);
+            let word = &text[from..to];
+            let differ = forms(word, &mut folded, &mut exact);
+            let (text, position) = (t.text.clone(), t.position);
+            assert_eq!(text, folded, "{word}");
+            if differ {
+                let t = s.next().expect("the accented form follows");
+                assert_eq!((t.text.as_str(), t.position), (exact.as_str(), position));
+            }
+            n += 1;
+        }
+        assert_eq!(n, 2 * words.len() + 3);
     }
 }
