@@ -24,15 +24,16 @@ use tantivy::collector::{Count, TopDocs};
 use tantivy::directory::{Directory, DirectoryLock, Lock};
 use tantivy::query::{Query, RangeQuery};
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value,
+    FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, Searcher, Term};
 use tokio::sync::{mpsc, watch};
 
 use self::budget::{Budget, Budgeted, Stopped};
 pub use self::limits::QueryProblem;
 pub use self::text::{ReportText, fold};
 use crate::i18n::Lang;
+use crate::reports::cards::{self, CardedRead};
 use crate::reports::publish::{Change, Origin, Subscriber};
 use crate::store::{Store, StoreError};
 use crate::tasks::Background;
@@ -40,10 +41,11 @@ pub use crate::workers::{Pool, PoolSettings, PoolStats};
 
 /// The index's folder in the data directory; the number changes with the schema, so a
 /// release that changes it builds a new index instead of misreading the old one.
-pub const DIR_NAME: &str = "search-v4";
+pub const DIR_NAME: &str = "search-v5";
 /// Folders of earlier schemas, removed when found (derived data nobody reads any more).
-/// v2 indexed folded words only; v3 kept positions of titles.
-const OLD_DIRS: &[&str] = &["search-v1", "search-v2", "search-v3"];
+/// v2 indexed folded words only; v3 kept positions of titles; v4 kept a copy of every
+/// report's text for the snippets, which are now made from the store.
+const OLD_DIRS: &[&str] = &["search-v1", "search-v2", "search-v3", "search-v4"];
 pub const PER_PAGE: usize = 10;
 /// Deepest result a query may page to: past it, ranking far-down hits costs work for nobody.
 pub const MAX_OFFSET: usize = 1_000;
@@ -84,8 +86,6 @@ struct Fields {
     all: Field,
     title_vi: Field,
     title_en: Field,
-    body_vi: Field,
-    body_en: Field,
 }
 
 /// Field names of the schema (fast fields are read by name).
@@ -95,8 +95,9 @@ const TERM_LO: &str = "term_lo";
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let id = b.add_u64_field(ID, INDEXED | FAST | STORED);
-    let created = b.add_i64_field("created", INDEXED | FAST | STORED);
+    // Nothing is stored: a hit's text is read from the store (see `Search::hits`).
+    let id = b.add_u64_field(ID, INDEXED | FAST);
+    let created = b.add_i64_field("created", INDEXED | FAST);
     // The report's digest term (see `store::digest_term`) in two halves: tells which reports
     // the index holds, and in which version, without reading a document.
     b.add_u64_field(TERM_HI, FAST);
@@ -104,9 +105,8 @@ fn schema() -> (Schema, Fields) {
     let indexed = TextFieldIndexing::default()
         .set_tokenizer(text::SYLLABLES)
         .set_index_option(IndexRecordOption::WithFreqsAndPositions);
-    let stored = TextOptions::default().set_stored();
     // Titles rank single words (no phrase is looked for there): no positions.
-    let titles = stored.clone().set_indexing_options(
+    let titles = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(text::SYLLABLES)
             .set_index_option(IndexRecordOption::WithFreqs),
@@ -120,9 +120,6 @@ fn schema() -> (Schema, Fields) {
         // Titles are indexed again on their own, to rank a match there higher.
         title_vi: b.add_text_field("title_vi", titles.clone()),
         title_en: b.add_text_field("title_en", titles),
-        // Bodies are only kept, for the snippets.
-        body_vi: b.add_text_field("body_vi", stored.clone()),
-        body_en: b.add_text_field("body_en", stored),
     };
     (b.build(), fields)
 }
@@ -277,7 +274,7 @@ impl std::fmt::Debug for Search {
 }
 
 impl Search {
-    /// Opens (or creates) the index beside the store, in `<data dir>/search-v4` ([`DIR_NAME`]).
+    /// Opens (or creates) the index beside the store, in `<data dir>/search-v5` ([`DIR_NAME`]).
     /// An index that cannot be opened (damaged, or written by another version) is derived
     /// data: it is removed and built again. Where even that fails, the index lives in memory. Indexing
     /// starts with [`Search::start`].
@@ -510,39 +507,7 @@ impl Search {
             }
         };
         stopped(budget)?;
-        let mut hits = Vec::with_capacity(found.len());
-        for (score, address, apart) in found {
-            stopped(budget)?;
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let text_of =
-                |field: Field| -> Option<&str> { doc.get_first(field).and_then(|v| v.as_str()) };
-            let side = |title: Field, body: Field, vietnamese: bool| {
-                let body_text = text_of(body)?;
-                let snippet = snippet::snippet(body_text, &parsed, vietnamese, SNIPPET_CHARS)
-                    .unwrap_or_else(|| Snippet::plain(&opening(body_text)));
-                Some(HitSide {
-                    title: text_of(title).unwrap_or_default().to_owned(),
-                    snippet,
-                })
-            };
-            let Some(vi) = side(f.title_vi, f.body_vi, true) else {
-                continue;
-            };
-            let en = side(f.title_en, f.body_en, false);
-            let id = doc.get_first(f.id).and_then(|v| v.as_u64()).unwrap_or(0);
-            let created_us = doc
-                .get_first(f.created)
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0);
-            hits.push(Hit {
-                id,
-                created_at: DateTime::from_timestamp_micros(created_us).unwrap_or_default(),
-                score,
-                apart,
-                vi,
-                en,
-            });
-        }
+        let hits = self.hits(&searcher, &found, &parsed, budget)?;
         let reachable = total.min(MAX_OFFSET);
         Ok(Results {
             total,
@@ -550,6 +515,55 @@ impl Search {
             pages: reachable.div_ceil(PER_PAGE),
             hits,
         })
+    }
+}
+
+impl Search {
+    /// The hits of `found` (score, address, held only apart), their titles and snippets made
+    /// from the reports as the store holds them now (the index keeps no text). A report gone
+    /// from the store, or damaged, since it was indexed is left out.
+    fn hits(
+        &self,
+        searcher: &Searcher,
+        found: &[(f32, DocAddress, bool)],
+        parsed: &query::Parsed,
+        budget: &Budget,
+    ) -> Result<Vec<Hit>, SearchError> {
+        let mut ids = Vec::with_capacity(found.len());
+        for (_, address, _) in found {
+            let ids_of = searcher
+                .segment_reader(address.segment_ord)
+                .fast_fields()
+                .u64(ID)?;
+            ids.push(ids_of.first(address.doc_id));
+        }
+        let wanted: Vec<u64> = ids.iter().flatten().copied().collect();
+        let mut read: std::collections::HashMap<u64, CardedRead> =
+            cards::with_reports(&self.0.store, &wanted)?
+                .into_iter()
+                .collect();
+        let mut hits = Vec::with_capacity(found.len());
+        for ((score, _, apart), id) in found.iter().zip(ids) {
+            stopped(budget)?;
+            let Some(Ok(Some(carded))) = id.and_then(|id| read.remove(&id)) else {
+                continue;
+            };
+            let text = ReportText::of(&carded.report, &carded.card);
+            let side = |side: &text::Side, vietnamese: bool| HitSide {
+                title: side.title.clone(),
+                snippet: snippet::snippet(&side.body, parsed, vietnamese, SNIPPET_CHARS)
+                    .unwrap_or_else(|| Snippet::plain(&opening(&side.body))),
+            };
+            hits.push(Hit {
+                id: carded.report.id,
+                created_at: carded.report.created_at,
+                score: *score,
+                apart: *apart,
+                vi: side(&text.vi, true),
+                en: text.en.as_ref().map(|en| side(en, false)),
+            });
+        }
+        Ok(hits)
     }
 }
 

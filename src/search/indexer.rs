@@ -319,12 +319,10 @@ fn document(inner: &Inner, carded: &Carded) -> TantivyDocument {
         doc.add_u64(lo, half(&term[8..]));
     }
     doc.add_text(f.title_vi, &text.vi.title);
-    doc.add_text(f.body_vi, &text.vi.body);
     doc.add_text(f.all, &text.vi.title);
     doc.add_text(f.all, &text.vi.body);
     if let Some(en) = &text.en {
         doc.add_text(f.title_en, &en.title);
-        doc.add_text(f.body_en, &en.body);
         doc.add_text(f.all, &en.title);
         doc.add_text(f.all, &en.body);
     }
