@@ -234,11 +234,118 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
 
 /// Text content of an HTML fragment: tags, comments, scripts and styles removed, whitespace folded.
 pub fn plain_text(html: &str) -> String {
+    let mut words = Words::new(html.len(), false);
+    words.text(&markup_removed(html));
+    words.out
+}
+
+/// [`plain_text`] as a page reads it: no space before closing punctuation, where a tag left
+/// one ("44 , right" -> "44, right").
+pub fn readable_text(html: &str) -> String {
+    let mut words = Words::new(html.len(), true);
+    words.text(&markup_removed(html));
+    words.out
+}
+
+/// Text joined word by word with one space, entities decoded.
+struct Words {
+    out: String,
+    /// Whitespace was met since the last word.
+    gap: bool,
+    /// No space before closing punctuation.
+    tidy: bool,
+}
+
+impl Words {
+    fn new(capacity: usize, tidy: bool) -> Words {
+        Words {
+            out: String::with_capacity(capacity / 2),
+            gap: false,
+            tidy,
+        }
+    }
+
+    /// Appends `text`: its entities decoded, its whitespace folded.
+    fn text(&mut self, text: &str) {
+        let bytes = text.as_bytes();
+        let (mut start, mut i, mut entity) = (0, 0, false);
+        while i < bytes.len() {
+            match whitespace_at(text, i) {
+                Ok(len) => {
+                    self.word_or_entities(&text[start..i], entity);
+                    self.gap = true;
+                    (i, start, entity) = (i + len, i + len, false);
+                }
+                Err(step) => {
+                    entity |= bytes[i] == b'&';
+                    i += step;
+                }
+            }
+        }
+        self.word_or_entities(&text[start..], entity);
+    }
+
+    /// Appends `word`, which has no whitespace; `entity`: it holds a `&`.
+    fn word_or_entities(&mut self, word: &str, entity: bool) {
+        if word.is_empty() {
+            return;
+        }
+        if !entity {
+            return self.word(word);
+        }
+        let decoded = decode_entities(word);
+        if decoded.contains(char::is_whitespace) {
+            // An entity that is whitespace itself (`&nbsp;`, `&#10;`).
+            self.text_without_entities(&decoded);
+        } else {
+            self.word(&decoded);
+        }
+    }
+
+    fn text_without_entities(&mut self, text: &str) {
+        for (i, word) in text.split(char::is_whitespace).enumerate() {
+            if i > 0 {
+                self.gap = true;
+            }
+            if !word.is_empty() {
+                self.word(word);
+            }
+        }
+    }
+
+    fn word(&mut self, word: &str) {
+        let tight = self.tidy && word.starts_with([',', '.', ';', ':', '!', '?', ')', '%']);
+        if self.gap && !self.out.is_empty() && !tight {
+            self.out.push(' ');
+        }
+        self.gap = false;
+        self.out.push_str(word);
+    }
+}
+
+/// The length of the whitespace character at byte `i` of `text` (`Ok`), or how far the next
+/// character starts (`Err`).
+fn whitespace_at(text: &str, i: usize) -> Result<usize, usize> {
+    match text.as_bytes()[i] {
+        b' ' | b'\t'..=b'\r' => Ok(1),
+        // Lead bytes of the only characters beyond ASCII that are whitespace (U+0085, U+00A0,
+        // U+1680, U+2000-U+205F, U+3000).
+        0xC2 | 0xE1 | 0xE2 | 0xE3 => match text[i..].chars().next() {
+            Some(c) if c.is_whitespace() => Ok(c.len_utf8()),
+            Some(c) => Err(c.len_utf8()),
+            None => Err(1),
+        },
+        _ => Err(1),
+    }
+}
+
+/// `html` with tags turned into spaces and comments, scripts and styles removed.
+fn markup_removed(html: &str) -> String {
     let bytes = html.as_bytes();
     let mut out = String::with_capacity(html.len() / 2);
     let mut i = 0;
     while i < html.len() {
-        let Some(open) = html[i..].find('<').map(|at| at + i) else {
+        let Some(open) = byte_at(bytes, i, b'<') else {
             out.push_str(&html[i..]);
             break;
         };
@@ -257,21 +364,23 @@ pub fn plain_text(html: &str) -> String {
                 .map_or(html.len(), |e| open + e + 3)
         } else if let Some(close) = raw_text {
             let end = find_ignoring_case(html, open, close).map_or(html.len(), |e| e + close.len());
-            html[end..].find('>').map_or(html.len(), |e| end + e + 1)
+            byte_at(bytes, end, b'>').map_or(html.len(), |e| e + 1)
         } else {
             out.push(' ');
-            html[open..].find('>').map_or(html.len(), |e| open + e + 1)
+            byte_at(bytes, open, b'>').map_or(html.len(), |e| e + 1)
         };
     }
-    let decoded = decode_entities(&out);
-    let mut folded = String::with_capacity(decoded.len());
-    for word in decoded.split_whitespace() {
-        if !folded.is_empty() {
-            folded.push(' ');
-        }
-        folded.push_str(word);
-    }
-    folded
+    out
+}
+
+/// Where `byte` first occurs in `bytes` at or after `from` (tags are a few dozen bytes apart:
+/// a plain loop finds the next one sooner than a vectorised search is set up).
+fn byte_at(bytes: &[u8], from: usize, byte: u8) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|b| *b == byte)
+        .map(|p| p + from)
 }
 
 fn starts_with_ignoring_case(text: &[u8], prefix: &[u8]) -> bool {
@@ -283,7 +392,7 @@ fn starts_with_ignoring_case(text: &[u8], prefix: &[u8]) -> bool {
 fn find_ignoring_case(html: &str, from: usize, needle: &[u8]) -> Option<usize> {
     let bytes = html.as_bytes();
     let mut at = from;
-    while let Some(lt) = html[at..].find('<').map(|e| e + at) {
+    while let Some(lt) = byte_at(bytes, at, b'<') {
         if starts_with_ignoring_case(&bytes[lt..], needle) {
             return Some(lt);
         }
@@ -454,11 +563,46 @@ mod tests {
             ]
             .map(str::to_owned),
         );
+        // The space a tag left before closing punctuation, removed afterwards.
+        let tidied = |text: &str| {
+            let mut out = String::new();
+            let mut chars = text.chars().peekable();
+            while let Some(c) = chars.next() {
+                let punctuation =
+                    |n: &&char| matches!(n, ',' | '.' | ';' | ':' | '!' | '?' | ')' | '%');
+                if c == ' ' && chars.peek().is_some_and(|n| punctuation(&n)) {
+                    continue;
+                }
+                out.push(c);
+            }
+            out
+        };
+        texts.extend(
+            [
+                "a&nbsp;&nbsp;b &#10; c&#32;, d &am<!-- -->p; e",
+                "44 <b>,</b> x &#44; y ( z ) %",
+                "&a b;c&amp; \u{85}x\u{1680}y\u{205f}z",
+            ]
+            .map(str::to_owned),
+        );
         for html in &texts {
+            let before = plain_text_by_lowercased_copy(html);
+            assert_eq!(plain_text(html), before, "{html}");
+            assert_eq!(readable_text(html), tidied(&before), "{html}");
+        }
+    }
+
+    #[test]
+    fn whitespace_is_found_as_the_general_rule_says() {
+        for c in (char::MIN..=char::MAX).filter(|c| !c.is_ascii_alphanumeric()) {
+            let text = format!("ạ{c}");
+            let at = "ạ".len();
+            let wanted = c.is_whitespace().then(|| c.len_utf8());
+            assert_eq!(whitespace_at(&text, at).ok(), wanted, "{c:?}");
             assert_eq!(
-                plain_text(html),
-                plain_text_by_lowercased_copy(html),
-                "{html}"
+                plain_text(&text),
+                plain_text_by_lowercased_copy(&text),
+                "{c:?}"
             );
         }
     }

@@ -275,32 +275,13 @@ impl ReportText {
     pub fn of(report: &Report, card: &Card) -> ReportText {
         let side = |lang: Lang| Side {
             title: card.title(lang),
-            body: tidy(&crate::reports::plain_text(report.html(lang))),
+            body: crate::reports::readable_text(report.html(lang)),
         };
         ReportText {
             vi: side(Lang::Vi),
             en: report.has_english().then(|| side(Lang::En)),
         }
     }
-}
-
-/// Removes the space that tags leave before closing punctuation ("44 , right" -> "44, right"):
-/// snippets read as the page does.
-fn tidy(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut from = 0;
-    for (at, _) in text.match_indices(' ') {
-        if matches!(
-            bytes.get(at + 1),
-            Some(b',' | b'.' | b';' | b':' | b'!' | b'?' | b')' | b'%')
-        ) {
-            out.push_str(&text[from..at]);
-            from = at + 1;
-        }
-    }
-    out.push_str(&text[from..]);
-    out
 }
 
 #[cfg(test)]
@@ -317,11 +298,12 @@ mod tests {
 
     #[test]
     fn no_space_before_punctuation() {
+        let tidy = crate::reports::readable_text;
         assert_eq!(
-            tidy("rose to 44 , right . Up 3 %"),
+            tidy("rose to <b>44</b> , right . Up 3 %"),
             "rose to 44, right. Up 3%"
         );
-        assert_eq!(tidy("lạm phát  , giá ) ? x"), "lạm phát , giá)? x");
+        assert_eq!(tidy("lạm phát&nbsp;, giá ) ? x"), "lạm phát, giá)? x");
         assert_eq!(tidy(" ."), ".");
     }
 

@@ -162,6 +162,38 @@ pub(super) fn header(id: u64, bytes: &[u8]) -> Result<StoredReport<'_>> {
     decode("reports", id, bytes)
 }
 
+thread_local! {
+    /// Each thread's decompression context, kept: making one costs about as much as
+    /// decompressing a report.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Decompresses `body`, which must be at most `len` bytes once decompressed (with `decoder`'s
+/// dictionary when given). The outer error: no context could be made; the inner: the body
+/// does not decompress.
+fn decompress(
+    body: &[u8],
+    len: usize,
+    decoder: Option<&DecoderDictionary<'static>>,
+) -> Result<std::result::Result<Vec<u8>, &'static str>> {
+    DECOMPRESSOR.with_borrow_mut(|kept| {
+        let context =
+            match kept {
+                Some(c) => c,
+                None => kept.insert(zstd::zstd_safe::DCtx::try_create().ok_or_else(|| {
+                    StoreError::Codec("cannot make a decompression context".into())
+                })?),
+            };
+        let mut out = Vec::with_capacity(len);
+        let done = match decoder {
+            Some(d) => context.decompress_using_ddict(&mut out, body, d.as_ddict()),
+            None => context.decompress(&mut out, body),
+        };
+        Ok(done.map(|_| out).map_err(zstd::zstd_safe::get_error_name))
+    })
+}
+
 /// Decodes, decompresses and verifies a stored report: a body that does not match its hash
 /// is an error, never a report.
 pub(super) fn decode_report(
@@ -176,20 +208,16 @@ pub(super) fn decode_report(
     if stored.raw_len as usize > limit {
         return Err(damaged(format!("body length {} is absurd", stored.raw_len)));
     }
-    let mut zstd = match (stored.dictionary, dictionary) {
-        (0, _) => zstd::bulk::Decompressor::new(),
-        (want, Some(d)) if d.id == want => {
-            zstd::bulk::Decompressor::with_prepared_dictionary(&d.decoder)
-        }
+    let decoder = match (stored.dictionary, dictionary) {
+        (0, _) => None,
+        (want, Some(d)) if d.id == want => Some(&d.decoder),
         (want, _) => {
             return Err(damaged(format!(
                 "needs dictionary {want}, which is missing"
             )));
         }
-    }
-    .map_err(codec_err)?;
-    let raw = zstd
-        .decompress(stored.body, stored.raw_len as usize)
+    };
+    let raw = decompress(stored.body, stored.raw_len as usize, decoder)?
         .map_err(|e| damaged(format!("body does not decompress: {e}")))?;
     let body: Body =
         postcard::from_bytes(&raw).map_err(|e| damaged(format!("body does not decode: {e}")))?;
