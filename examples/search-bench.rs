@@ -95,7 +95,13 @@ fn samples() -> Vec<Report> {
 
 /// Report `id`: a sample's text with a paragraph of words picked from every sample, so
 /// reports differ in their words and frequencies as real ones do.
-fn make(id: u64, base: &[Report], vocabulary: &[String], start: DateTime<Utc>) -> Report {
+fn make(
+    id: u64,
+    base: &[Report],
+    vocabulary: &[String],
+    start: DateTime<Utc>,
+    step: TimeDelta,
+) -> Report {
     let mut r = base[(id as usize) % base.len()].clone();
     let mut seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut words = Vec::new();
@@ -114,7 +120,7 @@ fn make(id: u64, base: &[Report], vocabulary: &[String], start: DateTime<Utc>) -
         en.push_str(&extra);
     }
     r.id = id;
-    r.created_at = start + TimeDelta::hours(3 * id as i64);
+    r.created_at = start + step * id as i32;
     r
 }
 
@@ -184,6 +190,11 @@ async fn main() {
     vocabulary.sort();
     vocabulary.dedup();
     let start: DateTime<Utc> = "2019-01-01T01:00:00Z".parse().expect("date");
+    // Three hours apart, closer where that would reach the future (a report dated in the
+    // future is refused): 200,000 reports are about 20 minutes apart.
+    let count = args.reports + args.publishes as u64 + 1;
+    let room = (Utc::now() - start).num_seconds() / count as i64;
+    let step = TimeDelta::hours(3).min(TimeDelta::seconds(room));
 
     // Written without the index listening, as `crypto-report import` would.
     let quiet = Publisher::new(Arc::clone(&store));
@@ -191,7 +202,7 @@ async fn main() {
     for chunk in (1..=args.reports).collect::<Vec<_>>().chunks(500) {
         let batch: Vec<Report> = chunk
             .iter()
-            .map(|id| make(*id, &base, &vocabulary, start))
+            .map(|id| make(*id, &base, &vocabulary, start, step))
             .collect();
         quiet.publish(Batch::of(batch)).expect("publish");
     }
@@ -303,7 +314,7 @@ async fn main() {
     for i in 0..args.publishes {
         let id = args.reports + 1 + i as u64;
         let word = format!("qzx{i}marker");
-        let mut r = make(id, &base, &vocabulary, start);
+        let mut r = make(id, &base, &vocabulary, start, step);
         r.html_content.push_str(&format!("<p>{word}</p>"));
         let q = SearchQuery {
             text: word,
