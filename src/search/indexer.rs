@@ -27,6 +27,11 @@ const READ_CHUNK: usize = 64;
 /// hundred reports kept it idle half the time.
 const COMMIT_DOCS: usize = 4_096;
 const COMMIT_EVERY: Duration = Duration::from_secs(3);
+/// Indexing threads while catching up with at least [`COMMIT_DOCS`] reports (at most one a
+/// core; fewer reports, and a published batch, are indexed on one), each with its own
+/// [`WRITER_BYTES`]. Which thread indexes a report decides its segment and so the order of
+/// reports that score the same: a small index keeps one thread and one order.
+const CATCH_UP_THREADS: usize = 2;
 /// Publish batches arriving together are indexed in one commit, up to this many.
 const MAX_BATCHES: usize = 64;
 /// Memory a writer may fill before it writes a segment (allocated as documents come, and
@@ -170,15 +175,19 @@ impl Inner {
         *self.failing.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    /// A writer for one pass, on one indexing thread and one merge thread.
-    fn writer(&self) -> Result<IndexWriter, SearchError> {
+    /// A writer for one pass, on `threads` indexing threads and one merge thread.
+    fn writer(&self, threads: usize) -> Result<IndexWriter, SearchError> {
         let options = IndexWriterOptions::builder()
             .memory_budget_per_thread(WRITER_BYTES)
-            .num_worker_threads(1)
+            .num_worker_threads(threads)
             .num_merge_threads(1)
             .build();
         Ok(self.index.writer_with_options(options)?)
     }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 /// Ends a pass: lets the merges its commits started finish, then drops the writer and its
@@ -203,12 +212,6 @@ impl Search {
         let started = Instant::now();
         let stored: HashMap<u64, [u8; 16]> = inner.store.report_terms()?.into_iter().collect();
         let _writing = inner.writing.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut writer = inner.writer()?;
-        let mut gone = 0;
-        for id in indexed.keys().filter(|id| !stored.contains_key(id)) {
-            writer.delete_term(Term::from_field_u64(inner.fields.id, *id));
-            gone += 1;
-        }
         let mut todo: Vec<u64> = stored
             .iter()
             .filter(|(id, term)| indexed.get(id) != Some(term))
@@ -216,6 +219,17 @@ impl Search {
             .collect();
         // Newest ids first: they are the likeliest to be searched for.
         todo.sort_unstable_by(|a, b| b.cmp(a));
+        let threads = if todo.len() >= COMMIT_DOCS {
+            CATCH_UP_THREADS.min(cores())
+        } else {
+            1
+        };
+        let mut writer = inner.writer(threads)?;
+        let mut gone = 0;
+        for id in indexed.keys().filter(|id| !stored.contains_key(id)) {
+            writer.delete_term(Term::from_field_u64(inner.fields.id, *id));
+            gone += 1;
+        }
         tracing::info!(
             to_index = todo.len(),
             to_remove = gone,
@@ -251,7 +265,7 @@ impl Search {
     fn index_ids(&self, ids: &[u64]) -> Result<(), SearchError> {
         let inner = &self.0;
         let _writing = inner.writing.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut writer = inner.writer()?;
+        let mut writer = inner.writer(1)?;
         let mut seen = std::collections::HashSet::new();
         let ids: Vec<u64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
         for chunk in ids.chunks(READ_CHUNK) {
