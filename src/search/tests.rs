@@ -515,3 +515,54 @@ async fn a_failed_write_is_retried_and_reported_until_it_works() {
     );
     assert!(tasks.shutdown(std::time::Duration::from_secs(5)).await);
 }
+
+#[tokio::test]
+async fn a_hit_shows_the_report_as_the_store_holds_it_now() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    Publisher::new(Arc::clone(&store))
+        .publish(Batch::of(vec![
+            report(1, "2026-11-01T08:00:00Z", "Dòng tiền ETF quay lại.", None),
+            report(
+                2,
+                "2026-11-02T08:00:00Z",
+                "ETF rút vốn.",
+                Some("ETF outflows."),
+            ),
+        ]))
+        .expect("publish");
+    let search = Search::open(Arc::clone(&store));
+    let tasks = Background::new();
+    search.start(&tasks);
+    search.settled().await;
+    // Changed behind the index's back (no subscriber told): the index still finds report 1
+    // by its old words, and shows it as the store holds it now.
+    Publisher::new(Arc::clone(&store))
+        .publish(Batch::of(vec![report(
+            1,
+            "2026-11-01T08:00:00Z",
+            "Quỹ ETF mới được duyệt.",
+            None,
+        )]))
+        .expect("update");
+    let found = search.search(&q("dong tien")).expect("search");
+    assert_eq!(ids(&found), vec![1]);
+    let hit = &found.hits[0];
+    let now = store.report(1).expect("read").expect("stored");
+    assert_eq!(
+        hit.vi.title,
+        crate::reports::Card::of(&now).title(crate::i18n::Lang::Vi)
+    );
+    assert_eq!(hit.vi.snippet.text(), "Tiêu đề 1 Quỹ ETF mới được duyệt.");
+    assert!(
+        !hit.vi.snippet.has_hits(),
+        "the words are not there any more"
+    );
+    let both = search.search(&q("etf")).expect("search");
+    assert_eq!(ids(&both), vec![1, 2]);
+    let second = both.hits.iter().find(|h| h.id == 2).expect("report 2");
+    assert_eq!(
+        second.en.as_ref().map(|en| en.snippet.text()),
+        Some("Title 2 ETF outflows.".to_owned())
+    );
+}
