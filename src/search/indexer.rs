@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use tantivy::indexer::IndexWriterOptions;
+use tantivy::indexer::{IndexWriterOptions, LogMergePolicy};
 use tantivy::{IndexWriter, TantivyDocument, Term};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +32,11 @@ const COMMIT_EVERY: Duration = Duration::from_secs(3);
 /// [`WRITER_BYTES`]. Which thread indexes a report decides its segment and so the order of
 /// reports that score the same: a small index keeps one thread and one order.
 const CATCH_UP_THREADS: usize = 2;
+/// Segments of more reports than this are not merged again by the publish path (the
+/// catch-up merges what it writes): a merge there makes the next published batch wait.
+const PUBLISH_MERGE_DOCS: usize = 1_024;
+/// Segments past which a publish pass merges large segments too.
+const MANY_SEGMENTS: usize = 32;
 /// Publish batches arriving together are indexed in one commit, up to this many.
 const MAX_BATCHES: usize = 64;
 /// Memory a writer may fill before it writes a segment (allocated as documents come, and
@@ -266,6 +271,15 @@ impl Search {
         let inner = &self.0;
         let _writing = inner.writing.lock().unwrap_or_else(PoisonError::into_inner);
         let mut writer = inner.writer(1)?;
+        // The pass waits for the merges its commit starts: on the publish path only small
+        // segments are merged, so a published report is searchable in milliseconds, until
+        // the segments are many (each costs every query a little): then this pass merges as
+        // a catch-up does.
+        if inner.reader.searcher().segment_readers().len() < MANY_SEGMENTS {
+            let mut small_only = LogMergePolicy::default();
+            small_only.set_max_docs_before_merge(PUBLISH_MERGE_DOCS);
+            writer.set_merge_policy(Box::new(small_only));
+        }
         let mut seen = std::collections::HashSet::new();
         let ids: Vec<u64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
         for chunk in ids.chunks(READ_CHUNK) {
