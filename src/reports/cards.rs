@@ -146,10 +146,7 @@ pub fn prepare(store: &Store, reports: &[Report]) -> Vec<Option<PreparedCard>> {
         }
     };
     let todo: Vec<usize> = (0..reports.len()).filter(|&i| needed[i]).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(PREPARE_THREADS)
-        .min(todo.len());
+    let threads = crate::workers::cores().min(PREPARE_THREADS).min(todo.len());
     let mut out = vec![None; reports.len()];
     let one = |i: usize| PreparedCard {
         hash: hashes[i],
@@ -246,7 +243,7 @@ pub type CardedRead = Result<Option<Carded>, StoreError>;
 /// the report and stored, as a page does. Per report: `None` when it is gone, an error when
 /// it is damaged (logged once by the store).
 pub fn with_reports(store: &Store, ids: &[u64]) -> Result<Vec<(u64, CardedRead)>, StoreError> {
-    let mut computed = Vec::new();
+    let mut keep = Vec::new();
     let out = store
         .reports_with_cards(ids)?
         .into_iter()
@@ -257,16 +254,8 @@ pub fn with_reports(store: &Store, ids: &[u64]) -> Result<Vec<(u64, CardedRead)>
                         id,
                         created_at: w.report.created_at,
                     };
-                    let card = match w.card.as_deref().and_then(|b| Card::decode(at, b)) {
-                        Some(card) => card,
-                        None => {
-                            let card = Card::of(&w.report);
-                            if let Some(bytes) = card.encode() {
-                                computed.push((id, w.hash, bytes));
-                            }
-                            card
-                        }
-                    };
+                    let stored = w.card.as_deref().and_then(|b| Card::decode(at, b));
+                    let card = stored.unwrap_or_else(|| computed(&w.report, w.hash, &mut keep));
                     Carded {
                         report: w.report,
                         hash: w.hash,
@@ -277,8 +266,8 @@ pub fn with_reports(store: &Store, ids: &[u64]) -> Result<Vec<(u64, CardedRead)>
             (id, carded)
         })
         .collect();
-    if let Err(e) = store.put_cards(&computed) {
-        tracing::warn!(error = %e, cards = computed.len(), "report cards computed for the search index could not be stored");
+    if let Err(e) = store.put_cards(&keep) {
+        tracing::warn!(error = %e, cards = keep.len(), "report cards computed for the search index could not be stored");
     }
     Ok(out)
 }
@@ -311,17 +300,21 @@ fn compute(
     keep: &mut Vec<(u64, [u8; 32], Vec<u8>)>,
 ) -> Result<Option<Card>, StoreError> {
     match store.report(id) {
-        Ok(Some(report)) => {
-            let card = Card::of(&report);
-            if let Some(bytes) = card.encode() {
-                keep.push((id, report.content_hash(), bytes));
-            }
-            Ok(Some(card))
-        }
+        Ok(Some(report)) => Ok(Some(computed(&report, report.content_hash(), keep))),
         Ok(None) => Ok(None),
         Err(e) if Store::is_record_damage(&e) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The card of `report` (whose content hash is `hash`) computed from it; what to store is
+/// pushed on `keep`.
+fn computed(report: &Report, hash: [u8; 32], keep: &mut Vec<(u64, [u8; 32], Vec<u8>)>) -> Card {
+    let card = Card::of(report);
+    if let Some(bytes) = card.encode() {
+        keep.push((report.id, hash, bytes));
+    }
+    card
 }
 
 /// Fills in the cards of a store written before cards were kept, one batch of

@@ -191,10 +191,6 @@ impl Inner {
     }
 }
 
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, usize::from)
-}
-
 /// Ends a pass: lets the merges its commits started finish, then drops the writer and its
 /// threads.
 fn close(writer: IndexWriter) -> Result<(), SearchError> {
@@ -225,7 +221,7 @@ impl Search {
         // Newest ids first: they are the likeliest to be searched for.
         todo.sort_unstable_by(|a, b| b.cmp(a));
         let threads = if todo.len() >= COMMIT_DOCS {
-            CATCH_UP_THREADS.min(cores())
+            CATCH_UP_THREADS.min(crate::workers::cores())
         } else {
             1
         };

@@ -189,20 +189,15 @@ impl Store {
         Ok(ids
             .iter()
             .map(|&id| {
-                let read = self.read_one(&reports, id).and_then(|report| {
-                    let Some(report) = report else {
-                        return Ok(None);
-                    };
-                    // The record decoded, so its header did and its hash is the content's.
-                    let hash = guarded(|| match reports.get(id).map_err(db_err)? {
-                        Some(v) => Ok(Some(header(id, v.value())?.hash)),
-                        None => Ok(None),
-                    })?;
-                    let card =
-                        guarded(|| Ok(cards.get(id).map_err(db_err)?.map(|v| v.value().to_vec())))
-                            .ok()
-                            .flatten();
-                    Ok(hash.map(|hash| WithCard { report, hash, card }))
+                let read = self.read_one_with_hash(&reports, id).map(|found| {
+                    found.map(|(report, hash)| {
+                        let card = guarded(|| {
+                            Ok(cards.get(id).map_err(db_err)?.map(|v| v.value().to_vec()))
+                        })
+                        .ok()
+                        .flatten();
+                        WithCard { report, hash, card }
+                    })
                 });
                 (id, read.inspect_err(|e| self.note_damage(id, e)))
             })

@@ -169,14 +169,14 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-/// Decompresses `body`, which must be at most `len` bytes once decompressed (with `decoder`'s
-/// dictionary when given). The outer error: no context could be made; the inner: the body
-/// does not decompress.
+/// Decompresses report `id`'s `body`, which must be at most `len` bytes once decompressed
+/// (with `decoder`'s dictionary when given); a body that does not is damaged.
 fn decompress(
+    id: u64,
     body: &[u8],
     len: usize,
     decoder: Option<&DecoderDictionary<'static>>,
-) -> Result<std::result::Result<Vec<u8>, &'static str>> {
+) -> Result<Vec<u8>> {
     DECOMPRESSOR.with_borrow_mut(|kept| {
         let context =
             match kept {
@@ -186,11 +186,18 @@ fn decompress(
                 })?),
             };
         let mut out = Vec::with_capacity(len);
-        let done = match decoder {
+        match decoder {
             Some(d) => context.decompress_using_ddict(&mut out, body, d.as_ddict()),
             None => context.decompress(&mut out, body),
-        };
-        Ok(done.map(|_| out).map_err(zstd::zstd_safe::get_error_name))
+        }
+        .map_err(|code| StoreError::Damaged {
+            id,
+            reason: format!(
+                "body does not decompress: {}",
+                zstd::zstd_safe::get_error_name(code)
+            ),
+        })?;
+        Ok(out)
     })
 }
 
@@ -217,8 +224,7 @@ pub(super) fn decode_report(
             )));
         }
     };
-    let raw = decompress(stored.body, stored.raw_len as usize, decoder)?
-        .map_err(|e| damaged(format!("body does not decompress: {e}")))?;
+    let raw = decompress(id, stored.body, stored.raw_len as usize, decoder)?;
     let body: Body =
         postcard::from_bytes(&raw).map_err(|e| damaged(format!("body does not decode: {e}")))?;
     let created_at = DateTime::from_timestamp_micros(stored.created_at_us).ok_or_else(|| {

@@ -151,11 +151,11 @@ fn record_error(id: u64, e: StoreError) -> StoreError {
 
 /// Reads report `id` in `reports` with `decode`, a damaged page turned into an error for
 /// that report.
-fn read_one(
+fn read_one<T>(
     reports: &ReadOnlyTable<u64, &[u8]>,
     id: u64,
-    decode: &dyn Fn(u64, &[u8]) -> Result<Report>,
-) -> Result<Option<Report>> {
+    decode: &dyn Fn(u64, &[u8]) -> Result<T>,
+) -> Result<Option<T>> {
     guarded(|| match reports.get(id).map_err(db_err)? {
         Some(v) => decode(id, v.value()).map(Some),
         None => Ok(None),
@@ -240,6 +240,19 @@ impl Store {
         id: u64,
     ) -> Result<Option<Report>> {
         read_one(reports, id, &|id, bytes| self.decode(id, bytes))
+    }
+
+    /// Reads report `id` in `reports` with the content hash its record was verified against
+    /// (see [`Store::read_one`]).
+    pub(super) fn read_one_with_hash(
+        &self,
+        reports: &ReadOnlyTable<u64, &[u8]>,
+        id: u64,
+    ) -> Result<Option<(Report, [u8; 32])>> {
+        read_one(reports, id, &|id, bytes| {
+            let report = self.decode(id, bytes)?;
+            Ok((report, header(id, bytes)?.hash))
+        })
     }
 
     /// Visits every report in id order, each read on its own: a damaged record is handed
