@@ -27,9 +27,9 @@ pub use tungstenite::{Bytes, Message, Utf8Bytes};
 
 /// Clients only ever send pings: a bigger message closes the connection (1009).
 pub const MAX_INCOMING: usize = 4 * 1024;
-/// Read buffer of each socket; client frames are tiny, and a bigger one is read in several
-/// passes.
-const READ_BUFFER: usize = 512;
+/// Read buffer of each socket, held by every connected client: clients send only pings, a
+/// frame of a few dozen bytes; a bigger frame is read in several passes.
+const READ_BUFFER: usize = 64;
 /// Most bytes the socket may hold unsent. Only control frames (at most 127 bytes each) go
 /// through it; sends are awaited one at a time, so this is a ceiling, not a queue.
 const MAX_WRITE_BUFFER: usize = 4 * 1024;
