@@ -4,16 +4,22 @@
 //! timeout, or its client gone). Beyond the queue work is refused at once
 //! ([`Refused::Busy`]: the edge answers 503 with `Retry-After`).
 //!
-//! Few long-lived threads also bound memory: every thread that allocates keeps an allocator
-//! heap of its own, and the blocking pool grows to a thread per task waiting on it.
+//! Few threads also bound memory: every thread that allocates keeps an allocator heap of its
+//! own, and the blocking pool grows to a thread per task waiting on it. A pool's threads start
+//! with work and end after [`IDLE_EXIT`] without any: a parked thread would keep its stack and
+//! its heap's pages (among them memory other threads freed into it, which the allocator takes
+//! back only when the owner allocates again) for the life of the process.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+
+/// A pool thread that had no job for this long ends; the next job starts one again.
+pub const IDLE_EXIT: Duration = Duration::from_secs(2);
 
 /// How many jobs run at once, how many may wait, and how long one may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +59,8 @@ pub enum Refused {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PoolStats {
     pub workers: usize,
+    /// Threads alive now (at most `workers`; none after a while without work).
+    pub threads: usize,
     pub queue: usize,
     /// Running now.
     pub running: usize,
@@ -124,22 +132,24 @@ impl Budget {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A pool; cheap to clone. Its threads (named `<name>-<n>`) start with the first job and end
-/// when the last clone is dropped.
+/// A pool; cheap to clone. Its threads (named `<name>-<n>`) start with work, end after
+/// [`IDLE_EXIT`] without any, and end when the last clone is dropped.
 #[derive(Clone)]
 pub struct Pool(Arc<Inner>);
 
 struct Inner {
     name: &'static str,
     settings: PoolSettings,
+    idle_exit: Duration,
     jobs: SyncSender<Job>,
     next: Arc<Mutex<Receiver<Job>>>,
-    started: OnceLock<bool>,
     counts: Arc<Counts>,
 }
 
 #[derive(Default)]
 struct Counts {
+    /// Threads alive (started and not yet ended).
+    threads: AtomicUsize,
     /// Searches taken in and not yet finished: running or waiting (at most workers + queue).
     admitted: AtomicUsize,
     running: AtomicUsize,
@@ -174,6 +184,11 @@ impl Drop for CancelOnDrop {
 
 impl Pool {
     pub fn new(name: &'static str, settings: PoolSettings) -> Pool {
+        Pool::with_idle_exit(name, settings, IDLE_EXIT)
+    }
+
+    /// [`Pool::new`] whose threads end after `idle_exit` without work.
+    pub fn with_idle_exit(name: &'static str, settings: PoolSettings, idle_exit: Duration) -> Pool {
         let settings = PoolSettings {
             workers: settings.workers.max(1),
             ..settings
@@ -186,9 +201,9 @@ impl Pool {
         Pool(Arc::new(Inner {
             name,
             settings,
+            idle_exit,
             jobs,
             next: Arc::new(Mutex::new(next)),
-            started: OnceLock::new(),
             counts: Arc::default(),
         }))
     }
@@ -201,6 +216,7 @@ impl Pool {
         let c = &self.0.counts;
         PoolStats {
             workers: self.0.settings.workers,
+            threads: c.threads.load(Ordering::Acquire),
             queue: self.0.settings.queue,
             running: c.running.load(Ordering::Acquire),
             waiting: c.waiting.load(Ordering::Acquire),
@@ -217,9 +233,6 @@ impl Pool {
         &self,
         work: impl FnOnce(&Budget) -> T + Send + 'static,
     ) -> Result<T, Refused> {
-        if !self.start() {
-            return Err(Refused::NoWorkers);
-        }
         let cancelled = Arc::new(AtomicBool::new(false));
         let mut guard = CancelOnDrop {
             budget: Budget::new(Duration::ZERO, Arc::clone(&cancelled)),
@@ -280,29 +293,44 @@ impl Pool {
             self.0.counts.refused.fetch_add(1, Ordering::AcqRel);
             return Err(Refused::Busy);
         }
+        // After the send: a thread that ends from now on finds this job first (see `work`).
+        if !self.staffed() {
+            guard.armed = false;
+            return Err(Refused::NoWorkers);
+        }
         let out = rx.await.map_err(|_| Refused::Failed);
         guard.armed = false;
         out
     }
 
-    /// Starts the threads once; false if none could be started.
-    fn start(&self) -> bool {
-        *self.0.started.get_or_init(|| {
-            let mut started = 0;
-            for n in 0..self.0.settings.workers {
-                let next = Arc::clone(&self.0.next);
-                let spawned = std::thread::Builder::new()
-                    .name(format!("{}-{n}", self.0.name))
-                    .spawn(move || work(&next));
-                match spawned {
-                    Ok(_) => started += 1,
-                    Err(e) => {
-                        tracing::error!(error = %e, pool = self.0.name, "cannot start a thread")
-                    }
-                }
+    /// Starts one more thread while fewer than the pool's workers are alive; false when none
+    /// is alive and none could be started (the jobs waiting are then dropped: their callers
+    /// get [`Refused::Failed`], not a wait without end).
+    fn staffed(&self) -> bool {
+        let counts = &self.0.counts;
+        let Ok(n) = counts
+            .threads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.0.settings.workers).then_some(n + 1)
+            })
+        else {
+            return true;
+        };
+        let next = Arc::clone(&self.0.next);
+        let threads = Arc::clone(counts);
+        let idle_exit = self.0.idle_exit;
+        let spawned = std::thread::Builder::new()
+            .name(format!("{}-{n}", self.0.name))
+            .spawn(move || work(&next, &threads.threads, idle_exit));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, pool = self.0.name, "cannot start a thread");
+            if counts.threads.fetch_sub(1, Ordering::SeqCst) == 1 {
+                let waiting = crate::lock::lock(&self.0.next);
+                while waiting.try_recv().is_ok() {}
+                return false;
             }
-            started > 0
-        })
+        }
+        true
     }
 }
 
@@ -315,13 +343,30 @@ impl Drop for Leaves<'_> {
     }
 }
 
-/// A worker: takes jobs until the pool is gone.
-fn work(next: &Mutex<Receiver<Job>>) {
+/// A worker: takes jobs until the pool is gone or none came for `idle_exit`.
+fn work(next: &Mutex<Receiver<Job>>, threads: &AtomicUsize, idle_exit: Duration) {
     loop {
-        let job = crate::lock::lock(next).recv();
+        let job = crate::lock::lock(next).recv_timeout(idle_exit);
         match job {
             Ok(job) => job(),
-            Err(_) => return,
+            Err(RecvTimeoutError::Timeout) => {
+                threads.fetch_sub(1, Ordering::SeqCst);
+                // A job sent before the count fell may have been left to this thread by a
+                // caller that still counted it: take it before leaving. One sent after is
+                // the caller's to staff.
+                let late = crate::lock::lock(next).try_recv();
+                match late {
+                    Ok(job) => {
+                        threads.fetch_add(1, Ordering::SeqCst);
+                        job();
+                    }
+                    Err(_) => return,
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                threads.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
         }
     }
 }
@@ -441,6 +486,40 @@ mod tests {
         assert_eq!(why, Err(Stopped::Cancelled));
         assert_eq!(pool.run(|_| 1).await, Ok(1), "the worker is free");
         assert_eq!(pool.stats().cancelled, 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn threads_end_when_idle_and_start_again_with_work() {
+        let settings = PoolSettings {
+            workers: 2,
+            queue: 4,
+            budget: Duration::from_secs(60),
+        };
+        let pool = Pool::with_idle_exit("idle", settings, Duration::from_millis(50));
+        assert_eq!(pool.stats().threads, 0, "no thread before any work");
+        let jobs: Vec<_> = (0..6)
+            .map(|n| {
+                let p = pool.clone();
+                tokio::spawn(async move { p.run(move |_| n * 2).await })
+            })
+            .collect();
+        for (n, job) in jobs.into_iter().enumerate() {
+            assert_eq!(job.await.expect("join"), Ok(n * 2));
+        }
+        assert!(pool.stats().threads <= 2, "{:?}", pool.stats());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pool.stats().threads > 0 {
+            assert!(std::time::Instant::now() < deadline, "{:?}", pool.stats());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Work after the threads ended starts them again, whenever it comes.
+        for n in 0..200 {
+            assert_eq!(pool.run(move |_| n).await, Ok(n), "{:?}", pool.stats());
+            if n % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(40 + n as u64 / 5)).await;
+            }
+        }
+        assert_eq!(pool.stats().refused, 0);
     }
 
     #[tokio::test]
