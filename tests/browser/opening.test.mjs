@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import AxeBuilder from '@axe-core/playwright';
-import { openPage, processes, sleep } from './servers.mjs';
+import { earlierToday, openPage, processes, sleep } from './servers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.resolve(process.env.CR_BIN || path.join(ROOT, 'target', 'debug', 'crypto-report'));
@@ -314,7 +314,8 @@ test('11. share cards: one per language, og:image in the page language, a real t
 test('12. the badge says "Delayed since" when the newest value is older than the refresh period', { timeout: TEST_TIMEOUT_MS }, async () => {
   const { context, page } = await open();
   try {
-    const today = new Date(Date.now() - 20 * 60_000);
+    // Older than the refresh period (30 s below), and today where the page is read.
+    const today = await earlierToday(20 * 60_000, 40_000);
     const longAgo = new Date(Date.now() - 3 * 86_400_000);
     const hhmm = (d) => new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Ho_Chi_Minh', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(d);
     let updated = today;

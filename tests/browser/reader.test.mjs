@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import AxeBuilder from '@axe-core/playwright';
-import { openPage, processes, sleep } from './servers.mjs';
+import { earlierToday, openPage, processes, sleep } from './servers.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.resolve(process.env.CR_BIN || path.join(ROOT, 'target', 'debug', 'crypto-report'));
@@ -202,7 +202,7 @@ test('4. without data the dashboard says so: failing sources, since when, unavai
 test('4. a stale value shows when it was fetched, and the bar which source fails since when', { timeout: TEST_TIMEOUT_MS }, async () => {
   const { context, page } = await open();
   try {
-    const fetched = new Date(Date.now() - 20 * 60_000);
+    const fetched = await earlierToday(20 * 60_000);
     const hhmm = new Intl.DateTimeFormat('en-GB', { timeZone: 'Asia/Ho_Chi_Minh', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(fetched);
     const stale = { fetched_at: fetched.toISOString(), stale: true, source: 'coingecko' };
     const fresh = { fetched_at: new Date().toISOString(), stale: false, source: 'coingecko' };

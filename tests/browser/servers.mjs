@@ -82,6 +82,21 @@ export function processes(bin, prefix) {
   return { servers, scratch, start, stop, guard, finish };
 }
 
+// A moment about `agoMs` back that is still today for a reader in Vietnam (UTC+7, no daylight
+// saving time), where pages write a bare time for today and the date beside another day's:
+// "20 minutes ago" at 00:10 there is yesterday. In the last 30 s of a day it waits for the
+// next (the page could be drawn after midnight); when today began less than `atLeastMs` ago,
+// until it did, so the moment is at least that old.
+export async function earlierToday(agoMs, atLeastMs = 0) {
+  const sinceMidnight = () => (Date.now() + 7 * 3_600_000) % 86_400_000;
+  const left = 86_400_000 - sinceMidnight();
+  if (left < 30_000) await sleep(left);
+  const short = atLeastMs + 1_000 - sinceMidnight();
+  if (short > 0) await sleep(short);
+  const now = Date.now();
+  return new Date(now - Math.max(atLeastMs, Math.min(agoMs, sinceMidnight() - 500)));
+}
+
 // A page in a context of its own as a reader in Vietnam meets it (vi-VN, Asia/Ho_Chi_Minh,
 // light theme, 1366x900 unless `options` say otherwise). Nothing but 127.0.0.1 is reachable;
 // the page's uncaught errors go to `problems`.
