@@ -234,15 +234,17 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
 
 /// Text content of an HTML fragment: tags, comments, scripts and styles removed, whitespace folded.
 pub fn plain_text(html: &str) -> String {
-    let mut words = Words::new(html.len(), false);
-    words.text(&markup_removed(html));
-    words.out
+    words_of(html, false)
 }
 
 /// [`plain_text`] as a page reads it: no space before closing punctuation, where a tag left
 /// one ("44 , right" -> "44, right").
 pub fn readable_text(html: &str) -> String {
-    let mut words = Words::new(html.len(), true);
+    words_of(html, true)
+}
+
+fn words_of(html: &str, tidy: bool) -> String {
+    let mut words = Words::new(html.len(), tidy);
     words.text(&markup_removed(html));
     words.out
 }

@@ -15,6 +15,20 @@ fn report(id: u64, at: &str, vi: &str, en: Option<&str>) -> crate::reports::Repo
     }
 }
 
+/// A store of its own, in a folder that lasts as long as the returned guard.
+fn open_store() -> (tempfile::TempDir, Arc<Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    (dir, store)
+}
+
+/// Publishes `reports` with no index listening, as `crypto-report import` does.
+fn publish_quietly(store: &Arc<Store>, reports: Vec<crate::reports::Report>) {
+    Publisher::new(Arc::clone(store))
+        .publish(Batch::of(reports))
+        .expect("publish");
+}
+
 fn ids(r: &Results) -> Vec<u64> {
     let mut v: Vec<u64> = r.hits.iter().map(|h| h.id).collect();
     v.sort_unstable();
@@ -31,8 +45,7 @@ fn q(text: &str) -> SearchQuery {
 
 #[tokio::test]
 async fn finds_folded_words_in_both_languages_and_keeps_up_with_publishing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let (_dir, store) = open_store();
     let search = Search::open(Arc::clone(&store));
     let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
     publisher
@@ -105,16 +118,14 @@ async fn finds_folded_words_in_both_languages_and_keeps_up_with_publishing() {
 
 #[tokio::test]
 async fn a_missing_or_stale_index_catches_up_by_itself() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
-    // Written without the index listening (as `crypto-report import` does).
-    let quiet = Publisher::new(Arc::clone(&store));
-    quiet
-        .publish(Batch::of(vec![
+    let (dir, store) = open_store();
+    publish_quietly(
+        &store,
+        vec![
             report(1, "2026-11-01T08:00:00Z", "Bitcoin tăng.", None),
             report(2, "2026-11-02T08:00:00Z", "Ethereum giảm.", None),
-        ]))
-        .expect("publish");
+        ],
+    );
     {
         let search = Search::open(Arc::clone(&store));
         let tasks = Background::new();
@@ -123,12 +134,13 @@ async fn a_missing_or_stale_index_catches_up_by_itself() {
         assert_eq!(search.status().documents, 2);
         assert!(tasks.shutdown(std::time::Duration::from_secs(5)).await);
     }
-    quiet
-        .publish(Batch::of(vec![
+    publish_quietly(
+        &store,
+        vec![
             report(2, "2026-11-02T08:00:00Z", "Solana bứt phá.", None),
             report(3, "2026-11-03T08:00:00Z", "Bitcoin đi ngang.", None),
-        ]))
-        .expect("publish");
+        ],
+    );
     let search = Search::open(Arc::clone(&store));
     let tasks = Background::new();
     search.start(&tasks);
@@ -166,8 +178,7 @@ async fn a_missing_or_stale_index_catches_up_by_itself() {
 
 #[tokio::test]
 async fn phrases_filter_exclude_and_rank_with_words_and_dates() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let (_dir, store) = open_store();
     let search = Search::open(Arc::clone(&store));
     let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
     let texts = [
@@ -237,16 +248,16 @@ async fn phrases_filter_exclude_and_rank_with_words_and_dates() {
 
 #[tokio::test]
 async fn an_index_of_an_earlier_release_is_removed_and_built_again() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
-    Publisher::new(Arc::clone(&store))
-        .publish(Batch::of(vec![report(
+    let (dir, store) = open_store();
+    publish_quietly(
+        &store,
+        vec![report(
             1,
             "2026-11-01T08:00:00Z",
             "Lạm phát hạ nhiệt.",
             None,
-        )]))
-        .expect("publish");
+        )],
+    );
     // What search-v2 left: folded words only, no accented forms.
     let old = dir.path().join("search-v2");
     std::fs::create_dir_all(&old).expect("old dir");
@@ -266,8 +277,7 @@ async fn an_index_of_an_earlier_release_is_removed_and_built_again() {
 
 #[tokio::test]
 async fn reports_holding_part_of_a_group_together_rank_above_those_holding_none() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let (_dir, store) = open_store();
     let search = Search::open(Arc::clone(&store));
     let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
     let mut reports = Vec::new();
@@ -338,8 +348,7 @@ async fn reports_holding_part_of_a_group_together_rank_above_those_holding_none(
 /// until then the index says it is catching up, not only during its first catch-up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_index_says_it_is_catching_up_while_a_published_batch_waits() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let (_dir, store) = open_store();
     let search = Search::open(Arc::clone(&store));
     let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
     let tasks = Background::new();
@@ -460,8 +469,7 @@ impl Directory for FullDisk {
 /// report is found once writes work again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_is_retried_and_reported_until_it_works() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let (_dir, store) = open_store();
     let full = Arc::new(AtomicBool::new(false));
     let disk = FullDisk {
         inner: tantivy::directory::RamDirectory::create(),
@@ -518,10 +526,10 @@ async fn a_failed_write_is_retried_and_reported_until_it_works() {
 
 #[tokio::test]
 async fn a_hit_shows_the_report_as_the_store_holds_it_now() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
-    Publisher::new(Arc::clone(&store))
-        .publish(Batch::of(vec![
+    let (_dir, store) = open_store();
+    publish_quietly(
+        &store,
+        vec![
             report(1, "2026-11-01T08:00:00Z", "Dòng tiền ETF quay lại.", None),
             report(
                 2,
@@ -529,22 +537,23 @@ async fn a_hit_shows_the_report_as_the_store_holds_it_now() {
                 "ETF rút vốn.",
                 Some("ETF outflows."),
             ),
-        ]))
-        .expect("publish");
+        ],
+    );
     let search = Search::open(Arc::clone(&store));
     let tasks = Background::new();
     search.start(&tasks);
     search.settled().await;
     // Changed behind the index's back (no subscriber told): the index still finds report 1
     // by its old words, and shows it as the store holds it now.
-    Publisher::new(Arc::clone(&store))
-        .publish(Batch::of(vec![report(
+    publish_quietly(
+        &store,
+        vec![report(
             1,
             "2026-11-01T08:00:00Z",
             "Quỹ ETF mới được duyệt.",
             None,
-        )]))
-        .expect("update");
+        )],
+    );
     let found = search.search(&q("dong tien")).expect("search");
     assert_eq!(ids(&found), vec![1]);
     let hit = &found.hits[0];
