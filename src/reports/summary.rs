@@ -9,11 +9,10 @@
 //! never the summary, and a title every report shares is no headline. A headline is a whole
 //! sentence or clause short enough for a list, never a sentence cut mid-phrase.
 
-use ego_tree::NodeRef;
-use scraper::{ElementRef, Html, Node};
-
+use self::dom::{Dom, El, Step};
 use self::headline::{as_title, generic_title};
 
+mod dom;
 mod headline;
 
 /// Shortest paragraph that reads as prose rather than a caption or a label.
@@ -33,8 +32,8 @@ pub struct Lead {
 
 /// The lead of one report document, summary at most `max_chars` characters.
 pub fn lead(html: &str, max_chars: usize) -> Lead {
-    let doc = Html::parse_fragment(html);
-    let root = doc.root_element();
+    let doc = Dom::parse(html);
+    let root = doc.root();
     let own_headline = find_headline(root);
     let prose = find_summary(root);
     let mut sentences = prose.as_deref().map(sentences).unwrap_or_default();
@@ -75,11 +74,10 @@ pub fn lead(html: &str, max_chars: usize) -> Lead {
 
 /// `<h1>`, else an element whose class says it is the headline (not its card or kicker), that
 /// is no generic template title and fits as a headline.
-fn find_headline(root: ElementRef<'_>) -> Option<String> {
-    let candidates = root.descendants().filter_map(ElementRef::wrap).filter(|e| {
-        let el = e.value();
-        el.name() == "h1"
-            || el.classes().any(|c| {
+fn find_headline(root: El<'_>) -> Option<String> {
+    let candidates = root.descendants().filter(|e| {
+        e.name() == "h1"
+            || e.classes().any(|c| {
                 let c = c.to_ascii_lowercase();
                 c.contains("headline")
                     && !["card", "kicker", "date", "meta", "wrap", "container", "box"]
@@ -104,38 +102,28 @@ fn find_headline(root: ElementRef<'_>) -> Option<String> {
 
 /// The byline of a report: the header block the generator's template opens it with (title,
 /// author's role, date), or a paragraph marked as its meta line.
-fn byline(e: ElementRef<'_>) -> bool {
-    e.ancestors()
-        .filter_map(ElementRef::wrap)
-        .chain(std::iter::once(e))
-        .any(|a| {
-            let el = a.value();
-            el.classes()
-                .any(|c| matches!(c, "report-meta" | "report-role" | "report-date"))
-        })
+fn byline(e: El<'_>) -> bool {
+    e.ancestors().chain(std::iter::once(e)).any(|a| {
+        a.classes()
+            .any(|c| matches!(c, "report-meta" | "report-role" | "report-date"))
+    })
 }
 
 /// Inside a header block: a title, a byline, a date; never a summary.
-fn in_header(e: ElementRef<'_>) -> bool {
+fn in_header(e: El<'_>) -> bool {
     byline(e)
         || e.ancestors()
-            .filter_map(ElementRef::wrap)
             .chain(std::iter::once(e))
-            .any(|a| {
-                a.value().name() == "header" || a.value().classes().any(|c| c == "report-header")
-            })
+            .any(|a| a.name() == "header" || a.classes().any(|c| c == "report-header"))
 }
 
 /// The text of the report's summary paragraph (with the paragraphs that follow it in the same
 /// block): one marked as a summary, else the first prose paragraph of the first section that
 /// has prose, preferring one that stands on its own over commentary beside a chart.
-fn find_summary(root: ElementRef<'_>) -> Option<String> {
-    let paragraphs: Vec<ElementRef<'_>> = root
+fn find_summary(root: El<'_>) -> Option<String> {
+    let paragraphs: Vec<El<'_>> = root
         .descendants()
-        .filter_map(ElementRef::wrap)
-        .filter(|e| {
-            e.value().name() == "p" && !skipped(e.to_owned()) && !in_header(*e) && !caption_like(*e)
-        })
+        .filter(|e| e.name() == "p" && !skipped(*e) && !in_header(*e) && !caption_like(*e))
         .collect();
     // The text of a paragraph is taken only when it is looked at (most never are), once.
     let mut texts: Vec<Option<Option<String>>> = vec![None; paragraphs.len()];
@@ -160,10 +148,10 @@ fn find_summary(root: ElementRef<'_>) -> Option<String> {
         }
     };
     // Following prose paragraphs of the same block carry the thought on.
-    let block = paragraphs[chosen].parent().map(|n| n.id());
+    let block = paragraphs[chosen].parent().map(|n| n.key());
     for (i, p) in paragraphs.iter().enumerate().skip(chosen + 1) {
         let Some(t) = prose(i) else { continue };
-        if p.parent().map(|n| n.id()) != block {
+        if p.parent().map(|n| n.key()) != block {
             break;
         }
         text.push(' ');
@@ -173,33 +161,30 @@ fn find_summary(root: ElementRef<'_>) -> Option<String> {
 }
 
 /// Elements whose text is never a lead: scripts, tables, lists, figures, collapsed details.
-fn skipped(e: ElementRef<'_>) -> bool {
-    e.ancestors()
-        .filter_map(ElementRef::wrap)
-        .chain(std::iter::once(e))
-        .any(|a| {
-            matches!(
-                a.value().name(),
-                "script"
-                    | "style"
-                    | "template"
-                    | "noscript"
-                    | "li"
-                    | "td"
-                    | "th"
-                    | "table"
-                    | "figure"
-                    | "figcaption"
-                    | "details"
-                    | "summary"
-                    | "svg"
-                    | "nav"
-                    | "footer"
-                    | "aside"
-                    | "form"
-                    | "button"
-            )
-        })
+fn skipped(e: El<'_>) -> bool {
+    e.ancestors().chain(std::iter::once(e)).any(|a| {
+        matches!(
+            a.name(),
+            "script"
+                | "style"
+                | "template"
+                | "noscript"
+                | "li"
+                | "td"
+                | "th"
+                | "table"
+                | "figure"
+                | "figcaption"
+                | "details"
+                | "summary"
+                | "svg"
+                | "nav"
+                | "footer"
+                | "aside"
+                | "form"
+                | "button"
+        )
+    })
 }
 
 /// Words of stat-card, caption, kicker and label classes ("stat-box", "kpi-label",
@@ -223,8 +208,8 @@ const CAPTION_WORDS: [&str; 16] = [
     "legend",
 ];
 
-fn caption_class(e: ElementRef<'_>) -> bool {
-    e.value().classes().any(|c| {
+fn caption_class(e: El<'_>) -> bool {
+    e.classes().any(|c| {
         let c = c.to_ascii_lowercase();
         c == "text-center"
             || c == "price-header"
@@ -234,51 +219,47 @@ fn caption_class(e: ElementRef<'_>) -> bool {
 }
 
 /// The paragraph, or a container of it inside its section, is a caption, label or stat card.
-fn caption_like(p: ElementRef<'_>) -> bool {
+fn caption_like(p: El<'_>) -> bool {
     p.ancestors()
-        .filter_map(ElementRef::wrap)
         .chain(std::iter::once(p))
-        .take_while(|a| a.value().name() != "section")
+        .take_while(|a| a.name() != "section")
         .any(caption_class)
 }
 
 /// The paragraph or its card is marked as the summary (`class="summary"`, `lead`, `tldr`).
-fn marked_summary(p: ElementRef<'_>) -> bool {
+fn marked_summary(p: El<'_>) -> bool {
     p.ancestors()
-        .filter_map(ElementRef::wrap)
         .chain(std::iter::once(p))
-        .take_while(|a| a.value().name() != "section")
+        .take_while(|a| a.name() != "section")
         .any(|a| {
-            let el = a.value();
-            el.classes()
-                .chain(el.id())
+            a.classes()
+                .chain(a.id())
                 .any(|c| ["summary", "lead", "tldr", "tom-tat"].contains(&c))
         })
 }
 
 /// The paragraph's card holds no chart and no heading of its own: it is the text itself,
 /// not commentary on a figure.
-fn stands_alone(p: ElementRef<'_>) -> bool {
-    let Some(card) = p.parent().and_then(ElementRef::wrap) else {
+fn stands_alone(p: El<'_>) -> bool {
+    let Some(card) = p.parent() else {
         return true;
     };
-    if card.value().name() == "section" {
+    if card.name() == "section" {
         return true;
     }
-    !card.descendants().filter_map(ElementRef::wrap).any(|d| {
-        let el = d.value();
+    !card.descendants().any(|d| {
         matches!(
-            el.name(),
+            d.name(),
             "h3" | "h4" | "h5" | "h6" | "svg" | "canvas" | "img"
-        ) || el.classes().any(|c| c == "chart-container")
+        ) || d.classes().any(|c| c == "chart-container")
     })
 }
 
 /// The `<section>` a paragraph belongs to (the fragment root when it has none).
-fn section_of(p: ElementRef<'_>) -> Option<ego_tree::NodeId> {
+fn section_of(p: El<'_>) -> Option<u32> {
     p.ancestors()
-        .find(|a| matches!(a.value(), Node::Element(el) if el.name() == "section"))
-        .map(|a| a.id())
+        .find(|a| a.name() == "section")
+        .map(|a| a.key())
 }
 
 fn is_prose(text: &str) -> bool {
@@ -289,20 +270,11 @@ fn is_prose(text: &str) -> bool {
 
 /// Opening text of the body when no paragraph is prose: headings, lists and tables skipped,
 /// and with `strict` also every caption, label and stat card.
-fn fallback_text(root: ElementRef<'_>, strict: bool) -> String {
+fn fallback_text(root: El<'_>, strict: bool) -> String {
     let mut out = String::new();
-    for e in root.descendants().filter_map(ElementRef::wrap) {
-        let el = e.value();
-        let block = matches!(el.name(), "p" | "div")
-            && !e
-                .children()
-                .filter_map(ElementRef::wrap)
-                .any(|c| is_block(c.value().name()));
-        let labelled = strict
-            && (caption_like(e)
-                || e.descendants()
-                    .filter_map(ElementRef::wrap)
-                    .any(caption_class));
+    for e in root.descendants() {
+        let block = matches!(e.name(), "p" | "div") && !e.children().any(|c| is_block(c.name()));
+        let labelled = strict && (caption_like(e) || e.descendants().any(caption_class));
         if block && !skipped(e) && !in_header(e) && !labelled {
             let t = text_of(e);
             if !t.is_empty() {
@@ -366,36 +338,34 @@ fn is_block(name: &str) -> bool {
 
 /// Text of an element as a reader sees it: inline tags join without a space, block tags
 /// separate, whitespace folds, and no space stands before closing punctuation.
-pub fn text_of(e: ElementRef<'_>) -> String {
+fn text_of(e: El<'_>) -> String {
     let mut raw = String::new();
-    collect(*e, &mut raw);
-    tidy(&raw)
-}
-
-fn collect(node: NodeRef<'_, Node>, out: &mut String) {
-    for child in node.children() {
-        match child.value() {
-            Node::Text(t) => out.push_str(t),
-            Node::Element(el) => {
-                let name = el.name();
-                if matches!(
-                    name,
-                    "script" | "style" | "template" | "noscript" | "svg" | "canvas"
-                ) {
-                    continue;
-                }
-                let block = is_block(name);
-                if block {
-                    out.push(' ');
-                }
-                collect(child, out);
-                if block {
-                    out.push(' ');
-                }
-            }
-            _ => {}
+    e.walk(|step| match step {
+        Step::Text(t) => {
+            raw.push_str(t);
+            true
         }
-    }
+        Step::Start(el) => {
+            let name = el.name();
+            if matches!(
+                name,
+                "script" | "style" | "template" | "noscript" | "svg" | "canvas"
+            ) {
+                return false;
+            }
+            if is_block(name) {
+                raw.push(' ');
+            }
+            true
+        }
+        Step::End(el) => {
+            if is_block(el.name()) {
+                raw.push(' ');
+            }
+            true
+        }
+    });
+    tidy(&raw)
 }
 
 /// Folds whitespace and removes the spaces markup leaves around punctuation.
