@@ -20,7 +20,7 @@ use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Deserialize;
 
-pub use self::cards::{CardRow, MonthCount, PreparedCard, WithCard};
+pub use self::cards::{CardRow, MonthCount, WithCard};
 pub use self::check::{CheckSummary, Inspection, check, inspect};
 use self::codec::Dictionary;
 pub use self::damage::panic_is_handled;
@@ -29,7 +29,8 @@ pub use self::page_cache::{CACHE_FILE_NAME, PageCacheFile, PageCacheUsage};
 pub(crate) use self::reports::Beside;
 use self::reports::load_dictionary;
 pub use self::reports::{
-    Committed, ReportRef, StoreVersion, UpsertOutcome, digest_of, digest_term,
+    Committed, Prepared, PreparedRecord, RecordEncoder, ReportRef, StoreVersion, UpsertOutcome,
+    digest_of, digest_term,
 };
 pub use self::walk::ReadOnlyStore;
 

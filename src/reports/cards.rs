@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Lead, Report, Section};
 use crate::i18n::Lang;
-use crate::store::{CardRow, PreparedCard, ReportRef, Store, StoreError};
+use crate::store::{CardRow, Prepared, ReportRef, Store, StoreError};
 
 /// The shape of a stored card. A card of another format reads as missing and is computed
 /// again (and written back), so a change in how leads are found reaches every card.
@@ -132,11 +132,11 @@ pub fn for_commit(report: &Report) -> Option<Vec<u8>> {
     Card::of(report).encode()
 }
 
-/// The cards the commit of `reports` will store, computed before it (outside the store's
-/// write lock) on up to [`PREPARE_THREADS`] threads: one per report, `None` where the store
-/// already holds that content with its card (or where the store could not say: the commit
-/// then computes what it needs itself).
-pub fn prepare(store: &Store, reports: &[Report]) -> Vec<Option<PreparedCard>> {
+/// What the commit of `reports` will store, computed before it (outside the store's write
+/// lock) on up to [`PREPARE_THREADS`] threads: one per report, its card and its encoded
+/// record; `None` where the store already holds that content with its card (or where the
+/// store could not say: the commit then computes what it needs itself).
+pub fn prepare(store: &Store, reports: &[Report]) -> Vec<Option<Prepared>> {
     let hashes: Vec<[u8; 32]> = reports.iter().map(Report::content_hash).collect();
     let needed = match store.cards_needed(reports, &hashes) {
         Ok(needed) => needed,
@@ -147,38 +147,35 @@ pub fn prepare(store: &Store, reports: &[Report]) -> Vec<Option<PreparedCard>> {
     };
     let todo: Vec<usize> = (0..reports.len()).filter(|&i| needed[i]).collect();
     let threads = crate::workers::cores().min(PREPARE_THREADS).min(todo.len());
-    let mut out = vec![None; reports.len()];
-    let one = |i: usize| PreparedCard {
-        hash: hashes[i],
-        card: for_commit(&reports[i]),
-    };
-    if threads <= 1 {
-        for &i in &todo {
-            out[i] = Some(one(i));
-        }
-        return out;
-    }
     // Reports are taken one at a time from a shared counter, so a long one holds up nobody.
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: Vec<Vec<(usize, PreparedCard)>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    while let Some(&i) =
-                        todo.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-                    {
-                        mine.push((i, one(i)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        // A worker that panicked leaves its reports to the commit.
-        workers.into_iter().filter_map(|w| w.join().ok()).collect()
-    });
-    for (i, card) in done.into_iter().flatten() {
-        out[i] = Some(card);
+    let work = || {
+        store.with_record_encoder(|encoder| {
+            let mut mine = Vec::new();
+            while let Some(&i) = todo.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+                let report = &reports[i];
+                let prepared = Prepared {
+                    hash: hashes[i],
+                    card: for_commit(report),
+                    record: encoder.encode(report, hashes[i]),
+                };
+                mine.push((i, prepared));
+            }
+            mine
+        })
+    };
+    let done: Vec<Vec<(usize, Prepared)>> = if threads <= 1 {
+        vec![work()]
+    } else {
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads).map(|_| scope.spawn(work)).collect();
+            // A worker that panicked leaves its reports to the commit.
+            workers.into_iter().filter_map(|w| w.join().ok()).collect()
+        })
+    };
+    let mut out = vec![None; reports.len()];
+    for (i, prepared) in done.into_iter().flatten() {
+        out[i] = Some(prepared);
     }
     out
 }
@@ -417,18 +414,24 @@ mod tests {
             prepared[0].is_none() && prepared[2].is_none(),
             "stored as they are"
         );
-        for (report, card) in batch.iter().zip(&prepared).skip(1) {
+        for (report, prepared) in batch.iter().zip(&prepared).skip(1) {
             if report.id == 3 {
                 continue;
             }
+            let prepared = prepared.as_ref().expect("prepared");
+            assert_eq!(prepared.hash, report.content_hash(), "report {}", report.id);
+            assert_eq!(prepared.card, for_commit(report), "report {}", report.id);
+            assert!(prepared.record.is_some(), "report {} encoded", report.id);
+        }
+        // What was prepared is what the commit keeps.
+        let publisher = crate::reports::publish::Publisher::new(store.clone());
+        publisher
+            .publish(crate::reports::publish::Batch::of(batch.clone()))
+            .expect("publish");
+        for report in &batch {
             assert_eq!(
-                card.as_ref(),
-                Some(&PreparedCard {
-                    hash: report.content_hash(),
-                    card: for_commit(report),
-                }),
-                "report {}",
-                report.id
+                store.report(report.id).expect("read").as_ref(),
+                Some(report)
             );
         }
     }

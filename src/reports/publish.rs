@@ -190,13 +190,13 @@ impl Publisher {
             .as_ref()
             .map(|s| s.stamp(&batch.reports))
             .unwrap_or_default();
-        let cards = super::cards::prepare(&self.store, &batch.reports);
+        let prepared = super::cards::prepare(&self.store, &batch.reports);
         let announce = self.announcing.targets_now();
         let beside = Beside {
             market_at: &stamps,
             announce,
             card: Some(&super::cards::for_commit),
-            cards: &cards,
+            prepared: &prepared,
         };
         let committed = self
             .store

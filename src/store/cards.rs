@@ -22,20 +22,11 @@ pub struct CardRow {
     pub card: Option<Vec<u8>>,
 }
 
-/// A report's card computed before the commit that writes the report: the commit keeps it
-/// only when `hash` is the content hash of the report it writes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PreparedCard {
-    pub hash: [u8; 32],
-    /// `None`: the report has no card (it is stored without one).
-    pub card: Option<Vec<u8>>,
-}
-
 impl super::Beside<'_> {
     /// The card to store for `reports[i]` (`report`, whose content hash is `hash`): the one
     /// prepared from the same content, else computed now; `None` without either.
     pub(super) fn card_of(&self, i: usize, report: &Report, hash: &[u8; 32]) -> Option<Vec<u8>> {
-        match self.cards.get(i) {
+        match self.prepared.get(i) {
             Some(Some(p)) if p.hash == *hash => p.card.clone(),
             _ => self.card.and_then(|f| f(report)),
         }
@@ -355,7 +346,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::reports::sample;
-    use crate::store::{Beside, FILE_NAME};
+    use crate::store::{Beside, FILE_NAME, Prepared, PreparedRecord};
 
     fn stored_card(store: &Store, report: &Report) -> Option<Vec<u8>> {
         let at = ReportRef {
@@ -363,6 +354,49 @@ mod tests {
             created_at: report.created_at,
         };
         store.cards_of(&[at]).expect("cards").remove(0).card
+    }
+
+    #[test]
+    fn a_prepared_record_is_kept_only_for_its_content_and_dictionary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join(FILE_NAME)).expect("open");
+        let (a, b, c) = (
+            sample(1, "2026-11-18T08:00:00Z"),
+            sample(2, "2026-11-19T08:00:00Z"),
+            sample(3, "2026-11-20T08:00:00Z"),
+        );
+        let encoded = |r: &Report| store.with_record_encoder(|e| e.encode(r, r.content_hash()));
+        let prepared = |hash: [u8; 32], record: Option<PreparedRecord>| {
+            Some(Prepared {
+                hash,
+                card: None,
+                record,
+            })
+        };
+        let other = sample(9, "2026-11-21T08:00:00Z");
+        let wrong_dictionary = encoded(&c).map(|r| PreparedRecord { dictionary: 7, ..r });
+        let batch = [a.clone(), b.clone(), c.clone()];
+        let prepared = [
+            // Encoded from its own content: kept.
+            prepared(a.content_hash(), encoded(&a)),
+            // Encoded from other content: encoded again.
+            prepared(other.content_hash(), encoded(&other)),
+            // With another dictionary than the commit's: encoded again.
+            prepared(c.content_hash(), wrong_dictionary),
+        ];
+        let beside = Beside {
+            prepared: &prepared,
+            ..Beside::default()
+        };
+        store.commit_stamped(&batch, &[], beside).expect("commit");
+        for r in &batch {
+            assert_eq!(store.report(r.id).expect("read").as_ref(), Some(r));
+        }
+        // Prepared or encoded by the commit, a record is the same bytes.
+        let tx = store.db.begin_read().expect("read");
+        let table = tx.open_table(REPORTS).expect("table");
+        let stored = table.get(1).expect("get").expect("stored").value().to_vec();
+        assert_eq!(Some(stored), encoded(&a).map(|r| r.bytes));
     }
 
     #[test]
@@ -374,9 +408,10 @@ mod tests {
             sample(2, "2026-11-19T08:00:00Z"),
         );
         let prepared = |r: &Report, bytes: &[u8]| {
-            Some(PreparedCard {
+            Some(Prepared {
                 hash: r.content_hash(),
                 card: Some(bytes.to_vec()),
+                record: None,
             })
         };
         // Report 2's prepared card was computed from other content: computed again.
@@ -384,7 +419,7 @@ mod tests {
         let computed = |r: &Report| Some(format!("computed {}", r.id).into_bytes());
         let beside = Beside {
             card: Some(&computed),
-            cards: &cards,
+            prepared: &cards,
             ..Beside::default()
         };
         let batch = [a.clone(), b.clone()];

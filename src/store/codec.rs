@@ -139,6 +139,11 @@ impl<'d> Encoder<'d> {
         })
     }
 
+    /// The id of the dictionary it compresses with (0: none).
+    pub fn dictionary(&self) -> u32 {
+        self.dictionary
+    }
+
     /// The stored bytes of `report`, whose content hash is `hash`.
     pub fn encode(&mut self, report: &Report, hash: [u8; 32]) -> Result<Vec<u8>> {
         let body = body_bytes(report)?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::cards::{PreparedCard, count_month, recount_months};
+use super::cards::{count_month, recount_months};
 use super::codec::{self, Dictionary, Encoder, body_bytes, header};
 use super::outbox::Delivery;
 use super::{
@@ -27,10 +27,64 @@ pub(crate) struct Beside<'a> {
     /// or a report it has no card for: the report is stored without one (lists compute it
     /// from the report when they meet it).
     pub card: Option<&'a CardOf>,
-    /// `cards[i]`: the card of `reports[i]` computed before the commit (outside its write
-    /// lock, in parallel), used when it was computed from the same content; `card` computes
-    /// any other card the commit needs.
-    pub cards: &'a [Option<PreparedCard>],
+    /// `prepared[i]`: the card and record of `reports[i]` computed before the commit
+    /// (outside its write lock, in parallel), each used when it was computed from the same
+    /// content; `card` computes any other card the commit needs, the commit encodes any other
+    /// record.
+    pub prepared: &'a [Option<Prepared>],
+}
+
+/// What is computed from a report's content before the commit that writes it, outside the
+/// store's write lock and on several threads: its card and its stored record. The commit
+/// keeps each only when `hash` is the content hash of the report it writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub hash: [u8; 32],
+    /// `None`: the report has no card (it is stored without one).
+    pub card: Option<Vec<u8>>,
+    /// `None`: not encoded beforehand (the commit encodes it).
+    pub record: Option<PreparedRecord>,
+}
+
+/// A report's record encoded before its commit ([`Store::with_record_encoder`]), kept by
+/// the commit when it writes with the same dictionary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedRecord {
+    pub(super) dictionary: u32,
+    pub(super) bytes: Vec<u8>,
+}
+
+/// Encodes records as a commit writes them, with the dictionary the store had when it was
+/// made; holds one compression context. See [`Store::with_record_encoder`].
+pub struct RecordEncoder<'d> {
+    encoder: Option<Encoder<'d>>,
+}
+
+impl RecordEncoder<'_> {
+    /// The record of `report`, whose content hash is `hash`; `None` when it cannot be
+    /// encoded here (the commit then encodes it, and says why).
+    pub fn encode(&mut self, report: &Report, hash: [u8; 32]) -> Option<PreparedRecord> {
+        let encoder = self.encoder.as_mut()?;
+        let bytes = encoder.encode(report, hash).ok()?;
+        Some(PreparedRecord {
+            dictionary: encoder.dictionary(),
+            bytes,
+        })
+    }
+}
+
+impl Beside<'_> {
+    /// The record prepared for `reports[i]` from content `hash` with `dictionary`, if any.
+    fn record_of(&self, i: usize, hash: &[u8; 32], dictionary: u32) -> Option<&[u8]> {
+        match self.prepared.get(i) {
+            Some(Some(Prepared {
+                hash: h,
+                record: Some(r),
+                ..
+            })) if h == hash && r.dictionary == dictionary => Some(&r.bytes),
+            _ => None,
+        }
+    }
 }
 
 /// Computes the stored card of a report (see [`Beside::card`]).
@@ -319,7 +373,8 @@ impl Store {
         let mut digest = self.version().digest;
         let mut recount = false;
         let (dictionary, trained) = self.dictionary_for(&tx, reports)?;
-        let mut encoder = Encoder::new(dictionary.as_deref())?;
+        let dictionary_id = dictionary.as_ref().map_or(0, |d| d.id);
+        let mut encoder = None;
         let mut committed = Committed::default();
         let mut repaired = Vec::new();
         {
@@ -363,8 +418,19 @@ impl Store {
                         count_month(&mut months, created_at_us, true)?;
                     }
                     xor(&mut digest, term(report.id, &hash));
-                    let bytes = encoder.encode(report, hash)?;
-                    table.insert(report.id, bytes.as_slice()).map_err(db_err)?;
+                    let encoded;
+                    let bytes = match beside.record_of(i, &hash, dictionary_id) {
+                        Some(prepared) => prepared,
+                        None => {
+                            let encoder = match &mut encoder {
+                                Some(e) => e,
+                                None => encoder.insert(Encoder::new(dictionary.as_deref())?),
+                            };
+                            encoded = encoder.encode(report, hash)?;
+                            encoded.as_slice()
+                        }
+                    };
+                    table.insert(report.id, bytes).map_err(db_err)?;
                     index
                         .insert((created_at_us, report.id), ())
                         .map_err(db_err)?;
@@ -493,6 +559,20 @@ impl Store {
 
     fn current_dictionary(&self) -> Option<Arc<Dictionary>> {
         crate::lock::read(&self.dictionary).clone()
+    }
+
+    /// Runs `f` with an encoder of records as the next commit writes them (with the store's
+    /// current dictionary), for work done before the commit ([`Prepared::record`]). A commit
+    /// that writes with another dictionary (the one that trains the first) encodes again.
+    pub fn with_record_encoder<R>(&self, f: impl FnOnce(&mut RecordEncoder<'_>) -> R) -> R {
+        let dictionary = self.current_dictionary();
+        let encoder = Encoder::new(dictionary.as_deref());
+        if let Err(e) = &encoder {
+            tracing::debug!(error = %e, "records left to their commit");
+        }
+        f(&mut RecordEncoder {
+            encoder: encoder.ok(),
+        })
     }
 
     /// How many report bodies were read whole since the store was opened: what a page
