@@ -18,15 +18,16 @@ use serde::{Deserialize, Serialize};
 
 use self::batches::Batches;
 pub use self::skips::{Skipped, Skips};
-use crate::reports::publish::{Batch, PublishError, Publisher};
+use crate::reports::publish::{Batch, PublishError, Publisher, Ready};
 use crate::reports::{MAX_REPORT_BYTES, Report};
 use crate::store::{ReadOnlyStore, Store, StoreError, UpsertOutcome};
 
 /// Most reports written per transaction.
 pub const BATCH: usize = 100;
 /// Most bytes of report text held for one transaction: memory stays bounded whatever the
-/// input (a report larger than this gets a batch of its own). With one batch committing while
-/// the next is read, an import holds about twice this in report text.
+/// input (a report larger than this gets a batch of its own). With one batch committing, the
+/// next being prepared and the one after read, an import holds about three times this in
+/// report text.
 pub const BATCH_BYTES: usize = 4 << 20;
 /// A line longer than this cannot hold a valid report (JSON escaping at most doubles it).
 const MAX_LINE: usize = 2 * MAX_REPORT_BYTES + 4096;
@@ -172,40 +173,56 @@ fn next_line(
 }
 
 /// Imports every valid line into `summary`, committing one transaction per batch (at most
-/// `BATCH` reports and `BATCH_BYTES` of text). Lines are read and parsed on this thread while
-/// the batch before is published on another (at most one batch waits between them). On an
-/// error, `summary` holds what was committed before it.
+/// `BATCH` reports and `BATCH_BYTES` of text). Three threads pass batches along: this one
+/// reads and parses lines, the next prepares a batch ([`Publisher::prepare`]: cards and
+/// records, on every core) while the last commits the batch before (at most one batch waits
+/// between two of them). On an error, `summary` holds what was committed before it.
 pub fn import_jsonl(
     publisher: &Publisher,
     reader: impl BufRead,
     summary: &mut ImportSummary,
 ) -> Result<(), ImportError> {
-    let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Report>>(0);
-    let (read, committed) = std::thread::scope(|scope| {
+    let (to_prepare, batches) = std::sync::mpsc::sync_channel::<Vec<Report>>(0);
+    let (to_commit, ready) = std::sync::mpsc::sync_channel::<Ready>(0);
+    let (read, prepared, committed) = std::thread::scope(|scope| {
+        let preparer = scope.spawn(move || {
+            for batch in batches {
+                let ready = publisher.prepare(Batch::of(batch))?;
+                // Fails only once the committer stopped on an error: it is reported below.
+                if to_commit.send(ready).is_err() {
+                    break;
+                }
+            }
+            Ok::<(), ImportError>(())
+        });
         let committer = scope.spawn(move || {
             let mut committed = ImportSummary::default();
-            for batch in receive {
-                match publisher.publish(Batch::of(batch)) {
+            for ready in ready {
+                match publisher.commit(ready) {
                     Ok(outcome) => committed.count(&outcome.outcomes),
                     Err(e) => return (committed, Err(ImportError::from(e))),
                 }
             }
             (committed, Ok(()))
         });
-        // A send fails only once the committer stopped on an error: it is reported below.
-        let read = read_jsonl(reader, summary, &mut |batch| send.send(batch).is_ok());
-        drop(send);
-        let committed = committer.join().unwrap_or_else(|_| {
-            let failed = StoreError::Join("the import's commit thread panicked".into());
-            (ImportSummary::default(), Err(failed.into()))
-        });
-        (read, committed)
+        // A send fails only once a later stage stopped on an error: it is reported below.
+        let read = read_jsonl(reader, summary, &mut |batch| to_prepare.send(batch).is_ok());
+        drop(to_prepare);
+        let panicked = |stage: &str| -> ImportError {
+            StoreError::Join(format!("the import's {stage} thread panicked")).into()
+        };
+        let prepared = preparer.join().unwrap_or_else(|_| Err(panicked("prepare")));
+        let committed = committer
+            .join()
+            .unwrap_or_else(|_| (ImportSummary::default(), Err(panicked("commit"))));
+        (read, prepared, committed)
     });
     let (counted, commit) = committed;
     summary.new += counted.new;
     summary.updated += counted.updated;
     summary.unchanged += counted.unchanged;
     commit?;
+    prepared?;
     read
 }
 
@@ -407,6 +424,62 @@ mod tests {
         // Importing the same file again changes nothing.
         let again = import(&target, text.as_bytes());
         assert_eq!((again.new, again.updated, again.unchanged), (0, 0, 3));
+    }
+
+    #[test]
+    fn a_report_changed_in_consecutive_batches_ends_as_its_last_line_says() {
+        // A batch is prepared while the one before commits: report 7 changes in every batch
+        // and comes back to what the store holds, so what a batch prepared was read from a
+        // store its predecessor was about to change.
+        let (_dir, publisher) = store();
+        let original = sample(7, "2026-11-18T08:00:00Z");
+        publisher
+            .publish(Batch::of(vec![original.clone()]))
+            .expect("seed");
+        let mut changed = original.clone();
+        changed.html_content = "<h1>Ether leads the market while bitcoin rests today.</h1>".into();
+        let mut lines = Vec::new();
+        for round in 0..6 {
+            let seven = if round % 2 == 0 { &changed } else { &original };
+            // Each round fills a batch: report 7 and BATCH - 1 others.
+            let others = (0..BATCH as u64 - 1)
+                .map(|i| sample(1000 + round * 1000 + i, "2026-11-19T08:00:00Z"));
+            for r in std::iter::once(seven.clone()).chain(others) {
+                lines.push(serde_json::to_string(&line_of(&r)).expect("json"));
+            }
+        }
+        let text = lines.join("\n");
+        let summary = import(&publisher, text.as_bytes());
+        assert_eq!(summary.updated, 6, "{summary}");
+        let store = publisher.store();
+        assert_eq!(store.report(7).expect("read").as_ref(), Some(&original));
+        let card = crate::reports::cards::of(
+            store,
+            &[crate::store::ReportRef {
+                id: 7,
+                created_at: original.created_at,
+            }],
+        )
+        .expect("cards")
+        .remove(0)
+        .expect("card");
+        assert_eq!(card, crate::reports::Card::of(&original));
+        assert_eq!(
+            (summary.new, summary.unchanged),
+            (6 * (BATCH as u64 - 1), 0)
+        );
+    }
+
+    fn line_of(r: &Report) -> Line {
+        Line {
+            id: r.id,
+            html_content: r.html_content.clone(),
+            css_content: r.css_content.clone(),
+            js_content: r.js_content.clone(),
+            html_content_en: r.html_content_en.clone(),
+            js_content_en: r.js_content_en.clone(),
+            created_at: r.created_at.to_rfc3339(),
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::outbox::Announcing;
 use super::{InvalidReport, Report};
-use crate::store::{Beside, Store, StoreError, UpsertOutcome};
+use crate::store::{Beside, Prepared, Store, StoreError, UpsertOutcome};
 
 /// Reports to write in one transaction.
 #[derive(Debug, Default)]
@@ -108,6 +108,14 @@ pub trait Stamp: Send + Sync {
     fn stamp(&self, reports: &[Report]) -> Vec<Option<Vec<u8>>>;
 }
 
+/// A validated batch with what its commit keeps, computed ([`Publisher::prepare`]).
+#[derive(Debug)]
+pub struct Ready {
+    batch: Batch,
+    stamps: Vec<Option<Vec<u8>>>,
+    prepared: Vec<Option<Prepared>>,
+}
+
 /// What [`Publisher::publish`] did with a batch.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -181,6 +189,14 @@ impl Publisher {
     /// Validates and commits `batch`, then tells every subscriber. Blocks: async callers use
     /// [`Publisher::publish_async`]. Nothing is written when a report is invalid.
     pub fn publish(&self, batch: Batch) -> Result<Outcome, PublishError> {
+        self.commit(self.prepare(batch)?)
+    }
+
+    /// The first half of [`Publisher::publish`]: validates `batch` and computes, outside the
+    /// store's write lock, what its commit keeps (the market at publication, each report's
+    /// card and record). An importer prepares a batch while the one before commits: a commit
+    /// checks what was prepared against what it writes, so nothing depends on their order.
+    pub fn prepare(&self, batch: Batch) -> Result<Ready, PublishError> {
         for r in &batch.reports {
             r.validate()
                 .map_err(|reason| PublishError::Invalid { id: r.id, reason })?;
@@ -191,6 +207,21 @@ impl Publisher {
             .map(|s| s.stamp(&batch.reports))
             .unwrap_or_default();
         let prepared = super::cards::prepare(&self.store, &batch.reports);
+        Ok(Ready {
+            batch,
+            stamps,
+            prepared,
+        })
+    }
+
+    /// The second half of [`Publisher::publish`]: commits a prepared batch, then tells every
+    /// subscriber.
+    pub fn commit(&self, ready: Ready) -> Result<Outcome, PublishError> {
+        let Ready {
+            batch,
+            stamps,
+            prepared,
+        } = ready;
         let announce = self.announcing.targets_now();
         let beside = Beside {
             market_at: &stamps,
