@@ -178,26 +178,23 @@ fn title(lang: Lang, lead: &Lead, created_at: DateTime<Utc>) -> String {
 
 /// Lists the `<section id="…">` blocks of a report with the text of their first `<h2>`.
 pub fn sections(html: &str) -> Vec<Section> {
-    let lower = html.to_ascii_lowercase();
+    let bytes = html.as_bytes();
     let mut out = Vec::new();
-    let mut pos = 0;
-    while let Some(start) = lower[pos..].find("<section").map(|i| i + pos) {
-        let Some(tag_end) = lower[start..].find('>').map(|i| i + start) else {
+    let mut next = find_ignoring_case(html, 0, b"<section");
+    while let Some(start) = next {
+        let Some(tag_end) = byte_at(bytes, start, b'>') else {
             break;
         };
-        pos = tag_end + 1;
+        let pos = tag_end + 1;
+        next = find_ignoring_case(html, pos, b"<section");
         let Some(id) = attribute(&html[start..tag_end], "id") else {
             continue;
         };
-        let next_section = lower[pos..]
-            .find("<section")
-            .map_or(lower.len(), |i| i + pos);
-        let title = lower[pos..next_section]
-            .find("<h2")
-            .map(|i| i + pos)
+        let title = find_ignoring_case(html, pos, b"<h2")
+            .filter(|&h| next.is_none_or(|n| h < n))
             .and_then(|h| {
-                let open_end = lower[h..].find('>')? + h + 1;
-                let close = lower[open_end..].find("</h2")? + open_end;
+                let open_end = byte_at(bytes, h, b'>')? + 1;
+                let close = find_ignoring_case(html, open_end, b"</h2")?;
                 Some(plain_text(&html[open_end..close]))
             })
             .filter(|t| !t.is_empty())

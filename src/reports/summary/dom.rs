@@ -586,10 +586,10 @@ fn memchr_lt(bytes: &[u8]) -> Option<usize> {
 fn raw_end(content: &str, name: &str) -> Option<usize> {
     let bytes = content.as_bytes();
     let mut from = 0;
-    while let Some(offset) = content[from..].find("</") {
-        let at = from + offset;
+    while let Some(at) = byte_at(bytes, from, b'<') {
         let after = at + 2 + name.len();
-        if bytes.len() >= after
+        if bytes.get(at + 1) == Some(&b'/')
+            && bytes.len() >= after
             && bytes[at + 2..after].eq_ignore_ascii_case(name.as_bytes())
             && bytes
                 .get(after)
@@ -597,7 +597,7 @@ fn raw_end(content: &str, name: &str) -> Option<usize> {
         {
             return Some(at);
         }
-        from = at + 2;
+        from = at + 1;
     }
     None
 }
@@ -625,20 +625,20 @@ fn token(s: &str) -> Option<(Token<'_>, usize)> {
             let len = if let Some(comment) = s.strip_prefix("<!--") {
                 4 + comment_len(comment)
             } else {
-                s.find('>').map_or(s.len(), |i| i + 1)
+                tag_end(s)
             };
             Some((Token::Skip, len))
         }
-        b'?' => Some((Token::Skip, s.find('>').map_or(s.len(), |i| i + 1))),
+        b'?' => Some((Token::Skip, tag_end(s))),
         b'/' => {
             if !bytes.get(2)?.is_ascii_alphabetic() {
                 // `</>` is dropped; `</ x>` is a comment.
-                return Some((Token::Skip, s.find('>').map_or(s.len(), |i| i + 1)));
+                return Some((Token::Skip, tag_end(s)));
             }
             let name_len = name_len(&bytes[2..]);
             let name = s[2..2 + name_len].to_ascii_lowercase();
             // A tag the document ends inside is dropped.
-            Some(match s.find('>') {
+            Some(match byte_at(bytes, 0, b'>') {
                 Some(i) => (Token::End(name), i + 1),
                 None => (Token::Skip, s.len()),
             })
@@ -664,12 +664,31 @@ fn comment_len(rest: &str) -> usize {
     if rest.starts_with("->") {
         return 2;
     }
-    let closed = rest.find("-->").map(|i| i + 3);
-    let bang = rest.find("--!>").map(|i| i + 4);
-    match (closed, bang) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b).unwrap_or(rest.len()),
+    let bytes = rest.as_bytes();
+    let mut from = 0;
+    while let Some(dash) = byte_at(bytes, from, b'-') {
+        match &bytes[dash + 1..] {
+            [b'-', b'>', ..] => return dash + 3,
+            [b'-', b'!', b'>', ..] => return dash + 4,
+            _ => from = dash + 1,
+        }
     }
+    rest.len()
+}
+
+/// Where `byte` first is in `bytes` at or after `from` (markup is a few dozen bytes apart: a
+/// plain loop finds the next one sooner than a vectorised search is set up).
+fn byte_at(bytes: &[u8], from: usize, byte: u8) -> Option<usize> {
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|&b| b == byte)
+        .map(|i| i + from)
+}
+
+/// Length of a tag or bogus comment up to and including its `>` (the rest when it has none).
+fn tag_end(s: &str) -> usize {
+    byte_at(s.as_bytes(), 0, b'>').map_or(s.len(), |i| i + 1)
 }
 
 fn name_len(bytes: &[u8]) -> usize {
@@ -719,7 +738,7 @@ fn attributes(s: &str, mut at: usize, name: String) -> Option<(Tag<'_>, usize)> 
             }
             match bytes.get(at) {
                 Some(&q @ (b'"' | b'\'')) => {
-                    let close = s[at + 1..].find(q as char).map_or(s.len(), |i| at + 1 + i);
+                    let close = byte_at(bytes, at + 1, q).unwrap_or(s.len());
                     value = Some(&s[at + 1..close]);
                     at = (close + 1).min(s.len());
                 }
@@ -746,7 +765,7 @@ fn attributes(s: &str, mut at: usize, name: String) -> Option<(Tag<'_>, usize)> 
 /// numeric ones), as a browser shows the text.
 fn decode_into(s: &str, out: &mut String) {
     let mut rest = s;
-    while let Some(amp) = rest.find('&') {
+    while let Some(amp) = byte_at(rest.as_bytes(), 0, b'&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp + 1..];
         match reference(rest) {
