@@ -434,8 +434,10 @@ impl Builder {
         self.foreign > 0
     }
 
-    /// Handles a start tag; returns its name when its content is raw text.
-    fn start(&mut self, tag: &Tag<'_>) -> Option<(String, bool)> {
+    /// Handles a start tag. For a raw-text element, returns its name and what becomes of its
+    /// content: its text (`Some(decode)`: whether entities are decoded), or nothing (`None`:
+    /// the element was past [`MAX_DEPTH`]).
+    fn start(&mut self, tag: &Tag<'_>) -> Option<(String, Option<bool>)> {
         let name = tag.name.as_str();
         if matches!(name, "html" | "head" | "body") {
             return None;
@@ -482,17 +484,19 @@ impl Builder {
         } else {
             is_void(name)
         };
-        if empty || self.open.len() >= MAX_DEPTH {
+        if empty {
             return None;
+        }
+        let raw = if foreign { None } else { raw_text(name) };
+        if self.open.len() >= MAX_DEPTH {
+            // Too deep to open: a raw-text element's content is nobody's text.
+            return raw.map(|_| (name.to_owned(), None));
         }
         self.open.push(index);
         if is_foreign(name) {
             self.foreign += 1;
         }
-        if foreign {
-            return None;
-        }
-        raw_text(name).map(|decode| (name.to_owned(), decode))
+        raw.map(|decode| (name.to_owned(), Some(decode)))
     }
 
     /// Depth of the innermost open element of `names` in the innermost table.
@@ -561,7 +565,9 @@ impl Builder {
                         // Text up to the matching end tag, which closes the element.
                         let content = &html[pos..];
                         let stop = raw_end(content, &name).unwrap_or(content.len());
-                        self.text(&content[..stop], decode);
+                        if let Some(decode) = decode {
+                            self.text(&content[..stop], decode);
+                        }
                         pos += stop;
                     }
                 }
@@ -1038,5 +1044,12 @@ mod tests {
         let innermost = dom.root().descendants().last().expect("elements");
         assert_eq!(innermost.ancestors().count(), MAX_DEPTH);
         assert_eq!(dom.root().descendants().count(), depth + 1);
+        // Past the depth a script is still a script: its content is nobody's text.
+        let html = "<div>".repeat(MAX_DEPTH)
+            + "<script>let p = '<p>not text</p>';</script><p>after</p>"
+            + &"</div>".repeat(MAX_DEPTH);
+        let text = shape(&html);
+        assert!(text.contains("<script></script><p></p>after"), "{text}");
+        assert!(!text.contains("not text"), "{text}");
     }
 }
