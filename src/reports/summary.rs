@@ -263,9 +263,16 @@ fn section_of(p: El<'_>) -> Option<u32> {
 }
 
 fn is_prose(text: &str) -> bool {
-    let letters = text.chars().filter(|c| c.is_alphabetic()).count();
-    let words = text.split_whitespace().count();
-    text.chars().count() >= PROSE_MIN && words >= 8 && letters * 2 >= text.chars().count()
+    // One pass: characters, letters and words (runs of non-whitespace).
+    let (mut chars, mut letters, mut words, mut in_word) = (0, 0, 0, false);
+    for c in text.chars() {
+        chars += 1;
+        letters += usize::from(c.is_alphabetic());
+        let space = c.is_whitespace();
+        words += usize::from(!space && !in_word);
+        in_word = !space;
+    }
+    chars >= PROSE_MIN && words >= 8 && letters * 2 >= chars
 }
 
 /// Opening text of the body when no paragraph is prose: headings, lists and tables skipped,
@@ -370,23 +377,17 @@ fn text_of(e: El<'_>) -> String {
 
 /// Folds whitespace and removes the spaces markup leaves around punctuation.
 fn tidy(raw: &str) -> String {
-    let folded = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut out = String::with_capacity(folded.len());
-    let chars: Vec<char> = folded.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        if c == ' ' {
-            let next = chars.get(i + 1).copied();
-            let prev = out.chars().last();
-            if next
-                .is_some_and(|n| matches!(n, ',' | '.' | ';' | ':' | '!' | '?' | ')' | ']' | '%'))
-                || prev.is_some_and(|p| matches!(p, '(' | '['))
-            {
-                continue;
-            }
+    let mut out = String::with_capacity(raw.len());
+    for word in raw.split_whitespace() {
+        let joined = out.is_empty()
+            || word.starts_with([',', '.', ';', ':', '!', '?', ')', ']', '%'])
+            || out.ends_with(['(', '[']);
+        if !joined {
+            out.push(' ');
         }
-        out.push(c);
+        out.push_str(word);
     }
-    out.trim().to_owned()
+    out
 }
 
 // ---------------------------------------------------------------------------- sentences
