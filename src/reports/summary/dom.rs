@@ -16,6 +16,8 @@
 
 use markup5ever::data::NAMED_ENTITIES;
 
+use crate::reports::{byte_at, find_ignoring_case};
+
 /// A span of [`Dom::text`].
 #[derive(Debug, Clone, Copy, Default)]
 struct Span {
@@ -434,13 +436,10 @@ impl Builder {
         self.foreign > 0
     }
 
-    /// Handles a start tag. For a raw-text element, returns its name and what becomes of its
-    /// content: its text (`Some(decode)`: whether entities are decoded), or nothing (`None`:
-    /// the element was past [`MAX_DEPTH`]).
-    fn start(&mut self, tag: &Tag<'_>) -> Option<(String, Option<bool>)> {
-        let name = tag.name.as_str();
+    /// Handles start tag `name` (lowercase); says what its content is.
+    fn start(&mut self, name: &str, tag: &Tag<'_>) -> Content {
         if matches!(name, "html" | "head" | "body") {
-            return None;
+            return Content::Markup;
         }
         let foreign = self.in_foreign();
         if !foreign {
@@ -485,18 +484,18 @@ impl Builder {
             is_void(name)
         };
         if empty {
-            return None;
+            return Content::Markup;
         }
         let raw = if foreign { None } else { raw_text(name) };
         if self.open.len() >= MAX_DEPTH {
             // Too deep to open: a raw-text element's content is nobody's text.
-            return raw.map(|_| (name.to_owned(), None));
+            return raw.map_or(Content::Markup, |_| Content::Skipped);
         }
         self.open.push(index);
         if is_foreign(name) {
             self.foreign += 1;
         }
-        raw.map(|decode| (name.to_owned(), Some(decode)))
+        raw.map_or(Content::Markup, |decode| Content::Text { decode })
     }
 
     /// Depth of the innermost open element of `names` in the innermost table.
@@ -548,10 +547,11 @@ impl Builder {
         let bytes = html.as_bytes();
         let mut pos = 0;
         let mut text_from = 0;
-        while let Some(offset) = memchr_lt(&bytes[pos..]) {
-            let lt = pos + offset;
+        // The lowercase name of the tag at hand, in one buffer for the whole document.
+        let mut name = String::new();
+        while let Some(lt) = byte_at(bytes, pos, b'<') {
             let rest = &html[lt..];
-            let Some((token, len)) = token(rest) else {
+            let Some((token, len)) = token(rest, &mut name) else {
                 pos = lt + 1;
                 continue;
             };
@@ -559,14 +559,15 @@ impl Builder {
             pos = lt + len;
             match token {
                 Token::Skip => {}
-                Token::End(name) => self.end(&name),
+                Token::End => self.end(&name),
                 Token::Start(tag) => {
-                    if let Some((name, decode)) = self.start(&tag) {
+                    let content = self.start(&name, &tag);
+                    if let Content::Text { .. } | Content::Skipped = content {
                         // Text up to the matching end tag, which closes the element.
-                        let content = &html[pos..];
-                        let stop = raw_end(content, &name).unwrap_or(content.len());
-                        if let Some(decode) = decode {
-                            self.text(&content[..stop], decode);
+                        let rest = &html[pos..];
+                        let stop = raw_end(rest, &name).unwrap_or(rest.len());
+                        if let Content::Text { decode } = content {
+                            self.text(&rest[..stop], decode);
                         }
                         pos += stop;
                     }
@@ -584,47 +585,54 @@ impl Builder {
     }
 }
 
-fn memchr_lt(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'<')
-}
-
 /// Where the end tag of raw-text element `name` starts in `content`.
 fn raw_end(content: &str, name: &str) -> Option<usize> {
-    let bytes = content.as_bytes();
+    let end_tag = format!("</{name}");
     let mut from = 0;
-    while let Some(at) = byte_at(bytes, from, b'<') {
-        let after = at + 2 + name.len();
-        if bytes.get(at + 1) == Some(&b'/')
-            && bytes.len() >= after
-            && bytes[at + 2..after].eq_ignore_ascii_case(name.as_bytes())
-            && bytes
-                .get(after)
-                .is_none_or(|b| b.is_ascii_whitespace() || matches!(b, b'/' | b'>'))
-        {
+    loop {
+        let at = find_ignoring_case(content, from, end_tag.as_bytes())?;
+        let after = content.as_bytes().get(at + end_tag.len());
+        if after.is_none_or(|b| b.is_ascii_whitespace() || matches!(b, b'/' | b'>')) {
             return Some(at);
         }
         from = at + 1;
     }
-    None
 }
 
+/// What follows a start tag.
+enum Content {
+    Markup,
+    /// Text up to the element's end tag (a raw-text element); `decode`: entities decoded.
+    Text {
+        decode: bool,
+    },
+    /// Text up to the element's end tag that belongs to nobody (past [`MAX_DEPTH`]).
+    Skipped,
+}
+
+/// A start tag's attributes the tree keeps (its name is in the tokenizer's buffer).
 struct Tag<'h> {
-    name: String,
     class: Option<&'h str>,
     id: Option<&'h str>,
     self_closing: bool,
 }
 
+/// A markup token; a start or end tag's lowercase name is left in the caller's buffer.
 enum Token<'h> {
     Start(Tag<'h>),
-    End(String),
+    End,
     /// A comment, a doctype, a processing instruction.
     Skip,
 }
 
-/// The markup token `s` starts with (`s` starts with `<`) and its length; `None` when the
-/// `<` is text.
-fn token(s: &str) -> Option<(Token<'_>, usize)> {
+/// The markup token `s` starts with (`s` starts with `<`) and its length, a tag's lowercase
+/// name in `name`; `None` when the `<` is text.
+fn token<'h>(s: &'h str, name: &mut String) -> Option<(Token<'h>, usize)> {
+    let mut lowercase = |raw: &str| {
+        name.clear();
+        name.push_str(raw);
+        name.make_ascii_lowercase();
+    };
     let bytes = s.as_bytes();
     match bytes.get(1)? {
         b'!' => {
@@ -641,18 +649,17 @@ fn token(s: &str) -> Option<(Token<'_>, usize)> {
                 // `</>` is dropped; `</ x>` is a comment.
                 return Some((Token::Skip, tag_end(s)));
             }
-            let name_len = name_len(&bytes[2..]);
-            let name = s[2..2 + name_len].to_ascii_lowercase();
+            lowercase(&s[2..2 + name_len(&bytes[2..])]);
             // A tag the document ends inside is dropped.
             Some(match byte_at(bytes, 0, b'>') {
-                Some(i) => (Token::End(name), i + 1),
+                Some(i) => (Token::End, i + 1),
                 None => (Token::Skip, s.len()),
             })
         }
         b if b.is_ascii_alphabetic() => {
             let name_len = name_len(&bytes[1..]);
-            let name = s[1..1 + name_len].to_ascii_lowercase();
-            Some(match attributes(s, 1 + name_len, name) {
+            lowercase(&s[1..1 + name_len]);
+            Some(match attributes(s, 1 + name_len) {
                 Some((tag, len)) => (Token::Start(tag), len),
                 None => (Token::Skip, s.len()),
             })
@@ -682,16 +689,6 @@ fn comment_len(rest: &str) -> usize {
     rest.len()
 }
 
-/// Where `byte` first is in `bytes` at or after `from` (markup is a few dozen bytes apart: a
-/// plain loop finds the next one sooner than a vectorised search is set up).
-fn byte_at(bytes: &[u8], from: usize, byte: u8) -> Option<usize> {
-    bytes
-        .get(from..)?
-        .iter()
-        .position(|&b| b == byte)
-        .map(|i| i + from)
-}
-
 /// Length of a tag or bogus comment up to and including its `>` (the rest when it has none).
 fn tag_end(s: &str) -> usize {
     byte_at(s.as_bytes(), 0, b'>').map_or(s.len(), |i| i + 1)
@@ -706,10 +703,9 @@ fn name_len(bytes: &[u8]) -> usize {
 
 /// Reads the attributes of a start tag from `at` to its `>`; keeps the first `class` and `id`.
 /// `None` when the document ends inside the tag.
-fn attributes(s: &str, mut at: usize, name: String) -> Option<(Tag<'_>, usize)> {
+fn attributes(s: &str, mut at: usize) -> Option<(Tag<'_>, usize)> {
     let bytes = s.as_bytes();
     let mut tag = Tag {
-        name,
         class: None,
         id: None,
         self_closing: false,
@@ -774,19 +770,17 @@ fn decode_into(s: &str, out: &mut String) {
     while let Some(amp) = byte_at(rest.as_bytes(), 0, b'&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp + 1..];
-        match reference(rest) {
-            Some((decoded, len)) => {
-                out.push_str(&decoded);
-                rest = &rest[len..];
-            }
+        match reference(rest, out) {
+            Some(len) => rest = &rest[len..],
             None => out.push('&'),
         }
     }
     out.push_str(rest);
 }
 
-/// The reference `s` starts with (after its `&`): the characters it stands for and its length.
-fn reference(s: &str) -> Option<(String, usize)> {
+/// Appends the characters the reference `s` starts with (after its `&`) stands for; returns
+/// its length, `None` (nothing appended) when it is none.
+fn reference(s: &str, out: &mut String) -> Option<usize> {
     let bytes = s.as_bytes();
     if bytes.first() == Some(&b'#') {
         let (digits, radix, skip) = match bytes.get(1) {
@@ -801,12 +795,12 @@ fn reference(s: &str) -> Option<(String, usize)> {
             return None;
         }
         let value = u32::from_str_radix(&digits[..len.min(8)], radix).unwrap_or(u32::MAX);
-        let c = match value {
+        out.push(match value {
             0 => '\u{FFFD}',
             v => char::from_u32(v).unwrap_or('\u{FFFD}'),
-        };
+        });
         let semi = usize::from(digits.as_bytes().get(len) == Some(&b';'));
-        return Some((c.to_string(), skip + len + semi));
+        return Some(skip + len + semi);
     }
     // The longest name the table knows, with its `;` where it has one.
     let alnum = bytes
@@ -817,10 +811,9 @@ fn reference(s: &str) -> Option<(String, usize)> {
     let with_semi = alnum + usize::from(bytes.get(alnum) == Some(&b';'));
     (1..=with_semi).rev().find_map(|len| {
         let &(first, second) = NAMED_ENTITIES.get(&s[..len])?;
-        let first = char::from_u32(first).filter(|&c| c != '\0')?;
-        let mut decoded = first.to_string();
-        decoded.extend(char::from_u32(second).filter(|&c| c != '\0'));
-        Some((decoded, len))
+        out.push(char::from_u32(first).filter(|&c| c != '\0')?);
+        out.extend(char::from_u32(second).filter(|&c| c != '\0'));
+        Some(len)
     })
 }
 
