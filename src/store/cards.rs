@@ -26,9 +26,9 @@ impl super::Beside<'_> {
     /// The card to store for `reports[i]` (`report`, whose content hash is `hash`): the one
     /// prepared from the same content, else computed now; `None` without either.
     pub(super) fn card_of(&self, i: usize, report: &Report, hash: &[u8; 32]) -> Option<Vec<u8>> {
-        match self.prepared.get(i) {
-            Some(Some(p)) if p.hash == *hash => p.card.clone(),
-            _ => self.card.and_then(|f| f(report)),
+        match self.prepared_for(i, hash) {
+            Some(p) => p.card.clone(),
+            None => self.card.and_then(|f| f(report)),
         }
     }
 }
@@ -360,10 +360,11 @@ mod tests {
     fn a_prepared_record_is_kept_only_for_its_content_and_dictionary() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(&dir.path().join(FILE_NAME)).expect("open");
-        let (a, b, c) = (
+        let (a, b, c, d) = (
             sample(1, "2026-11-18T08:00:00Z"),
             sample(2, "2026-11-19T08:00:00Z"),
             sample(3, "2026-11-20T08:00:00Z"),
+            sample(4, "2026-11-21T08:00:00Z"),
         );
         let encoded = |r: &Report| store.with_record_encoder(|e| e.encode(r, r.content_hash()));
         let prepared = |hash: [u8; 32], record: Option<PreparedRecord>| {
@@ -374,29 +375,45 @@ mod tests {
             })
         };
         let other = sample(9, "2026-11-21T08:00:00Z");
-        let wrong_dictionary = encoded(&c).map(|r| PreparedRecord { dictionary: 7, ..r });
-        let batch = [a.clone(), b.clone(), c.clone()];
+        // Marked bytes show whether the commit kept a record or encoded its own.
+        let marked = |dictionary: u32, mark: &[u8]| {
+            Some(PreparedRecord {
+                dictionary,
+                bytes: mark.to_vec(),
+            })
+        };
+        let batch = [a.clone(), b.clone(), c.clone(), d.clone()];
         let prepared = [
             // Encoded from its own content: kept.
             prepared(a.content_hash(), encoded(&a)),
             // Encoded from other content: encoded again.
             prepared(other.content_hash(), encoded(&other)),
-            // With another dictionary than the commit's: encoded again.
-            prepared(c.content_hash(), wrong_dictionary),
+            // With another dictionary than the commit's (none yet: 0): encoded again.
+            prepared(c.content_hash(), marked(7, b"another dictionary")),
+            // From its content with the commit's dictionary: kept as it is.
+            prepared(d.content_hash(), marked(0, b"prepared d")),
         ];
         let beside = Beside {
             prepared: &prepared,
             ..Beside::default()
         };
         store.commit_stamped(&batch, &[], beside).expect("commit");
-        for r in &batch {
+        for r in &batch[..3] {
             assert_eq!(store.report(r.id).expect("read").as_ref(), Some(r));
         }
         // Prepared or encoded by the commit, a record is the same bytes.
         let tx = store.db.begin_read().expect("read");
         let table = tx.open_table(REPORTS).expect("table");
-        let stored = table.get(1).expect("get").expect("stored").value().to_vec();
-        assert_eq!(Some(stored), encoded(&a).map(|r| r.bytes));
+        let stored = |id: u64| {
+            table
+                .get(id)
+                .expect("get")
+                .expect("stored")
+                .value()
+                .to_vec()
+        };
+        assert_eq!(Some(stored(1)), encoded(&a).map(|r| r.bytes));
+        assert_eq!(stored(4), b"prepared d");
     }
 
     #[test]

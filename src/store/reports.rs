@@ -62,7 +62,8 @@ pub struct RecordEncoder<'d> {
 
 impl RecordEncoder<'_> {
     /// The record of `report`, whose content hash is `hash`; `None` when it cannot be
-    /// encoded here (the commit then encodes it, and says why).
+    /// encoded here (the commit then encodes it itself, and fails with the reason if it
+    /// cannot either).
     pub fn encode(&mut self, report: &Report, hash: [u8; 32]) -> Option<PreparedRecord> {
         let encoder = self.encoder.as_mut()?;
         let bytes = encoder.encode(report, hash).ok()?;
@@ -74,16 +75,15 @@ impl RecordEncoder<'_> {
 }
 
 impl Beside<'_> {
+    /// What was prepared for `reports[i]`, if it was prepared from content `hash`.
+    pub(super) fn prepared_for(&self, i: usize, hash: &[u8; 32]) -> Option<&Prepared> {
+        self.prepared.get(i)?.as_ref().filter(|p| p.hash == *hash)
+    }
+
     /// The record prepared for `reports[i]` from content `hash` with `dictionary`, if any.
     fn record_of(&self, i: usize, hash: &[u8; 32], dictionary: u32) -> Option<&[u8]> {
-        match self.prepared.get(i) {
-            Some(Some(Prepared {
-                hash: h,
-                record: Some(r),
-                ..
-            })) if h == hash && r.dictionary == dictionary => Some(&r.bytes),
-            _ => None,
-        }
+        let record = self.prepared_for(i, hash)?.record.as_ref()?;
+        (record.dictionary == dictionary).then_some(record.bytes.as_slice())
     }
 }
 
