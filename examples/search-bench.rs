@@ -32,6 +32,14 @@ struct Args {
     /// index build at 200,000 reports).
     #[arg(long)]
     index_only: bool,
+    /// Keep the store and the index in this folder, and reuse what an earlier run left
+    /// there (a store already holding `--reports` reports is not built again): for runs
+    /// that change only the queries' code.
+    #[arg(long)]
+    keep: Option<std::path::PathBuf>,
+    /// Run only the queries whose text contains this (to profile one kind of query).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 const QUERIES: &[&str] = &[
@@ -169,8 +177,15 @@ fn naive(texts: &[(u64, String)], query: &str) -> Vec<u64> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("store"));
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = match &args.keep {
+        Some(kept) => {
+            std::fs::create_dir_all(kept).expect("--keep folder");
+            kept.clone()
+        }
+        None => temp.path().to_owned(),
+    };
+    let store = Arc::new(Store::open(&dir.join(FILE_NAME)).expect("store"));
     let base = samples();
     let mut vocabulary: Vec<String> = base
         .iter()
@@ -199,7 +214,13 @@ async fn main() {
     // Written without the index listening, as `crypto-report import` would.
     let quiet = Publisher::new(Arc::clone(&store));
     let t = Instant::now();
-    for chunk in (1..=args.reports).collect::<Vec<_>>().chunks(500) {
+    let held = store.count().expect("count");
+    let first = if held >= args.reports {
+        args.reports + 1
+    } else {
+        1
+    };
+    for chunk in (first..=args.reports).collect::<Vec<_>>().chunks(500) {
         let batch: Vec<Report> = chunk
             .iter()
             .map(|id| make(*id, &base, &vocabulary, start, step))
@@ -216,7 +237,7 @@ async fn main() {
     search.settled().await;
     let build = t.elapsed();
     eprintln!("indexed {} in {build:?}", search.status().documents);
-    let index_dir = dir.path().join(crypto_report::search::DIR_NAME);
+    let index_dir = dir.join(crypto_report::search::DIR_NAME);
     for (kind, bytes) in sizes_by_kind(&index_dir) {
         eprintln!("  {:>10.1} MB  *.{kind}", bytes as f64 / 1e6);
     }
@@ -276,6 +297,9 @@ async fn main() {
         until: Some(range_from + TimeDelta::days(90)),
         page: 1,
     });
+    if let Some(only) = &args.only {
+        queries.retain(|q| q.text.contains(only.as_str()));
+    }
     let mut engine = Vec::new();
     let mut scan = Vec::new();
     let mut matches = 0usize;
@@ -337,7 +361,7 @@ async fn main() {
         delays.push(t.elapsed());
     }
     delays.sort();
-    let index_bytes: u64 = walk_size(&dir.path().join(crypto_report::search::DIR_NAME));
+    let index_bytes: u64 = walk_size(&dir.join(crypto_report::search::DIR_NAME));
 
     println!();
     println!(

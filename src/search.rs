@@ -49,6 +49,12 @@ const OLD_DIRS: &[&str] = &["search-v1", "search-v2", "search-v3", "search-v4"];
 pub const PER_PAGE: usize = 10;
 /// Deepest result a query may page to: past it, ranking far-down hits costs work for nobody.
 pub const MAX_OFFSET: usize = 1_000;
+/// The best-scored matches of a query with words typed side by side that are ranked by
+/// whether they hold them together: every result a reader can page to. Past them a report
+/// is not looked at for its phrases, so a query's cost stays bounded as the archive grows
+/// (each phrase is looked for in these reports only, never in every report holding its
+/// words).
+const RANKED: usize = MAX_OFFSET;
 /// Characters of text around the matches in a snippet.
 const SNIPPET_CHARS: usize = 220;
 /// This process's claim on the index folder, held for the index's life: a second index of
@@ -481,29 +487,13 @@ impl Search {
                 let (n, top) = searcher.search(&full, &(Count, collector))?;
                 (n, top.into_iter().map(|(s, a)| (s, a, false)).collect())
             }
-            Some(mut ranking) => {
-                // The pairs are evaluated when reports holding the groups apart may be on
-                // this page: at once when too few hold them together, else once it shows.
-                if ranking.together_at_most() < offset + PER_PAGE {
-                    ranking.parts(&searcher)?;
-                }
-                let run = |ranking: &phrases::Ranking| {
-                    let ranked = TopDocs::with_limit(PER_PAGE)
-                        .and_offset(offset)
-                        .tweak_score(ranking.ranker());
-                    searcher.search(&full, &(Count, ranked))
-                };
-                let (mut n, mut top) = run(&ranking)?;
-                if !ranking.has_parts() && top.iter().any(|((together, ..), _)| !together) {
-                    ranking.parts(&searcher)?;
-                    stopped(budget)?;
-                    (n, top) = run(&ranking)?;
-                }
-                let found = top
-                    .into_iter()
-                    .map(|((together, _, s), a)| (s, a, !together))
-                    .collect();
-                (n, found)
+            Some(ranking) => {
+                // Every result a reader can reach, ranked again by the phrases they hold.
+                let best = TopDocs::with_limit(RANKED).order_by_score();
+                let (n, best) = searcher.search(&full, &(Count, best))?;
+                stopped(budget)?;
+                let ranked = ranking.rank(&searcher, best, offset + PER_PAGE)?;
+                (n, ranked.into_iter().skip(offset).take(PER_PAGE).collect())
             }
         };
         stopped(budget)?;

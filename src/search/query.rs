@@ -230,18 +230,17 @@ impl Parsed {
         let ranking = if loose.is_empty() {
             None
         } else {
-            let mut ranking = Ranking::default();
-            for g in &loose {
-                ranking.groups.push(Holding::of(searcher, terms(&g.words))?);
-            }
-            ranking.pairs = loose
+            let pairs = loose
                 .iter()
                 .filter(|g| g.words.len() > 2)
                 .flat_map(|g| g.words.windows(2))
                 .take(MAX_PAIRS)
                 .map(terms)
                 .collect();
-            Some(ranking)
+            Some(Ranking::new(
+                loose.iter().map(|g| terms(&g.words)).collect(),
+                pairs,
+            ))
         };
         Ok(Plan {
             query: Box::new(BooleanQuery::new(clauses)),
