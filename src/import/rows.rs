@@ -57,8 +57,8 @@ pub(super) fn listing_problem(row: &Listed) -> Option<String> {
     None
 }
 
-/// Text in one fetch: half a JSONL batch, as two are in memory at once (one fetched, one
-/// committing).
+/// Text in one fetch: half a JSONL batch. Three are in memory at once (one fetched, one
+/// prepared, one committing: see `postgres/pass.rs`), about half what a JSONL import holds.
 const FETCH_BYTES: usize = BATCH_BYTES / 2;
 
 /// Splits the wanted rows into fetches of at most `BATCH` rows and `FETCH_BYTES` of text.

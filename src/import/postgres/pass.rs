@@ -1,9 +1,10 @@
 //! One import pass over the source: every row listed in id order, only the rows whose
-//! version changed fetched, in groups bounded in bytes, each published as one batch while the
-//! next is fetched.
+//! version changed fetched, in groups bounded in bytes, each published as one batch: a group
+//! is fetched while the one before is prepared and the one before that commits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_postgres::Row;
 
@@ -63,7 +64,9 @@ impl Connection {
             }
             for group in groups(&wanted) {
                 let rows = self.fetch_readable(&group, &mut summary.skipped).await?;
-                pipeline.push(publisher, rows, summary).await?;
+                pipeline
+                    .push(publisher, move || reports_of(rows), summary)
+                    .await?;
             }
             state.done += page.len() as u64;
             state.total = state.total.max(state.done);
@@ -73,60 +76,109 @@ impl Connection {
     }
 }
 
-/// What committing one group of rows gave: the rows that were not reports, and the
-/// publish outcome of the others.
-type Committed = (Vec<Skipped>, Result<Option<Outcome>, PublishError>);
+/// The reports of `rows`, and the rows that are not reports.
+fn reports_of(rows: Vec<Row>) -> (Batch, Vec<Skipped>) {
+    let mut batch = Batch::default();
+    let mut skipped = Vec::new();
+    for row in &rows {
+        match report_of(row) {
+            Ok((report, version)) => {
+                batch.reports.push(report);
+                batch.versions.push(Some(version));
+            }
+            Err(skip) => skipped.push(skip),
+        }
+    }
+    (batch, skipped)
+}
 
-/// Publishes one group of rows while the next is fetched: at most one commits at a time.
+/// What one group of rows gave: the rows that were not reports, and the publish outcome of
+/// the others (`None` when none was a report). `None` as a whole: the group was not committed
+/// because a group before it failed.
+type Committed = Option<(Vec<Skipped>, Result<Option<Outcome>, PublishError>)>;
+
+/// Groups of rows on their way to the store while the next is fetched: the latest is
+/// prepared ([`Publisher::prepare`]: cards and records, on every core) while the one before
+/// commits, and commits only once that one has. At most two are in flight (with the one
+/// being fetched, three groups of text in memory: see `rows::FETCH_BYTES`).
 #[derive(Default)]
 struct Pipeline {
-    pending: Option<JoinHandle<Committed>>,
+    pending: VecDeque<(JoinHandle<Committed>, watch::Receiver<Option<bool>>)>,
 }
 
 impl Pipeline {
+    /// Hands on the group `make` builds (on a blocking thread), once fewer than two are in
+    /// flight.
     async fn push(
         &mut self,
         publisher: &Publisher,
-        rows: Vec<Row>,
+        make: impl FnOnce() -> (Batch, Vec<Skipped>) + Send + 'static,
         summary: &mut ImportSummary,
     ) -> Result<(), ImportError> {
-        self.drain(summary).await?;
+        while self.pending.len() >= 2 {
+            self.settle_first(summary).await?;
+        }
         let publisher = publisher.clone();
+        // Whether the group before this one committed (`None` while it has not finished).
+        let mut before = self.pending.back().map(|(_, done)| done.clone());
+        let (done, watched) = watch::channel(None);
         // The reports are made, committed and freed on one thread: the allocator then reuses
-        // their memory for the next group instead of holding it for a thread that freed it.
-        self.pending = Some(tokio::task::spawn_blocking(move || {
-            let mut batch = Batch::default();
-            let mut skipped = Vec::new();
-            for row in &rows {
-                match report_of(row) {
-                    Ok((report, version)) => {
-                        batch.reports.push(report);
-                        batch.versions.push(Some(version));
-                    }
-                    Err(skip) => skipped.push(skip),
-                }
+        // their memory for a later group instead of holding it for a thread that freed it.
+        let task = tokio::task::spawn_blocking(move || {
+            let (batch, skipped) = make();
+            let ready = (!batch.reports.is_empty()).then(|| publisher.prepare(batch));
+            // Gone (its task failed) counts as failed.
+            let committed_before = before.as_mut().is_none_or(|b| {
+                matches!(
+                    tokio::runtime::Handle::current().block_on(b.wait_for(Option::is_some)),
+                    Ok(r) if *r == Some(true)
+                )
+            });
+            if !committed_before {
+                let _ = done.send(Some(false));
+                return None;
             }
-            drop(rows);
-            if batch.reports.is_empty() {
-                return (skipped, Ok(None));
-            }
-            (skipped, publisher.publish(batch).map(Some))
-        }));
+            let outcome = match ready {
+                None => Ok(None),
+                Some(ready) => ready.and_then(|r| publisher.commit(r)).map(Some),
+            };
+            let _ = done.send(Some(outcome.is_ok()));
+            Some((skipped, outcome))
+        });
+        self.pending.push_back((task, watched));
         Ok(())
     }
 
-    async fn drain(&mut self, summary: &mut ImportSummary) -> Result<(), ImportError> {
-        let Some(task) = self.pending.take() else {
+    /// Waits for the oldest group and counts it into `summary`.
+    async fn settle_first(&mut self, summary: &mut ImportSummary) -> Result<(), ImportError> {
+        let Some((task, _)) = self.pending.pop_front() else {
             return Ok(());
         };
-        let (skipped, outcome) = task
+        let committed = task
             .await
             .map_err(|e| ImportError::Store(crate::store::StoreError::Join(e.to_string())))?;
+        // Not committed: a group before it failed, and that failure was returned already.
+        let Some((skipped, outcome)) = committed else {
+            return Ok(());
+        };
         summary.skipped.extend(skipped);
         if let Some(outcome) = outcome? {
             summary.count(&outcome.outcomes);
         }
         Ok(())
+    }
+
+    /// Waits for every group in flight, counting what committed; the first failure is
+    /// returned.
+    async fn drain(&mut self, summary: &mut ImportSummary) -> Result<(), ImportError> {
+        let mut first = Ok(());
+        while !self.pending.is_empty() {
+            let settled = self.settle_first(summary).await;
+            if first.is_ok() {
+                first = settled;
+            }
+        }
+        first
     }
 }
 
@@ -149,4 +201,83 @@ async fn known_versions(
         known.remove(&id);
     }
     Ok(known)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::reports::sample;
+    use crate::store::{FILE_NAME, Store};
+
+    fn group(ids: &[u64]) -> impl FnOnce() -> (Batch, Vec<Skipped>) + Send + 'static {
+        let reports: Vec<_> = ids
+            .iter()
+            .map(|&id| sample(id, "2026-11-18T08:00:00Z"))
+            .collect();
+        let skipped = vec![Skipped {
+            line: None,
+            id: Some(1_000 + ids[0]),
+            reason: "not a report".into(),
+        }];
+        move || (Batch::of(reports), skipped)
+    }
+
+    fn publisher() -> (tempfile::TempDir, Publisher) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join(FILE_NAME)).expect("open");
+        (dir, Publisher::new(Arc::new(store)))
+    }
+
+    fn held(publisher: &Publisher, ids: std::ops::RangeInclusive<u64>) -> Vec<u64> {
+        ids.filter(|&id| publisher.store().report(id).expect("read").is_some())
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn groups_commit_in_order_and_are_all_counted() {
+        let (_dir, publisher) = publisher();
+        let mut pipeline = Pipeline::default();
+        let mut summary = ImportSummary::default();
+        for first in [1, 4, 7, 10, 13] {
+            pipeline
+                .push(
+                    &publisher,
+                    group(&[first, first + 1, first + 2]),
+                    &mut summary,
+                )
+                .await
+                .expect("push");
+            assert!(pipeline.pending.len() <= 2, "bounded");
+        }
+        pipeline.drain(&mut summary).await.expect("drain");
+        assert_eq!(summary.new, 15);
+        assert_eq!(summary.skipped.total(), 5);
+        assert_eq!(held(&publisher, 1..=20), (1..=15).collect::<Vec<_>>());
+    }
+
+    /// A group that fails stops the import there: the groups before it are committed and
+    /// counted, the ones after it (already made, maybe prepared) are not committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_group_stops_the_ones_after_it() {
+        let (_dir, publisher) = publisher();
+        let mut pipeline = Pipeline::default();
+        let mut summary = ImportSummary::default();
+        let mut pushed = Vec::new();
+        for ids in [&[1, 2][..], &[3, 0], &[4], &[5]] {
+            pushed.push(pipeline.push(&publisher, group(ids), &mut summary).await);
+            if pushed.last().is_some_and(Result::is_err) {
+                break;
+            }
+        }
+        let drained = pipeline.drain(&mut summary).await;
+        // The failure is returned once: by the push that met it, or by the drain.
+        let failures = pushed.iter().filter(|r| r.is_err()).count() + usize::from(drained.is_err());
+        assert_eq!(failures, 1, "{pushed:?} {drained:?}");
+        assert_eq!(summary.new, 1 + 1, "reports 1 and 2");
+        // The rows of the failed group that were not reports are named too.
+        assert_eq!(summary.skipped.total(), 2, "the first two groups'");
+        assert_eq!(held(&publisher, 1..=5), vec![1, 2]);
+    }
 }
