@@ -492,7 +492,8 @@ impl Search {
                 let best = TopDocs::with_limit(RANKED).order_by_score();
                 let (n, best) = searcher.search(&full, &(Count, best))?;
                 stopped(budget)?;
-                let ranked = ranking.rank(&searcher, best, offset + PER_PAGE)?;
+                let ranked = ranking.rank(&searcher, best, offset + PER_PAGE, budget)?;
+                stopped(budget)?;
                 (n, ranked.into_iter().skip(offset).take(PER_PAGE).collect())
             }
         };

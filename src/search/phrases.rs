@@ -1,10 +1,11 @@
-//! The documents holding a phrase (words side by side), per segment, as sets of document ids:
-//! a quoted phrase filters with them, a phrase left out excludes with them, and the words a
-//! reader typed side by side rank reports holding them together first.
+//! Phrases (words side by side). A quoted phrase filters, and a phrase left out excludes,
+//! with the set of documents holding it over the whole index ([`Holding`]); the words a reader
+//! typed side by side rank the query's best-scored matches, each looked at on its own
+//! ([`Ranking`]).
 //!
 //! A phrase is evaluated on its own, never inside tantivy's boolean intersections and
 //! exclusions: tantivy 0.27's phrase scorer asserts a stricter seek order than those follow
-//! (quickwit-oss/tantivy#2811), and the sets serve the ranking too.
+//! (quickwit-oss/tantivy#2811).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use tantivy::{
     BitSet, DocAddress, DocId, DocSet, Score, Searcher, SeekDangerResult, SegmentReader,
     TERMINATED, Term,
 };
+
+use super::budget::Budget;
 
 /// The documents holding one phrase, by segment (a segment holding none is absent).
 #[derive(Debug, Default)]
@@ -121,17 +124,22 @@ impl Ranking {
     /// group together first, then by how many of the groups and pairs they hold together,
     /// then as they were; each with whether it holds some group only apart. The pairs are
     /// looked for only when fewer than `wanted` hold every group together: they order the
-    /// others only.
+    /// others only. Stops between two phrases once `budget` is spent (the caller asks the
+    /// budget whether it stopped early).
     pub fn rank(
         &self,
         searcher: &Searcher,
         best: Vec<(Score, DocAddress)>,
         wanted: usize,
+        budget: &Budget,
     ) -> tantivy::Result<Vec<(Score, DocAddress, bool)>> {
         let docs: Vec<DocAddress> = best.iter().map(|(_, a)| *a).collect();
         let mut count = vec![0u16; docs.len()];
         let all = vec![true; docs.len()];
         for group in &self.groups {
+            if budget.check().is_err() {
+                return Ok(Vec::new());
+            }
             add(&mut count, &holding(searcher, group, &docs, &all)?);
         }
         let groups = u16::try_from(self.groups.len()).unwrap_or(u16::MAX);
@@ -139,6 +147,9 @@ impl Ranking {
         let apart: Vec<bool> = together.iter().map(|t| !t).collect();
         if together.iter().filter(|t| **t).count() < wanted {
             for pair in &self.pairs {
+                if budget.check().is_err() {
+                    return Ok(Vec::new());
+                }
                 add(&mut count, &holding(searcher, pair, &docs, &apart)?);
             }
         }
@@ -229,6 +240,8 @@ impl Holds {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use tantivy::collector::DocSetCollector;
     use tantivy::query::TermQuery;
     use tantivy::schema::{Field, IndexRecordOption, Schema, TEXT};
@@ -346,7 +359,12 @@ mod tests {
             .collect();
         let order = |wanted: usize| -> Vec<(usize, bool)> {
             ranking
-                .rank(&searcher, best.clone(), wanted)
+                .rank(
+                    &searcher,
+                    best.clone(),
+                    wanted,
+                    &Budget::of(Duration::from_secs(60)),
+                )
                 .expect("rank")
                 .into_iter()
                 .map(|(_, a, apart)| (docs.iter().position(|d| *d == a).expect("doc"), apart))
@@ -378,5 +396,12 @@ mod tests {
                 (4, true)
             ]
         );
+        // A spent budget stops the ranking before the first phrase.
+        let spent = Budget::of(Duration::ZERO);
+        assert!(spent.check().is_err());
+        let stopped = ranking
+            .rank(&searcher, best.clone(), 10, &spent)
+            .expect("rank");
+        assert!(stopped.is_empty());
     }
 }
