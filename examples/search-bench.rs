@@ -277,6 +277,8 @@ async fn main() {
             .expect("walk");
     }
 
+    // Reports the queries run over (a kept store may hold an earlier run's publications too).
+    let searched = search.status().documents;
     let range_from: DateTime<Utc> = start + TimeDelta::days(365);
     let mut queries: Vec<SearchQuery> = QUERIES
         .iter()
@@ -335,9 +337,13 @@ async fn main() {
     // Publish-to-searchable through the one publish path, the index subscribed.
     let publisher = Publisher::telling(Arc::clone(&store), None, vec![Arc::new(search.clone())]);
     let mut delays = Vec::new();
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for i in 0..args.publishes {
         let id = args.reports + 1 + i as u64;
-        let word = format!("qzx{i}marker");
+        // A word of this run's own: a store kept from an earlier run holds that run's.
+        let word = format!("qzx{nonce}n{i}marker");
         let mut r = make(id, &base, &vocabulary, start, step);
         r.html_content.push_str(&format!("<p>{word}</p>"));
         let q = SearchQuery {
@@ -366,7 +372,7 @@ async fn main() {
     println!();
     println!(
         "search at {} reports ({} queries x {} rounds; {} matches in all per round)",
-        args.reports,
+        searched,
         queries.len(),
         args.rounds,
         matches

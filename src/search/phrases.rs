@@ -295,19 +295,22 @@ mod tests {
 
     #[test]
     fn a_phrase_is_looked_for_in_the_documents_asked_about_only() {
-        // Two segments; "a b" together in documents 1, 3, 5 and 6 (counting across both).
+        // Three segments; "a b" together in documents 1, 3, 5, 6 and 10 (counting across
+        // them). In the third, the first document asked about puts the phrase's scorer past
+        // the second one (the scorer is asked about no document below where it is).
         let (index, field) = index(&[
             &["x b a", "x a b", "x a c b", "x c a b"],
             &["x a", "x b a b", "x z a b", "x b"],
+            &["x a", "x a", "x a b"],
         ]);
         let searcher = index.reader().expect("reader").searcher();
         let docs = all(&searcher, field);
-        assert_eq!(docs.len(), 8);
+        assert_eq!(docs.len(), 11);
         let phrase = terms(field, "a b");
         // Asked in any order, across segments, before and after every match, some skipped.
-        let asked_order = [7, 0, 5, 3, 1, 6, 2, 4];
+        let asked_order = [7, 0, 9, 5, 3, 1, 10, 6, 8, 2, 4];
         let asked_docs: Vec<DocAddress> = asked_order.iter().map(|&i| docs[i]).collect();
-        let asked = [true, true, true, false, true, true, true, true];
+        let asked: Vec<bool> = asked_order.iter().map(|&i| i != 3).collect();
         let held = holding(&searcher, &phrase, &asked_docs, &asked).expect("holding");
         let by_doc: Vec<(usize, bool)> = asked_order.iter().copied().zip(held).collect();
         assert_eq!(
@@ -315,19 +318,22 @@ mod tests {
             vec![
                 (7, false),
                 (0, false),
+                (9, false),
                 (5, true),
                 (3, false), // holds it, but was not asked about
                 (1, true),
+                (10, true),
                 (6, true),
+                (8, false),
                 (2, false),
                 (4, false),
             ]
         );
         // A phrase no document holds, and one whose words are in no document.
-        let none = holding(&searcher, &terms(field, "b c"), &docs, &[true; 8]).expect("none");
-        assert_eq!(none, vec![false; 8]);
-        let absent = holding(&searcher, &terms(field, "q r"), &docs, &[true; 8]).expect("absent");
-        assert_eq!(absent, vec![false; 8]);
+        let none = holding(&searcher, &terms(field, "b c"), &docs, &[true; 11]).expect("none");
+        assert_eq!(none, vec![false; 11]);
+        let absent = holding(&searcher, &terms(field, "q r"), &docs, &[true; 11]).expect("absent");
+        assert_eq!(absent, vec![false; 11]);
     }
 
     #[test]

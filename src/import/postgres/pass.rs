@@ -3,6 +3,8 @@
 //! is fetched while the one before is prepared and the one before that commits.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -94,7 +96,7 @@ fn reports_of(rows: Vec<Row>) -> (Batch, Vec<Skipped>) {
 
 /// What one group of rows gave: the rows that were not reports, and the publish outcome of
 /// the others (`None` when none was a report). `None` as a whole: the group was not committed
-/// because a group before it failed.
+/// because a group before it failed, or the pass was given up.
 type Committed = Option<(Vec<Skipped>, Result<Option<Outcome>, PublishError>)>;
 
 /// Groups of rows on their way to the store while the next is fetched: the latest is
@@ -104,6 +106,15 @@ type Committed = Option<(Vec<Skipped>, Result<Option<Outcome>, PublishError>)>;
 #[derive(Default)]
 struct Pipeline {
     pending: VecDeque<(JoinHandle<Committed>, watch::Receiver<Option<bool>>)>,
+    /// Set when the pipeline is dropped before it was drained (the pass was given up: the
+    /// server is stopping): a group not committed yet is then not committed.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.abandoned.store(true, Ordering::Release);
+    }
 }
 
 impl Pipeline {
@@ -122,6 +133,7 @@ impl Pipeline {
         // Whether the group before this one committed (`None` while it has not finished).
         let mut before = self.pending.back().map(|(_, done)| done.clone());
         let (done, watched) = watch::channel(None);
+        let abandoned = Arc::clone(&self.abandoned);
         // The reports are made, committed and freed on one thread: the allocator then reuses
         // their memory for a later group instead of holding it for a thread that freed it.
         let task = tokio::task::spawn_blocking(move || {
@@ -134,15 +146,15 @@ impl Pipeline {
                     Ok(r) if *r == Some(true)
                 )
             });
-            if !committed_before {
-                let _ = done.send(Some(false));
+            if !committed_before || abandoned.load(Ordering::Acquire) {
+                done.send_replace(Some(false));
                 return None;
             }
             let outcome = match ready {
                 None => Ok(None),
                 Some(ready) => ready.and_then(|r| publisher.commit(r)).map(Some),
             };
-            let _ = done.send(Some(outcome.is_ok()));
+            done.send_replace(Some(outcome.is_ok()));
             Some((skipped, outcome))
         });
         self.pending.push_back((task, watched));
@@ -208,6 +220,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::reports::publish::{Change, Origin, Subscriber};
     use crate::reports::sample;
     use crate::store::{FILE_NAME, Store};
 
@@ -235,26 +248,73 @@ mod tests {
             .collect()
     }
 
+    /// The ids of every batch published, in the order they were committed.
+    #[derive(Default)]
+    struct Order(std::sync::Mutex<Vec<Vec<u64>>>);
+
+    impl Subscriber for Order {
+        fn changed(&self, change: &Change, _origin: Origin) {
+            if let Change::Published(p) = change {
+                let ids = p.new.iter().map(|r| r.id).collect();
+                self.0.lock().expect("lock").push(ids);
+            }
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn groups_commit_in_order_and_are_all_counted() {
-        let (_dir, publisher) = publisher();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join(FILE_NAME)).expect("open"));
+        let order = Arc::new(Order::default());
+        let publisher = Publisher::telling(store, None, vec![order.clone()]);
         let mut pipeline = Pipeline::default();
         let mut summary = ImportSummary::default();
-        for first in [1, 4, 7, 10, 13] {
+        // A large group first: were the commits not kept in order, a small one after it
+        // would commit first.
+        let groups: Vec<Vec<u64>> = vec![(1..=60).collect(), vec![61], vec![62], vec![63, 64]];
+        for ids in &groups {
             pipeline
-                .push(
-                    &publisher,
-                    group(&[first, first + 1, first + 2]),
-                    &mut summary,
-                )
+                .push(&publisher, group(ids), &mut summary)
                 .await
                 .expect("push");
             assert!(pipeline.pending.len() <= 2, "bounded");
         }
         pipeline.drain(&mut summary).await.expect("drain");
-        assert_eq!(summary.new, 15);
-        assert_eq!(summary.skipped.total(), 5);
-        assert_eq!(held(&publisher, 1..=20), (1..=15).collect::<Vec<_>>());
+        assert_eq!(summary.new, 64);
+        assert_eq!(summary.skipped.total(), 4);
+        assert_eq!(held(&publisher, 1..=70), (1..=64).collect::<Vec<_>>());
+        assert_eq!(*order.0.lock().expect("lock"), groups);
+    }
+
+    /// A pass given up (its future dropped, as a stopping server drops a sync pass) commits
+    /// no group that had not committed yet.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_pipeline_commits_nothing_more() {
+        let (_dir, publisher) = publisher();
+        let mut pipeline = Pipeline::default();
+        let mut summary = ImportSummary::default();
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        // The first group waits in its task until released; the second waits for the first.
+        let first = group(&[1]);
+        let held_first = move || {
+            let _ = hold.recv();
+            first()
+        };
+        pipeline
+            .push(&publisher, held_first, &mut summary)
+            .await
+            .expect("push");
+        pipeline
+            .push(&publisher, group(&[2]), &mut summary)
+            .await
+            .expect("push");
+        let tasks: Vec<_> = pipeline.pending.drain(..).map(|(task, _)| task).collect();
+        drop(pipeline);
+        release.send(()).expect("release");
+        for task in tasks {
+            assert!(task.await.expect("task").is_none(), "not committed");
+        }
+        assert_eq!(held(&publisher, 1..=2), Vec::<u64>::new());
     }
 
     /// A group that fails stops the import there: the groups before it are committed and
