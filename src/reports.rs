@@ -190,12 +190,14 @@ pub fn sections(html: &str) -> Vec<Section> {
         let Some(id) = attribute(&html[start..tag_end], "id") else {
             continue;
         };
-        let title = find_ignoring_case(html, pos, b"<h2")
-            .filter(|&h| next.is_none_or(|n| h < n))
+        // Looked for up to the next section only: a document of many sections without a
+        // heading is read once, not once per section.
+        let scope = &html[..next.unwrap_or(html.len())];
+        let title = find_ignoring_case(scope, pos, b"<h2")
             .and_then(|h| {
-                let open_end = byte_at(bytes, h, b'>')? + 1;
-                let close = find_ignoring_case(html, open_end, b"</h2")?;
-                Some(plain_text(&html[open_end..close]))
+                let open_end = byte_at(scope.as_bytes(), h, b'>')? + 1;
+                let close = find_ignoring_case(scope, open_end, b"</h2")?;
+                Some(plain_text(&scope[open_end..close]))
             })
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| id.clone());
@@ -484,6 +486,21 @@ mod tests {
                 },
             ]
         );
+    }
+
+    /// Many sections, none with a heading, and a heading left open: each section is looked
+    /// at up to the next one (read to the document's end for every section, 200,000 of them
+    /// would take minutes).
+    #[test]
+    fn sections_without_headings_are_read_once() {
+        let mut html = "<section id=\"open\"><h2>never closed".to_owned();
+        for i in 0..200_000 {
+            html.push_str(&format!("<section id=\"s{i}\"><p>x</p>"));
+        }
+        let found = sections(&html);
+        assert_eq!(found.len(), 200_001);
+        assert_eq!(found[0].title, "open");
+        assert_eq!(found[200_000].title, "s199999");
     }
 
     #[test]
