@@ -491,9 +491,7 @@ impl Search {
                 // Every result a reader can reach, ranked again by the phrases they hold.
                 let best = TopDocs::with_limit(RANKED).order_by_score();
                 let (n, best) = searcher.search(&full, &(Count, best))?;
-                stopped(budget)?;
                 let ranked = ranking.rank(&searcher, best, offset + PER_PAGE, budget)?;
-                stopped(budget)?;
                 (n, ranked.into_iter().skip(offset).take(PER_PAGE).collect())
             }
         };

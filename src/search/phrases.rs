@@ -23,7 +23,7 @@ use tantivy::{
 use super::budget::Budget;
 
 /// The documents holding one phrase, by segment (a segment holding none is absent).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Holding(HashMap<SegmentId, Arc<BitSet>>);
 
 impl Holding {
@@ -109,7 +109,7 @@ impl DocPredicate for Filter {
 /// those matches only, each on its own (see [`Ranking::rank`]): evaluating it over the whole
 /// index would read the positions of its words in every report holding them, which grows
 /// with the archive.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Ranking {
     groups: Vec<Vec<Term>>,
     pairs: Vec<Vec<Term>>,
@@ -182,21 +182,17 @@ fn holding(
     let mut order: Vec<usize> = (0..docs.len()).filter(|&i| asked[i]).collect();
     order.sort_unstable_by_key(|&i| (docs[i].segment_ord, docs[i].doc_id));
     let mut held = vec![false; docs.len()];
-    let mut at = 0;
-    while let Some(&first) = order.get(at) {
-        let segment = docs[first].segment_ord;
-        let reader = searcher.segment_reader(segment);
-        let mut holds: Option<Holds> = None;
-        while let Some(&i) = order.get(at).filter(|&&i| docs[i].segment_ord == segment) {
-            at += 1;
-            let doc = docs[i].doc_id;
-            held[i] = match &mut holds {
-                Some(holds) => holds.contains(doc),
-                None => {
-                    let (first, scorer) = weight.scorer_danger(reader, doc, 1.0)?;
-                    holds.insert(Holds { scorer, floor: 0 }).after(doc, first)
-                }
-            };
+    for segment in order.chunk_by(|&a, &b| docs[a].segment_ord == docs[b].segment_ord) {
+        let [first, rest @ ..] = segment else {
+            continue;
+        };
+        let first = *first;
+        let reader = searcher.segment_reader(docs[first].segment_ord);
+        let (found, scorer) = weight.scorer_danger(reader, docs[first].doc_id, 1.0)?;
+        let mut holds = Holds { scorer, floor: 0 };
+        held[first] = holds.after(docs[first].doc_id, found);
+        for &i in rest {
+            held[i] = holds.contains(docs[i].doc_id);
         }
     }
     Ok(held)
