@@ -20,7 +20,7 @@ use chrono::Utc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Deserialize;
 
-pub use self::cards::{CardRow, MonthCount, WithCard};
+pub use self::cards::{CardRow, MonthCount, Needs, WithCard};
 pub use self::check::{CheckSummary, Inspection, check, inspect};
 use self::codec::Dictionary;
 pub use self::damage::panic_is_handled;

@@ -138,14 +138,17 @@ pub fn for_commit(report: &Report) -> Option<Vec<u8>> {
 /// store could not say: the commit then computes what it needs itself).
 pub fn prepare(store: &Store, reports: &[Report]) -> Vec<Option<Prepared>> {
     let hashes: Vec<[u8; 32]> = reports.iter().map(Report::content_hash).collect();
-    let needed = match store.cards_needed(reports, &hashes) {
-        Ok(needed) => needed,
+    let needs = match store.commit_needs(reports, &hashes) {
+        Ok(needs) => needs,
         Err(e) => {
             tracing::debug!(error = %e, "cards of a batch left to its commit");
             return vec![None; reports.len()];
         }
     };
-    let todo: Vec<usize> = (0..reports.len()).filter(|&i| needed[i]).collect();
+    let todo: Vec<usize> = (0..reports.len()).filter(|&i| needs[i].card).collect();
+    if todo.is_empty() {
+        return vec![None; reports.len()];
+    }
     let threads = crate::workers::cores().min(PREPARE_THREADS).min(todo.len());
     // Reports are taken one at a time from a shared counter, so a long one holds up nobody.
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -157,7 +160,12 @@ pub fn prepare(store: &Store, reports: &[Report]) -> Vec<Option<Prepared>> {
                 let prepared = Prepared {
                     hash: hashes[i],
                     card: for_commit(report),
-                    record: encoder.encode(report, hashes[i]),
+                    // Stored with this content already: the commit writes no record.
+                    record: if needs[i].record {
+                        encoder.encode(report, hashes[i])
+                    } else {
+                        None
+                    },
                 };
                 mine.push((i, prepared));
             }

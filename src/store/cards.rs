@@ -15,6 +15,13 @@ use super::damage::or_around_damage;
 use super::{BY_TIME, CARDS, MONTHS, REPORTS, Result, Store, db_err};
 use crate::reports::Report;
 
+/// What a commit would write beside a report ([`Store::commit_needs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    pub record: bool,
+    pub card: bool,
+}
+
 /// A listed report and its stored card (`None`: not filled in yet, or unreadable).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CardRow {
@@ -227,11 +234,11 @@ impl Store {
         })
     }
 
-    /// Which of `reports` (whose content hashes are `hashes`) a commit would store a card
-    /// for: every one but those stored with the same content and a card. Read without the
-    /// write lock, so a commit meanwhile may change the answer: the commit computes what it
-    /// needs and was not prepared.
-    pub fn cards_needed(&self, reports: &[Report], hashes: &[[u8; 32]]) -> Result<Vec<bool>> {
+    /// What a commit of `reports` (whose content hashes are `hashes`) would write for each:
+    /// a record for a report new or changed, and a card for those and for one stored with
+    /// the same content but no card. Read without the write lock, so a commit meanwhile may
+    /// change the answer: the commit computes what it needs and was not prepared.
+    pub fn commit_needs(&self, reports: &[Report], hashes: &[[u8; 32]]) -> Result<Vec<Needs>> {
         guarded(|| {
             let tx = self.db.begin_read().map_err(db_err)?;
             let stored = tx.open_table(REPORTS).map_err(db_err)?;
@@ -242,7 +249,10 @@ impl Store {
                     Some(v) => header(report.id, v.value()).is_ok_and(|h| h.hash == *hash),
                     None => false,
                 };
-                out.push(!same || cards.get(report.id).map_err(db_err)?.is_none());
+                out.push(Needs {
+                    record: !same,
+                    card: !same || cards.get(report.id).map_err(db_err)?.is_none(),
+                });
             }
             Ok(out)
         })
@@ -448,10 +458,16 @@ mod tests {
         let mut changed = b.clone();
         changed.css_content = Some("p{}".into());
         let hashes = [a.content_hash(), changed.content_hash()];
+        let needs = store
+            .commit_needs(&[a.clone(), changed], &hashes)
+            .expect("needed");
         assert_eq!(
-            store
-                .cards_needed(&[a.clone(), changed], &hashes)
-                .expect("needed"),
+            needs.iter().map(|n| n.card).collect::<Vec<_>>(),
+            vec![false, true]
+        );
+        // Only the changed report's record is written again.
+        assert_eq!(
+            needs.iter().map(|n| n.record).collect::<Vec<_>>(),
             vec![false, true]
         );
     }
