@@ -470,6 +470,49 @@ mod tests {
         );
     }
 
+    /// The same case without threads: both batches prepared before either commits. The
+    /// second was prepared while the store held its content already (nothing prepared for
+    /// report 7); by its commit the first has changed it, so the commit computes the card and
+    /// record itself.
+    #[test]
+    fn a_batch_prepared_before_the_one_ahead_commits_writes_what_it_holds() {
+        let (_dir, publisher) = store();
+        let original = sample(7, "2026-11-18T08:00:00Z");
+        publisher
+            .publish(Batch::of(vec![original.clone()]))
+            .expect("seed");
+        let mut changed = original.clone();
+        changed.html_content = "<h1>Ether leads the market while bitcoin rests today.</h1>".into();
+        let first = publisher
+            .prepare(Batch::of(vec![changed.clone()]))
+            .expect("prepare");
+        let second = publisher
+            .prepare(Batch::of(vec![original.clone()]))
+            .expect("prepare");
+        let outcomes = |o: crate::reports::publish::Outcome| o.outcomes;
+        assert_eq!(
+            outcomes(publisher.commit(first).expect("commit")),
+            vec![UpsertOutcome::Updated]
+        );
+        assert_eq!(
+            outcomes(publisher.commit(second).expect("commit")),
+            vec![UpsertOutcome::Updated]
+        );
+        let store = publisher.store();
+        assert_eq!(store.report(7).expect("read").as_ref(), Some(&original));
+        let card = crate::reports::cards::of(
+            store,
+            &[crate::store::ReportRef {
+                id: 7,
+                created_at: original.created_at,
+            }],
+        )
+        .expect("cards")
+        .remove(0)
+        .expect("card");
+        assert_eq!(card, crate::reports::Card::of(&original));
+    }
+
     fn line_of(r: &Report) -> Line {
         Line {
             id: r.id,

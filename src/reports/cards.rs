@@ -431,7 +431,9 @@ mod tests {
             assert_eq!(prepared.card, for_commit(report), "report {}", report.id);
             assert!(prepared.record.is_some(), "report {} encoded", report.id);
         }
-        // What was prepared is what the commit keeps.
+        // Published (the batch prepared again, as above), every report reads back as given.
+        // That a commit keeps what was prepared, and only when it may, is
+        // `a_prepared_record_is_kept_only_for_its_content_and_dictionary` in store/cards.rs.
         let publisher = crate::reports::publish::Publisher::new(store.clone());
         publisher
             .publish(crate::reports::publish::Batch::of(batch.clone()))
