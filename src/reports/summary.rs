@@ -55,14 +55,10 @@ pub fn lead(html: &str, max_chars: usize) -> Lead {
     let summary = if sentences.is_empty() {
         // No prose anywhere: the opening text of the body, without labels if it has other
         // text; never empty while the report has any text at all.
-        let text = [
-            fallback_text(root, true),
-            fallback_text(root, false),
-            text_of(root),
-        ]
-        .into_iter()
-        .find(|t| !t.is_empty())
-        .unwrap_or_default();
+        let text = Some(fallback_text(root, true))
+            .filter(|t| !t.is_empty())
+            .or_else(|| Some(fallback_text(root, false)).filter(|t| !t.is_empty()))
+            .unwrap_or_else(|| text_of(root));
         cut_on_word(&text, max_chars)
     } else {
         take_sentences(&sentences, max_chars)
@@ -281,8 +277,9 @@ fn fallback_text(root: El<'_>, strict: bool) -> String {
     let mut out = String::new();
     for e in root.descendants() {
         let block = matches!(e.name(), "p" | "div") && !e.children().any(|c| is_block(c.name()));
-        let labelled = strict && (caption_like(e) || e.descendants().any(caption_class));
-        if block && !skipped(e) && !in_header(e) && !labelled {
+        // The label test reads every descendant: only for the blocks that could be taken.
+        let labelled = || strict && (caption_like(e) || e.descendants().any(caption_class));
+        if block && !skipped(e) && !in_header(e) && !labelled() {
             let t = text_of(e);
             if !t.is_empty() {
                 if !out.is_empty() {
