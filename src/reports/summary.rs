@@ -137,8 +137,15 @@ fn find_summary(root: El<'_>) -> Option<String> {
             let (first, first_text) =
                 (0..paragraphs.len()).find_map(|i| prose(i).map(|t| (i, t)))?;
             let section = section_of(paragraphs[first]);
+            // Whether a card stands alone, once per card: its paragraphs share the answer
+            // (a card of many paragraphs is read once, not once per paragraph).
+            let mut alone = std::collections::HashMap::new();
+            let mut stands = |p: El<'_>| match p.parent() {
+                Some(card) => *alone.entry(card.key()).or_insert_with(|| stands_alone(p)),
+                None => stands_alone(p),
+            };
             (first..paragraphs.len())
-                .filter(|&i| section_of(paragraphs[i]) == section && stands_alone(paragraphs[i]))
+                .filter(|&i| section_of(paragraphs[i]) == section && stands(paragraphs[i]))
                 .find_map(|i| prose(i).map(|t| (i, t)))
                 .unwrap_or((first, first_text))
         }
@@ -502,6 +509,20 @@ mod tests {
                 "BTC: 87.960 USD (+1,59%), ETH -2,40%; chỉ số lên 44, sát ranh giới vùng Trung lập của thị trường"
             )
         );
+    }
+
+    /// A chart's card of 100,000 short paragraphs after its one prose paragraph: whether the
+    /// card stands alone is asked of every paragraph and answered by reading the card once
+    /// (read once per paragraph, it would take minutes).
+    #[test]
+    fn a_card_of_many_paragraphs_is_read_once() {
+        let mut html = "<section><div><p>Bitcoin held above its support while funds kept \
+            buying through the week, and the market waited.</p>"
+            .to_owned();
+        html.push_str(&"<p>x</p>".repeat(100_000));
+        html.push_str("<img src=\"chart.png\"></div></section>");
+        let lead = lead(&html, 400);
+        assert!(lead.summary.starts_with("Bitcoin held above"), "{lead:?}");
     }
 
     #[test]
