@@ -251,6 +251,58 @@ fn is_foreign(name: &str) -> bool {
     matches!(name, "svg" | "math")
 }
 
+/// HTML start tags that end foreign content (HTML5's parsing rules for tokens in foreign
+/// content; `font` only with attributes there, counted here always).
+fn breaks_out(name: &str) -> bool {
+    matches!(
+        name,
+        "b" | "big"
+            | "blockquote"
+            | "body"
+            | "br"
+            | "center"
+            | "code"
+            | "dd"
+            | "div"
+            | "dl"
+            | "dt"
+            | "em"
+            | "embed"
+            | "font"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "head"
+            | "hr"
+            | "i"
+            | "img"
+            | "li"
+            | "listing"
+            | "menu"
+            | "meta"
+            | "nobr"
+            | "ol"
+            | "p"
+            | "pre"
+            | "ruby"
+            | "s"
+            | "small"
+            | "span"
+            | "strike"
+            | "strong"
+            | "sub"
+            | "sup"
+            | "table"
+            | "tt"
+            | "u"
+            | "ul"
+            | "var"
+    )
+}
+
 /// Elements whose content is text up to their end tag; `true` where entities are decoded.
 fn raw_text(name: &str) -> Option<bool> {
     match name {
@@ -436,10 +488,32 @@ impl Builder {
         self.foreign > 0
     }
 
+    /// Depth of the first open element an HTML tag in foreign content closes: the svg or
+    /// math it is in, or what is open inside the integration point (foreignObject, desc,
+    /// title) it is in, whose content is HTML. `None`: nothing to close.
+    fn foreign_to_leave(&self) -> Option<usize> {
+        for depth in (1..self.open.len()).rev() {
+            match self.name_of(self.open[depth]) {
+                "foreignobject" | "desc" | "title" => {
+                    return (depth + 1 < self.open.len()).then_some(depth + 1);
+                }
+                name if is_foreign(name) => return Some(depth),
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// Handles start tag `name` (lowercase); says what its content is.
     fn start(&mut self, name: &str, tag: &Tag<'_>) -> Content {
         if matches!(name, "html" | "head" | "body") {
             return Content::Markup;
+        }
+        if self.in_foreign()
+            && breaks_out(name)
+            && let Some(depth) = self.foreign_to_leave()
+        {
+            self.close_to(depth);
         }
         let foreign = self.in_foreign();
         if !foreign {
@@ -964,10 +1038,11 @@ mod tests {
                     let mut path: Vec<String> = e
                         .ancestors()
                         .filter_map(scraper::ElementRef::wrap)
-                        .map(|a| a.value().name().into())
+                        .map(|a| a.value().name().to_ascii_lowercase())
                         .collect();
                     path.reverse();
-                    let name = e.value().name().to_owned();
+                    // Ours are lowercase, svg's camelCase names too ("foreignObject").
+                    let name = e.value().name().to_ascii_lowercase();
                     let text = (name == "p").then(|| e.text().collect::<String>());
                     let class = e.value().classes().collect::<BTreeSet<_>>();
                     let class = class.into_iter().collect::<Vec<_>>().join(".");
@@ -1018,6 +1093,22 @@ mod tests {
             ] {
                 assert_eq!(ours(&variant), html5ever(&variant));
             }
+        }
+    }
+
+    /// Markup the samples never hold: an HTML tag inside svg or math ends them (HTML5's
+    /// "breakout"), so an svg left open does not swallow the paragraphs after it.
+    #[test]
+    fn foreign_content_ends_where_html5_ends_it() {
+        for html in [
+            "<section><svg viewBox=\"0 0 1 1\"><path d=\"M0\"/><p>Bitcoin rose today.</p><p>Then more.</p></section>",
+            "<div><svg><g><text>42</text><div>Funds bought.</div></g></svg><p>After.</p></div>",
+            "<div>Before <math><mi>x</mi><p>Inside math.</p></math>after</div>",
+            "<svg><foreignObject><p>An HTML paragraph in svg.</p></foreignObject></svg><p>Next.</p>",
+            "<ul><li><svg><circle r=\"1\"/><li>Second item.</li></ul>",
+            "<svg><desc>A chart</desc><h2>A heading breaks out</h2><p>Text.</p>",
+        ] {
+            assert_eq!(ours(html), html5ever(html), "{html}");
         }
     }
 
