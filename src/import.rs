@@ -431,13 +431,7 @@ mod tests {
         // A batch is prepared while the one before commits: report 7 changes in every batch
         // and comes back to what the store holds, so what a batch prepared was read from a
         // store its predecessor was about to change.
-        let (_dir, publisher) = store();
-        let original = sample(7, "2026-11-18T08:00:00Z");
-        publisher
-            .publish(Batch::of(vec![original.clone()]))
-            .expect("seed");
-        let mut changed = original.clone();
-        changed.html_content = "<h1>Ether leads the market while bitcoin rests today.</h1>".into();
+        let (_dir, publisher, original, changed) = seven_stored_and_changed();
         let mut lines = Vec::new();
         for round in 0..6 {
             let seven = if round % 2 == 0 { &changed } else { &original };
@@ -451,19 +445,7 @@ mod tests {
         let text = lines.join("\n");
         let summary = import(&publisher, text.as_bytes());
         assert_eq!(summary.updated, 6, "{summary}");
-        let store = publisher.store();
-        assert_eq!(store.report(7).expect("read").as_ref(), Some(&original));
-        let card = crate::reports::cards::of(
-            store,
-            &[crate::store::ReportRef {
-                id: 7,
-                created_at: original.created_at,
-            }],
-        )
-        .expect("cards")
-        .remove(0)
-        .expect("card");
-        assert_eq!(card, crate::reports::Card::of(&original));
+        assert_stored_with_its_card(&publisher, &original);
         assert_eq!(
             (summary.new, summary.unchanged),
             (6 * (BATCH as u64 - 1), 0)
@@ -476,13 +458,7 @@ mod tests {
     /// record itself.
     #[test]
     fn a_batch_prepared_before_the_one_ahead_commits_writes_what_it_holds() {
-        let (_dir, publisher) = store();
-        let original = sample(7, "2026-11-18T08:00:00Z");
-        publisher
-            .publish(Batch::of(vec![original.clone()]))
-            .expect("seed");
-        let mut changed = original.clone();
-        changed.html_content = "<h1>Ether leads the market while bitcoin rests today.</h1>".into();
+        let (_dir, publisher, original, changed) = seven_stored_and_changed();
         let first = publisher
             .prepare(Batch::of(vec![changed.clone()]))
             .expect("prepare");
@@ -498,19 +474,39 @@ mod tests {
             outcomes(publisher.commit(second).expect("commit")),
             vec![UpsertOutcome::Updated]
         );
+        assert_stored_with_its_card(&publisher, &original);
+    }
+
+    /// A store holding report 7, the report, and the same report with another text.
+    fn seven_stored_and_changed() -> (tempfile::TempDir, Publisher, Report, Report) {
+        let (dir, publisher) = store();
+        let original = sample(7, "2026-11-18T08:00:00Z");
+        publisher
+            .publish(Batch::of(vec![original.clone()]))
+            .expect("seed");
+        let mut changed = original.clone();
+        changed.html_content = "<h1>Ether leads the market while bitcoin rests today.</h1>".into();
+        (dir, publisher, original, changed)
+    }
+
+    /// The store holds `report` as it is, and the card made from it.
+    fn assert_stored_with_its_card(publisher: &Publisher, report: &Report) {
         let store = publisher.store();
-        assert_eq!(store.report(7).expect("read").as_ref(), Some(&original));
+        assert_eq!(
+            store.report(report.id).expect("read").as_ref(),
+            Some(report)
+        );
         let card = crate::reports::cards::of(
             store,
             &[crate::store::ReportRef {
-                id: 7,
-                created_at: original.created_at,
+                id: report.id,
+                created_at: report.created_at,
             }],
         )
         .expect("cards")
         .remove(0)
         .expect("card");
-        assert_eq!(card, crate::reports::Card::of(&original));
+        assert_eq!(card, crate::reports::Card::of(report));
     }
 
     fn line_of(r: &Report) -> Line {
